@@ -1,0 +1,53 @@
+//! The embeddable circuit breaker: a gate that admits or rejects calls, a policy that trips it,
+//! and the snapshots and events that let metrics, logs and alerts attach from outside.
+//!
+//! ```
+//! use std::time::Duration;
+//! use breakerd::breaker::{Breaker, BreakerError};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mpesa = Breaker::builder("mpesa")
+//!     .failure_threshold(3)
+//!     .timeout(Duration::from_secs(30))
+//!     .reset_timeout(Duration::from_secs(120))
+//!     .build()?;
+//!
+//! let token = mpesa
+//!     .call(|| async { Ok::<_, std::io::Error>("access-token") })
+//!     .await?;
+//! assert_eq!(token, "access-token");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Time is read only through `tokio::time`, so tests run on a paused clock. The closed path
+//! reads no clock at all unless an outcome hook or a slow-call threshold asks for durations, and
+//! an open breaker is moved to half-open by a timer task, so rejecting a call reads no clock
+//! either.
+
+mod backoff;
+mod call;
+mod circuit;
+mod counters;
+mod error;
+mod event;
+mod permit;
+mod policy;
+mod state;
+mod stats;
+mod wall_clock;
+mod window;
+
+pub use call::{Classify, ErrorsAreFailures, Verdict};
+pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY};
+pub use error::{BreakerError, OpenError, TimeoutError};
+pub use event::{CallRecord, Outcome, Transition, TransitionReason};
+pub use permit::Permit;
+pub use policy::{
+    Backoff, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_RESET_TIMEOUT,
+    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy,
+    PolicyError, SlidingWindow,
+};
+pub use state::State;
+pub use stats::{FailureInfo, Stats, WindowStats};

@@ -1,0 +1,596 @@
+//! The breaker handle: its shared state, its builder, every change of state (made in one place,
+//! under one lock, in the order subscribers then see them) and the manual controls.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::runtime::Handle;
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::backoff::{Jitter, open_period};
+use super::counters::Counters;
+use super::event::{CallRecord, Outcome, Transition, TransitionReason};
+use super::policy::{Backoff, Policy, PolicyError, SlidingWindow};
+use super::state::{State, Word};
+use super::stats::{FailureInfo, Stats, WindowStats, uptime};
+use super::wall_clock::WallClock;
+use super::window::Window;
+
+/// Transitions kept for a subscriber that falls behind, before it starts missing the oldest.
+pub const DEFAULT_EVENT_CAPACITY: usize = 256;
+/// Longest failure reason kept in stats and events, in bytes.
+const MAX_REASON_LEN: usize = 256;
+
+pub(crate) type OutcomeHook = Arc<dyn Fn(&CallRecord) + Send + Sync>;
+
+/// A circuit breaker in front of one external service. Cloning is cheap and every clone
+/// shares the same state.
+///
+/// The breaker needs a tokio runtime with time enabled wherever it is called: timeouts use
+/// tokio's timer, and an open breaker is moved to half-open by a timer task.
+#[derive(Clone)]
+pub struct Breaker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) name: Arc<str>,
+    pub(crate) policy: Policy,
+    /// The packed [`Word`]: state, epoch and half-open counts.
+    word: AtomicU64,
+    consecutive_failures: AtomicU32,
+    pub(crate) counters: Counters,
+    window: Option<Window>,
+    pub(crate) hook: Option<OutcomeHook>,
+    /// Whether a call's duration must be measured (a hook or a slow-call duration wants it).
+    pub(crate) measures_duration: bool,
+    clock: WallClock,
+    /// When the current open period ends, in nanoseconds after `clock`'s origin.
+    open_until_nanos: AtomicU64,
+    events: broadcast::Sender<Transition>,
+    slow: Mutex<SlowPath>,
+}
+
+/// What only changes of state and failures touch; its lock also orders the transitions.
+struct SlowPath {
+    last_failure: Option<FailureInfo>,
+    last_transition: Option<Transition>,
+    /// Reopenings from half-open in a row, for the backoff.
+    reopenings: u32,
+    jitter: Jitter,
+    open_timer: Option<AbortHandle>,
+}
+
+impl Inner {
+    pub(crate) fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn compare_exchange(&self, current: Word, new: Word) -> Result<Word, Word> {
+        self.word
+            .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(Word)
+            .map_err(Word)
+    }
+
+    /// The end of the current open period, on tokio's clock and on the wall clock.
+    pub(crate) fn open_until(&self) -> (Instant, SystemTime) {
+        let nanos = Duration::from_nanos(self.open_until_nanos.load(Ordering::Acquire));
+        let instant = self.clock_origin() + nanos;
+        (instant, self.clock.wall_time(instant))
+    }
+
+    fn clock_origin(&self) -> Instant {
+        self.clock.origin()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlowPath> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep using it.
+        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn report(&self, record: CallRecord) {
+        if let Some(hook) = &self.hook {
+            hook(&record);
+        }
+    }
+}
+
+impl Breaker {
+    /// Starts a builder for a breaker named `name` with the default policy.
+    pub fn builder(name: impl Into<Arc<str>>) -> BreakerBuilder {
+        BreakerBuilder {
+            name: name.into(),
+            policy: Policy::default(),
+            hook: None,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+
+    /// A breaker named `name` with `policy`, or the policy's first problem.
+    pub fn new(name: impl Into<Arc<str>>, policy: Policy) -> Result<Self, PolicyError> {
+        Self::builder(name).policy(policy).build()
+    }
+
+    /// The breaker's name (the service it protects).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The policy it was built with.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.inner.load().state()
+    }
+
+    /// A receiver of every later change of state. Sending never waits for a receiver; one
+    /// that falls more than the event capacity behind misses the oldest events and is told so
+    /// by `RecvError::Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
+        self.inner.events.subscribe()
+    }
+
+    /// A snapshot of the state and the counts.
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        let word = inner.load();
+        let totals = inner.counters.totals();
+        let (last_failure, last_state_change) = {
+            let slow = inner.lock();
+            (slow.last_failure.clone(), slow.last_transition.clone())
+        };
+        let failures = totals.failure.wrapping_add(totals.timeout);
+        Stats {
+            state: word.state(),
+            failure_count: failures,
+            success_count: totals.success,
+            uptime: uptime(totals.success, failures),
+            next_attempt: (word.state() == State::Open).then(|| inner.open_until().1),
+            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
+            timeouts: totals.timeout,
+            rejections: totals.rejected,
+            slow_calls: totals.slow,
+            ignored: totals.ignored,
+            cancelled: totals.cancelled,
+            total_calls: [
+                totals.success,
+                failures,
+                totals.rejected,
+                totals.ignored,
+                totals.cancelled,
+            ]
+            .into_iter()
+            .fold(0u64, u64::wrapping_add),
+            half_open_in_flight: word.in_flight(),
+            window: inner.window.as_ref().map(|window| {
+                let totals = window.totals();
+                WindowStats {
+                    calls: totals.calls,
+                    failure_rate: totals.failure_rate(),
+                    slow_call_rate: totals.slow_rate(),
+                }
+            }),
+            last_failure,
+            last_state_change,
+            failure_threshold: inner.policy.failure_threshold,
+            timeout_ms: millis(inner.policy.timeout),
+            reset_timeout_ms: millis(inner.policy.reset_timeout),
+        }
+    }
+
+    /// Closes the breaker and clears every count, the window and the last failure.
+    pub fn reset(&self) {
+        let inner = &*self.inner;
+        let mut slow = inner.lock();
+        inner.counters.clear();
+        slow.last_failure = None;
+        self.transition_locked(
+            &mut slow,
+            None,
+            State::Closed,
+            TransitionReason::ManualReset,
+        );
+    }
+
+    /// Opens the breaker until [`reset`](Self::reset): every call is rejected.
+    pub fn force_open(&self) {
+        let mut slow = self.inner.lock();
+        self.transition_locked(
+            &mut slow,
+            None,
+            State::ForcedOpen,
+            TransitionReason::ForcedOpen,
+        );
+    }
+
+    /// Lets every call through until [`reset`](Self::reset); calls are still counted and
+    /// reported, but nothing trips the breaker.
+    pub fn disable(&self) {
+        let mut slow = self.inner.lock();
+        self.transition_locked(&mut slow, None, State::Disabled, TransitionReason::Disabled);
+    }
+
+    /// Moves the breaker to `to` if it is still in the phase (state and epoch) of `expected`.
+    /// Returns whether it did.
+    pub(crate) fn transition(&self, expected: Word, to: State, reason: TransitionReason) -> bool {
+        let mut slow = self.inner.lock();
+        self.transition_locked(&mut slow, Some(expected), to, reason)
+    }
+
+    /// Notes a failed call for stats and events.
+    pub(crate) fn note_failure(&self, outcome: Outcome, reason: &dyn fmt::Display) {
+        let mut text = reason.to_string();
+        truncate_at_char_boundary(&mut text, MAX_REASON_LEN);
+        let at = self.inner.clock.wall_time(Instant::now());
+        self.inner.lock().last_failure = Some(FailureInfo {
+            outcome,
+            reason: text,
+            at,
+        });
+    }
+
+    /// Steps of a change of state, all under the slow-path lock:
+    /// 1. check the breaker is still where the caller saw it (manual changes skip this);
+    /// 2. prepare the new state's data (open period, cleared counts) before publishing it;
+    /// 3. publish the new word, retrying only while trial counts move underneath;
+    /// 4. arm or disarm the open timer, then record and broadcast the event.
+    fn transition_locked(
+        &self,
+        slow: &mut SlowPath,
+        expected: Option<Word>,
+        to: State,
+        reason: TransitionReason,
+    ) -> bool {
+        let inner = &*self.inner;
+        let mut current = inner.load();
+        if expected.is_some_and(|expected| !current.same_phase(expected)) {
+            return false;
+        }
+        let from = current.state();
+        let now = Instant::now();
+        let runtime = Handle::try_current().ok();
+        let mut open_until = None;
+        match to {
+            State::Open => {
+                slow.reopenings = if from == State::HalfOpen {
+                    slow.reopenings.saturating_add(1)
+                } else {
+                    0
+                };
+                let period = open_period(
+                    inner.policy.reset_timeout,
+                    inner.policy.backoff.as_ref(),
+                    slow.reopenings,
+                    &mut slow.jitter,
+                );
+                let until = now + period;
+                let nanos = until
+                    .saturating_duration_since(inner.clock_origin())
+                    .as_nanos();
+                inner
+                    .open_until_nanos
+                    .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
+                open_until = Some(until);
+            }
+            State::Closed => {
+                inner.consecutive_failures.store(0, Ordering::Relaxed);
+                if let Some(window) = &inner.window {
+                    window.clear();
+                }
+                slow.reopenings = 0;
+            }
+            State::HalfOpen | State::ForcedOpen | State::Disabled => {}
+        }
+        let lazy = open_until.is_some() && runtime.is_none();
+        loop {
+            match inner.compare_exchange(current, current.next(to, lazy)) {
+                Ok(_) => break,
+                Err(actual) => {
+                    if expected.is_some_and(|expected| !actual.same_phase(expected)) {
+                        return false;
+                    }
+                    current = actual;
+                }
+            }
+        }
+        if let Some(timer) = slow.open_timer.take() {
+            timer.abort();
+        }
+        if let (Some(until), Some(runtime)) = (open_until, runtime) {
+            slow.open_timer = Some(self.arm_open_timer(&runtime, until));
+        }
+        if from == to {
+            return true;
+        }
+        let event = Transition {
+            service: Arc::clone(&inner.name),
+            from,
+            to,
+            reason,
+            at: now,
+            at_wall: inner.clock.wall_time(now),
+            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
+            last_failure: slow
+                .last_failure
+                .as_ref()
+                .map(|failure| failure.reason.clone()),
+            next_attempt: open_until.map(|until| inner.clock.wall_time(until)),
+        };
+        slow.last_transition = Some(event.clone());
+        // No receiver is not an error: events are for whoever listens.
+        let _ = inner.events.send(event);
+        true
+    }
+
+    /// A task that half-opens the breaker when the open period ends, unless the breaker has
+    /// moved on (reset, forced open) or been dropped by then.
+    fn arm_open_timer(&self, runtime: &Handle, until: Instant) -> AbortHandle {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let opened = self.inner.load();
+        runtime
+            .spawn(async move {
+                tokio::time::sleep_until(until).await;
+                if let Some(inner) = weak.upgrade() {
+                    Breaker { inner }.transition(
+                        opened,
+                        State::HalfOpen,
+                        TransitionReason::ResetTimeoutElapsed,
+                    );
+                }
+            })
+            .abort_handle()
+    }
+
+    /// What a call admitted in the closed state does to the thresholds.
+    pub(crate) fn after_closed_call(&self, admitted: Word, outcome: Outcome, slow_call: bool) {
+        let inner = &*self.inner;
+        if outcome == Outcome::Ignored || !inner.load().same_phase(admitted) {
+            return;
+        }
+        let failed = outcome.is_failure();
+        if failed {
+            let count = inner
+                .consecutive_failures
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1);
+            if count >= inner.policy.failure_threshold
+                && self.transition(
+                    admitted,
+                    State::Open,
+                    TransitionReason::ConsecutiveFailures { count },
+                )
+            {
+                return;
+            }
+        } else if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            inner.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if let (Some(window), Some(config)) = (&inner.window, &inner.policy.window) {
+            window.record(failed, slow_call);
+            let totals = window.totals();
+            if totals.calls < u64::from(config.minimum_calls) {
+                return;
+            }
+            let reason = if config
+                .failure_rate_threshold
+                .is_some_and(|t| totals.failure_rate() >= t)
+            {
+                TransitionReason::FailureRate {
+                    percent: totals.failure_rate(),
+                    calls: totals.calls,
+                }
+            } else if config
+                .slow_call_rate_threshold
+                .is_some_and(|t| totals.slow_rate() >= t)
+            {
+                TransitionReason::SlowCallRate {
+                    percent: totals.slow_rate(),
+                    calls: totals.calls,
+                }
+            } else {
+                return;
+            };
+            self.transition(admitted, State::Open, reason);
+        }
+    }
+
+    /// What a trial call admitted while half-open does: enough successes close the breaker,
+    /// any failure reopens it, an ignored result just frees the slot.
+    pub(crate) fn after_trial(&self, admitted: Word, outcome: Outcome) {
+        let inner = &*self.inner;
+        match outcome {
+            Outcome::Failure | Outcome::Timeout => {
+                self.transition(admitted, State::Open, TransitionReason::TrialFailed);
+            }
+            Outcome::Success => {
+                let mut current = inner.load();
+                while current.same_phase(admitted) {
+                    let next = current.with_trial_finished().with_trial_succeeded();
+                    if next.successes() >= inner.policy.success_threshold {
+                        let count = next.successes();
+                        self.transition(
+                            current,
+                            State::Closed,
+                            TransitionReason::TrialsSucceeded { count },
+                        );
+                        return;
+                    }
+                    match inner.compare_exchange(current, next) {
+                        Ok(_) => return,
+                        Err(actual) => current = actual,
+                    }
+                }
+            }
+            Outcome::Ignored | Outcome::Rejected => self.release_trial(admitted),
+        }
+    }
+
+    /// Gives a trial slot back, if the half-open phase it was taken in is still current.
+    pub(crate) fn release_trial(&self, admitted: Word) {
+        let inner = &*self.inner;
+        let mut current = inner.load();
+        while current.same_phase(admitted) {
+            match inner.compare_exchange(current, current.with_trial_finished()) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Breaker`]; every setter has the default of [`Policy::default`].
+pub struct BreakerBuilder {
+    name: Arc<str>,
+    policy: Policy,
+    hook: Option<OutcomeHook>,
+    event_capacity: usize,
+}
+
+impl BreakerBuilder {
+    /// Replaces the whole policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Consecutive failures that open the breaker.
+    pub fn failure_threshold(mut self, failures: u32) -> Self {
+        self.policy.failure_threshold = failures;
+        self
+    }
+
+    /// Time a call may take before it is cancelled and counted as a timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.policy.timeout = timeout;
+        self
+    }
+
+    /// Time an open breaker waits before admitting trial calls.
+    pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
+        self.policy.reset_timeout = reset_timeout;
+        self
+    }
+
+    /// Trial calls admitted at once while half-open.
+    pub fn half_open_max_calls(mut self, calls: u32) -> Self {
+        self.policy.half_open_max_calls = calls;
+        self
+    }
+
+    /// Successful trials that close a half-open breaker.
+    pub fn success_threshold(mut self, successes: u32) -> Self {
+        self.policy.success_threshold = successes;
+        self
+    }
+
+    /// Calls slower than this count as slow.
+    pub fn slow_call_duration(mut self, duration: Duration) -> Self {
+        self.policy.slow_call_duration = Some(duration);
+        self
+    }
+
+    /// Failure-rate and slow-call-rate tripping over the last N calls.
+    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
+        self.policy.window = Some(window);
+        self
+    }
+
+    /// Growth of the open period on repeated reopening.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.policy.backoff = Some(backoff);
+        self
+    }
+
+    /// A function called with every call's outcome and duration, on the calling task: keep it
+    /// short (increment a metric, log a slow call). Setting it makes each call read the clock
+    /// twice.
+    pub fn on_outcome(mut self, hook: impl Fn(&CallRecord) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Transitions kept for a slow subscriber (at least 1).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// The breaker, or the policy's first problem.
+    pub fn build(self) -> Result<Breaker, PolicyError> {
+        self.policy.validate()?;
+        let (events, _) = broadcast::channel(self.event_capacity.max(1));
+        let window = self
+            .policy
+            .window
+            .as_ref()
+            .map(|w| Window::new(w.size as usize));
+        let measures_duration = self.hook.is_some() || self.policy.measures_duration();
+        Ok(Breaker {
+            inner: Arc::new(Inner {
+                name: self.name,
+                policy: self.policy,
+                word: AtomicU64::new(Word::INITIAL.0),
+                consecutive_failures: AtomicU32::new(0),
+                counters: Counters::new(),
+                window,
+                hook: self.hook,
+                measures_duration,
+                clock: WallClock::new(),
+                open_until_nanos: AtomicU64::new(0),
+                events,
+                slow: Mutex::new(SlowPath {
+                    last_failure: None,
+                    last_transition: None,
+                    reopenings: 0,
+                    jitter: Jitter::new(),
+                    open_timer: None,
+                }),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for BreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBuilder")
+            .field("name", &self.name)
+            .field("policy", &self.policy)
+            .field("has_outcome_hook", &self.hook.is_some())
+            .field("event_capacity", &self.event_capacity)
+            .finish()
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn truncate_at_char_boundary(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+}

@@ -1,0 +1,9 @@
+//! breakerd: circuit breakers, synthetic checks, Prometheus metrics and alerts for the external
+//! providers a business depends on.
+//!
+//! The [`breaker`] module is the embeddable circuit breaker: it has no configuration-file, HTTP
+//! or metrics types in its API, so any Rust service can use it on its own.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod breaker;

@@ -1,0 +1,2 @@
+//! The `breakerd` command line.
+fn main() {}

@@ -1,0 +1,7 @@
+//! Integration tests, one binary: each module tests one area through the public API.
+
+mod breaker_concurrency;
+mod breaker_controls;
+mod breaker_states;
+mod breaker_window;
+mod support;
