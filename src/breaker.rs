@@ -32,6 +32,7 @@ mod circuit;
 mod counters;
 mod error;
 mod event;
+mod name;
 mod permit;
 mod policy;
 mod state;

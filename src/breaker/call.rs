@@ -108,7 +108,7 @@ impl Breaker {
             }
             None => {
                 let error = TimeoutError {
-                    service: self.inner.name.clone(),
+                    service: self.inner.error_name.clone(),
                     timeout,
                 };
                 permit.finish(Outcome::Timeout, Some(&error));

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::backoff::{Jitter, open_period};
 use super::counters::Counters;
 use super::event::{CallRecord, Outcome, Transition, TransitionReason};
+use super::name::ServiceName;
 use super::policy::{Backoff, Policy, PolicyError, SlidingWindow};
 use super::state::{State, Word};
 use super::stats::{FailureInfo, Stats, WindowStats, uptime};
@@ -39,6 +40,8 @@ pub struct Breaker {
 
 pub(crate) struct Inner {
     pub(crate) name: Arc<str>,
+    /// The name as errors copy it.
+    pub(crate) error_name: ServiceName,
     pub(crate) policy: Policy,
     /// The packed [`Word`]: state, epoch and half-open counts.
     word: AtomicU64,
@@ -48,9 +51,11 @@ pub(crate) struct Inner {
     pub(crate) hook: Option<OutcomeHook>,
     /// Whether a call's duration must be measured (a hook or a slow-call duration wants it).
     pub(crate) measures_duration: bool,
-    clock: WallClock,
+    pub(crate) clock: WallClock,
     /// When the current open period ends, in nanoseconds after `clock`'s origin.
     open_until_nanos: AtomicU64,
+    /// The same moment on the wall clock, in nanoseconds since the Unix epoch.
+    open_until_unix_nanos: AtomicU64,
     events: broadcast::Sender<Transition>,
     slow: Mutex<SlowPath>,
 }
@@ -66,6 +71,7 @@ struct SlowPath {
 }
 
 impl Inner {
+    #[inline]
     pub(crate) fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -77,15 +83,17 @@ impl Inner {
             .map_err(Word)
     }
 
-    /// The end of the current open period, on tokio's clock and on the wall clock.
-    pub(crate) fn open_until(&self) -> (Instant, SystemTime) {
-        let nanos = Duration::from_nanos(self.open_until_nanos.load(Ordering::Acquire));
-        let instant = self.clock_origin() + nanos;
-        (instant, self.clock.wall_time(instant))
+    /// The end of the current open period, on tokio's clock.
+    #[inline]
+    pub(crate) fn open_until(&self) -> Instant {
+        self.clock
+            .at_offset(self.open_until_nanos.load(Ordering::Acquire))
     }
 
-    fn clock_origin(&self) -> Instant {
-        self.clock.origin()
+    /// The end of the current open period, in nanoseconds since the Unix epoch.
+    #[inline]
+    pub(crate) fn open_until_unix_nanos(&self) -> u64 {
+        self.open_until_unix_nanos.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, SlowPath> {
@@ -93,6 +101,7 @@ impl Inner {
         self.slow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[inline]
     pub(crate) fn report(&self, record: CallRecord) {
         if let Some(hook) = &self.hook {
             hook(&record);
@@ -153,7 +162,8 @@ impl Breaker {
             failure_count: failures,
             success_count: totals.success,
             uptime: uptime(totals.success, failures),
-            next_attempt: (word.state() == State::Open).then(|| inner.open_until().1),
+            next_attempt: (word.state() == State::Open)
+                .then(|| inner.clock.wall_time(inner.open_until())),
             consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
             timeouts: totals.timeout,
             rejections: totals.rejected,
@@ -226,6 +236,7 @@ impl Breaker {
     }
 
     /// Notes a failed call for stats and events.
+    #[cold]
     pub(crate) fn note_failure(&self, outcome: Outcome, reason: &dyn fmt::Display) {
         let mut text = reason.to_string();
         truncate_at_char_boundary(&mut text, MAX_REASON_LEN);
@@ -272,12 +283,10 @@ impl Breaker {
                     &mut slow.jitter,
                 );
                 let until = now + period;
-                let nanos = until
-                    .saturating_duration_since(inner.clock_origin())
-                    .as_nanos();
-                inner
-                    .open_until_nanos
-                    .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
+                let offset = inner.clock.offset_of(until);
+                inner.open_until_nanos.store(offset, Ordering::Release);
+                let unix = unix_nanos(inner.clock.wall_time(until));
+                inner.open_until_unix_nanos.store(unix, Ordering::Release);
                 open_until = Some(until);
             }
             State::Closed => {
@@ -349,8 +358,23 @@ impl Breaker {
             .abort_handle()
     }
 
-    /// What a call admitted in the closed state does to the thresholds.
+    /// What a call admitted in the closed state does to the thresholds. The common case, a
+    /// success with no window, is one relaxed load; the rest is kept out of line.
+    #[inline]
     pub(crate) fn after_closed_call(&self, admitted: Word, outcome: Outcome, slow_call: bool) {
+        let inner = &*self.inner;
+        if outcome == Outcome::Success && inner.window.is_none() {
+            // A late success from an earlier epoch may clear the count too: it did succeed.
+            if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                inner.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.after_closed_call_out_of_line(admitted, outcome, slow_call);
+    }
+
+    #[inline(never)]
+    fn after_closed_call_out_of_line(&self, admitted: Word, outcome: Outcome, slow_call: bool) {
         let inner = &*self.inner;
         if outcome == Outcome::Ignored || !inner.load().same_phase(admitted) {
             return;
@@ -545,6 +569,7 @@ impl BreakerBuilder {
         let measures_duration = self.hook.is_some() || self.policy.measures_duration();
         Ok(Breaker {
             inner: Arc::new(Inner {
+                error_name: ServiceName::new(&self.name),
                 name: self.name,
                 policy: self.policy,
                 word: AtomicU64::new(Word::INITIAL.0),
@@ -555,6 +580,7 @@ impl BreakerBuilder {
                 measures_duration,
                 clock: WallClock::new(),
                 open_until_nanos: AtomicU64::new(0),
+                open_until_unix_nanos: AtomicU64::new(0),
                 events,
                 slow: Mutex::new(SlowPath {
                     last_failure: None,
@@ -577,6 +603,13 @@ impl fmt::Debug for BreakerBuilder {
             .field("event_capacity", &self.event_capacity)
             .finish()
     }
+}
+
+fn unix_nanos(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -22,6 +22,7 @@ pub(crate) enum Counter {
 const COUNTERS: usize = 7;
 
 impl Counter {
+    #[inline]
     fn index(self) -> usize {
         match self {
             Counter::Success => 0,
@@ -64,6 +65,7 @@ thread_local! {
     static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+#[inline]
 fn thread_slot() -> usize {
     THREAD_SLOT.with(|slot| {
         let mut value = slot.get();

@@ -3,27 +3,33 @@
 
 use std::error::Error;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tokio::time::Instant;
 
+use super::name::ServiceName;
 use super::state::State;
 use super::wall_clock::rfc3339;
 
 /// The breaker rejected the call without running it.
+///
+/// Made on every rejection, so it is small and cheap: an inline copy of the name and the end
+/// of the open period, worked out when the breaker opened.
 #[derive(Clone, Debug)]
 pub struct OpenError {
-    pub(crate) service: Arc<str>,
+    pub(crate) service: ServiceName,
     pub(crate) state: State,
-    pub(crate) next_attempt: Option<(Instant, SystemTime)>,
+    /// End of the open period on tokio's clock; `None` when unknown.
+    pub(crate) next_attempt: Option<Instant>,
+    /// The same moment on the wall clock, in nanoseconds since the Unix epoch.
+    pub(crate) next_attempt_unix_nanos: u64,
 }
 
 impl OpenError {
     /// The breaker's name.
     pub fn service(&self) -> &str {
-        &self.service
+        self.service.as_str()
     }
 
     /// The state that rejected the call: open, forced open, or half-open with every trial
@@ -35,12 +41,14 @@ impl OpenError {
     /// When the breaker lets the next trial call through; `None` while forced open or while
     /// half-open (a trial call decides).
     pub fn next_attempt(&self) -> Option<SystemTime> {
-        self.next_attempt.map(|(_, wall)| wall)
+        let since_epoch = Duration::from_nanos(self.next_attempt_unix_nanos);
+        self.next_attempt
+            .map(|_| SystemTime::UNIX_EPOCH + since_epoch)
     }
 
     /// The same moment on tokio's clock, for code that wants to sleep until then.
     pub fn next_attempt_instant(&self) -> Option<Instant> {
-        self.next_attempt.map(|(instant, _)| instant)
+        self.next_attempt
     }
 }
 
@@ -61,7 +69,7 @@ impl Serialize for OpenError {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("message", &self.to_string())?;
         map.serialize_entry("circuitBreakerOpen", &true)?;
-        map.serialize_entry("service", &*self.service)?;
+        map.serialize_entry("service", self.service())?;
         map.serialize_entry("state", &self.state)?;
         if let Some(next) = self.next_attempt() {
             map.serialize_entry("nextAttempt", &rfc3339(next))?;
@@ -73,14 +81,14 @@ impl Serialize for OpenError {
 /// The call ran past the breaker's timeout and was cancelled.
 #[derive(Clone, Debug)]
 pub struct TimeoutError {
-    pub(crate) service: Arc<str>,
+    pub(crate) service: ServiceName,
     pub(crate) timeout: Duration,
 }
 
 impl TimeoutError {
     /// The breaker's name.
     pub fn service(&self) -> &str {
-        &self.service
+        self.service.as_str()
     }
 
     /// The timeout that the call exceeded.
@@ -107,7 +115,7 @@ impl Serialize for TimeoutError {
         let mut map = serializer.serialize_map(Some(4))?;
         map.serialize_entry("message", &self.to_string())?;
         map.serialize_entry("timeout", &true)?;
-        map.serialize_entry("service", &*self.service)?;
+        map.serialize_entry("service", self.service())?;
         map.serialize_entry(
             "timeoutMs",
             &u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),

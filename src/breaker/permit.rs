@@ -43,7 +43,7 @@ impl Breaker {
                         Err(actual) => word = actual,
                     }
                 }
-                State::Open if word.is_lazy() && Instant::now() >= inner.open_until().0 => {
+                State::Open if word.is_lazy() && Instant::now() >= inner.open_until() => {
                     // No timer could be armed (no runtime when it opened): half-open here.
                     self.transition(word, State::HalfOpen, TransitionReason::ResetTimeoutElapsed);
                     word = inner.load();
@@ -53,7 +53,8 @@ impl Breaker {
         }
     }
 
-    #[cold]
+    /// While open this is the hot path: one counter, no clock, no shared reference count.
+    #[inline]
     fn reject(&self, word: Word) -> OpenError {
         let inner = &*self.inner;
         inner.counters.add(Counter::Rejected);
@@ -63,9 +64,10 @@ impl Breaker {
             slow: false,
         });
         OpenError {
-            service: inner.name.clone(),
+            service: inner.error_name.clone(),
             state: word.state(),
             next_attempt: (word.state() == State::Open).then(|| inner.open_until()),
+            next_attempt_unix_nanos: inner.open_until_unix_nanos(),
         }
     }
 }

@@ -48,6 +48,7 @@ impl State {
         }
     }
 
+    #[inline]
     fn from_code(code: u64) -> State {
         match code {
             1 => State::Open,
@@ -84,18 +85,22 @@ pub(crate) struct Word(pub(crate) u64);
 impl Word {
     pub(crate) const INITIAL: Word = Word(0);
 
+    #[inline]
     pub(crate) fn state(self) -> State {
         State::from_code(self.0 & STATE_MASK)
     }
 
+    #[inline]
     pub(crate) fn epoch(self) -> u64 {
         self.0 >> EPOCH_SHIFT
     }
 
+    #[inline]
     pub(crate) fn is_lazy(self) -> bool {
         self.0 & LAZY_BIT != 0
     }
 
+    #[inline]
     pub(crate) fn in_flight(self) -> u32 {
         ((self.0 >> IN_FLIGHT_SHIFT) & COUNT_MASK) as u32
     }
@@ -105,6 +110,7 @@ impl Word {
     }
 
     /// Whether `other` is the same state in the same epoch (half-open counts may differ).
+    #[inline]
     pub(crate) fn same_phase(self, other: Word) -> bool {
         self.state() == other.state() && self.epoch() == other.epoch()
     }
@@ -118,6 +124,7 @@ impl Word {
 
     /// One more trial call in flight. The caller has checked the count against its limit,
     /// which is at most [`COUNT_MASK`], so the field cannot overflow.
+    #[inline]
     pub(crate) fn with_trial_started(self) -> Word {
         Word(self.0 + (1 << IN_FLIGHT_SHIFT))
     }

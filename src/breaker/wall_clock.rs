@@ -19,9 +19,14 @@ impl WallClock {
         }
     }
 
-    /// The tokio instant the wall-clock mapping starts from.
-    pub(crate) fn origin(&self) -> Instant {
-        self.instant
+    /// The instant `nanos` nanoseconds after the origin.
+    pub(crate) fn at_offset(&self, nanos: u64) -> Instant {
+        self.instant + std::time::Duration::from_nanos(nanos)
+    }
+
+    /// The nanoseconds from the origin to `at` (0 before it, saturating far after it).
+    pub(crate) fn offset_of(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.instant).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The wall-clock time of `at`. On a paused tokio clock this moves with the paused clock.
