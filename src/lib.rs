@@ -7,6 +7,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod breaker;
+pub mod config;
 
 /// README.md's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -4,4 +4,5 @@ mod breaker_concurrency;
 mod breaker_controls;
 mod breaker_states;
 mod breaker_window;
+mod config;
 mod support;

@@ -1,0 +1,150 @@
+//! The file as written: serde structs that only check shape (unknown keys, types) and keep
+//! each value's place in the file, so validation can point at it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) server: Option<Spanned<RawServer>>,
+    #[serde(default)]
+    pub(crate) services: BTreeMap<Spanned<String>, Spanned<RawService>>,
+    pub(crate) alerts: Option<Spanned<RawAlerts>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) admin_token: Option<Spanned<String>>,
+    pub(crate) slow_call: Option<Spanned<String>>,
+    pub(crate) shutdown_grace: Option<Spanned<String>>,
+}
+
+/// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub(crate) preset: Option<Spanned<String>>,
+    pub(crate) kind: Option<Spanned<String>>,
+
+    pub(crate) every: Option<Spanned<String>>,
+    pub(crate) schedule: Option<Spanned<String>>,
+
+    pub(crate) failure_threshold: Option<Spanned<i64>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) reset_timeout: Option<Spanned<String>>,
+    pub(crate) half_open_max_calls: Option<Spanned<i64>>,
+    pub(crate) success_threshold: Option<Spanned<i64>>,
+    pub(crate) slow_call: Option<Spanned<String>>,
+    pub(crate) window_size: Option<Spanned<i64>>,
+    pub(crate) minimum_calls: Option<Spanned<i64>>,
+    pub(crate) failure_rate_threshold: Option<Spanned<f64>>,
+    pub(crate) slow_call_rate_threshold: Option<Spanned<f64>>,
+    pub(crate) backoff_multiplier: Option<Spanned<f64>>,
+    pub(crate) backoff_max: Option<Spanned<String>>,
+    pub(crate) backoff_jitter: Option<Spanned<f64>>,
+
+    pub(crate) base_url: Option<Spanned<String>>,
+    pub(crate) consumer_key: Option<Spanned<String>>,
+    pub(crate) consumer_secret: Option<Spanned<String>>,
+    pub(crate) username: Option<Spanned<String>>,
+    pub(crate) api_key: Option<Spanned<String>>,
+    pub(crate) min_balance: Option<Spanned<f64>>,
+    pub(crate) phone_number_id: Option<Spanned<String>>,
+    pub(crate) access_token: Option<Spanned<String>>,
+    pub(crate) api_version: Option<Spanned<String>>,
+
+    pub(crate) server: Option<Spanned<String>>,
+    pub(crate) tls: Option<Spanned<String>>,
+    pub(crate) password: Option<Spanned<String>>,
+
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) method: Option<Spanned<String>>,
+    pub(crate) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) body: Option<Spanned<String>>,
+    pub(crate) expect_status: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub(crate) body_contains: Option<Spanned<String>>,
+    pub(crate) json_field: Option<Spanned<String>>,
+    pub(crate) json_equals: Option<Spanned<toml::Value>>,
+
+    pub(crate) address: Option<Spanned<String>>,
+}
+
+impl RawService {
+    /// The check-specific keys present, with their places, for the does-it-apply check.
+    pub(crate) fn check_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        fn span<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
+            value.as_ref().map(Spanned::span)
+        }
+        [
+            ("base_url", span(&self.base_url)),
+            ("consumer_key", span(&self.consumer_key)),
+            ("consumer_secret", span(&self.consumer_secret)),
+            ("username", span(&self.username)),
+            ("api_key", span(&self.api_key)),
+            ("min_balance", span(&self.min_balance)),
+            ("phone_number_id", span(&self.phone_number_id)),
+            ("access_token", span(&self.access_token)),
+            ("api_version", span(&self.api_version)),
+            ("server", span(&self.server)),
+            ("tls", span(&self.tls)),
+            ("password", span(&self.password)),
+            ("url", span(&self.url)),
+            ("method", span(&self.method)),
+            ("headers", span(&self.headers)),
+            ("body", span(&self.body)),
+            ("expect_status", span(&self.expect_status)),
+            ("body_contains", span(&self.body_contains)),
+            ("json_field", span(&self.json_field)),
+            ("json_equals", span(&self.json_equals)),
+            ("address", span(&self.address)),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| span.map(|span| (key, span)))
+        .collect()
+    }
+}
+
+/// `[alerts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerts {
+    #[serde(default)]
+    pub(crate) webhook: Vec<Spanned<RawWebhook>>,
+    pub(crate) email: Option<Spanned<RawEmail>>,
+    #[serde(default)]
+    pub(crate) alertmanager: Vec<Spanned<RawAlertmanager>>,
+}
+
+/// `[[alerts.webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub(crate) url: Spanned<String>,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    pub(crate) server: Spanned<String>,
+    pub(crate) tls: Option<Spanned<String>>,
+    pub(crate) from: Spanned<String>,
+    pub(crate) to: Spanned<Vec<Spanned<String>>>,
+    pub(crate) username: Option<Spanned<String>>,
+    pub(crate) password: Option<Spanned<String>>,
+}
+
+/// `[[alerts.alertmanager]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlertmanager {
+    pub(crate) url: Spanned<String>,
+}

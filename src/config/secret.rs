@@ -1,0 +1,246 @@
+//! Secrets and `${...}` references: `${VAR}` reads the environment, `${file:/path}` reads a
+//! file (Docker and systemd credentials). A secret never prints its value.
+
+use std::fmt;
+
+/// A value that must never reach a log, an API answer, a metric or an error.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it to its provider.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where `${...}` values come from; tests pass a fixed map instead of the process environment.
+pub trait Environment {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+    /// The file's contents, or why it could not be read.
+    fn read_file(&self, path: &str) -> Result<String, String>;
+}
+
+/// The process environment and file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|error| error.to_string())
+    }
+}
+
+/// Why a `${...}` reference could not be expanded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ExpandError {
+    /// The variable is not set (or is empty).
+    Unset(String),
+    /// The file could not be read.
+    File { path: String, reason: String },
+    /// The reference is not closed or names nothing usable.
+    Malformed(String),
+}
+
+impl fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpandError::Unset(name) => write!(f, "environment variable {name} is not set"),
+            ExpandError::File { path, reason } => {
+                write!(f, "cannot read secret file {path}: {reason}")
+            }
+            ExpandError::Malformed(why) => write!(f, "{why} (write ${{VAR}} or ${{file:/path}})"),
+        }
+    }
+}
+
+/// Replaces every `${VAR}` and `${file:/path}` in `text`; `$$` stands for a literal `$`.
+pub(crate) fn expand(text: &str, environment: &dyn Environment) -> Result<String, ExpandError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+            continue;
+        }
+        let Some(inner) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let Some(close) = inner.find('}') else {
+            return Err(ExpandError::Malformed(
+                "\"${\" is not closed by \"}\"".to_string(),
+            ));
+        };
+        let reference = &inner[..close];
+        out.push_str(&resolve(reference, environment)?);
+        rest = &inner[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn resolve(reference: &str, environment: &dyn Environment) -> Result<String, ExpandError> {
+    if let Some(path) = reference.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(ExpandError::Malformed(
+                "\"${file:}\" names no file".to_string(),
+            ));
+        }
+        let contents = environment
+            .read_file(path)
+            .map_err(|reason| ExpandError::File {
+                path: path.to_string(),
+                reason,
+            })?;
+        return Ok(contents.trim_end_matches(['\n', '\r']).to_string());
+    }
+    let valid = reference
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ExpandError::Malformed(format!(
+            "\"${{{reference}}}\" is not a variable name"
+        )));
+    }
+    match environment.var(reference) {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(ExpandError::Unset(reference.to_string())),
+    }
+}
+
+/// A test environment: a fixed set of variables and files.
+#[cfg(test)]
+pub(crate) mod fixed {
+    use std::collections::BTreeMap;
+
+    use super::Environment;
+
+    #[derive(Default)]
+    pub(crate) struct FixedEnvironment {
+        pub(crate) vars: BTreeMap<String, String>,
+        pub(crate) files: BTreeMap<String, String>,
+    }
+
+    impl FixedEnvironment {
+        pub(crate) fn with_var(mut self, name: &str, value: &str) -> Self {
+            self.vars.insert(name.to_string(), value.to_string());
+            self
+        }
+
+        pub(crate) fn with_file(mut self, path: &str, contents: &str) -> Self {
+            self.files.insert(path.to_string(), contents.to_string());
+            self
+        }
+    }
+
+    impl Environment for FixedEnvironment {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars.get(name).cloned()
+        }
+
+        fn read_file(&self, path: &str) -> Result<String, String> {
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| "No such file or directory".to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed::FixedEnvironment;
+    use super::*;
+
+    #[test]
+    fn references_expand_from_variables_and_files() {
+        let env = FixedEnvironment::default()
+            .with_var("TOKEN", "s3cret")
+            .with_file("/run/secrets/key", "from-file\n");
+        assert_eq!(expand("${TOKEN}", &env), Ok("s3cret".to_string()));
+        assert_eq!(
+            expand("Bearer ${TOKEN}!", &env),
+            Ok("Bearer s3cret!".to_string())
+        );
+        assert_eq!(
+            expand("${file:/run/secrets/key}", &env),
+            Ok("from-file".to_string())
+        );
+        assert_eq!(
+            expand("cost $$5 or $5", &env),
+            Ok("cost $5 or $5".to_string())
+        );
+        assert_eq!(expand("plain", &env), Ok("plain".to_string()));
+    }
+
+    #[test]
+    fn bad_references_say_what_is_wrong() {
+        let env = FixedEnvironment::default().with_var("EMPTY", "");
+        assert_eq!(
+            expand("${MISSING}", &env),
+            Err(ExpandError::Unset("MISSING".into()))
+        );
+        assert_eq!(
+            expand("${EMPTY}", &env),
+            Err(ExpandError::Unset("EMPTY".into()))
+        );
+        assert_eq!(
+            expand("${file:/nope}", &env).unwrap_err().to_string(),
+            "cannot read secret file /nope: No such file or directory"
+        );
+        assert_eq!(
+            expand("${OPEN", &env).unwrap_err().to_string(),
+            "\"${\" is not closed by \"}\" (write ${VAR} or ${file:/path})"
+        );
+        assert_eq!(
+            expand("${1BAD}", &env).unwrap_err().to_string(),
+            "\"${1BAD}\" is not a variable name (write ${VAR} or ${file:/path})"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print_their_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(
+            format!("{secret} {secret:?}"),
+            "<redacted> Secret(<redacted>)"
+        );
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,364 @@
+//! alerts.toml: the bundled file, defaults, secrets, and one exact error per validation rule.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use breakerd::config::{Check, Config, Credential, Environment, LoadError, Schedule, SmtpServer};
+
+#[derive(Default)]
+struct Env(BTreeMap<&'static str, &'static str>);
+
+impl Environment for Env {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|value| value.to_string())
+    }
+
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        match path {
+            "/run/secrets/token" => Ok("file-token\n".to_string()),
+            _ => Err("No such file or directory (os error 2)".to_string()),
+        }
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match Config::parse(text, "alerts.toml", &Env::default()) {
+        Ok(_) => vec![],
+        Err(error) => error.lines(),
+    }
+}
+
+const BUNDLED: &str = include_str!("../../alerts.toml");
+
+#[test]
+fn the_bundled_config_has_the_seed_services_and_thresholds() {
+    let config =
+        Config::parse(BUNDLED, "alerts.toml", &Env::default()).expect("bundled config is valid");
+    let summary: Vec<_> = config
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.check.kind(),
+                s.policy.failure_threshold,
+                s.policy.timeout.as_secs(),
+                s.policy.reset_timeout.as_secs(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("email", "smtp", 5, 15, 60),
+            ("kcb", "kcb", 3, 30, 120),
+            ("mpesa", "mpesa", 3, 30, 120),
+            ("pesapal", "pesapal", 3, 30, 120),
+            ("sms", "africastalking", 5, 10, 60),
+            ("whatsapp", "whatsapp", 5, 15, 60),
+        ]
+    );
+    assert!(
+        config.server.admin_token.is_none(),
+        "no token set: admin routes off"
+    );
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:9477");
+    assert_eq!(config.server.slow_call, Duration::from_secs(1));
+    let Some(Check::Mpesa(mpesa)) = config.service("mpesa").map(|s| &s.check) else {
+        panic!("mpesa preset")
+    };
+    assert!(matches!(
+        &mpesa.consumer_key,
+        Credential::Missing { key: "consumer_key", variable: Some(v) } if v == "MPESA_CONSUMER_KEY"
+    ));
+    let Some(Check::Smtp(email)) = config.service("email").map(|s| &s.check) else {
+        panic!("smtp preset")
+    };
+    assert_eq!(
+        email.server,
+        SmtpServer::Missing {
+            variable: "SMTP_SERVER".to_string()
+        }
+    );
+    assert!(BUNDLED.contains("Daraja invalidates the previous access token"));
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_files_and_never_print() {
+    let env = Env([("MPESA_KEY", "key-value"), ("ADMIN", "admin-secret")]
+        .into_iter()
+        .collect());
+    let text = r#"
+[server]
+admin_token = "${ADMIN}"
+[services.mpesa]
+preset = "mpesa"
+consumer_key = "${MPESA_KEY}"
+consumer_secret = "${file:/run/secrets/token}"
+"#;
+    let config = Config::parse(text, "alerts.toml", &env).unwrap();
+    let Check::Mpesa(check) = &config.services[0].check else {
+        panic!("mpesa")
+    };
+    let Credential::Set(secret) = &check.consumer_secret else {
+        panic!("set from file")
+    };
+    assert_eq!(secret.expose(), "file-token");
+    assert_eq!(
+        config.server.admin_token.as_ref().map(|t| t.expose()),
+        Some("admin-secret")
+    );
+    let printed = format!("{config:?}");
+    for value in ["key-value", "admin-secret", "file-token"] {
+        assert!(
+            !printed.contains(value),
+            "a secret leaked into Debug output"
+        );
+    }
+}
+
+#[test]
+fn defaults_follow_the_preset() {
+    let config = Config::parse(
+        "[services.p]\npreset = \"pesapal\"\n[services.w]\npreset = \"whatsapp\"\n[services.h]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
+        "alerts.toml",
+        &Env::default(),
+    )
+    .unwrap();
+    let p = config.service("p").unwrap();
+    assert_eq!(
+        (
+            p.policy.failure_threshold,
+            p.policy.timeout.as_secs(),
+            p.policy.reset_timeout.as_secs()
+        ),
+        (3, 30, 120)
+    );
+    assert!(matches!(p.schedule, Schedule::Every(d) if d == Duration::from_secs(30)));
+    let Check::Pesapal(check) = &p.check else {
+        panic!("pesapal")
+    };
+    assert_eq!(
+        check.base_url.as_str(),
+        "https://cybqa.pesapal.com/pesapalv3"
+    );
+    let Check::WhatsApp(w) = &config.service("w").unwrap().check else {
+        panic!("whatsapp")
+    };
+    assert_eq!(w.api_version, "v21.0");
+    let Check::Http(h) = &config.service("h").unwrap().check else {
+        panic!("http")
+    };
+    assert_eq!(
+        (h.method.as_str(), h.expect_status.is_empty()),
+        ("GET", true)
+    );
+}
+
+#[test]
+fn cron_schedules_and_windows_parse() {
+    let config = Config::parse(
+        "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nschedule = \"*/30 * * * * *\"\nfailure_rate_threshold = 50\nwindow_size = 10\nminimum_calls = 5\nbackoff_multiplier = 2.0\nbackoff_max = \"10m\"\n",
+        "alerts.toml",
+        &Env::default(),
+    )
+    .unwrap();
+    let service = &config.services[0];
+    assert!(
+        matches!(&service.schedule, Schedule::Cron { expression, .. } if expression == "*/30 * * * * *")
+    );
+    let window = service.policy.window.as_ref().unwrap();
+    assert_eq!(
+        (
+            window.size,
+            window.minimum_calls,
+            window.failure_rate_threshold
+        ),
+        (10, 5, Some(50.0))
+    );
+    assert_eq!(
+        service.policy.backoff.as_ref().map(|b| b.max),
+        Some(Duration::from_secs(600))
+    );
+}
+
+#[test]
+fn each_rule_has_its_exact_error_at_its_place() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[services.mpesa]\npreset = \"mpesa\"\nfailure_treshold = 3\n",
+            &["alerts.toml:3:1: unknown field `failure_treshold`, expected one of"],
+        ),
+        (
+            "[services.mpesa]\npreset = \"mpsea\"\n",
+            &[
+                "alerts.toml:2:10: unknown preset \"mpsea\" (did you mean \"mpesa\"? allowed: mpesa, pesapal, kcb, africastalking, whatsapp, smtp)",
+            ],
+        ),
+        (
+            "[services.x]\nkind = \"ftp\"\n",
+            &[
+                "alerts.toml:2:8: unknown kind \"ftp\" (did you mean \"http\"? allowed: http, smtp, tcp)",
+            ],
+        ),
+        (
+            "[services.x]\nevery = \"30s\"\n",
+            &[
+                "alerts.toml:1:1: service x needs `preset` (mpesa, pesapal, kcb, africastalking, whatsapp, smtp) or `kind` (http, smtp, tcp)",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nkind = \"http\"\n",
+            &["alerts.toml:3:8: set either `preset` or `kind`, not both"],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nurl = \"http://127.0.0.1/\"\n",
+            &[
+                "alerts.toml:3:7: `url` does not apply to preset kcb (its keys: base_url, consumer_key, consumer_secret)",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nevery = \"30x\"\n",
+            &[
+                "alerts.toml:3:9: every: bad duration \"30x\": unknown unit \"x\" (write a number and a unit: ms, s, m, h, d, e.g. \"30s\" or \"1m30s\")",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\ntimeout = \"0s\"\n",
+            &["alerts.toml:3:11: timeout must be longer than 0s"],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nschedule = \"every minute\"\n",
+            &["alerts.toml:3:12: bad cron schedule \"every minute\""],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nevery = \"1s\"\nschedule = \"* * * * * *\"\n",
+            &["alerts.toml:4:12: set either `every` or `schedule`, not both"],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nfailure_threshold = 0\n",
+            &[
+                "alerts.toml:3:21: failure_threshold is 0, allowed is a whole number from 1 to 4294967295",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nfailure_rate_threshold = 150\n",
+            &[
+                "alerts.toml:3:26: failure_rate_threshold is 150, allowed is a percentage above 0 and at most 100",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nwindow_size = 5\nminimum_calls = 9\nfailure_rate_threshold = 50\n",
+            &["alerts.toml:4:17: minimum_calls (9) is larger than window_size (5)"],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nbackoff_multiplier = 0.5\n",
+            &[
+                "alerts.toml:3:22: backoff_multiplier is 0.5, allowed is a finite number of at least 1",
+            ],
+        ),
+        (
+            "[services.\"bad name\"]\npreset = \"kcb\"\n",
+            &[
+                "alerts.toml:1:11: service name \"bad name\" is not allowed: use 1 to 64 letters, digits, '-', '_' or '.'",
+            ],
+        ),
+        (
+            "[services.x]\nkind = \"http\"\nurl = \"ftp://example.com\"\n",
+            &["alerts.toml:3:7: url must be an http:// or https:// URL with a host, not \"ftp\""],
+        ),
+        (
+            "[services.x]\nkind = \"http\"\nurl = \"${NOPE}/health\"\n",
+            &["alerts.toml:3:7: url: environment variable NOPE is not set"],
+        ),
+        (
+            "[services.x]\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\nmethod = \"FETCH\"\nexpect_status = [200, 999]\n",
+            &[
+                "alerts.toml:4:10: unknown method \"FETCH\" (allowed: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)",
+            ],
+        ),
+        (
+            "[services.x]\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\nexpect_status = [200, 999]\n",
+            &["alerts.toml:4:23: expect_status 999 is not an HTTP status code (100 to 599)"],
+        ),
+        (
+            "[services.x]\nkind = \"tcp\"\naddress = \"localhost\"\n",
+            &[
+                "alerts.toml:3:11: address \"localhost\" is not HOST:PORT (e.g. \"smtp.example.com:587\")",
+            ],
+        ),
+        (
+            "[services.x]\nkind = \"tcp\"\n",
+            &["alerts.toml:1:1: a tcp check needs `address` (HOST:PORT)"],
+        ),
+        (
+            "[services.x]\npreset = \"smtp\"\nserver = \"smtp.example.com:587\"\ntls = \"ssl\"\n",
+            &["alerts.toml:4:7: unknown tls \"ssl\" (allowed: none, starttls, tls)"],
+        ),
+        (
+            "[server]\nlisten = \"localhost:80:80\"\n",
+            &[
+                "alerts.toml:2:10: server.listen \"localhost:80:80\" is not an address: write IP:PORT, e.g. \"127.0.0.1:9477\"",
+            ],
+        ),
+        (
+            "[server]\nadmin_token = \"${file:/missing}\"\n",
+            &[
+                "alerts.toml:2:15: server.admin_token: cannot read secret file /missing: No such file or directory (os error 2)",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\n[services.x]\npreset = \"mpesa\"\n",
+            &[
+                "alerts.toml:3:11: duplicate key (each service name and each key may appear only once)",
+            ],
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp.example.com:587\"\nfrom = \"not an address\"\nto = []\n",
+            &[
+                "alerts.toml:3:8: alerts.email.from \"not an address\" is not an email address (e.g. \"oncall@example.com\" or \"On call <oncall@example.com>\")",
+                "alerts.toml:4:6: alerts.email.to needs at least one address",
+            ],
+        ),
+        (
+            "[[alerts.webhook]]\nurl = \"not a url\"\n",
+            &[
+                "alerts.toml:2:7: alerts.webhook.url \"not a url\" is not a URL: relative URL without a base (e.g. \"https://api.example.com\")",
+            ],
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (text, expected) in cases {
+        let got = errors(text);
+        let matches = got.len() == expected.len()
+            && got
+                .iter()
+                .zip(expected.iter())
+                .all(|(line, prefix)| line.starts_with(prefix));
+        if !matches {
+            mismatches.push(format!("for {text:?}\n got: {got:#?}\nwant: {expected:#?}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let got = errors(
+        "[services.a]\npreset = \"kcb\"\ntimeout = \"soon\"\n[services.b]\npreset = \"nope\"\n",
+    );
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got[0].starts_with("alerts.toml:3:11: timeout: bad duration \"soon\""));
+    assert!(got[1].starts_with("alerts.toml:5:10: unknown preset \"nope\""));
+}
+
+#[test]
+fn an_unreadable_file_names_the_path() {
+    let error = Config::load(std::path::Path::new("/nonexistent/alerts.toml")).unwrap_err();
+    assert!(matches!(error, LoadError::Read { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/alerts.toml: cannot read the config file:")
+    );
+}
