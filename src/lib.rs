@@ -6,8 +6,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod api;
 pub mod breaker;
 pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod observe;
+pub mod probe;
+pub mod registry;
+pub mod scheduler;
 
 /// README.md's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

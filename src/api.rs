@@ -1,0 +1,87 @@
+//! The HTTP API: Prometheus exposition on `/metrics`, the seed's JSON routes under `/api/v1`,
+//! and the admin routes behind a bearer token. [`router`] builds the routes apart from serving
+//! them, so tests call it directly.
+
+mod admin;
+mod breakers;
+mod error;
+mod exposition;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use axum::routing::{get, post};
+
+pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
+pub use error::ApiError;
+
+use crate::breaker::Breaker;
+use crate::config::Secret;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The running services.
+    pub registry: Arc<Registry>,
+    /// The metric families.
+    pub metrics: Arc<Metrics>,
+    /// The admin bearer token; admin routes are off without one.
+    pub admin_token: Option<Secret>,
+    /// Breakers made by the simulate-* test routes, apart from the real ones.
+    pub test_breakers: Mutex<BTreeMap<String, Breaker>>,
+    /// When the daemon started.
+    pub started: SystemTime,
+}
+
+/// The handlers' state.
+pub type AppState = Arc<Shared>;
+
+/// Every route, with the body limit and the admin guard.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/reset",
+            post(admin::reset),
+        )
+        .route("/api/v1/circuit-breakers/reset-all", post(admin::reset_all))
+        .route(
+            "/api/v1/test-circuit-breaker/simulate-failure",
+            post(admin::simulate_failure),
+        )
+        .route(
+            "/api/v1/test-circuit-breaker/simulate-timeout",
+            post(admin::simulate_timeout),
+        )
+        .route(
+            "/api/v1/test-circuit-breaker/test-external-services",
+            post(admin::test_external_services),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
+    Router::new()
+        .route("/metrics", get(exposition::metrics))
+        .route("/api/v1/circuit-breakers", get(breakers::all))
+        .route("/api/v1/circuit-breakers/health", get(breakers::health))
+        .route(
+            "/api/v1/circuit-breakers/metrics",
+            get(breakers::performance),
+        )
+        .route("/api/v1/circuit-breakers/{serviceName}", get(breakers::one))
+        .merge(admin)
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("{method} {}", uri.path()))
+}

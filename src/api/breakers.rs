@@ -1,0 +1,181 @@
+//! The seed's read-only routes: every breaker's stats, one breaker's stats, the health
+//! summary and the performance metrics.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::breaker::{State as BreakerState, Stats};
+use crate::registry::{CheckRecord, Percentiles, Service};
+
+/// One service's stats: the breaker's (the seed's fields first) and its check's.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ServiceStats {
+    #[serde(flatten)]
+    breaker: Stats,
+    kind: &'static str,
+    schedule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_check: Option<CheckRecord>,
+}
+
+pub(crate) fn service_stats(service: &Service) -> ServiceStats {
+    ServiceStats {
+        breaker: service.breaker.stats(),
+        kind: service.probe.kind(),
+        schedule: service.schedule_text(),
+        last_check: service.last_check(),
+    }
+}
+
+pub(crate) fn all_stats(state: &AppState) -> BTreeMap<String, ServiceStats> {
+    state
+        .registry
+        .iter()
+        .map(|service| (service.name().to_string(), service_stats(service)))
+        .collect()
+}
+
+pub(crate) fn find<'s>(
+    state: &'s AppState,
+    name: &str,
+) -> Result<&'s std::sync::Arc<Service>, ApiError> {
+    state
+        .registry
+        .get(name)
+        .ok_or_else(|| ApiError::UnknownService {
+            name: name.to_string(),
+            known: state.registry.names(),
+        })
+}
+
+pub(crate) async fn all(State(state): State<AppState>) -> Json<BTreeMap<String, ServiceStats>> {
+    Json(all_stats(&state))
+}
+
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStats>, ApiError> {
+    Ok(Json(service_stats(find(&state, &name)?)))
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StateCounts {
+    closed: usize,
+    open: usize,
+    half_open: usize,
+    forced_open: usize,
+    disabled: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Health {
+    /// `healthy` (every breaker closed), `degraded` (some open or half-open) or `unhealthy`
+    /// (every breaker open).
+    status: &'static str,
+    services: usize,
+    states: StateCounts,
+    open_services: Vec<String>,
+    half_open_services: Vec<String>,
+    uptime_seconds: u64,
+    timestamp: String,
+}
+
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
+    let mut counts = StateCounts::default();
+    let mut open_services = Vec::new();
+    let mut half_open_services = Vec::new();
+    for service in state.registry.iter() {
+        match service.breaker.state() {
+            BreakerState::Closed => counts.closed += 1,
+            BreakerState::Open => {
+                counts.open += 1;
+                open_services.push(service.name().to_string());
+            }
+            BreakerState::ForcedOpen => {
+                counts.forced_open += 1;
+                open_services.push(service.name().to_string());
+            }
+            BreakerState::HalfOpen => {
+                counts.half_open += 1;
+                half_open_services.push(service.name().to_string());
+            }
+            BreakerState::Disabled => counts.disabled += 1,
+        }
+    }
+    let total = state.registry.len();
+    let status = if total > 0 && open_services.len() == total {
+        "unhealthy"
+    } else if open_services.is_empty() && half_open_services.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let now = SystemTime::now();
+    Json(Health {
+        status,
+        services: total,
+        states: counts,
+        open_services,
+        half_open_services,
+        uptime_seconds: now
+            .duration_since(state.started)
+            .map_or(0, |up| up.as_secs()),
+        timestamp: humantime::format_rfc3339_millis(now).to_string(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Performance {
+    state: BreakerState,
+    total_calls: u64,
+    successes: u64,
+    failures: u64,
+    /// Failed calls over calls that ran, in percent.
+    failure_rate: f64,
+    timeouts: u64,
+    rejections: u64,
+    slow_calls: u64,
+    /// Percentiles of recent checks that ran.
+    latency_ms: Percentiles,
+}
+
+pub(crate) async fn performance(
+    State(state): State<AppState>,
+) -> Json<BTreeMap<String, Performance>> {
+    let report = state
+        .registry
+        .iter()
+        .map(|service| {
+            let stats = service.breaker.stats();
+            let ran = stats.success_count + stats.failure_count;
+            let failure_rate = if ran == 0 {
+                0.0
+            } else {
+                stats.failure_count as f64 * 100.0 / ran as f64
+            };
+            let performance = Performance {
+                state: stats.state,
+                total_calls: stats.total_calls,
+                successes: stats.success_count,
+                failures: stats.failure_count,
+                failure_rate,
+                timeouts: stats.timeouts,
+                rejections: stats.rejections,
+                slow_calls: stats.slow_calls,
+                latency_ms: service.latency(),
+            };
+            (service.name().to_string(), performance)
+        })
+        .collect();
+    Json(report)
+}

@@ -1,0 +1,97 @@
+//! The API's one error type: each variant becomes a JSON answer with the right status. An
+//! internal failure is logged in full and shown to the client in brief.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::error;
+
+/// What can go wrong answering a request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No service of that name; lists the ones there are.
+    UnknownService {
+        /// The name asked for.
+        name: String,
+        /// The configured names.
+        known: Vec<String>,
+    },
+    /// The request is malformed or a value is out of bounds.
+    BadRequest(String),
+    /// The body is larger than the API accepts.
+    PayloadTooLarge(String),
+    /// The body is not JSON.
+    UnsupportedMediaType(String),
+    /// No or wrong bearer token on an admin route.
+    Unauthorized,
+    /// Admin routes are off because no token is configured.
+    AdminDisabled,
+    /// No such route.
+    NoRoute(String),
+    /// Something broke inside; the detail goes to the log only.
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::UnknownService { name, known } => (
+                StatusCode::NOT_FOUND,
+                json!({
+                    "error": format!("unknown service \"{name}\"; known services: {}", known.join(", ")),
+                    "knownServices": known,
+                }),
+            ),
+            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
+            ApiError::PayloadTooLarge(message) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message }))
+            }
+            ApiError::UnsupportedMediaType(message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "error": message }),
+            ),
+            ApiError::Unauthorized => {
+                let body = json!({ "error": "admin route: send the admin token as `Authorization: Bearer <token>`" });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::AdminDisabled => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": "admin routes are off: set server.admin_token in the config to turn them on" }),
+            ),
+            ApiError::NoRoute(route) => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("no route {route}") }),
+            ),
+            ApiError::Internal(detail) => {
+                error!("internal error answering a request: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error; see the daemon's log" }),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                "request body is larger than {} bytes",
+                super::MAX_BODY_BYTES
+            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".to_string(),
+            ),
+            _ => ApiError::BadRequest(format!("malformed JSON body: {}", rejection.body_text())),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Notable events, each written to its log line and its metric in one place so the two never
+//! disagree: every call's outcome (with the slow-call warning) and every change of state.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::breaker::{CallRecord, State, Transition};
+use crate::metrics::ServiceMetrics;
+
+/// A call finished: count it, and warn when it was slow.
+pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) {
+    metrics.call(record.outcome, record.duration, record.slow);
+    if record.slow {
+        let duration_ms = record.duration.map_or(0, |d| d.as_millis());
+        warn!(
+            service = metrics.name(),
+            duration_ms,
+            outcome = record.outcome.as_str(),
+            slow_call_ms = slow_call.as_millis(),
+            "slow call: {} took {duration_ms} ms (over {} ms)",
+            metrics.name(),
+            slow_call.as_millis()
+        );
+    }
+}
+
+/// A breaker changed state: count it, and log it with its context.
+pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
+    metrics.transition(event.from, event.to);
+    let next_attempt = event
+        .next_attempt
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+    let message = format!(
+        "circuit breaker {} {} -> {}: {}",
+        event.service, event.from, event.to, event.reason
+    );
+    let last_error = event.last_failure.as_deref().unwrap_or("");
+    let next = next_attempt.as_deref().unwrap_or("");
+    if event.to == State::Open || event.to == State::ForcedOpen {
+        warn!(
+            service = &*event.service,
+            from = event.from.as_str(),
+            to = event.to.as_str(),
+            reason = %event.reason,
+            last_error,
+            failure_count = event.consecutive_failures,
+            next_attempt = next,
+            "{message}"
+        );
+    } else {
+        info!(
+            service = &*event.service,
+            from = event.from.as_str(),
+            to = event.to.as_str(),
+            reason = %event.reason,
+            last_error,
+            failure_count = event.consecutive_failures,
+            next_attempt = next,
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Synthetic checks: one file per kind (HTTP, SMTP, TCP) and the provider presets, each judging
+//! the answer the way its provider really answers, with a bounded failure reason.
+
+mod classify;
+mod http;
+mod presets;
+mod smtp;
+mod tcp;
+
+use std::fmt;
+use std::sync::Once;
+
+use serde::Serialize;
+
+use crate::config::{Check, Credential, Secret};
+
+pub use http::HttpClient;
+
+/// Why a check failed: a small, fixed set, so it can be a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The check ran past its timeout.
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection was refused or could not be made.
+    Connect,
+    /// The connection was reset or closed mid-exchange.
+    Reset,
+    /// The TLS handshake or certificate failed.
+    Tls,
+    /// An HTTP status that means failure.
+    HttpStatus,
+    /// The answer's body says failure (or is not what the provider sends).
+    Body,
+    /// The provider rejected the credentials, or they are not configured.
+    Auth,
+    /// The provider is rate-limiting us.
+    Throttled,
+    /// The account balance is below the configured floor.
+    Balance,
+    /// The server broke its protocol (SMTP reply, malformed HTTP).
+    Protocol,
+}
+
+impl FailureReason {
+    /// Every reason, for metrics that start at zero.
+    pub const ALL: [FailureReason; 11] = [
+        FailureReason::Timeout,
+        FailureReason::Dns,
+        FailureReason::Connect,
+        FailureReason::Reset,
+        FailureReason::Tls,
+        FailureReason::HttpStatus,
+        FailureReason::Body,
+        FailureReason::Auth,
+        FailureReason::Throttled,
+        FailureReason::Balance,
+        FailureReason::Protocol,
+    ];
+
+    /// The label: `timeout`, `dns`, `connect`, `reset`, `tls`, `http_status`, `body`, `auth`,
+    /// `throttled`, `balance`, `protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Dns => "dns",
+            FailureReason::Connect => "connect",
+            FailureReason::Reset => "reset",
+            FailureReason::Tls => "tls",
+            FailureReason::HttpStatus => "http_status",
+            FailureReason::Body => "body",
+            FailureReason::Auth => "auth",
+            FailureReason::Throttled => "throttled",
+            FailureReason::Balance => "balance",
+            FailureReason::Protocol => "protocol",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed check: its reason and a sentence for people (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeError {
+    /// The bounded reason.
+    pub reason: FailureReason,
+    /// What happened.
+    pub detail: String,
+}
+
+impl ProbeError {
+    pub(crate) fn new(reason: FailureReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+/// A passed check, with anything worth telling (a WhatsApp quality rating, a balance).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProbeSuccess {
+    /// A remark for the API and the logs.
+    pub note: Option<String>,
+}
+
+/// A ready-to-run synthetic check.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    check: Check,
+    client: HttpClient,
+}
+
+impl Probe {
+    /// The check for `check`, sending HTTP through `client`.
+    pub fn new(check: Check, client: HttpClient) -> Self {
+        Self { check, client }
+    }
+
+    /// The preset or kind name.
+    pub fn kind(&self) -> &'static str {
+        self.check.kind()
+    }
+
+    /// Runs the check once. It has no timeout of its own: the breaker's timeout cancels it.
+    pub async fn run(&self) -> Result<ProbeSuccess, ProbeError> {
+        match &self.check {
+            Check::Mpesa(check) => presets::mpesa(&self.client, check).await,
+            Check::Pesapal(check) => presets::pesapal(&self.client, check).await,
+            Check::Kcb(check) => presets::kcb(&self.client, check).await,
+            Check::AfricasTalking(check) => presets::africastalking(&self.client, check).await,
+            Check::WhatsApp(check) => presets::whatsapp(&self.client, check).await,
+            Check::Smtp(check) => smtp::check(check).await,
+            Check::Http(check) => http::check(&self.client, check).await,
+            Check::Tcp(check) => tcp::check(check).await,
+        }
+    }
+}
+
+/// A credential's value, or an `auth` failure saying what to set.
+pub(crate) fn credential(credential: &Credential) -> Result<&Secret, ProbeError> {
+    credential
+        .value()
+        .map_err(|why| ProbeError::new(FailureReason::Auth, why))
+}
+
+/// Installs rustls' ring provider as the process default, once; reqwest and lettre share it.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Another part of the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

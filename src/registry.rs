@@ -1,0 +1,249 @@
+//! The running services: for each configured service its breaker, its probe, its metric
+//! handles and its recent checks, built from a validated config.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::breaker::{Breaker, Outcome, PolicyError};
+use crate::config::{Config, Schedule, ServiceConfig, format_duration};
+use crate::metrics::{Metrics, ServiceMetrics};
+use crate::observe;
+use crate::probe::{FailureReason, HttpClient, Probe};
+
+/// Checks remembered per service, for latency percentiles and the last result.
+pub const RECENT_CHECKS: usize = 256;
+
+/// One check's result, as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRecord {
+    /// When it started.
+    #[serde(serialize_with = "serialize_time")]
+    pub at: SystemTime,
+    /// `success`, `failure`, `timeout` or `rejected`.
+    pub outcome: Outcome,
+    /// How long it took, in milliseconds (0 when rejected).
+    pub duration_ms: f64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
+    /// What happened, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A remark on a passed check (quality rating, balance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn serialize_time<S: serde::Serializer>(
+    time: &SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_rfc3339_millis(*time).to_string())
+}
+
+/// Latency percentiles of recent checks, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// One configured service, running.
+#[derive(Debug)]
+pub struct Service {
+    /// Its validated config.
+    pub config: ServiceConfig,
+    /// Its breaker.
+    pub breaker: Breaker,
+    /// Its synthetic check.
+    pub probe: Probe,
+    /// Its metric handles.
+    pub metrics: ServiceMetrics,
+    recent: Mutex<VecDeque<CheckRecord>>,
+    /// Held while a check runs, so scheduled and on-demand checks never overlap.
+    pub run_lock: tokio::sync::Mutex<()>,
+}
+
+impl Service {
+    /// Builds the breaker (with the outcome hook that feeds metrics and the slow-call log),
+    /// the probe and the metric handles of `config`.
+    pub fn new(
+        config: ServiceConfig,
+        slow_call: Duration,
+        client: HttpClient,
+        metrics: &Metrics,
+    ) -> Result<Self, PolicyError> {
+        let handles = metrics.service(
+            &config.name,
+            config.policy.failure_threshold,
+            config.policy.timeout,
+            config.policy.reset_timeout,
+        );
+        let mut policy = config.policy.clone();
+        let slow_call = *policy.slow_call_duration.get_or_insert(slow_call);
+        let hook_metrics = handles.clone();
+        let breaker = Breaker::builder(config.name.as_str())
+            .policy(policy)
+            .on_outcome(move |record| observe::call(&hook_metrics, record, slow_call))
+            .build()?;
+        Ok(Self {
+            probe: Probe::new(config.check.clone(), client),
+            config,
+            breaker,
+            metrics: handles,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_CHECKS)),
+            run_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The schedule in words: `every 30s` or the cron expression.
+    pub fn schedule_text(&self) -> String {
+        match &self.config.schedule {
+            Schedule::Every(period) => format!("every {}", format_duration(*period)),
+            Schedule::Cron { expression, .. } => format!("cron {expression}"),
+        }
+    }
+
+    /// Remembers a check.
+    pub fn remember(&self, record: CheckRecord) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_CHECKS {
+            recent.pop_front();
+        }
+        recent.push_back(record);
+    }
+
+    /// The most recent check.
+    pub fn last_check(&self) -> Option<CheckRecord> {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .back()
+            .cloned()
+    }
+
+    /// The recent checks, oldest first.
+    pub fn recent_checks(&self) -> Vec<CheckRecord> {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Latency percentiles over the recent checks that ran.
+    pub fn latency(&self) -> Percentiles {
+        let mut durations: Vec<f64> = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|check| check.outcome != Outcome::Rejected)
+            .map(|check| check.duration_ms)
+            .collect();
+        durations.sort_by(f64::total_cmp);
+        Percentiles {
+            p50: percentile(&durations, 50.0),
+            p95: percentile(&durations, 95.0),
+            p99: percentile(&durations, 99.0),
+        }
+    }
+
+    /// Refreshes the gauges that mirror the breaker's live state (called before a scrape).
+    pub fn refresh_gauges(&self) {
+        let stats = self.breaker.stats();
+        self.metrics.set_state(stats.state, stats.next_attempt);
+        self.metrics
+            .set_consecutive_failures(stats.consecutive_failures);
+    }
+}
+
+/// The nearest-rank percentile of sorted values; 0 when there are none.
+fn percentile(sorted: &[f64], percent: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (percent / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Every running service, by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    services: BTreeMap<String, Arc<Service>>,
+}
+
+impl Registry {
+    /// Builds every service of `config`.
+    pub fn build(
+        config: &Config,
+        client: &HttpClient,
+        metrics: &Metrics,
+    ) -> Result<Self, PolicyError> {
+        let mut services = BTreeMap::new();
+        for service in &config.services {
+            let built = Service::new(
+                service.clone(),
+                config.server.slow_call,
+                client.clone(),
+                metrics,
+            )?;
+            services.insert(service.name.clone(), Arc::new(built));
+        }
+        Ok(Self { services })
+    }
+
+    /// The service named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Service>> {
+        self.services.get(name)
+    }
+
+    /// Every service, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values()
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.services.keys().cloned().collect()
+    }
+
+    /// How many services there are.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 50.0);
+        assert_eq!(percentile(&values, 95.0), 95.0);
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

@@ -1,0 +1,205 @@
+//! Runs each service's synthetic check through its breaker on its schedule: fixed intervals
+//! spread across services, or cron. Runs of one service never overlap; a tick missed while a
+//! check was still running is skipped and counted, never run late.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
+use tracing::{debug, info};
+
+use crate::breaker::{BreakerError, Outcome};
+use crate::config::Schedule;
+use crate::probe::FailureReason;
+use crate::registry::{CheckRecord, Service};
+
+/// First checks of services on the same interval are spread over at most this long.
+pub const MAX_SPREAD: Duration = Duration::from_secs(10);
+
+/// Runs `service`'s checks until `shutdown` turns true. `slot` of `slots` places its first
+/// check within the spread window, so services on one interval do not fire together.
+pub fn spawn(
+    service: Arc<Service>,
+    slot: usize,
+    slots: usize,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match service.config.schedule.clone() {
+            Schedule::Every(period) => {
+                every(&service, period, spread(period, slot, slots), shutdown).await
+            }
+            Schedule::Cron { schedule, .. } => cron(&service, &schedule, shutdown).await,
+        }
+    })
+}
+
+/// The delay before the first check of `slot` out of `slots`.
+pub fn spread(period: Duration, slot: usize, slots: usize) -> Duration {
+    let window = period.min(MAX_SPREAD);
+    let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+    let slot = u32::try_from(slot).unwrap_or(0).min(slots - 1);
+    window * slot / slots
+}
+
+async fn every(
+    service: &Service,
+    period: Duration,
+    offset: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = interval_at(Instant::now() + offset, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut previous: Option<Instant> = None;
+    loop {
+        let tick = tokio::select! {
+            tick = ticks.tick() => tick,
+            _ = stopped(&mut shutdown) => return,
+        };
+        if let Some(previous) = previous {
+            let skipped = missed_between(previous, tick, period);
+            if skipped > 0 {
+                service.metrics.missed_ticks(skipped);
+                debug!(
+                    service = service.name(),
+                    skipped, "skipped ticks while the previous check ran"
+                );
+            }
+        }
+        previous = Some(tick);
+        check_once(service).await;
+    }
+}
+
+/// Ticks skipped between two consecutive ticks of a `period` interval.
+fn missed_between(previous: Instant, tick: Instant, period: Duration) -> u64 {
+    let gap = tick.saturating_duration_since(previous).as_nanos();
+    let steps = gap / period.as_nanos().max(1);
+    u64::try_from(steps.saturating_sub(1)).unwrap_or(u64::MAX)
+}
+
+async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let now = chrono::Utc::now();
+        let Some(next) = schedule.after(&now).next() else {
+            info!(
+                service = service.name(),
+                "the cron schedule has no further times; checks stop"
+            );
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = sleep(wait) => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        check_once(service).await;
+        let skipped = schedule
+            .after(&next)
+            .take_while(|time| *time <= chrono::Utc::now())
+            .count();
+        if skipped > 0 {
+            service
+                .metrics
+                .missed_ticks(u64::try_from(skipped).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the daemon is gone: stop as well.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Runs one check through the breaker and records it: metrics, recent checks, a log line for
+/// failures. A check the open breaker rejects is recorded as `rejected` and runs nothing.
+pub async fn check_once(service: &Service) -> CheckRecord {
+    let _one_at_a_time = service.run_lock.lock().await;
+    let at = SystemTime::now();
+    let started = Instant::now();
+    let result = service.breaker.call(|| service.probe.run()).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (outcome, reason, detail, note) = match result {
+        Ok(success) => (Outcome::Success, None, None, success.note),
+        Err(BreakerError::Open(open)) => (Outcome::Rejected, None, Some(open.to_string()), None),
+        Err(BreakerError::Timeout(timeout)) => (
+            Outcome::Timeout,
+            Some(FailureReason::Timeout),
+            Some(timeout.to_string()),
+            None,
+        ),
+        Err(BreakerError::Inner(failure)) => (
+            Outcome::Failure,
+            Some(failure.reason),
+            Some(failure.detail),
+            None,
+        ),
+    };
+    let record = CheckRecord {
+        at,
+        outcome,
+        duration_ms: if outcome == Outcome::Rejected {
+            0.0
+        } else {
+            duration_ms
+        },
+        reason,
+        detail,
+        note,
+    };
+    if outcome != Outcome::Rejected {
+        service.metrics.probe(reason, at);
+    }
+    match (&record.reason, &record.detail) {
+        (Some(reason), Some(detail)) => {
+            info!(
+                service = service.name(),
+                reason = reason.as_str(),
+                duration_ms,
+                "check failed: {detail}"
+            );
+        }
+        _ => debug!(
+            service = service.name(),
+            outcome = outcome.as_str(),
+            duration_ms,
+            "check done"
+        ),
+    }
+    if let Some(note) = &record.note {
+        info!(service = service.name(), "check passed with a note: {note}");
+    }
+    service.remember(record.clone());
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_checks_spread_over_the_window() {
+        let period = Duration::from_secs(30);
+        let offsets: Vec<u64> = (0..6)
+            .map(|slot| spread(period, slot, 6).as_millis() as u64)
+            .collect();
+        assert_eq!(offsets, vec![0, 1666, 3333, 5000, 6666, 8333]);
+        assert_eq!(
+            spread(Duration::from_secs(1), 500, 1000),
+            Duration::from_millis(500)
+        );
+        assert_eq!(spread(period, 9, 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn skipped_ticks_are_counted_from_the_gap() {
+        let start = Instant::now();
+        let period = Duration::from_secs(1);
+        assert_eq!(missed_between(start, start + period, period), 0);
+        assert_eq!(missed_between(start, start + period * 4, period), 3);
+        assert_eq!(missed_between(start, start, period), 0);
+    }
+}
