@@ -99,11 +99,12 @@ pub(crate) fn smtp_error(error: &lettre::transport::smtp::Error, server: &str) -
         FailureReason::Auth
     } else if error.is_timeout() {
         FailureReason::Timeout
-    } else if error.is_tls() {
+    } else if error.is_tls() || (error.is_client() && error.to_string().contains("TLS")) {
+        // lettre reports a server without STARTTLS as a client error.
         FailureReason::Tls
     } else if let Some(reason) = reason_in_chain(error) {
         reason
-    } else if error.is_response() || error.is_permanent() || error.is_transient() {
+    } else if error.is_response() || error.is_permanent() || error.is_transient() || error.is_client() {
         FailureReason::Protocol
     } else {
         FailureReason::Connect

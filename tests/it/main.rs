@@ -1,8 +1,11 @@
 //! Integration tests, one binary: each module tests one area through the public API.
 
+mod api;
 mod breaker_concurrency;
 mod breaker_controls;
 mod breaker_states;
 mod breaker_window;
 mod config;
+mod probes;
+mod smtp;
 mod support;

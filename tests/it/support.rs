@@ -71,3 +71,116 @@ pub async fn transition_to(
         }
     }
 }
+
+pub mod fake_provider;
+
+/// Variables the test configs refer to, never the process environment.
+#[derive(Default)]
+pub struct TestEnv(pub std::collections::BTreeMap<String, String>);
+
+impl TestEnv {
+    /// The fake providers' credentials under the names the test configs use.
+    pub fn with_fake_credentials() -> Self {
+        use fake_provider::*;
+        let pairs = [
+            ("KEY", KEY),
+            ("SECRET", SECRET),
+            ("AT_USERNAME", AT_USERNAME),
+            ("AT_API_KEY", AT_API_KEY),
+            ("WA_PHONE_ID", WA_PHONE_ID),
+            ("WA_TOKEN", WA_TOKEN),
+            ("ADMIN_TOKEN", "admin-token-value"),
+        ];
+        Self(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}
+
+impl breakerd::config::Environment for TestEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|error| error.to_string())
+    }
+}
+
+/// A validated config from `text`, with the fake providers' credentials.
+pub fn test_config(text: &str) -> breakerd::config::Config {
+    match breakerd::config::Config::parse(text, "test.toml", &TestEnv::with_fake_credentials()) {
+        Ok(config) => config,
+        Err(error) => panic!("test config is invalid:\n{error}"),
+    }
+}
+
+/// The probe of the only service in `text`.
+pub fn probe_for(text: &str) -> breakerd::probe::Probe {
+    let config = test_config(text);
+    let check = config.services.into_iter().next().expect("one service").check;
+    breakerd::probe::Probe::new(check, breakerd::probe::HttpClient::new().expect("HTTP client"))
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+pub mod smtp_server;
+pub use smtp_server::wait_until_listening;
+
+/// A fresh, empty directory for one test's files.
+pub fn scratch_dir(label: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "breakerd-test-{}-{}-{label}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Handler state for router-level tests, built from a config's text.
+pub fn app_state(text: &str) -> breakerd::api::AppState {
+    let config = test_config(text);
+    let metrics = std::sync::Arc::new(breakerd::metrics::Metrics::new());
+    let client = breakerd::probe::HttpClient::new().expect("HTTP client");
+    let registry = breakerd::registry::Registry::build(&config, &client, &metrics).expect("registry");
+    std::sync::Arc::new(breakerd::api::Shared {
+        registry: std::sync::Arc::new(registry),
+        metrics,
+        admin_token: config.server.admin_token.clone(),
+        test_breakers: Default::default(),
+        started: std::time::SystemTime::now(),
+    })
+}
+
+/// Sends one request to the router; returns the status and the body as JSON (or as a string).
+pub async fn send(
+    state: &breakerd::api::AppState,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(axum::body::Body::from(body.unwrap_or("").to_string()))
+        .expect("request");
+    let response = breakerd::api::router(state.clone()).oneshot(request).await.expect("router answers");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024).await.expect("body");
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, json)
+}

@@ -1,0 +1,46 @@
+//! A real SMTP server for the tests: aiosmtpd (Debian's python3-aiosmtpd) with a Mailbox
+//! handler, started on a free loopback port and stopped on drop.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct SmtpServer {
+    pub port: u16,
+    pub mailbox: PathBuf,
+    child: Child,
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let port = super::closed_port();
+        let mailbox = super::scratch_dir("mailbox").join("maildir");
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&mailbox)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd: install Debian's python3-aiosmtpd (see .ci/debian-packages)");
+        let server = Self { port, mailbox, child };
+        super::wait_until_listening(port, "aiosmtpd");
+        server
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls until something accepts connections on `port`, or fails the test after 20 s.
+pub fn wait_until_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        std::thread::yield_now();
+    }
+}
