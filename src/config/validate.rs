@@ -34,6 +34,8 @@ const KINDS: &[&str] = &["http", "smtp", "tcp"];
 const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const MAX_NAME_LEN: usize = 64;
+/// Names that would collide with the API's fixed routes under `/api/v1/circuit-breakers/`.
+const RESERVED_NAMES: &[&str] = &["health", "metrics", "reset-all"];
 /// Calls a sliding window remembers when only its thresholds are given.
 const DEFAULT_WINDOW_SIZE: u32 = 20;
 /// Calls that must be in the window before its rates count, when not given.
@@ -250,6 +252,14 @@ impl Validator<'_> {
                 name.span(),
                 format!(
                     "service name \"{value}\" is not allowed: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'"
+                ),
+            );
+        } else if RESERVED_NAMES.contains(&value.as_str()) {
+            self.problems.at(
+                name.span(),
+                format!(
+                    "service name \"{value}\" is reserved by the API (reserved: {}); choose another",
+                    RESERVED_NAMES.join(", ")
                 ),
             );
         }

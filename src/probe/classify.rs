@@ -104,7 +104,11 @@ pub(crate) fn smtp_error(error: &lettre::transport::smtp::Error, server: &str) -
         FailureReason::Tls
     } else if let Some(reason) = reason_in_chain(error) {
         reason
-    } else if error.is_response() || error.is_permanent() || error.is_transient() || error.is_client() {
+    } else if error.is_response()
+        || error.is_permanent()
+        || error.is_transient()
+        || error.is_client()
+    {
         FailureReason::Protocol
     } else {
         FailureReason::Connect

@@ -32,11 +32,28 @@ async fn all_breakers_carry_the_seed_fields() {
 
 #[tokio::test]
 async fn an_unknown_service_is_a_404_naming_the_known_ones() {
-    let (status, body) = send(&state(), "GET", "/api/v1/circuit-breakers/mpsea", None, None).await;
+    let (status, body) = send(
+        &state(),
+        "GET",
+        "/api/v1/circuit-breakers/mpsea",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
-    assert_eq!(body["error"], "unknown service \"mpsea\"; known services: mpesa, sms");
+    assert_eq!(
+        body["error"],
+        "unknown service \"mpsea\"; known services: mpesa, sms"
+    );
     assert_eq!(body["knownServices"], json!(["mpesa", "sms"]));
-    let (status, _) = send(&state(), "POST", "/api/v1/circuit-breakers/mpsea/reset", Some(TOKEN), None).await;
+    let (status, _) = send(
+        &state(),
+        "POST",
+        "/api/v1/circuit-breakers/mpsea/reset",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 }
 
@@ -58,13 +75,23 @@ async fn health_summarises_the_states() {
 
 #[tokio::test]
 async fn performance_metrics_per_service() {
-    let (status, body) = send(&state(), "GET", "/api/v1/circuit-breakers/metrics", None, None).await;
+    let (status, body) = send(
+        &state(),
+        "GET",
+        "/api/v1/circuit-breakers/metrics",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     for key in ["totalCalls", "timeouts", "rejections", "slowCalls"] {
         assert_eq!(body["mpesa"][key], 0, "{key}");
     }
     assert_eq!(body["mpesa"]["failureRate"], 0.0);
-    assert_eq!(body["mpesa"]["latencyMs"], json!({"p50": 0.0, "p95": 0.0, "p99": 0.0}));
+    assert_eq!(
+        body["mpesa"]["latencyMs"],
+        json!({"p50": 0.0, "p95": 0.0, "p99": 0.0})
+    );
 }
 
 #[tokio::test]
@@ -72,52 +99,102 @@ async fn admin_routes_need_the_token_and_are_off_without_one() {
     let state = state();
     let reset = "/api/v1/circuit-breakers/mpesa/reset";
     let (status, body) = send(&state, "POST", reset, None, None).await;
-    assert_eq!((status, body["error"].as_str().unwrap()), (401, "admin route: send the admin token as `Authorization: Bearer <token>`"));
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (
+            401,
+            "admin route: send the admin token as `Authorization: Bearer <token>`"
+        )
+    );
     let (status, _) = send(&state, "POST", reset, Some("admin-token-valuX"), None).await;
     assert_eq!(status, 401);
     state.registry.get("mpesa").unwrap().breaker.force_open();
     let (status, body) = send(&state, "POST", reset, Some(TOKEN), None).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("CLOSED")));
-    let (status, body) = send(&state, "POST", "/api/v1/circuit-breakers/reset-all", Some(TOKEN), None).await;
+    let (status, body) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/reset-all",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["sms"]["state"], "CLOSED");
 
     let no_token = app_state("[services.mpesa]\npreset = \"mpesa\"\n");
     let (status, body) = send(&no_token, "POST", reset, Some(TOKEN), None).await;
     assert_eq!(status, 403);
-    assert_eq!(body["error"], "admin routes are off: set server.admin_token in the config to turn them on");
+    assert_eq!(
+        body["error"],
+        "admin routes are off: set server.admin_token in the config to turn them on"
+    );
 }
 
 #[tokio::test]
 async fn simulate_failure_opens_a_test_breaker_with_the_seed_errors() {
     let state = state();
     let body = r#"{"serviceName": "test-service", "shouldFail": true, "iterations": 5}"#;
-    let (status, report) =
-        send(&state, "POST", "/api/v1/test-circuit-breaker/simulate-failure", Some(TOKEN), Some(body)).await;
+    let (status, report) = send(
+        &state,
+        "POST",
+        "/api/v1/test-circuit-breaker/simulate-failure",
+        Some(TOKEN),
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 200, "{report}");
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 5);
     assert_eq!(results[2]["state"], "OPEN", "opens on the third failure");
-    assert_eq!(results[3]["error"]["message"], "Circuit breaker test-service is OPEN");
+    assert_eq!(
+        results[3]["error"]["message"],
+        "Circuit breaker test-service is OPEN"
+    );
     assert_eq!(results[3]["error"]["circuitBreakerOpen"], true);
     assert_eq!(report["finalState"], "OPEN");
     assert_eq!(report["stats"]["rejections"], 2);
     // The real services are untouched.
-    assert_eq!(state.registry.get("mpesa").unwrap().breaker.stats().total_calls, 0);
+    assert_eq!(
+        state
+            .registry
+            .get("mpesa")
+            .unwrap()
+            .breaker
+            .stats()
+            .total_calls,
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn simulate_timeout_returns_the_seed_timeout_error() {
     let state = state();
     let body = r#"{"serviceName": "timeout-test", "delay": 6000}"#;
-    let (status, report) =
-        send(&state, "POST", "/api/v1/test-circuit-breaker/simulate-timeout", Some(TOKEN), Some(body)).await;
+    let (status, report) = send(
+        &state,
+        "POST",
+        "/api/v1/test-circuit-breaker/simulate-timeout",
+        Some(TOKEN),
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["timedOut"], true);
-    assert_eq!(report["error"]["message"], "Circuit breaker timeout-test timeout after 5000ms");
+    assert_eq!(
+        report["error"]["message"],
+        "Circuit breaker timeout-test timeout after 5000ms"
+    );
     assert_eq!(report["error"]["timeout"], true);
     let quick = r#"{"serviceName": "timeout-test", "delay": 10}"#;
-    let (_, report) = send(&state, "POST", "/api/v1/test-circuit-breaker/simulate-timeout", Some(TOKEN), Some(quick)).await;
+    let (_, report) = send(
+        &state,
+        "POST",
+        "/api/v1/test-circuit-breaker/simulate-timeout",
+        Some(TOKEN),
+        Some(quick),
+    )
+    .await;
     assert_eq!(report["timedOut"], false);
 }
 
@@ -128,11 +205,36 @@ async fn bad_input_gets_a_json_error_with_the_right_status() {
     let timeout = "/api/v1/test-circuit-breaker/simulate-timeout";
     let cases: [(&str, String, u16, &str); 6] = [
         (failure, "{not json".to_string(), 400, "malformed JSON body"),
-        (failure, r#"{"serviceName": "x", "iterations": 1000}"#.to_string(), 400, "iterations is 1000, allowed is 1 to 100"),
-        (failure, r#"{"serviceName": "x", "iterations": 0}"#.to_string(), 400, "iterations is 0, allowed is 1 to 100"),
-        (failure, r#"{"serviceName": "../etc", "iterations": 1}"#.to_string(), 400, "serviceName must be 1 to 64"),
-        (timeout, r#"{"serviceName": "x", "delay": 60000}"#.to_string(), 400, "delay is 60000 ms, allowed is 0 to 30000 ms"),
-        (failure, format!(r#"{{"serviceName": "{}"}}"#, "x".repeat(20_000)), 413, "request body is larger than 16384 bytes"),
+        (
+            failure,
+            r#"{"serviceName": "x", "iterations": 1000}"#.to_string(),
+            400,
+            "iterations is 1000, allowed is 1 to 100",
+        ),
+        (
+            failure,
+            r#"{"serviceName": "x", "iterations": 0}"#.to_string(),
+            400,
+            "iterations is 0, allowed is 1 to 100",
+        ),
+        (
+            failure,
+            r#"{"serviceName": "../etc", "iterations": 1}"#.to_string(),
+            400,
+            "serviceName must be 1 to 64",
+        ),
+        (
+            timeout,
+            r#"{"serviceName": "x", "delay": 60000}"#.to_string(),
+            400,
+            "delay is 60000 ms, allowed is 0 to 30000 ms",
+        ),
+        (
+            failure,
+            format!(r#"{{"serviceName": "{}"}}"#, "x".repeat(20_000)),
+            413,
+            "request body is larger than 16384 bytes",
+        ),
     ];
     for (path, body, expected_status, expected_error) in cases {
         let (status, answer) = send(&state, "POST", path, Some(TOKEN), Some(&body)).await;
@@ -141,17 +243,36 @@ async fn bad_input_gets_a_json_error_with_the_right_status() {
         assert!(error.starts_with(expected_error), "{path}: {error}");
     }
     let (status, answer) = send(&state, "GET", "/api/v2/nothing", None, None).await;
-    assert_eq!((status, answer["error"].as_str()), (404, Some("no route GET /api/v2/nothing")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (404, Some("no route GET /api/v2/nothing"))
+    );
 }
 
 #[tokio::test]
 async fn secrets_appear_in_no_answer() {
     let state = state();
     let mut bodies = Vec::new();
-    for path in ["/api/v1/circuit-breakers", "/api/v1/circuit-breakers/health", "/api/v1/circuit-breakers/metrics", "/metrics"] {
+    for path in [
+        "/api/v1/circuit-breakers",
+        "/api/v1/circuit-breakers/health",
+        "/api/v1/circuit-breakers/metrics",
+        "/metrics",
+    ] {
         bodies.push(send(&state, "GET", path, None, None).await.1.to_string());
     }
-    bodies.push(send(&state, "POST", "/api/v1/test-circuit-breaker/test-external-services", Some(TOKEN), None).await.1.to_string());
+    bodies.push(
+        send(
+            &state,
+            "POST",
+            "/api/v1/test-circuit-breaker/test-external-services",
+            Some(TOKEN),
+            None,
+        )
+        .await
+        .1
+        .to_string(),
+    );
     for body in bodies {
         for secret in ["test-secret", "at-api-key-value", TOKEN] {
             assert!(!body.contains(secret), "secret {secret} leaked into {body}");

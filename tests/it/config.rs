@@ -264,6 +264,12 @@ fn each_rule_has_its_exact_error_at_its_place() {
             ],
         ),
         (
+            "[services.health]\npreset = \"kcb\"\n",
+            &[
+                "alerts.toml:1:11: service name \"health\" is reserved by the API (reserved: health, metrics, reset-all); choose another",
+            ],
+        ),
+        (
             "[services.x]\nkind = \"http\"\nurl = \"ftp://example.com\"\n",
             &["alerts.toml:3:7: url must be an http:// or https:// URL with a host, not \"ftp\""],
         ),

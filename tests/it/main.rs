@@ -6,6 +6,7 @@ mod breaker_controls;
 mod breaker_states;
 mod breaker_window;
 mod config;
+mod daemon;
 mod probes;
 mod smtp;
 mod support;

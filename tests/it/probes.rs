@@ -21,8 +21,15 @@ async fn mpesa_requests_a_token_with_basic_auth() {
     probe.run().await.expect("healthy Daraja");
     let request = &fake.requests()[0];
     assert_eq!(request.method, "GET");
-    assert_eq!(request.target, "/oauth/v1/generate?grant_type=client_credentials");
-    assert!(request.header("authorization").is_some_and(|v| v.starts_with("Basic ")));
+    assert_eq!(
+        request.target,
+        "/oauth/v1/generate?grant_type=client_credentials"
+    );
+    assert!(
+        request
+            .header("authorization")
+            .is_some_and(|v| v.starts_with("Basic "))
+    );
 }
 
 #[tokio::test]
@@ -30,9 +37,15 @@ async fn wrong_credentials_fail_as_auth() {
     let fake = FakeProvider::start(Mode::Healthy).await;
     let wrong = "consumer_key = \"nope\"\nconsumer_secret = \"nope\"";
     for name in ["mpesa", "kcb", "pesapal"] {
-        let error = probe_for(&preset(name, &fake.url(), wrong)).run().await.unwrap_err();
+        let error = probe_for(&preset(name, &fake.url(), wrong))
+            .run()
+            .await
+            .unwrap_err();
         assert_eq!(error.reason, FailureReason::Auth, "{name}: {error}");
-        assert!(!error.detail.contains("nope"), "a credential leaked into the detail: {error}");
+        assert!(
+            !error.detail.contains("nope"),
+            "a credential leaked into the detail: {error}"
+        );
     }
 }
 
@@ -42,33 +55,53 @@ async fn pesapal_posts_json_and_its_200_error_body_is_a_failure() {
     let probe = probe_for(&preset("pesapal", &fake.url(), OAUTH));
     probe.run().await.expect("healthy Pesapal");
     let request = &fake.requests()[0];
-    assert_eq!((request.method.as_str(), request.target.as_str()), ("POST", "/api/Auth/RequestToken"));
+    assert_eq!(
+        (request.method.as_str(), request.target.as_str()),
+        ("POST", "/api/Auth/RequestToken")
+    );
     assert_eq!(request.header("content-type"), Some("application/json"));
     fake.set_mode(Mode::PesapalRejects);
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Auth);
-    assert!(error.detail.starts_with("HTTP 200 with error invalid_consumer_key_or_secret_provided (status 500)"), "{error}");
+    assert!(
+        error.detail.starts_with(
+            "HTTP 200 with error invalid_consumer_key_or_secret_provided (status 500)"
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn kcb_posts_to_its_token_endpoint() {
     let fake = FakeProvider::start(Mode::Healthy).await;
-    probe_for(&preset("kcb", &fake.url(), OAUTH)).run().await.expect("healthy Buni");
+    probe_for(&preset("kcb", &fake.url(), OAUTH))
+        .run()
+        .await
+        .expect("healthy Buni");
     let request = &fake.requests()[0];
-    assert_eq!((request.method.as_str(), request.target.as_str()), ("POST", "/token?grant_type=client_credentials"));
+    assert_eq!(
+        (request.method.as_str(), request.target.as_str()),
+        ("POST", "/token?grant_type=client_credentials")
+    );
 }
 
 #[tokio::test]
 async fn africastalking_asks_for_json_and_reports_the_balance() {
     let fake = FakeProvider::start(Mode::Healthy).await;
     let creds = "username = \"${AT_USERNAME}\"\napi_key = \"${AT_API_KEY}\"";
-    let success = probe_for(&preset("africastalking", &fake.url(), creds)).run().await.expect("healthy AT");
+    let success = probe_for(&preset("africastalking", &fake.url(), creds))
+        .run()
+        .await
+        .expect("healthy AT");
     assert_eq!(success.note.as_deref(), Some("balance KES 1234.5000"));
     let request = &fake.requests()[0];
     assert_eq!(request.target, "/version1/user?username=sandbox");
     assert_eq!(request.header("accept"), Some("application/json"));
     let floor = format!("{creds}\nmin_balance = 5000.0");
-    let error = probe_for(&preset("africastalking", &fake.url(), &floor)).run().await.unwrap_err();
+    let error = probe_for(&preset("africastalking", &fake.url(), &floor))
+        .run()
+        .await
+        .unwrap_err();
     assert_eq!(error.reason, FailureReason::Balance);
 }
 
@@ -78,21 +111,48 @@ async fn whatsapp_reads_quality_and_throttling() {
     let creds = "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"${WA_TOKEN}\"";
     let probe = probe_for(&preset("whatsapp", &fake.url(), creds));
     assert_eq!(probe.run().await.expect("GREEN").note, None);
-    assert!(fake.requests()[0].target.starts_with("/v21.0/106540352242922?fields=quality_rating"));
+    assert!(
+        fake.requests()[0]
+            .target
+            .starts_with("/v21.0/106540352242922?fields=quality_rating")
+    );
     fake.set_mode(Mode::WhatsAppQuality("YELLOW"));
-    assert_eq!(probe.run().await.expect("YELLOW still passes").note.as_deref(), Some("quality_rating YELLOW"));
+    assert_eq!(
+        probe
+            .run()
+            .await
+            .expect("YELLOW still passes")
+            .note
+            .as_deref(),
+        Some("quality_rating YELLOW")
+    );
     fake.set_mode(Mode::WhatsAppThrottled);
-    assert_eq!(probe.run().await.unwrap_err().reason, FailureReason::Throttled);
+    assert_eq!(
+        probe.run().await.unwrap_err().reason,
+        FailureReason::Throttled
+    );
     let bad = "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"expired\"";
-    assert_eq!(probe_for(&preset("whatsapp", &fake.url(), bad)).run().await.unwrap_err().reason, FailureReason::Auth);
+    assert_eq!(
+        probe_for(&preset("whatsapp", &fake.url(), bad))
+            .run()
+            .await
+            .unwrap_err()
+            .reason,
+        FailureReason::Auth
+    );
 }
 
 #[tokio::test]
 async fn unset_credentials_fail_as_auth_naming_the_variable() {
-    let probe = probe_for("[services.p]\npreset = \"mpesa\"\nconsumer_key = \"${UNSET_KEY}\"\nconsumer_secret = \"x\"\n");
+    let probe = probe_for(
+        "[services.p]\npreset = \"mpesa\"\nconsumer_key = \"${UNSET_KEY}\"\nconsumer_secret = \"x\"\n",
+    );
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Auth);
-    assert_eq!(error.detail, "consumer_key is not set: environment variable UNSET_KEY is empty or unset");
+    assert_eq!(
+        error.detail,
+        "consumer_key is not set: environment variable UNSET_KEY is empty or unset"
+    );
 }
 
 #[tokio::test]
@@ -104,10 +164,17 @@ async fn server_errors_resets_and_refusals_have_their_reasons() {
     assert!(error.detail.starts_with("HTTP 500"), "{error}");
     fake.set_mode(Mode::Reset);
     assert_eq!(probe.run().await.unwrap_err().reason, FailureReason::Reset);
-    let refused = probe_for(&preset("mpesa", &format!("http://127.0.0.1:{}", closed_port()), OAUTH));
+    let refused = probe_for(&preset(
+        "mpesa",
+        &format!("http://127.0.0.1:{}", closed_port()),
+        OAUTH,
+    ));
     let error = refused.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Connect, "{error}");
-    assert!(!error.detail.contains("oauth"), "the URL path must not be in the detail: {error}");
+    assert!(
+        !error.detail.contains("oauth"),
+        "the URL path must not be in the detail: {error}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +186,10 @@ async fn a_hung_provider_is_cut_off_by_the_breaker_timeout() {
     ));
     let service = &config.services[0];
     let breaker = breakerd::breaker::Breaker::new("p", service.policy.clone()).unwrap();
-    let probe = breakerd::probe::Probe::new(service.check.clone(), breakerd::probe::HttpClient::new().unwrap());
+    let probe = breakerd::probe::Probe::new(
+        service.check.clone(),
+        breakerd::probe::HttpClient::new().unwrap(),
+    );
     let started = std::time::Instant::now();
     let error = breaker.call(|| probe.run()).await.unwrap_err();
     assert!(error.is_timeout(), "{error}");
@@ -135,9 +205,21 @@ async fn generic_http_and_tcp_checks() {
         fake.url()
     );
     probe_for(&http).run().await.expect("health endpoint");
-    assert_eq!(fake.requests()[0].header("authorization"), Some("Bearer test-key"));
-    let tcp_ok = format!("[services.p]\nkind = \"tcp\"\naddress = \"{}\"\n", fake.address());
+    assert_eq!(
+        fake.requests()[0].header("authorization"),
+        Some("Bearer test-key")
+    );
+    let tcp_ok = format!(
+        "[services.p]\nkind = \"tcp\"\naddress = \"{}\"\n",
+        fake.address()
+    );
     probe_for(&tcp_ok).run().await.expect("tcp connect");
-    let tcp_refused = format!("[services.p]\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\n", closed_port());
-    assert_eq!(probe_for(&tcp_refused).run().await.unwrap_err().reason, FailureReason::Connect);
+    let tcp_refused = format!(
+        "[services.p]\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\n",
+        closed_port()
+    );
+    assert_eq!(
+        probe_for(&tcp_refused).run().await.unwrap_err().reason,
+        FailureReason::Connect
+    );
 }

@@ -12,7 +12,10 @@ async fn the_smtp_check_passes_against_a_real_server() {
         "[services.email]\npreset = \"smtp\"\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\n",
         server.port
     ));
-    probe.run().await.expect("EHLO, NOOP, QUIT against aiosmtpd");
+    probe
+        .run()
+        .await
+        .expect("EHLO, NOOP, QUIT against aiosmtpd");
 }
 
 #[tokio::test]
@@ -24,13 +27,18 @@ async fn required_starttls_fails_against_a_server_without_it() {
     ));
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Tls, "{error}");
-    assert!(error.detail.contains("STARTTLS is not supported"), "{error}");
+    assert!(
+        error.detail.contains("STARTTLS is not supported"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn a_closed_smtp_port_fails_as_connect() {
     let port = crate::support::closed_port();
-    let probe = probe_for(&format!("[services.email]\npreset = \"smtp\"\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\n"));
+    let probe = probe_for(&format!(
+        "[services.email]\npreset = \"smtp\"\nserver = \"127.0.0.1:{port}\"\ntls = \"none\"\n"
+    ));
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Connect, "{error}");
 }

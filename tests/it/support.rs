@@ -91,7 +91,12 @@ impl TestEnv {
             ("WA_TOKEN", WA_TOKEN),
             ("ADMIN_TOKEN", "admin-token-value"),
         ];
-        Self(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -116,8 +121,16 @@ pub fn test_config(text: &str) -> breakerd::config::Config {
 /// The probe of the only service in `text`.
 pub fn probe_for(text: &str) -> breakerd::probe::Probe {
     let config = test_config(text);
-    let check = config.services.into_iter().next().expect("one service").check;
-    breakerd::probe::Probe::new(check, breakerd::probe::HttpClient::new().expect("HTTP client"))
+    let check = config
+        .services
+        .into_iter()
+        .next()
+        .expect("one service")
+        .check;
+    breakerd::probe::Probe::new(
+        check,
+        breakerd::probe::HttpClient::new().expect("HTTP client"),
+    )
 }
 
 /// A loopback port nothing listens on (bound, then released).
@@ -148,7 +161,8 @@ pub fn app_state(text: &str) -> breakerd::api::AppState {
     let config = test_config(text);
     let metrics = std::sync::Arc::new(breakerd::metrics::Metrics::new());
     let client = breakerd::probe::HttpClient::new().expect("HTTP client");
-    let registry = breakerd::registry::Registry::build(&config, &client, &metrics).expect("registry");
+    let registry =
+        breakerd::registry::Registry::build(&config, &client, &metrics).expect("registry");
     std::sync::Arc::new(breakerd::api::Shared {
         registry: std::sync::Arc::new(registry),
         metrics,
@@ -177,10 +191,65 @@ pub async fn send(
     let request = request
         .body(axum::body::Body::from(body.unwrap_or("").to_string()))
         .expect("request");
-    let response = breakerd::api::router(state.clone()).oneshot(request).await.expect("router answers");
+    let response = breakerd::api::router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("router answers");
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024).await.expect("body");
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+        .await
+        .expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
     (status, json)
+}
+
+pub mod prometheus;
+
+/// Starts a daemon from config text on a free loopback port.
+pub async fn start_daemon(text: &str) -> breakerd::daemon::RunningDaemon {
+    let config = test_config(text);
+    breakerd::daemon::start(config, Some("127.0.0.1:0".parse().expect("address")))
+        .await
+        .expect("daemon starts")
+}
+
+/// GETs `path` from the daemon: status and body text.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{address}{path}"))
+        .await
+        .expect("daemon answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// GETs JSON from the daemon.
+pub async fn get_json(address: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let (_, body) = http_get(address, path).await;
+    serde_json::from_str(&body).expect("JSON body")
+}
+
+/// The value of the sample line that starts with `series` in exposition `text`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `seconds`.
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }

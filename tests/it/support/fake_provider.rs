@@ -51,7 +51,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -76,16 +79,25 @@ impl Drop for FakeProvider {
 
 impl FakeProvider {
     pub async fn start(mode: Mode) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake provider");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake provider");
         let address = listener.local_addr().expect("fake provider address");
-        let state = Arc::new(Mutex::new(FakeState { mode, requests: Vec::new() }));
+        let state = Arc::new(Mutex::new(FakeState {
+            mode,
+            requests: Vec::new(),
+        }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        Self { address, state, task }
+        Self {
+            address,
+            state,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -109,7 +121,9 @@ impl FakeProvider {
 async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
     let mut buffer = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buffer).await else { return };
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
         let mode = {
             let mut state = state.lock().unwrap();
             state.requests.push(request.clone());
@@ -123,7 +137,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
                 return;
             }
             Mode::Reset => {
-                let _ = stream.set_linger(Some(Duration::ZERO));
+                let _ = stream.set_zero_linger();
                 return;
             }
             Mode::Status(code) => (code, format!("{{\"error\":\"upstream answered {code}\"}}")),
@@ -138,7 +152,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
             reason_phrase(status),
             body.len()
         );
-        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(body.as_bytes()).await.is_err() {
+        if stream.write_all(head.as_bytes()).await.is_err()
+            || stream.write_all(body.as_bytes()).await.is_err()
+        {
             return;
         }
     }
@@ -181,7 +197,12 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
     }
     let body = String::from_utf8_lossy(&buffer[body_start..body_start + length]).into_owned();
     buffer.drain(..body_start + length);
-    Some(Recorded { method, target, headers, body })
+    Some(Recorded {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 /// What the real provider answers at this path.
@@ -193,7 +214,10 @@ fn answer(request: &Recorded, mode: &Mode) -> (u16, String) {
             if auth != BASIC || !request.target.contains("grant_type=client_credentials") {
                 return (400, r#"{"requestId":"","errorCode":"400.008.01","errorMessage":"Invalid Authentication passed"}"#.into());
             }
-            (200, r#"{"access_token":"c9SQxWWhmdVRlyh0zh8gZDTkubVF","expires_in":"3599"}"#.into())
+            (
+                200,
+                r#"{"access_token":"c9SQxWWhmdVRlyh0zh8gZDTkubVF","expires_in":"3599"}"#.into(),
+            )
         }
         ("POST", "/api/Auth/RequestToken") => {
             let json: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
@@ -210,7 +234,9 @@ fn answer(request: &Recorded, mode: &Mode) -> (u16, String) {
             (200, r#"{"access_token":"eyJ4NXQiOiJNell","scope":"default","token_type":"Bearer","expires_in":3600}"#.into())
         }
         ("GET", "/version1/user") => {
-            if request.header("apikey") != Some(AT_API_KEY) || !request.target.contains(&format!("username={AT_USERNAME}")) {
+            if request.header("apikey") != Some(AT_API_KEY)
+                || !request.target.contains(&format!("username={AT_USERNAME}"))
+            {
                 return (401, "The supplied authentication is invalid".into());
             }
             if request.header("accept") != Some("application/json") {

@@ -2,13 +2,11 @@
 //! handler, started on a free loopback port and stopped on drop.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct SmtpServer {
     pub port: u16,
-    pub mailbox: PathBuf,
     child: Child,
 }
 
@@ -17,13 +15,21 @@ impl SmtpServer {
         let port = super::closed_port();
         let mailbox = super::scratch_dir("mailbox").join("maildir");
         let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&mailbox)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start aiosmtpd: install Debian's python3-aiosmtpd (see .ci/debian-packages)");
-        let server = Self { port, mailbox, child };
+        let server = Self { port, child };
         super::wait_until_listening(port, "aiosmtpd");
         server
     }
@@ -40,7 +46,10 @@ impl Drop for SmtpServer {
 pub fn wait_until_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on port {port}"
+        );
         std::thread::yield_now();
     }
 }

@@ -1,0 +1,227 @@
+//! End to end through the running daemon: a failing provider opens the breaker, which rejects,
+//! half-opens after the reset timeout and closes on recovery, all seen in `/metrics` (checked by
+//! promtool and scraped by a real Prometheus) and the API.
+
+use std::time::Duration;
+
+use crate::support::fake_provider::{FakeProvider, Mode};
+use crate::support::prometheus::{Prometheus, promtool_check_metrics};
+use crate::support::{eventually, get_json, http_get, sample, start_daemon};
+
+fn mpesa_config(base_url: &str) -> String {
+    format!(
+        "[server]\nadmin_token = \"${{ADMIN_TOKEN}}\"\nslow_call = \"150ms\"\n\
+         [services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{base_url}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
+         every = \"100ms\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1s\"\n"
+    )
+}
+
+async fn state_of(address: std::net::SocketAddr) -> String {
+    get_json(address, "/api/v1/circuit-breakers/mpesa").await["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let daemon = start_daemon(&mpesa_config(&fake.url())).await;
+    let address = daemon.address();
+
+    eventually(10, "the breaker opens", || async {
+        state_of(address).await == "OPEN"
+    })
+    .await;
+    let stats = get_json(address, "/api/v1/circuit-breakers/mpesa").await;
+    assert_eq!(stats["failureCount"], 3, "{stats}");
+    assert_eq!(stats["lastCheck"]["reason"], "http_status");
+    assert!(stats["nextAttempt"].as_str().is_some(), "{stats}");
+    assert!(
+        stats["lastFailure"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("http_status: HTTP 500"),
+        "{stats}"
+    );
+    let calls_while_open = fake.requests().len();
+
+    eventually(10, "scheduled checks are rejected while open", || async {
+        get_json(address, "/api/v1/circuit-breakers/mpesa").await["rejections"].as_u64() >= Some(2)
+    })
+    .await;
+    let (_, text) = http_get(address, "/metrics").await;
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_breaker_state{service=\"mpesa\",state=\"open\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_calls_total{service=\"mpesa\",outcome=\"failure\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_probe_failures_total{service=\"mpesa\",reason=\"http_status\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_state_transitions_total{service=\"mpesa\",from=\"closed\",to=\"open\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "breakerd_probe_success{service=\"mpesa\"}"),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "breakerd_next_attempt_timestamp_seconds{service=\"mpesa\"}"
+        )
+        .is_some_and(|t| t > 1.0e9)
+    );
+    assert!(
+        sample(
+            &text,
+            "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\"}"
+        )
+        .is_some_and(|n| n >= 2.0)
+    );
+    let (valid, said) = promtool_check_metrics(&text);
+    assert!(valid, "promtool check metrics: {said}");
+
+    fake.set_mode(Mode::Healthy);
+    eventually(10, "the breaker closes after a good trial", || async {
+        state_of(address).await == "CLOSED"
+    })
+    .await;
+    assert!(
+        fake.requests().len() > calls_while_open,
+        "the trial reached the provider"
+    );
+    let (_, text) = http_get(address, "/metrics").await;
+    for (from, to) in [("open", "half_open"), ("half_open", "closed")] {
+        let series = format!(
+            "breakerd_state_transitions_total{{service=\"mpesa\",from=\"{from}\",to=\"{to}\"}}"
+        );
+        assert_eq!(sample(&text, &series), Some(1.0), "{series}");
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_breaker_state{service=\"mpesa\",state=\"closed\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "breakerd_probe_success{service=\"mpesa\"}"),
+        Some(1.0)
+    );
+
+    fake.set_mode(Mode::Slow(Duration::from_millis(300)));
+    eventually(10, "a slow check is counted", || async {
+        let (_, text) = http_get(address, "/metrics").await;
+        sample(&text, "breakerd_slow_calls_total{service=\"mpesa\"}").is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_daemon() {
+    let fake = FakeProvider::start(Mode::Status(503)).await;
+    let daemon = start_daemon(&mpesa_config(&fake.url())).await;
+    let address = daemon.address();
+    let prometheus = Prometheus::scraping(&address.to_string(), None);
+    eventually(30, "Prometheus sees the breaker open", || async {
+        let result = prometheus
+            .query("breakerd_breaker_state{service=\"mpesa\",state=\"open\"} == 1")
+            .await;
+        !result.is_empty()
+    })
+    .await;
+    let up = prometheus.query("up{job=\"breakerd\"}").await;
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    let failures = prometheus
+        .query("breakerd_calls_total{service=\"mpesa\",outcome=\"failure\"}")
+        .await;
+    let failed: f64 = failures[0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(failed >= 3.0, "{failures:?}");
+    let buckets = prometheus
+        .query("count(breakerd_call_duration_seconds_bucket{service=\"mpesa\"})")
+        .await;
+    assert_eq!(
+        buckets[0]["value"][1], "42",
+        "14 buckets for each of 3 outcomes: {buckets:?}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unset_credentials_leave_every_breaker_visible() {
+    let daemon = start_daemon(
+        "[services.mpesa]\npreset = \"mpesa\"\nconsumer_key = \"${NOT_SET_1}\"\nconsumer_secret = \"${NOT_SET_2}\"\nevery = \"50ms\"\n\
+         [services.email]\npreset = \"smtp\"\nserver = \"${NOT_SET_3}\"\nevery = \"50ms\"\n",
+    )
+    .await;
+    let address = daemon.address();
+    eventually(10, "both checks ran", || async {
+        let all = get_json(address, "/api/v1/circuit-breakers").await;
+        all["mpesa"]["lastCheck"].is_object() && all["email"]["lastCheck"].is_object()
+    })
+    .await;
+    let all = get_json(address, "/api/v1/circuit-breakers").await;
+    assert_eq!(all["mpesa"]["lastCheck"]["reason"], "auth");
+    assert_eq!(
+        all["mpesa"]["lastCheck"]["detail"],
+        "consumer_key is not set: environment variable NOT_SET_1 is empty or unset"
+    );
+    assert_eq!(
+        all["email"]["lastCheck"]["detail"],
+        "server is not set: environment variable NOT_SET_3 is empty or unset"
+    );
+    let (_, text) = http_get(address, "/metrics").await;
+    assert!(
+        sample(
+            &text,
+            "breakerd_probe_failures_total{service=\"mpesa\",reason=\"auth\"}"
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_is_served_to_scrapers_that_ask_for_it() {
+    let daemon = start_daemon("[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n").await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/metrics", daemon.address()))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"));
+    assert!(text.contains("# TYPE breakerd_calls counter"));
+    daemon.shutdown().await.expect("clean shutdown");
+}

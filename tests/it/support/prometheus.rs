@@ -1,0 +1,90 @@
+//! A real Prometheus server (Debian's `prometheus`) scraping one target every second, and
+//! `promtool check metrics`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub struct Prometheus {
+    pub port: u16,
+    child: Child,
+    _dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` (`host:port`) every second.
+    pub fn scraping(target: &str, rules: Option<&str>) -> Self {
+        let dir = super::scratch_dir("prometheus");
+        let mut config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: breakerd\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        if let Some(rules) = rules {
+            config.push_str(&format!("rule_files:\n  - '{rules}'\n"));
+        }
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let port = super::closed_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus: install Debian's prometheus (see .ci/debian-packages)");
+        let server = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        super::wait_until_listening(port, "prometheus");
+        server
+    }
+
+    /// Runs an instant query; returns the `data.result` array.
+    pub async fn query(&self, expression: &str) -> Vec<serde_json::Value> {
+        let mut url =
+            url::Url::parse(&format!("http://127.0.0.1:{}/api/v1/query", self.port)).expect("url");
+        url.query_pairs_mut().append_pair("query", expression);
+        let Ok(response) = reqwest::get(url).await else {
+            return vec![];
+        };
+        let text = response.text().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `promtool check metrics` on `text`: its exit status and output.
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool: install Debian's prometheus (see .ci/debian-packages)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let output = child.wait_with_output().expect("promtool output");
+    let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
+    said.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), said)
+}
