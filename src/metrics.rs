@@ -1,20 +1,28 @@
 //! Every metric name breakerd exports, and the only place they are written. Callers get a
 //! [`ServiceMetrics`] handle per service (resolved once, so recording a call is a few atomic
-//! operations) and never touch a metric family directly.
+//! operations) and never touch a metric family directly. Per-service families are stored in
+//! prometheus-client counters and gauges and written by a dedicated writer (fast enough for
+//! thousands of services); process-wide families go through prometheus-client's registry.
 
+mod exposition;
+mod histogram;
+mod service;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::breaker::{Outcome, State};
-use crate::probe::FailureReason;
+use exposition::{Format, write_service_families};
+pub use service::ServiceMetrics;
+use service::ServiceSeries;
 
 /// Latency buckets, 5 ms to 60 s.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -42,36 +50,6 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceLabel {
-    service: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceStateLabels {
-    service: String,
-    state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceOutcomeLabels {
-    service: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TransitionLabels {
-    service: String,
-    from: String,
-    to: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    service: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelOutcomeLabels {
     channel: String,
     outcome: String,
@@ -82,27 +60,18 @@ struct VersionLabel {
     version: String,
 }
 
-/// The metric families and their registry.
+/// Every metric of the process.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Per-service series, by service name (the order they are written in).
+    services: RwLock<BTreeMap<String, Arc<ServiceSeries>>>,
+    /// Process-wide families.
     registry: Registry,
-    breaker_state: Family<ServiceStateLabels, Gauge>,
-    calls: Family<ServiceOutcomeLabels, Counter>,
-    call_duration: Family<ServiceOutcomeLabels, Histogram>,
-    slow_calls: Family<ServiceLabel, Counter>,
-    transitions: Family<TransitionLabels, Counter>,
-    consecutive_failures: Family<ServiceLabel, Gauge>,
-    failure_threshold: Family<ServiceLabel, Gauge>,
-    timeout: Family<ServiceLabel, FloatGauge>,
-    reset_timeout: Family<ServiceLabel, FloatGauge>,
-    next_attempt: Family<ServiceLabel, FloatGauge>,
-    probe_success: Family<ServiceLabel, Gauge>,
-    probe_last_run: Family<ServiceLabel, FloatGauge>,
-    probe_failures: Family<ReasonLabels, Counter>,
-    probe_missed_ticks: Family<ServiceLabel, Counter>,
     alerts: Family<ChannelOutcomeLabels, Counter>,
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
+    /// The size of the last exposition, to allocate the next one at once.
+    last_size: AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -112,119 +81,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every family under the `breakerd_` prefix.
+    /// Registers the process-wide families under the `breakerd_` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("breakerd");
-        let metrics = Self {
-            breaker_state: Family::default(),
-            calls: Family::default(),
-            call_duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
-            slow_calls: Family::default(),
-            transitions: Family::default(),
-            consecutive_failures: Family::default(),
-            failure_threshold: Family::default(),
-            timeout: Family::default(),
-            reset_timeout: Family::default(),
-            next_attempt: Family::default(),
-            probe_success: Family::default(),
-            probe_last_run: Family::default(),
-            probe_failures: Family::default(),
-            probe_missed_ticks: Family::default(),
-            alerts: Family::default(),
-            reload_successful: Gauge::default(),
-            reload_success_time: FloatGauge::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "breaker_state",
-            "Circuit breaker state: 1 for the current state, 0 for the others",
-            metrics.breaker_state.clone(),
-        );
-        registry.register(
-            "calls",
-            "Calls through the breaker, by outcome",
-            metrics.calls.clone(),
-        );
-        registry.register_with_unit(
-            "call_duration",
-            "Latency of calls that ran (rejected calls have none)",
-            Unit::Seconds,
-            metrics.call_duration.clone(),
-        );
-        registry.register(
-            "slow_calls",
-            "Calls slower than slow_call",
-            metrics.slow_calls.clone(),
-        );
-        registry.register(
-            "state_transitions",
-            "Breaker state changes",
-            metrics.transitions.clone(),
-        );
-        registry.register(
-            "consecutive_failures",
-            "Failures in a row right now",
-            metrics.consecutive_failures.clone(),
-        );
-        registry.register(
-            "failure_threshold",
-            "Configured consecutive failures that open the breaker",
-            metrics.failure_threshold.clone(),
-        );
-        registry.register_with_unit(
-            "timeout",
-            "Configured call timeout",
-            Unit::Seconds,
-            metrics.timeout.clone(),
-        );
-        registry.register_with_unit(
-            "reset_timeout",
-            "Configured time an open breaker waits before a trial call",
-            Unit::Seconds,
-            metrics.reset_timeout.clone(),
-        );
-        registry.register_with_unit(
-            "next_attempt_timestamp",
-            "When an open breaker admits its next trial call (Unix time); 0 when not open",
-            Unit::Seconds,
-            metrics.next_attempt.clone(),
-        );
-        registry.register(
-            "probe_success",
-            "1 if the last synthetic check succeeded",
-            metrics.probe_success.clone(),
-        );
-        registry.register_with_unit(
-            "probe_last_run_timestamp",
-            "When the last synthetic check ran (Unix time)",
-            Unit::Seconds,
-            metrics.probe_last_run.clone(),
-        );
-        registry.register(
-            "probe_failures",
-            "Failed synthetic checks, by reason",
-            metrics.probe_failures.clone(),
-        );
-        registry.register(
-            "probe_missed_ticks",
-            "Scheduled checks skipped because the previous one was still running",
-            metrics.probe_missed_ticks.clone(),
-        );
+        let alerts: Family<ChannelOutcomeLabels, Counter> = Family::default();
+        let reload_successful = Gauge::default();
+        let reload_success_time = FloatGauge::default();
         registry.register(
             "alerts",
             "Alert notifications, by channel and outcome",
-            metrics.alerts.clone(),
+            alerts.clone(),
         );
         registry.register(
             "config_last_reload_successful",
             "Whether the last configuration reload attempt was successful",
-            metrics.reload_successful.clone(),
+            reload_successful.clone(),
         );
         registry.register_with_unit(
             "config_last_reload_success_timestamp",
             "Timestamp of the last successful configuration reload",
             Unit::Seconds,
-            metrics.reload_success_time.clone(),
+            reload_success_time.clone(),
         );
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info
@@ -234,13 +111,17 @@ impl Metrics {
             .set(1);
         registry.register("build_info", "breakerd's version; always 1", build_info);
         Self {
+            services: RwLock::default(),
             registry,
-            ..metrics
+            alerts,
+            reload_successful,
+            reload_success_time,
+            last_size: AtomicUsize::new(64 * 1024),
         }
     }
 
-    /// The handles of one service, with every known label combination created at zero and
-    /// the configured values set.
+    /// The handles of one service, with every known label combination at zero and the
+    /// configured values set. A service registered again replaces the old series.
     pub fn service(
         &self,
         name: &str,
@@ -248,113 +129,25 @@ impl Metrics {
         timeout: Duration,
         reset_timeout: Duration,
     ) -> ServiceMetrics {
-        let service = || ServiceLabel {
-            service: name.to_string(),
-        };
-        let outcome = |outcome: &str| ServiceOutcomeLabels {
-            service: name.to_string(),
-            outcome: outcome.to_string(),
-        };
-        let handles = ServiceMetrics {
-            state: STATE_LABELS.map(|state| {
-                self.breaker_state
-                    .get_or_create(&ServiceStateLabels {
-                        service: name.to_string(),
-                        state: state.to_string(),
-                    })
-                    .clone()
-            }),
-            calls: OUTCOME_LABELS.map(|label| self.calls.get_or_create(&outcome(label)).clone()),
-            durations: ["success", "failure", "timeout"]
-                .map(|label| self.call_duration.get_or_create(&outcome(label)).clone()),
-            slow_calls: self.slow_calls.get_or_create(&service()).clone(),
-            transitions: TRANSITION_LABELS.map(|(from, to)| {
-                self.transitions
-                    .get_or_create(&TransitionLabels {
-                        service: name.to_string(),
-                        from: from.to_string(),
-                        to: to.to_string(),
-                    })
-                    .clone()
-            }),
-            consecutive_failures: self.consecutive_failures.get_or_create(&service()).clone(),
-            next_attempt: self.next_attempt.get_or_create(&service()).clone(),
-            probe_success: self.probe_success.get_or_create(&service()).clone(),
-            probe_last_run: self.probe_last_run.get_or_create(&service()).clone(),
-            probe_failures: FailureReason::ALL.map(|reason| {
-                self.probe_failures
-                    .get_or_create(&ReasonLabels {
-                        service: name.to_string(),
-                        reason: reason.as_str().to_string(),
-                    })
-                    .clone()
-            }),
-            missed_ticks: self.probe_missed_ticks.get_or_create(&service()).clone(),
-            name: name.to_string(),
-        };
-        self.failure_threshold
-            .get_or_create(&service())
-            .set(i64::from(failure_threshold));
-        self.timeout
-            .get_or_create(&service())
-            .set(timeout.as_secs_f64());
-        self.reset_timeout
-            .get_or_create(&service())
-            .set(reset_timeout.as_secs_f64());
-        handles.set_state(State::Closed, None);
-        handles
+        let series = Arc::new(ServiceSeries::new(
+            name,
+            failure_threshold,
+            timeout,
+            reset_timeout,
+        ));
+        self.services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), Arc::clone(&series));
+        ServiceMetrics { series }
     }
 
     /// Removes every series of `name` (a service gone from the config).
     pub fn remove_service(&self, name: &str) {
-        let service = ServiceLabel {
-            service: name.to_string(),
-        };
-        for state in STATE_LABELS {
-            self.breaker_state.remove(&ServiceStateLabels {
-                service: name.to_string(),
-                state: state.to_string(),
-            });
-        }
-        for outcome in OUTCOME_LABELS {
-            let labels = ServiceOutcomeLabels {
-                service: name.to_string(),
-                outcome: outcome.to_string(),
-            };
-            self.calls.remove(&labels);
-            self.call_duration.remove(&labels);
-        }
-        for (from, to) in TRANSITION_LABELS {
-            self.transitions.remove(&TransitionLabels {
-                service: name.to_string(),
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
-        for reason in FailureReason::ALL {
-            self.probe_failures.remove(&ReasonLabels {
-                service: name.to_string(),
-                reason: reason.as_str().to_string(),
-            });
-        }
-        for family in [&self.slow_calls, &self.probe_missed_ticks] {
-            family.remove(&service);
-        }
-        for family in [
-            &self.consecutive_failures,
-            &self.failure_threshold,
-            &self.probe_success,
-        ] {
-            family.remove(&service);
-        }
-        for family in [
-            &self.timeout,
-            &self.reset_timeout,
-            &self.next_attempt,
-            &self.probe_last_run,
-        ] {
-            family.remove(&service);
-        }
+        self.services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
     }
 
     /// Creates the alert series of `channel` at zero.
@@ -389,23 +182,37 @@ impl Metrics {
 
     /// OpenMetrics text, as Prometheus prefers when it scrapes.
     pub fn render_openmetrics(&self) -> String {
-        let mut out = String::with_capacity(64 * 1024);
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.render(Format::OpenMetrics)
     }
 
-    /// The classic Prometheus text format (0.0.4), for `curl` and `promtool check metrics`:
-    /// the same samples, with counter families named by their `_total` samples and without
-    /// OpenMetrics' `# UNIT` and `# EOF` lines.
+    /// The classic Prometheus text format (0.0.4), for `curl` and `promtool check metrics`.
     pub fn render_prometheus_text(&self) -> String {
-        to_prometheus_text(&self.render_openmetrics())
+        self.render(Format::Prometheus)
+    }
+
+    fn render(&self, format: Format) -> String {
+        let mut out = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        {
+            let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
+            let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
+            write_service_families(&mut out, format, &list);
+        }
+        let mut process = String::with_capacity(2048);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut process, &self.registry);
+        match format {
+            Format::OpenMetrics => out.push_str(&process),
+            Format::Prometheus => out.push_str(&to_prometheus_text(&process)),
+        }
+        self.last_size.store(out.len(), Ordering::Relaxed);
+        out
     }
 }
 
-/// Rewrites OpenMetrics text into the Prometheus text format.
+/// Rewrites prometheus-client's OpenMetrics text into the Prometheus text format: counter
+/// families named by their `_total` samples, no `# UNIT` and `# EOF` lines.
 fn to_prometheus_text(openmetrics: &str) -> String {
-    let mut out = String::with_capacity(openmetrics.len() + 1024);
+    let mut out = String::with_capacity(openmetrics.len() + 256);
     let mut help: Option<&str> = None;
     for line in openmetrics.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -441,104 +248,11 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
         .map_or(0.0, |since| since.as_secs_f64())
 }
 
-/// One service's metric handles.
-#[derive(Clone, Debug)]
-pub struct ServiceMetrics {
-    name: String,
-    state: [Gauge; 3],
-    calls: [Counter; 4],
-    durations: [Histogram; 3],
-    slow_calls: Counter,
-    transitions: [Counter; 5],
-    consecutive_failures: Gauge,
-    next_attempt: FloatGauge,
-    probe_success: Gauge,
-    probe_last_run: FloatGauge,
-    probe_failures: [Counter; 11],
-    missed_ticks: Counter,
-}
-
-impl ServiceMetrics {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Counts one call and its latency.
-    pub fn call(&self, outcome: Outcome, duration: Option<Duration>, slow: bool) {
-        let index = match outcome {
-            Outcome::Success => 0,
-            Outcome::Failure => 1,
-            Outcome::Timeout => 2,
-            Outcome::Rejected => 3,
-            // Ignored results are not a provider outcome; the breaker's stats count them.
-            Outcome::Ignored => return,
-        };
-        self.calls[index].inc();
-        if let (Some(duration), Some(histogram)) = (duration, self.durations.get(index)) {
-            histogram.observe(duration.as_secs_f64());
-        }
-        if slow {
-            self.slow_calls.inc();
-        }
-    }
-
-    /// Sets the state gauges and the next attempt.
-    pub fn set_state(&self, state: State, next_attempt: Option<SystemTime>) {
-        let current = state_label_index(state);
-        for (index, gauge) in self.state.iter().enumerate() {
-            gauge.set(i64::from(index == current));
-        }
-        self.next_attempt
-            .set(next_attempt.map_or(0.0, unix_seconds));
-    }
-
-    /// Counts a change of state.
-    pub fn transition(&self, from: State, to: State) {
-        let pair = (
-            STATE_LABELS[state_label_index(from)],
-            STATE_LABELS[state_label_index(to)],
-        );
-        if let Some(index) = TRANSITION_LABELS.iter().position(|known| *known == pair) {
-            self.transitions[index].inc();
-        }
-    }
-
-    /// Sets the consecutive-failures gauge.
-    pub fn set_consecutive_failures(&self, count: u32) {
-        self.consecutive_failures.set(i64::from(count));
-    }
-
-    /// Records a check that ran: success, or failure with its reason.
-    pub fn probe(&self, failure: Option<FailureReason>, at: SystemTime) {
-        self.probe_success.set(i64::from(failure.is_none()));
-        self.probe_last_run.set(unix_seconds(at));
-        if let Some(reason) = failure
-            && let Some(index) = FailureReason::ALL.iter().position(|known| *known == reason)
-        {
-            self.probe_failures[index].inc();
-        }
-    }
-
-    /// Counts scheduled checks skipped because the previous one was still running.
-    pub fn missed_ticks(&self, count: u64) {
-        self.missed_ticks.inc_by(count);
-    }
-}
-
-/// The metric's state label for a breaker state: forced open counts as open, disabled as
-/// closed (calls pass).
-fn state_label_index(state: State) -> usize {
-    match state {
-        State::Closed | State::Disabled => 0,
-        State::Open | State::ForcedOpen => 1,
-        State::HalfOpen => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::{Outcome, State};
+    use crate::probe::FailureReason;
 
     #[test]
     fn every_family_and_label_is_present_from_the_start() {
@@ -557,7 +271,7 @@ mod tests {
             "breakerd_breaker_state{service=\"mpesa\",state=\"open\"} 0",
             "breakerd_breaker_state{service=\"mpesa\",state=\"half_open\"} 0",
             "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\"} 0",
-            "breakerd_call_duration_seconds_bucket{le=\"0.005\",service=\"mpesa\",outcome=\"success\"} 0",
+            "breakerd_call_duration_seconds_bucket{service=\"mpesa\",outcome=\"success\",le=\"0.005\"} 0",
             "breakerd_slow_calls_total{service=\"mpesa\"} 0",
             "breakerd_state_transitions_total{service=\"mpesa\",from=\"closed\",to=\"open\"} 0",
             "breakerd_consecutive_failures{service=\"mpesa\"} 0",
@@ -599,8 +313,8 @@ mod tests {
         for line in [
             "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\"} 1",
             "breakerd_calls_total{service=\"kcb\",outcome=\"rejected\"} 1",
-            "breakerd_call_duration_seconds_bucket{le=\"30.0\",service=\"kcb\",outcome=\"timeout\"} 1",
-            "breakerd_call_duration_seconds_bucket{le=\"10.0\",service=\"kcb\",outcome=\"timeout\"} 0",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",le=\"30.0\"} 1",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",le=\"10.0\"} 0",
             "breakerd_slow_calls_total{service=\"kcb\"} 1",
             "breakerd_breaker_state{service=\"kcb\",state=\"open\"} 1",
             "breakerd_breaker_state{service=\"kcb\",state=\"closed\"} 0",

@@ -14,7 +14,7 @@ use crate::observe;
 use crate::probe::{FailureReason, HttpClient, Probe};
 
 /// Checks remembered per service, for latency percentiles and the last result.
-pub const RECENT_CHECKS: usize = 256;
+pub const RECENT_CHECKS: usize = 120;
 
 /// One check's result, as the API shows it.
 #[derive(Clone, Debug, Serialize)]

@@ -140,6 +140,16 @@ impl Breaker {
         self.inner.load().state()
     }
 
+    /// Failures in a row right now.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.inner.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// When an open breaker admits its next trial call; `None` unless open.
+    pub fn next_attempt(&self) -> Option<std::time::SystemTime> {
+        (self.state() == State::Open).then(|| self.inner.clock.wall_time(self.inner.open_until()))
+    }
+
     /// A receiver of every later change of state. Sending never waits for a receiver; one
     /// that falls more than the event capacity behind misses the oldest events and is told so
     /// by `RecvError::Lagged`.

@@ -1,0 +1,220 @@
+//! One service's series: prometheus-client counters and gauges plus the latency histograms,
+//! held together so recording touches no map and a scrape reads them in a fixed order.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::exposition::escape_label_value;
+use super::histogram::LatencyHistogram;
+use super::{TRANSITION_LABELS, unix_seconds};
+use crate::breaker::{Outcome, State};
+use crate::probe::FailureReason;
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The `outcome` values that have a latency histogram (rejected calls take no time).
+const TIMED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
+
+#[derive(Debug)]
+pub(crate) struct ServiceSeries {
+    name: String,
+    /// The name escaped for a label value.
+    label: String,
+    state: Gauge,
+    calls: [Counter; 4],
+    durations: [LatencyHistogram; 3],
+    slow_calls: Counter,
+    transitions: [Counter; TRANSITION_LABELS.len()],
+    consecutive_failures: Gauge,
+    failure_threshold: Gauge,
+    timeout: FloatGauge,
+    reset_timeout: FloatGauge,
+    next_attempt: FloatGauge,
+    probe_success: Gauge,
+    probe_last_run: FloatGauge,
+    probe_failures: [Counter; FailureReason::ALL.len()],
+    missed_ticks: Counter,
+}
+
+impl ServiceSeries {
+    pub(crate) fn new(
+        name: &str,
+        failure_threshold: u32,
+        timeout: Duration,
+        reset_timeout: Duration,
+    ) -> Self {
+        let series = Self {
+            name: name.to_string(),
+            label: escape_label_value(name),
+            state: Gauge::default(),
+            calls: Default::default(),
+            durations: Default::default(),
+            slow_calls: Counter::default(),
+            transitions: Default::default(),
+            consecutive_failures: Gauge::default(),
+            failure_threshold: Gauge::default(),
+            timeout: FloatGauge::default(),
+            reset_timeout: FloatGauge::default(),
+            next_attempt: FloatGauge::default(),
+            probe_success: Gauge::default(),
+            probe_last_run: FloatGauge::default(),
+            probe_failures: Default::default(),
+            missed_ticks: Counter::default(),
+        };
+        series.failure_threshold.set(i64::from(failure_threshold));
+        series.timeout.set(timeout.as_secs_f64());
+        series.reset_timeout.set(reset_timeout.as_secs_f64());
+        series
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn state_index(&self) -> usize {
+        usize::try_from(self.state.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn calls(&self) -> [u64; 4] {
+        self.calls.each_ref().map(Counter::get)
+    }
+
+    pub(crate) fn histograms(&self) -> impl Iterator<Item = (&'static str, &LatencyHistogram)> {
+        TIMED_OUTCOMES.into_iter().zip(self.durations.iter())
+    }
+
+    pub(crate) fn slow_calls(&self) -> u64 {
+        self.slow_calls.get()
+    }
+
+    pub(crate) fn transitions(&self) -> [u64; TRANSITION_LABELS.len()] {
+        self.transitions.each_ref().map(Counter::get)
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u64 {
+        u64::try_from(self.consecutive_failures.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn failure_threshold(&self) -> u64 {
+        u64::try_from(self.failure_threshold.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn timeout_seconds(&self) -> f64 {
+        self.timeout.get()
+    }
+
+    pub(crate) fn reset_timeout_seconds(&self) -> f64 {
+        self.reset_timeout.get()
+    }
+
+    pub(crate) fn next_attempt(&self) -> f64 {
+        self.next_attempt.get()
+    }
+
+    pub(crate) fn probe_success(&self) -> u64 {
+        u64::try_from(self.probe_success.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn probe_last_run(&self) -> f64 {
+        self.probe_last_run.get()
+    }
+
+    pub(crate) fn probe_failures(&self) -> [u64; FailureReason::ALL.len()] {
+        self.probe_failures.each_ref().map(Counter::get)
+    }
+
+    pub(crate) fn missed_ticks(&self) -> u64 {
+        self.missed_ticks.get()
+    }
+}
+
+/// One service's metric handles: cheap to clone, recording is a few atomic operations.
+#[derive(Clone, Debug)]
+pub struct ServiceMetrics {
+    pub(crate) series: Arc<ServiceSeries>,
+}
+
+impl ServiceMetrics {
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        self.series.name()
+    }
+
+    /// Counts one call and its latency.
+    pub fn call(&self, outcome: Outcome, duration: Option<Duration>, slow: bool) {
+        let index = match outcome {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::Timeout => 2,
+            Outcome::Rejected => 3,
+            // Ignored results are not a provider outcome; the breaker's stats count them.
+            Outcome::Ignored => return,
+        };
+        self.series.calls[index].inc();
+        if let (Some(duration), Some(histogram)) = (duration, self.series.durations.get(index)) {
+            histogram.observe(duration.as_secs_f64());
+        }
+        if slow {
+            self.series.slow_calls.inc();
+        }
+    }
+
+    /// Sets the state gauges and the next attempt.
+    pub fn set_state(&self, state: State, next_attempt: Option<SystemTime>) {
+        let index = state_label_index(state);
+        self.series.state.set(i64::try_from(index).unwrap_or(0));
+        self.series
+            .next_attempt
+            .set(next_attempt.map_or(0.0, unix_seconds));
+    }
+
+    /// Counts a change of state.
+    pub fn transition(&self, from: State, to: State) {
+        let pair = (
+            super::STATE_LABELS[state_label_index(from)],
+            super::STATE_LABELS[state_label_index(to)],
+        );
+        if let Some(index) = TRANSITION_LABELS.iter().position(|known| *known == pair) {
+            self.series.transitions[index].inc();
+        }
+    }
+
+    /// Sets the consecutive-failures gauge.
+    pub fn set_consecutive_failures(&self, count: u32) {
+        self.series.consecutive_failures.set(i64::from(count));
+    }
+
+    /// Records a check that ran: success, or failure with its reason.
+    pub fn probe(&self, failure: Option<FailureReason>, at: SystemTime) {
+        self.series.probe_success.set(i64::from(failure.is_none()));
+        self.series.probe_last_run.set(unix_seconds(at));
+        if let Some(reason) = failure
+            && let Some(index) = FailureReason::ALL.iter().position(|known| *known == reason)
+        {
+            self.series.probe_failures[index].inc();
+        }
+    }
+
+    /// Counts scheduled checks skipped because the previous one was still running.
+    pub fn missed_ticks(&self, count: u64) {
+        self.series.missed_ticks.inc_by(count);
+    }
+}
+
+/// The metric's state label for a breaker state: forced open counts as open, disabled as
+/// closed (calls pass).
+fn state_label_index(state: State) -> usize {
+    match state {
+        State::Closed | State::Disabled => 0,
+        State::Open | State::ForcedOpen => 1,
+        State::HalfOpen => 2,
+    }
+}
