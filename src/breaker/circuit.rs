@@ -22,7 +22,7 @@ use super::wall_clock::WallClock;
 use super::window::Window;
 
 /// Transitions kept for a subscriber that falls behind, before it starts missing the oldest.
-pub const DEFAULT_EVENT_CAPACITY: usize = 256;
+pub const DEFAULT_EVENT_CAPACITY: usize = 32;
 /// Longest failure reason kept in stats and events, in bytes.
 const MAX_REASON_LEN: usize = 256;
 

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Measures the daemon the way issue 3's targets are stated, and blackbox_exporter beside it.
+
+1. Idle on the bundled alerts.toml: time from process start to `/metrics` answering (median of
+   5 starts) and resident memory after 5 s.
+2. 1,000 HTTP services each checked every second against a local target: checks per second,
+   missed ticks, CPU (in cores) and peak resident memory over a measured window.
+3. Prometheus' blackbox_exporter (Debian package prometheus-blackbox-exporter) probing the same
+   target: CPU per probe, against breakerd's CPU per check from step 2.
+
+Usage: python3 scripts/load_test.py [--window SECONDS]   (builds with `cargo build --release`)
+Only loopback addresses are used. Figures are medians where repeated; the machine is noisy.
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "breakerd")
+TARGET = os.path.join(ROOT, "target", "release", "examples", "load_target")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.001)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def metric_sum(port, prefix):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def clean_env():
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_SECRET", "_TOKEN", "_PASSWORD"))}
+    env["RUST_LOG"] = "warn"
+    return env
+
+
+def idle(starts=5):
+    times = []
+    rss = None
+    for attempt in range(starts):
+        port = free_port()
+        started = time.monotonic()
+        daemon = subprocess.Popen([BIN, "run", "--config", os.path.join(ROOT, "alerts.toml"),
+                                   "--listen", f"127.0.0.1:{port}"], env=clean_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/metrics")
+            times.append((time.monotonic() - started) * 1000)
+            if attempt == starts - 1:
+                time.sleep(5)
+                rss = rss_mib(daemon.pid)
+        finally:
+            daemon.terminate()
+            daemon.wait()
+    return statistics.median(times), rss
+
+
+def thousand_services(target_port, window):
+    with tempfile.TemporaryDirectory() as scratch:
+        config = os.path.join(scratch, "load.toml")
+        with open(config, "w") as f:
+            f.write('[server]\nslow_call = "1s"\n')
+            for i in range(1000):
+                f.write(f'[services.svc-{i:04}]\nkind = "http"\nurl = "http://127.0.0.1:{target_port}/health"\n'
+                        f'every = "1s"\nfailure_threshold = 5\ntimeout = "5s"\nreset_timeout = "30s"\n')
+        port = free_port()
+        daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
+                                  env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/metrics")
+            time.sleep(10)  # warm-up: first checks spread over 1 s, connection pool filled
+            checks0 = metric_sum(port, 'breakerd_calls_total{')
+            missed0 = metric_sum(port, "breakerd_probe_missed_ticks_total{")
+            cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+            peak = 0.0
+            while time.monotonic() - t0 < window:
+                time.sleep(1)
+                peak = max(peak, rss_mib(daemon.pid))
+            cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+            checks1 = metric_sum(port, 'breakerd_calls_total{')
+            missed1 = metric_sum(port, "breakerd_probe_missed_ticks_total{")
+            elapsed = t1 - t0
+            checks = checks1 - checks0
+            return {
+                "checks_per_second": checks / elapsed,
+                "missed_ticks": missed1 - missed0,
+                "cpu_cores": (cpu1 - cpu0) / elapsed,
+                "cpu_us_per_check": (cpu1 - cpu0) / checks * 1e6 if checks else float("nan"),
+                "peak_rss_mib": peak,
+            }
+        finally:
+            daemon.terminate()
+            daemon.wait()
+
+
+def blackbox(target_port, probes=3000, concurrency=8):
+    exporter = shutil.which("prometheus-blackbox-exporter")
+    if not exporter:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        config = os.path.join(scratch, "blackbox.yml")
+        with open(config, "w") as f:
+            f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
+        port = free_port()
+        process = subprocess.Popen([exporter, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/metrics")
+            url = f"http://127.0.0.1:{port}/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/health"
+            ok = [0]
+            lock = threading.Lock()
+
+            def worker(count):
+                for _ in range(count):
+                    with urllib.request.urlopen(url, timeout=10) as response:
+                        body = response.read().decode()
+                    if "probe_success 1" in body:
+                        with lock:
+                            ok[0] += 1
+
+            for _ in range(200):  # warm-up
+                urllib.request.urlopen(url, timeout=10).read()
+            cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
+            threads = [threading.Thread(target=worker, args=(probes // concurrency,)) for _ in range(concurrency)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
+            done = probes // concurrency * concurrency
+            return {"probes": done, "succeeded": ok[0], "probes_per_second": done / (t1 - t0),
+                    "cpu_us_per_probe": (cpu1 - cpu0) / done * 1e6, "rss_mib": rss_mib(process.pid)}
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=int, default=30, help="measured seconds of the 1,000-service run")
+    args = parser.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bin", "breakerd", "--example", "load_target"],
+                   cwd=ROOT, check=True)
+    target_port = free_port()
+    target = subprocess.Popen([TARGET, f"127.0.0.1:{target_port}"])
+    try:
+        wait_http(f"http://127.0.0.1:{target_port}/health")
+        start_ms, idle_rss = idle()
+        print(f"idle, bundled alerts.toml: start to serving /metrics {start_ms:.1f} ms (median of 5), "
+              f"resident memory {idle_rss:.1f} MiB")
+        load = thousand_services(target_port, args.window)
+        print(f"1,000 HTTP services every 1 s: {load['checks_per_second']:.0f} checks/s, "
+              f"missed ticks {load['missed_ticks']:.0f}, CPU {load['cpu_cores']:.3f} cores, "
+              f"{load['cpu_us_per_check']:.1f} µs CPU per check, peak resident memory {load['peak_rss_mib']:.1f} MiB")
+        bb = blackbox(target_port)
+        if bb is None:
+            print("blackbox_exporter not installed (apt-get install prometheus-blackbox-exporter): no comparison")
+        else:
+            ratio = bb["cpu_us_per_probe"] / load["cpu_us_per_check"]
+            print(f"blackbox_exporter, same target: {bb['probes']} probes ({bb['succeeded']} succeeded) at "
+                  f"{bb['probes_per_second']:.0f}/s, {bb['cpu_us_per_probe']:.1f} µs CPU per probe; "
+                  f"breakerd uses {ratio:.1f}x less CPU per check")
+    finally:
+        target.terminate()
+        target.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
