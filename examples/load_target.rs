@@ -11,7 +11,9 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|arg| arg.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 18080)));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = Router::new().route("/health", get(|| async { r#"{"status":"ok"}"# }));
         let listener = tokio::net::TcpListener::bind(address).await?;

@@ -225,3 +225,37 @@ async fn openmetrics_is_served_to_scrapers_that_ask_for_it() {
     assert!(text.contains("# TYPE breakerd_calls counter"));
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_of_one_service_never_overlap_and_missed_ticks_are_counted() {
+    let fake = FakeProvider::start(Mode::Slow(Duration::from_millis(350))).await;
+    let daemon = start_daemon(&format!(
+        "[services.slow]\nkind = \"http\"\nurl = \"{}/health\"\nevery = \"100ms\"\ntimeout = \"2s\"\n",
+        fake.url()
+    ))
+    .await;
+    let address = daemon.address();
+    eventually(
+        10,
+        "ticks missed behind a slow check are counted",
+        || async {
+            let (_, text) = http_get(address, "/metrics").await;
+            sample(&text, "breakerd_probe_missed_ticks_total{service=\"slow\"}")
+                .is_some_and(|n| n >= 4.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        fake.max_in_flight(),
+        1,
+        "two checks of one service ran at once"
+    );
+    let (_, text) = http_get(address, "/metrics").await;
+    let successes = sample(
+        &text,
+        "breakerd_calls_total{service=\"slow\",outcome=\"success\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(successes >= 1.0 && (successes as usize) <= fake.requests().len());
+    daemon.shutdown().await.expect("clean shutdown");
+}

@@ -62,6 +62,8 @@ impl Recorded {
 struct FakeState {
     mode: Mode,
     requests: Vec<Recorded>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running fake.
@@ -86,6 +88,8 @@ impl FakeProvider {
         let state = Arc::new(Mutex::new(FakeState {
             mode,
             requests: Vec::new(),
+            in_flight: 0,
+            max_in_flight: 0,
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -115,6 +119,11 @@ impl FakeProvider {
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
 }
 
 /// One connection: requests one after another (keep-alive), each answered per the mode.
@@ -127,8 +136,11 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
         let mode = {
             let mut state = state.lock().unwrap();
             state.requests.push(request.clone());
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
             state.mode.clone()
         };
+        let _answered = InFlight(state.clone());
         let (status, body) = match mode {
             Mode::Hang => {
                 // Hold the connection until the client gives up.
@@ -156,6 +168,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
             || stream.write_all(body.as_bytes()).await.is_err()
         {
             return;
+        }
+    }
+}
+
+/// Counts a request as answered when dropped (answer written, connection reset or dropped).
+struct InFlight(Arc<Mutex<FakeState>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.in_flight -= 1;
         }
     }
 }

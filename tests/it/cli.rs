@@ -1,0 +1,105 @@
+//! The `breakerd` binary as an operator runs it: `check` with its exit codes, and `run`
+//! stopping cleanly on SIGTERM.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{closed_port, scratch_dir, wait_until_listening};
+
+const BIN: &str = env!("CARGO_BIN_EXE_breakerd");
+
+fn check(path: &std::path::Path) -> (i32, String, String) {
+    let output = Command::new(BIN)
+        .arg("check")
+        .arg(path)
+        .output()
+        .expect("run breakerd check");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_bundled_config() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts.toml");
+    let (code, stdout, _) = check(&path);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.ends_with("alerts.toml: valid (6 services)\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_prints_one_line_per_problem_and_exits_1() {
+    let path = scratch_dir("check").join("bad.toml");
+    std::fs::write(
+        &path,
+        "[services.mpesa]\npreset = \"mpesa\"\ntimeout = \"30x\"\n[services.x]\nkind = \"tcp\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    let lines: Vec<&str> = stderr.lines().collect();
+    let shown = path.display().to_string();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{shown}:3:11: timeout: bad duration \"30x\"")),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        format!("{shown}:4:1: a tcp check needs `address` (HOST:PORT)")
+    );
+}
+
+#[test]
+fn check_exits_2_when_the_file_cannot_be_read() {
+    let (code, _, stderr) = check(std::path::Path::new("/nonexistent/alerts.toml"));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("/nonexistent/alerts.toml: cannot read the config file:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_and_stops_cleanly_on_sigterm() {
+    let bad = scratch_dir("run").join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not started; fix the config"));
+
+    let port = closed_port();
+    let daemon = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml"),
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start breakerd run");
+    wait_until_listening(port, "breakerd");
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = daemon.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}: {log}", output.status);
+    assert!(
+        log.contains("shutting down") && log.contains("breakerd stopped"),
+        "{log}"
+    );
+}
