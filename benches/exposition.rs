@@ -52,6 +52,7 @@ fn shared() -> Arc<Shared> {
         admin_token: None,
         test_breakers: Default::default(),
         started: SystemTime::now(),
+        history: Default::default(),
     })
 }
 

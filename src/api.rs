@@ -22,6 +22,7 @@ pub use error::ApiError;
 
 use crate::breaker::Breaker;
 use crate::config::Secret;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -41,6 +42,8 @@ pub struct Shared {
     pub test_breakers: Mutex<BTreeMap<String, Breaker>>,
     /// When the daemon started.
     pub started: SystemTime,
+    /// Recent transitions and alert deliveries per service.
+    pub history: Arc<History>,
 }
 
 /// The handlers' state.
@@ -76,6 +79,10 @@ pub fn router(state: AppState) -> Router {
             get(breakers::performance),
         )
         .route("/api/v1/circuit-breakers/{serviceName}", get(breakers::one))
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/events",
+            get(breakers::events),
+        )
         .merge(admin)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -40,6 +40,7 @@ mod stats;
 mod wall_clock;
 mod window;
 
+pub(crate) use backoff::Jitter;
 pub use call::{Classify, ErrorsAreFailures, Verdict};
 pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY};
 pub use error::{BreakerError, OpenError, TimeoutError};

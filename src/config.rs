@@ -8,7 +8,7 @@ mod secret;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
@@ -16,7 +16,7 @@ pub use errors::{ConfigError, LoadError};
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use url::Url;
 
-use crate::breaker::Policy;
+use crate::breaker::{Policy, State};
 
 /// Where the daemon listens when `server.listen` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
@@ -26,6 +26,20 @@ pub const DEFAULT_SLOW_CALL: Duration = Duration::from_secs(1);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often a service is checked when it names no schedule.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(30);
+/// Where pending notifications are kept when `alerts.state_dir` is not set.
+pub const DEFAULT_STATE_DIR: &str = "breakerd-state";
+/// Notifications waiting per channel before new ones are dropped (and counted).
+pub const DEFAULT_QUEUE_SIZE: usize = 1024;
+/// Within this long of a service's last notification, further changes are summarised.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// Delivery attempts before a notification is given up (and kept in `dead/`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+/// Time one delivery attempt may take.
+pub const DEFAULT_CHANNEL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a firing alert is re-sent to Alertmanager.
+pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
+/// How long a resolved alert keeps being re-sent to Alertmanager.
+pub const DEFAULT_RESOLVE_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -62,6 +76,41 @@ pub struct ServiceConfig {
     pub schedule: Schedule,
     /// What the synthetic check does.
     pub check: Check,
+    /// Which changes of this service notify (default: `alerts.notify_on`).
+    pub notify_on: Option<Vec<NotifyOn>>,
+}
+
+/// A change of state that can notify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotifyOn {
+    /// The breaker opened (by its policy or by hand).
+    Open,
+    /// The breaker half-opened to try the provider.
+    HalfOpen,
+    /// The breaker closed again (recovery).
+    Closed,
+    /// The breaker was disabled by hand.
+    Disabled,
+}
+
+impl NotifyOn {
+    /// Every value, as written in the config.
+    pub const ALL: [(&'static str, NotifyOn); 4] = [
+        ("open", NotifyOn::Open),
+        ("half_open", NotifyOn::HalfOpen),
+        ("closed", NotifyOn::Closed),
+        ("disabled", NotifyOn::Disabled),
+    ];
+
+    /// The value that a change into `state` matches.
+    pub fn of(state: State) -> NotifyOn {
+        match state {
+            State::Open | State::ForcedOpen => NotifyOn::Open,
+            State::HalfOpen => NotifyOn::HalfOpen,
+            State::Closed => NotifyOn::Closed,
+            State::Disabled => NotifyOn::Disabled,
+        }
+    }
 }
 
 /// When a service's check runs.
@@ -265,9 +314,25 @@ pub struct TcpCheck {
     pub address: String,
 }
 
-/// `[alerts]`: where state changes are sent.
-#[derive(Clone, Debug, Default)]
+/// `[alerts]`: where state changes are sent, and how.
+#[derive(Clone, Debug)]
 pub struct AlertsConfig {
+    /// Directory of the outbox of pending notifications.
+    pub state_dir: PathBuf,
+    /// Which changes notify, unless a service says otherwise (default: open and closed).
+    pub notify_on: Vec<NotifyOn>,
+    /// Changes of one service within this long of its last notification are summarised.
+    pub min_interval: Duration,
+    /// Reminders while a breaker stays open; off when `None`.
+    pub reminder_every: Option<Duration>,
+    /// Notifications waiting per channel before new ones are dropped.
+    pub queue_size: usize,
+    /// Delivery attempts before a notification is given up.
+    pub max_attempts: u32,
+    /// A link to the dashboard, put in notifications.
+    pub dashboard_url: Option<Url>,
+    /// The API's base URL as the on-call person reaches it, put in notifications.
+    pub api_url: Option<Url>,
     /// `[[alerts.webhook]]`.
     pub webhooks: Vec<WebhookConfig>,
     /// `[alerts.email]`.
@@ -276,11 +341,70 @@ pub struct AlertsConfig {
     pub alertmanagers: Vec<AlertmanagerConfig>,
 }
 
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            notify_on: vec![NotifyOn::Open, NotifyOn::Closed],
+            min_interval: DEFAULT_MIN_INTERVAL,
+            reminder_every: None,
+            queue_size: DEFAULT_QUEUE_SIZE,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            dashboard_url: None,
+            api_url: None,
+            webhooks: Vec::new(),
+            email: None,
+            alertmanagers: Vec::new(),
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// Whether any channel is configured.
+    pub fn has_channels(&self) -> bool {
+        !self.webhooks.is_empty() || self.email.is_some() || !self.alertmanagers.is_empty()
+    }
+}
+
+/// Which notifications a channel takes.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelFilter {
+    /// Only these changes (default: whatever the service notifies on).
+    pub notify_on: Option<Vec<NotifyOn>>,
+    /// Only these services (default: all).
+    pub services: Option<Vec<String>>,
+}
+
+/// The body a webhook receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// breakerd's own JSON.
+    Breakerd,
+    /// A Slack-compatible incoming-webhook message.
+    Slack,
+    /// Alertmanager's webhook format (version "4").
+    Alertmanager,
+}
+
 /// One webhook receiver.
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
-    /// Where to POST.
-    pub url: Url,
+    /// The channel's name (the `channel` label).
+    pub name: String,
+    /// Where to POST; a secret, as incoming-webhook URLs usually are.
+    pub url: Secret,
+    /// The URL's host, for logs.
+    pub host: String,
+    /// The body's shape.
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key of the `X-Breakerd-Signature` header.
+    pub secret: Option<Secret>,
+    /// Extra headers.
+    pub headers: Vec<(String, Secret)>,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+    /// Which notifications it takes.
+    pub filter: ChannelFilter,
 }
 
 /// The email channel.
@@ -292,13 +416,31 @@ pub struct EmailConfig {
     pub from: String,
     /// The recipients.
     pub to: Vec<String>,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+    /// Which notifications it takes.
+    pub filter: ChannelFilter,
 }
 
 /// One Alertmanager instance.
 #[derive(Clone, Debug)]
 pub struct AlertmanagerConfig {
+    /// The channel's name (the `channel` label).
+    pub name: String,
     /// Its base URL.
     pub url: Url,
+    /// Time one attempt may take.
+    pub timeout: Duration,
+    /// How often firing alerts are re-sent.
+    pub resend_every: Duration,
+    /// How long a resolved alert keeps being re-sent.
+    pub resolve_for: Duration,
+    /// The `severity` label.
+    pub severity: String,
+    /// The `runbook_url` annotation.
+    pub runbook_url: Option<String>,
+    /// Only these services (default: all).
+    pub services: Option<Vec<String>>,
 }
 
 impl Config {

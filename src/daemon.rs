@@ -11,8 +11,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::alert::Alerts;
 use crate::api::{self, Shared};
 use crate::config::Config;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::probe::HttpClient;
@@ -27,6 +29,7 @@ pub struct RunningDaemon {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
+    alerts: Option<Alerts>,
     grace: Duration,
 }
 
@@ -47,18 +50,35 @@ pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
     if config.server.admin_token.is_none() {
         info!("admin routes are off: no server.admin_token is set");
     }
+    let history = Arc::new(History::default());
+    let alerts = if config.alerts.has_channels() {
+        Some(Alerts::start(
+            &config.alerts,
+            &registry,
+            &client,
+            Arc::clone(&metrics),
+            Arc::clone(&history),
+        )?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         registry: Arc::clone(&registry),
         metrics,
         admin_token: config.server.admin_token.clone(),
         test_breakers: Default::default(),
         started: SystemTime::now(),
+        history: Arc::clone(&history),
     });
     let (stop, stopping) = watch::channel(false);
     let mut workers = Vec::new();
     let count = registry.len();
     for (slot, service) in registry.iter().enumerate() {
-        workers.push(pump_transitions(Arc::clone(service), stopping.clone()));
+        workers.push(pump_transitions(
+            Arc::clone(service),
+            Arc::clone(&history),
+            stopping.clone(),
+        ));
         workers.push(scheduler::spawn(
             Arc::clone(service),
             slot,
@@ -82,12 +102,17 @@ pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
         stop,
         server,
         workers,
+        alerts,
         grace: config.server.shutdown_grace,
     })
 }
 
-/// Logs and counts every transition of one service's breaker.
-fn pump_transitions(service: Arc<Service>, mut stopping: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Logs, counts and remembers every transition of one service's breaker.
+fn pump_transitions(
+    service: Arc<Service>,
+    history: Arc<History>,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let mut events = service.breaker.subscribe();
     tokio::spawn(async move {
         loop {
@@ -96,7 +121,10 @@ fn pump_transitions(service: Arc<Service>, mut stopping: watch::Receiver<bool>) 
                 _ = stopping.wait_for(|stop| *stop) => return,
             };
             match received {
-                Ok(event) => observe::transition(&service.metrics, &event),
+                Ok(event) => {
+                    observe::transition(&service.metrics, &event);
+                    history.transition(&event);
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     warn!(
                         service = service.name(),
@@ -131,6 +159,9 @@ impl RunningDaemon {
             joined = &mut server => Some(joined),
             _ = tokio::time::sleep_until(deadline) => None,
         };
+        if let Some(alerts) = self.alerts {
+            alerts.shutdown(deadline).await;
+        }
         let mut cancelled = 0;
         for worker in self.workers {
             let mut worker = worker;

@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod alert;
 pub mod api;
 pub mod breaker;
 pub mod config;
 pub mod daemon;
+pub mod history;
 pub mod metrics;
 pub mod observe;
 pub mod probe;

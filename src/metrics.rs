@@ -56,6 +56,11 @@ struct ChannelOutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -68,6 +73,8 @@ pub struct Metrics {
     /// Process-wide families.
     registry: Registry,
     alerts: Family<ChannelOutcomeLabels, Counter>,
+    alert_queue_depth: Family<ChannelLabel, Gauge>,
+    alert_last_success: Family<ChannelLabel, FloatGauge>,
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
     /// The size of the last exposition, to allocate the next one at once.
@@ -92,6 +99,19 @@ impl Metrics {
             "Alert notifications, by channel and outcome",
             alerts.clone(),
         );
+        let alert_queue_depth: Family<ChannelLabel, Gauge> = Family::default();
+        registry.register(
+            "alert_queue_depth",
+            "Notifications waiting in a channel's queue",
+            alert_queue_depth.clone(),
+        );
+        let alert_last_success: Family<ChannelLabel, FloatGauge> = Family::default();
+        registry.register_with_unit(
+            "alert_last_success_timestamp",
+            "When a channel last delivered a notification (Unix time)",
+            Unit::Seconds,
+            alert_last_success.clone(),
+        );
         registry.register(
             "config_last_reload_successful",
             "Whether the last configuration reload attempt was successful",
@@ -114,6 +134,8 @@ impl Metrics {
             services: RwLock::default(),
             registry,
             alerts,
+            alert_queue_depth,
+            alert_last_success,
             reload_successful,
             reload_success_time,
             last_size: AtomicUsize::new(64 * 1024),
@@ -159,6 +181,24 @@ impl Metrics {
             };
             drop(self.alerts.get_or_create(&labels));
         }
+    }
+
+    /// Moves `channel`'s queue depth by `change`.
+    pub fn alert_queue_depth(&self, channel: &str, change: i64) {
+        self.alert_queue_depth
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
+            .inc_by(change);
+    }
+
+    /// Records `channel`'s latest successful delivery.
+    pub fn alert_delivered(&self, channel: &str, at: SystemTime) {
+        self.alert_last_success
+            .get_or_create(&ChannelLabel {
+                channel: channel.to_string(),
+            })
+            .set(unix_seconds(at));
     }
 
     /// Counts one notification of `channel` with `outcome` (`sent`, `failed`, `dropped`).

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::config::{Check, Credential, Secret};
 
 pub use http::HttpClient;
+pub(crate) use smtp::transport as smtp_transport;
 
 /// Why a check failed: a small, fixed set, so it can be a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

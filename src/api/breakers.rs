@@ -65,6 +65,15 @@ pub(crate) async fn one(
     Ok(Json(service_stats(find(&state, &name)?)))
 }
 
+/// The service's recent transitions and alert deliveries.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<crate::history::ServiceEvents>, ApiError> {
+    find(&state, &name)?;
+    Ok(Json(state.history.events(&name)))
+}
+
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StateCounts {

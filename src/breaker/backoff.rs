@@ -17,7 +17,7 @@ impl Jitter {
     }
 
     /// A fraction in `[0, 1)`.
-    fn next_fraction(&mut self) -> f64 {
+    pub(crate) fn next_fraction(&mut self) -> f64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;

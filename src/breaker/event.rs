@@ -105,6 +105,7 @@ pub enum TransitionReason {
 impl fmt::Display for TransitionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TransitionReason::ConsecutiveFailures { count: 1 } => f.write_str("1 failure"),
             TransitionReason::ConsecutiveFailures { count } => {
                 write!(f, "{count} consecutive failures")
             }

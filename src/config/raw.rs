@@ -75,6 +75,8 @@ pub(crate) struct RawService {
     pub(crate) json_equals: Option<Spanned<toml::Value>>,
 
     pub(crate) address: Option<Spanned<String>>,
+
+    pub(crate) notify_on: Option<RawList>,
 }
 
 impl RawService {
@@ -112,10 +114,21 @@ impl RawService {
     }
 }
 
+/// A list of strings with its place.
+pub(crate) type RawList = Spanned<Vec<Spanned<String>>>;
+
 /// `[alerts]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAlerts {
+    pub(crate) state_dir: Option<Spanned<String>>,
+    pub(crate) notify_on: Option<RawList>,
+    pub(crate) min_interval: Option<Spanned<String>>,
+    pub(crate) reminder_every: Option<Spanned<String>>,
+    pub(crate) queue_size: Option<Spanned<i64>>,
+    pub(crate) max_attempts: Option<Spanned<i64>>,
+    pub(crate) dashboard_url: Option<Spanned<String>>,
+    pub(crate) api_url: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) webhook: Vec<Spanned<RawWebhook>>,
     pub(crate) email: Option<Spanned<RawEmail>>,
@@ -128,6 +141,13 @@ pub(crate) struct RawAlerts {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWebhook {
     pub(crate) url: Spanned<String>,
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) secret: Option<Spanned<String>>,
+    pub(crate) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) notify_on: Option<RawList>,
+    pub(crate) services: Option<RawList>,
 }
 
 /// `[alerts.email]`.
@@ -140,6 +160,9 @@ pub(crate) struct RawEmail {
     pub(crate) to: Spanned<Vec<Spanned<String>>>,
     pub(crate) username: Option<Spanned<String>>,
     pub(crate) password: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) notify_on: Option<RawList>,
+    pub(crate) services: Option<RawList>,
 }
 
 /// `[[alerts.alertmanager]]`.
@@ -147,4 +170,11 @@ pub(crate) struct RawEmail {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAlertmanager {
     pub(crate) url: Spanned<String>,
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) resend_every: Option<Spanned<String>>,
+    pub(crate) resolve_for: Option<Spanned<String>>,
+    pub(crate) severity: Option<Spanned<String>>,
+    pub(crate) runbook_url: Option<Spanned<String>>,
+    pub(crate) services: Option<RawList>,
 }

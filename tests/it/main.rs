@@ -1,5 +1,6 @@
 //! Integration tests, one binary: each module tests one area through the public API.
 
+mod alerts;
 mod api;
 mod breaker_concurrency;
 mod breaker_controls;

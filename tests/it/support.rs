@@ -169,6 +169,7 @@ pub fn app_state(text: &str) -> breakerd::api::AppState {
         admin_token: config.server.admin_token.clone(),
         test_breakers: Default::default(),
         started: std::time::SystemTime::now(),
+        history: Default::default(),
     })
 }
 
@@ -206,6 +207,7 @@ pub async fn send(
 }
 
 pub mod prometheus;
+pub mod receiver;
 
 /// Starts a daemon from config text on a free loopback port.
 pub async fn start_daemon(text: &str) -> breakerd::daemon::RunningDaemon {

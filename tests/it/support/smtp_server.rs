@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 pub struct SmtpServer {
     pub port: u16,
+    /// The Maildir the server delivers into.
+    pub mailbox: std::path::PathBuf,
     child: Child,
 }
 
@@ -29,9 +31,31 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start aiosmtpd: install Debian's python3-aiosmtpd (see .ci/debian-packages)");
-        let server = Self { port, child };
+        let server = Self {
+            port,
+            mailbox,
+            child,
+        };
         super::wait_until_listening(port, "aiosmtpd");
         server
+    }
+}
+
+impl SmtpServer {
+    /// Every message delivered so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(listing) = std::fs::read_dir(self.mailbox.join("new")) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<_> = listing
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect()
     }
 }
 
