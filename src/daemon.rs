@@ -115,16 +115,24 @@ fn pump_transitions(
 ) -> JoinHandle<()> {
     let mut events = service.breaker.subscribe();
     tokio::spawn(async move {
+        let record = |event: &crate::breaker::Transition| {
+            observe::transition(&service.metrics, event);
+            history.transition(event);
+        };
         loop {
             let received = tokio::select! {
+                biased;
                 received = events.recv() => received,
-                _ = stopping.wait_for(|stop| *stop) => return,
+                _ = stopping.wait_for(|stop| *stop) => {
+                    // Log what already happened before stopping.
+                    while let Ok(event) = events.try_recv() {
+                        record(&event);
+                    }
+                    return;
+                }
             };
             match received {
-                Ok(event) => {
-                    observe::transition(&service.metrics, &event);
-                    history.transition(&event);
-                }
+                Ok(event) => record(&event),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     warn!(
                         service = service.name(),

@@ -58,8 +58,10 @@ async fn state_changes_and_slow_calls_are_logged_without_secrets() {
         get_json(address, "/api/v1/circuit-breakers/pesapal").await["state"] == "CLOSED"
     })
     .await;
-    eventually(10, "the slow call is logged", || async {
-        captured.text().contains("slow call: pesapal took")
+    eventually(10, "the slow call and the recovery are logged", || async {
+        let log = captured.text();
+        log.contains("slow call: pesapal took")
+            && log.contains("circuit breaker pesapal HALF_OPEN -> CLOSED")
     })
     .await;
     daemon.shutdown().await.expect("clean shutdown");
