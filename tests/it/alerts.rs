@@ -227,3 +227,207 @@ async fn flapping_is_summarised_instead_of_a_storm() {
     );
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+mod with_alertmanager {
+    use crate::support::alertmanager::Alertmanager;
+    use crate::support::fake_provider::{FakeProvider, Mode};
+    use crate::support::receiver::Receiver;
+    use crate::support::{eventually, http_get, sample, start_daemon};
+
+    fn config(fake: &FakeProvider, alertmanager: &Alertmanager) -> String {
+        format!(
+            "{}{}[[alerts.alertmanager]]\nurl = \"{}\"\nresend_every = \"1s\"\nrunbook_url = \"https://runbooks.example.com/breakerd#open\"\n",
+            super::failing_service(fake),
+            super::alerts_header("0s"),
+            alertmanager.url()
+        )
+    }
+
+    fn notifications(receiver: &Receiver, status: &str) -> Vec<serde_json::Value> {
+        receiver
+            .accepted()
+            .iter()
+            .map(|r| r.json())
+            .filter(|n| n["status"] == status)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn alertmanager_notifies_firing_then_resolved() {
+        let receiver = Receiver::start(&[]).await;
+        let alertmanager = Alertmanager::start(&receiver.url(), "1s");
+        let fake = FakeProvider::start(Mode::Status(500)).await;
+        let daemon = start_daemon(&config(&fake, &alertmanager)).await;
+        eventually(30, "Alertmanager notifies the open breaker", || async {
+            !notifications(&receiver, "firing").is_empty()
+        })
+        .await;
+        let firing = &notifications(&receiver, "firing")[0];
+        let alert = &firing["alerts"][0];
+        assert_eq!(alert["labels"]["alertname"], "CircuitBreakerOpen");
+        assert_eq!(alert["labels"]["service"], "mpesa");
+        assert_eq!(alert["labels"]["severity"], "critical");
+        assert_eq!(
+            alert["annotations"]["runbook_url"],
+            "https://runbooks.example.com/breakerd#open"
+        );
+        assert!(
+            alert["annotations"]["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("Circuit breaker mpesa is ")
+        );
+        assert!(
+            alert["labels"].get("instance").is_none(),
+            "no per-replica label"
+        );
+
+        fake.set_mode(Mode::Healthy);
+        eventually(30, "Alertmanager notifies the recovery", || async {
+            !notifications(&receiver, "resolved").is_empty()
+        })
+        .await;
+        let (_, text) = http_get(daemon.address(), "/metrics").await;
+        assert!(
+            sample(
+                &text,
+                "breakerd_alerts_total{channel=\"alertmanager\",outcome=\"sent\"}"
+            )
+            .is_some_and(|n| n >= 2.0)
+        );
+        daemon.shutdown().await.expect("clean shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_give_one_notification() {
+        let receiver = Receiver::start(&[]).await;
+        let alertmanager = Alertmanager::start(&receiver.url(), "3s");
+        let fake = FakeProvider::start(Mode::Status(500)).await;
+        let first = start_daemon(&config(&fake, &alertmanager)).await;
+        let second = start_daemon(&config(&fake, &alertmanager)).await;
+        for replica in [&first, &second] {
+            let address = replica.address();
+            eventually(30, "each replica posts its alert", || async {
+                let (_, text) = http_get(address, "/metrics").await;
+                sample(
+                    &text,
+                    "breakerd_alerts_total{channel=\"alertmanager\",outcome=\"sent\"}",
+                )
+                .is_some_and(|n| n >= 1.0)
+            })
+            .await;
+        }
+        eventually(30, "Alertmanager notifies", || async {
+            !notifications(&receiver, "firing").is_empty()
+        })
+        .await;
+        let held: Vec<_> = alertmanager
+            .alerts()
+            .await
+            .into_iter()
+            .filter(|a| a["labels"]["service"] == "mpesa")
+            .collect();
+        assert_eq!(
+            held.len(),
+            1,
+            "both replicas' alerts are one alert: {held:#?}"
+        );
+        let firing = notifications(&receiver, "firing");
+        assert_eq!(firing.len(), 1, "{firing:#?}");
+        assert_eq!(firing[0]["alerts"].as_array().map(Vec::len), Some(1));
+        first.shutdown().await.expect("clean shutdown");
+        second.shutdown().await.expect("clean shutdown");
+    }
+}
+
+mod across_restarts {
+    use std::process::{Child, Command, Stdio};
+
+    use crate::support::fake_provider::{FakeProvider, Mode};
+    use crate::support::receiver::Receiver;
+    use crate::support::{closed_port, eventually, scratch_dir, wait_until_listening};
+
+    fn spawn(config: &std::path::Path, port: u16) -> Child {
+        let child = Command::new(env!("CARGO_BIN_EXE_breakerd"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("KEY", "test-key")
+            .env("SECRET", "test-secret")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start breakerd");
+        wait_until_listening(port, "breakerd");
+        child
+    }
+
+    fn pending(dir: &std::path::Path) -> Vec<serde_json::Value> {
+        let Ok(listing) = std::fs::read_dir(dir.join("outbox")) else {
+            return vec![];
+        };
+        listing
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_daemon_sends_its_pending_alerts_after_restart() {
+        let fake = FakeProvider::start(Mode::Status(500)).await;
+        let receiver_port = closed_port();
+        let state_dir = scratch_dir("restart");
+        let config = state_dir.join("alerts.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[alerts]\nstate_dir = \"{}\"\nmin_interval = \"1h\"\nmax_attempts = 1000\n[[alerts.webhook]]\nurl = \"http://127.0.0.1:{receiver_port}/hook\"\nnotify_on = [\"open\"]\n",
+                super::failing_service(&fake),
+                state_dir.display()
+            ),
+        )
+        .unwrap();
+        let mut daemon = spawn(&config, closed_port());
+        eventually(15, "the undeliverable alert is in the outbox", || async {
+            !pending(&state_dir).is_empty()
+        })
+        .await;
+        let kept = pending(&state_dir)[0]["notification"].clone();
+        daemon.kill().expect("SIGKILL");
+        let _ = daemon.wait();
+
+        let receiver =
+            Receiver::start_on(format!("127.0.0.1:{receiver_port}").parse().unwrap(), &[]).await;
+        let mut restarted = spawn(&config, closed_port());
+        eventually(
+            15,
+            "the kept alert is delivered after the restart",
+            || async {
+                receiver
+                    .accepted()
+                    .iter()
+                    .any(|r| r.json()["id"] == kept["id"])
+            },
+        )
+        .await;
+        let delivered = receiver
+            .accepted()
+            .iter()
+            .map(|r| r.json())
+            .find(|j| j["id"] == kept["id"])
+            .unwrap();
+        assert_eq!(delivered, kept, "the same notification, unchanged");
+        eventually(15, "the outbox is emptied", || async {
+            pending(&state_dir)
+                .iter()
+                .all(|entry| entry["notification"]["id"] != kept["id"])
+        })
+        .await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &restarted.id().to_string()])
+            .status();
+        let _ = restarted.wait();
+    }
+}

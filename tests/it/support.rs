@@ -206,6 +206,7 @@ pub async fn send(
     (status, json)
 }
 
+pub mod alertmanager;
 pub mod prometheus;
 pub mod receiver;
 

@@ -1,0 +1,65 @@
+//! A real Alertmanager (Debian's `prometheus-alertmanager`, alone: no cluster), routing every
+//! alert to one webhook receiver.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub struct Alertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: PathBuf,
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager sending to `webhook_url`, grouping by service and waiting
+    /// `group_wait` before the first notification of a group.
+    pub fn start(webhook_url: &str, group_wait: &str) -> Self {
+        let dir = super::scratch_dir("alertmanager");
+        let config = format!(
+            "route:\n  receiver: hook\n  group_by: ['alertname', 'service']\n  group_wait: {group_wait}\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
+        );
+        let config_path = dir.join("alertmanager.yml");
+        std::fs::write(&config_path, config).expect("write alertmanager.yml");
+        let port = super::closed_port();
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager: install Debian's prometheus-alertmanager (see .ci/debian-packages)");
+        let server = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        super::wait_until_listening(port, "alertmanager");
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The alerts Alertmanager holds now.
+    pub async fn alerts(&self) -> Vec<serde_json::Value> {
+        let Ok(response) = reqwest::get(format!("{}/api/v2/alerts", self.url())).await else {
+            return vec![];
+        };
+        let text = response.text().await.unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|json| json.as_array().cloned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
