@@ -431,3 +431,28 @@ mod across_restarts {
         let _ = restarted.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_repeat_while_a_breaker_stays_open() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let receiver = Receiver::start(&[]).await;
+    let config = format!(
+        "[services.kcb]\npreset = \"kcb\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
+         every = \"50ms\"\nfailure_threshold = 1\nreset_timeout = \"1h\"\n{}reminder_every = \"300ms\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
+        fake.url(),
+        alerts_header("0s"),
+        receiver.url()
+    );
+    let daemon = start_daemon(&config).await;
+    eventually(15, "two reminders arrive", || async {
+        receiver.accepted().iter().filter(|r| r.json()["kind"] == "reminder").count() >= 2
+    })
+    .await;
+    let kinds: Vec<String> =
+        receiver.accepted().iter().map(|r| r.json()["kind"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(kinds[0], "transition");
+    let reminder = receiver.accepted().iter().map(|r| r.json()).find(|j| j["kind"] == "reminder").unwrap();
+    assert_eq!(reminder["to"], "OPEN");
+    assert_eq!(reminder["service"], "kcb");
+    daemon.shutdown().await.expect("clean shutdown");
+}
