@@ -445,13 +445,26 @@ async fn reminders_repeat_while_a_breaker_stays_open() {
     );
     let daemon = start_daemon(&config).await;
     eventually(15, "two reminders arrive", || async {
-        receiver.accepted().iter().filter(|r| r.json()["kind"] == "reminder").count() >= 2
+        receiver
+            .accepted()
+            .iter()
+            .filter(|r| r.json()["kind"] == "reminder")
+            .count()
+            >= 2
     })
     .await;
-    let kinds: Vec<String> =
-        receiver.accepted().iter().map(|r| r.json()["kind"].as_str().unwrap_or_default().to_string()).collect();
+    let kinds: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .map(|r| r.json()["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
     assert_eq!(kinds[0], "transition");
-    let reminder = receiver.accepted().iter().map(|r| r.json()).find(|j| j["kind"] == "reminder").unwrap();
+    let reminder = receiver
+        .accepted()
+        .iter()
+        .map(|r| r.json())
+        .find(|j| j["kind"] == "reminder")
+        .unwrap();
     assert_eq!(reminder["to"], "OPEN");
     assert_eq!(reminder["service"], "kcb");
     daemon.shutdown().await.expect("clean shutdown");
