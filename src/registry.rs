@@ -87,6 +87,7 @@ impl Service {
             config.policy.timeout,
             config.policy.reset_timeout,
         );
+        handles.set_probe_interval(schedule_interval(&config.schedule));
         let mut policy = config.policy.clone();
         let slow_call = *policy.slow_call_duration.get_or_insert(slow_call);
         let hook_metrics = handles.clone();
@@ -169,6 +170,20 @@ impl Service {
         self.metrics.set_state(stats.state, stats.next_attempt);
         self.metrics
             .set_consecutive_failures(stats.consecutive_failures);
+    }
+}
+
+/// The time between two scheduled checks; for cron, between its next two times.
+fn schedule_interval(schedule: &Schedule) -> Duration {
+    match schedule {
+        Schedule::Every(period) => *period,
+        Schedule::Cron { schedule, .. } => {
+            let mut upcoming = schedule.upcoming(chrono::Utc);
+            match (upcoming.next(), upcoming.next()) {
+                (Some(first), Some(second)) => (second - first).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            }
+        }
     }
 }
 

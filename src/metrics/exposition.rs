@@ -288,6 +288,19 @@ pub(crate) fn write_service_families(
     }
 
     w.family(
+        "breakerd_probe_interval_seconds",
+        Kind::Gauge,
+        "Time between two scheduled checks (for cron, between the next two).",
+    );
+    for service in services {
+        w.float(
+            "breakerd_probe_interval_seconds",
+            service,
+            service.probe_interval(),
+        );
+    }
+
+    w.family(
         "breakerd_probe_failures",
         Kind::Counter,
         "Failed synthetic checks, by reason.",

@@ -36,6 +36,7 @@ pub(crate) struct ServiceSeries {
     next_attempt: FloatGauge,
     probe_success: Gauge,
     probe_last_run: FloatGauge,
+    probe_interval: FloatGauge,
     probe_failures: [Counter; FailureReason::ALL.len()],
     missed_ticks: Counter,
 }
@@ -62,6 +63,7 @@ impl ServiceSeries {
             next_attempt: FloatGauge::default(),
             probe_success: Gauge::default(),
             probe_last_run: FloatGauge::default(),
+            probe_interval: FloatGauge::default(),
             probe_failures: Default::default(),
             missed_ticks: Counter::default(),
         };
@@ -125,6 +127,10 @@ impl ServiceSeries {
 
     pub(crate) fn probe_last_run(&self) -> f64 {
         self.probe_last_run.get()
+    }
+
+    pub(crate) fn probe_interval(&self) -> f64 {
+        self.probe_interval.get()
     }
 
     pub(crate) fn probe_failures(&self) -> [u64; FailureReason::ALL.len()] {
@@ -201,6 +207,11 @@ impl ServiceMetrics {
         {
             self.series.probe_failures[index].inc();
         }
+    }
+
+    /// Sets the time between two scheduled checks (rules use it to spot a stale check).
+    pub fn set_probe_interval(&self, interval: Duration) {
+        self.series.probe_interval.set(interval.as_secs_f64());
     }
 
     /// Counts scheduled checks skipped because the previous one was still running.

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod daemon;
 mod logs;
+mod observability;
 mod probes;
 mod smtp;
 mod support;

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Writes grafana/dashboards/*.json: the overview of every breaker and the per-service drill-down.
+
+The dashboards are generated so that both use the same queries, units and colours; edit the
+panels here and run `python3 scripts/dashboards.py`. The test suite checks that every query uses
+only metric names the daemon exports and returns data from a real Prometheus.
+"""
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'service=~"$service"'
+
+GREEN, AMBER, RED, BLUE = "green", "#FF9830", "red", "blue"
+
+STATE_EXPR = (
+    f'max by (service) (breakerd_breaker_state{{{SEL},state="open"}}) * 2 '
+    f'+ max by (service) (breakerd_breaker_state{{{SEL},state="half_open"}})'
+)
+STATE_MAPPINGS = [{
+    "type": "value",
+    "options": {
+        "0": {"text": "CLOSED", "color": GREEN, "index": 0},
+        "1": {"text": "HALF-OPEN", "color": AMBER, "index": 1},
+        "2": {"text": "OPEN", "color": RED, "index": 2},
+    },
+}]
+STATE_THRESHOLDS = {"mode": "absolute", "steps": [
+    {"color": GREEN, "value": None}, {"color": AMBER, "value": 1}, {"color": RED, "value": 2}]}
+
+
+def target(expr, legend="{{service}}", ref="A", fmt=None):
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, "range": True}
+    if fmt:
+        t["format"] = fmt
+    return t
+
+
+def panel(kind, title, targets, unit=None, description="", mappings=None, thresholds=None, options=None,
+          overrides=None, color=None, custom=None):
+    defaults = {"custom": custom or {}}
+    if unit:
+        defaults["unit"] = unit
+    if mappings:
+        defaults["mappings"] = mappings
+    if thresholds:
+        defaults["thresholds"] = thresholds
+    if color:
+        defaults["color"] = color
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": options or {},
+    }
+
+
+def outcome_colors():
+    colors = {"success": GREEN, "failure": RED, "timeout": "purple", "rejected": AMBER}
+    return [{"matcher": {"id": "byRegexp", "options": f".*{name}.*"},
+             "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}]}
+            for name, color in colors.items()]
+
+
+def panels():
+    rate = "$__rate_interval"
+    return [
+        panel("stat", "Breaker state", [target(STATE_EXPR)],
+              description="Current state of each breaker: closed (green), half-open (amber), open (red).",
+              mappings=STATE_MAPPINGS, thresholds=STATE_THRESHOLDS, color={"mode": "thresholds"},
+              options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
+        panel("state-timeline", "State timeline", [target(STATE_EXPR)],
+              description="When each breaker opened, half-opened and closed.",
+              mappings=STATE_MAPPINGS, thresholds=STATE_THRESHOLDS, color={"mode": "thresholds"},
+              options={"showValue": "never", "mergeValues": True}),
+        panel("timeseries", "Calls per second by outcome",
+              [target(f"sum by (service, outcome) (rate(breakerd_calls_total{{{SEL}}}[{rate}]))",
+                      "{{service}} {{outcome}}")],
+              unit="reqps", overrides=outcome_colors(),
+              description="Checks and calls through each breaker: success, failure, timeout, rejected while open."),
+        panel("timeseries", "Failure ratio",
+              [target(f'sum by (service) (rate(breakerd_calls_total{{{SEL},outcome=~"failure|timeout"}}[{rate}]))'
+                      f' / sum by (service) (rate(breakerd_calls_total{{{SEL},outcome=~"success|failure|timeout"}}[{rate}]))')],
+              unit="percentunit",
+              thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},
+                                                        {"color": AMBER, "value": 0.2}, {"color": RED, "value": 0.5}]},
+              custom={"thresholdsStyle": {"mode": "line"}},
+              description="Share of calls that ran and failed; rising while closed is the early warning."),
+        panel("timeseries", "Latency p50 / p95 / p99",
+              [target(f"histogram_quantile({q}, sum by (service, le) (rate(breakerd_call_duration_seconds_bucket{{{SEL}}}[{rate}])))",
+                      f"{{{{service}}}} p{int(q * 100)}", ref)
+               for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))],
+              unit="s",
+              thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None}, {"color": RED, "value": 1}]},
+              custom={"thresholdsStyle": {"mode": "line"}},
+              description="Call latency from the histogram; the red line is the 1 s slow-call threshold."),
+        panel("heatmap", "Latency heatmap",
+              [target(f"sum by (le) (increase(breakerd_call_duration_seconds_bucket{{{SEL}}}[{rate}]))", "{{le}}",
+                      fmt="heatmap")],
+              unit="s", options={"calculate": False, "yAxis": {"unit": "s"}, "color": {"scheme": "Oranges"},
+                                 "cellGap": 1},
+              description="How call latencies are spread over the buckets (5 ms to 60 s)."),
+        panel("timeseries", "Slow calls",
+              [target(f"sum by (service) (increase(breakerd_slow_calls_total{{{SEL}}}[{rate}]))")],
+              unit="short", description="Calls slower than slow_call (default 1 s)."),
+        panel("timeseries", "Timeouts and rejections",
+              [target(f'sum by (service, outcome) (increase(breakerd_calls_total{{{SEL},outcome=~"timeout|rejected"}}[{rate}]))',
+                      "{{service}} {{outcome}}")],
+              unit="short", overrides=outcome_colors(),
+              description="Calls cut off at the timeout, and calls rejected by an open breaker."),
+        panel("state-timeline", "Probe success",
+              [target(f"max by (service) (breakerd_probe_success{{{SEL}}})")],
+              mappings=[{"type": "value", "options": {"0": {"text": "FAIL", "color": RED},
+                                                      "1": {"text": "OK", "color": GREEN}}}],
+              thresholds={"mode": "absolute", "steps": [{"color": RED, "value": None}, {"color": GREEN, "value": 1}]},
+              color={"mode": "thresholds"}, options={"showValue": "never"},
+              description="Whether the last synthetic check passed."),
+        panel("timeseries", "Probe failures by reason",
+              [target(f"sum by (service, reason) (increase(breakerd_probe_failures_total{{{SEL}}}[{rate}]))",
+                      "{{service}} {{reason}}")],
+              unit="short", custom={"drawStyle": "bars", "stacking": {"mode": "normal"}},
+              description="Why checks fail: timeout, dns, connect, reset, tls, http_status, body, auth, throttled, balance, protocol."),
+        panel("stat", "Time until next trial call",
+              [target(f"clamp_min(max by (service) (breakerd_next_attempt_timestamp_seconds{{{SEL}}}) - time(), 0)")],
+              unit="s", thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},
+                                                                   {"color": RED, "value": 1}]},
+              color={"mode": "thresholds"},
+              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              description="How long an open breaker still rejects calls; 0 when not open."),
+        panel("timeseries", "Consecutive failures and threshold",
+              [target(f"max by (service) (breakerd_consecutive_failures{{{SEL}}})", "{{service}} failures in a row", "A"),
+               target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "{{service}} threshold", "B")],
+              unit="short",
+              overrides=[{"matcher": {"id": "byRegexp", "options": ".*threshold"},
+                          "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                                         {"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}],
+              description="Failures in a row beside the configured threshold that opens the breaker."),
+        panel("table", "Configured thresholds",
+              [target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "", "A", "table"),
+               target(f"max by (service) (breakerd_timeout_seconds{{{SEL}}})", "", "B", "table"),
+               target(f"max by (service) (breakerd_reset_timeout_seconds{{{SEL}}})", "", "C", "table"),
+               target(f"max by (service) (breakerd_probe_interval_seconds{{{SEL}}})", "", "D", "table")],
+              options={"showHeader": True},
+              description="failure_threshold, timeout, reset_timeout and the check interval of each service."),
+        panel("timeseries", "Alerts sent and failed per channel",
+              [target(f"sum by (channel, outcome) (increase(breakerd_alerts_total[{rate}]))", "{{channel}} {{outcome}}")],
+              unit="short", overrides=[
+                  {"matcher": {"id": "byRegexp", "options": ".*sent"},
+                   "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": GREEN}}]},
+                  {"matcher": {"id": "byRegexp", "options": ".*(failed|dropped)"},
+                   "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}],
+              description="Notifications per channel: sent, failed (given up), dropped (queue full)."),
+        panel("stat", "Config reload",
+              [target("min(breakerd_config_last_reload_successful)", "last reload")],
+              mappings=[{"type": "value", "options": {"0": {"text": "FAILED", "color": RED},
+                                                      "1": {"text": "OK", "color": GREEN}}}],
+              thresholds={"mode": "absolute", "steps": [{"color": RED, "value": None}, {"color": GREEN, "value": 1}]},
+              color={"mode": "thresholds"},
+              options={"colorMode": "background", "graphMode": "none",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              description="Whether the last edit of alerts.toml was accepted; a failed one keeps the old config."),
+    ]
+
+
+def layout(items, widths):
+    x = y = 0
+    row_height = 0
+    for index, item in enumerate(items):
+        width, height = widths[index % len(widths)]
+        if x + width > 24:
+            x, y = 0, y + row_height
+            row_height = 0
+        item["id"] = index + 1
+        item["gridPos"] = {"x": x, "y": y, "w": width, "h": height}
+        x += width
+        row_height = max(row_height, height)
+    return items
+
+
+def dashboard(uid, title, description, multi, items):
+    service_var = {
+        "name": "service", "label": "Service", "type": "query", "datasource": DS,
+        "query": {"query": "label_values(breakerd_breaker_state, service)", "refId": "services"},
+        "definition": "label_values(breakerd_breaker_state, service)",
+        "refresh": 2, "sort": 1, "multi": multi, "includeAll": multi,
+        "current": {"text": "All", "value": "$__all"} if multi else {},
+    }
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["breakerd"],
+        "timezone": "browser", "schemaVersion": 39, "version": 1, "editable": True,
+        "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
+        "templating": {"list": [
+            {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+             "current": {}, "hide": 0},
+            service_var,
+        ]},
+        "links": [{"title": "breakerd", "type": "dashboards", "tags": ["breakerd"], "asDropdown": True}],
+        "panels": items,
+    }
+
+
+def main():
+    overview = layout(panels(), [(8, 6), (16, 6), (12, 8), (12, 8), (12, 8), (12, 8), (8, 7), (8, 7), (8, 7),
+                                 (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+    drill = layout(panels(), [(6, 5), (18, 5), (12, 8), (12, 8), (12, 9), (12, 9), (8, 7), (8, 7), (8, 7),
+                              (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+    outputs = {
+        "breakerd-overview.json": dashboard("breakerd-overview", "breakerd / Overview",
+                                            "Every breaker, check and alert channel at a glance.", True, overview),
+        "breakerd-service.json": dashboard("breakerd-service", "breakerd / Service",
+                                           "One service in detail: pick it in the Service variable.", False, drill),
+    }
+    for name, content in outputs.items():
+        path = os.path.join(ROOT, "grafana", "dashboards", name)
+        with open(path, "w") as f:
+            json.dump(content, f, indent=2)
+            f.write("\n")
+        print(f"wrote {os.path.relpath(path, ROOT)}: {len(content['panels'])} panels")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+//! The shipped Grafana dashboards and Prometheus rules: promtool checks and unit-tests the
+//! rules, every query names only metrics the daemon really exports, and against a real
+//! Prometheus scraping a daemon whose provider fails every panel query returns data and the
+//! breaker-open rule fires.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::fake_provider::{FakeProvider, Mode};
+use crate::support::prometheus::Prometheus;
+use crate::support::receiver::Receiver;
+use crate::support::{eventually, http_get, scratch_dir, start_daemon};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("run {program}: {error} (install Debian's prometheus / prometheus-alertmanager)")
+        });
+    let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
+    said.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), said)
+}
+
+#[test]
+fn promtool_checks_and_unit_tests_the_rules() {
+    let dir = repo("grafana/prometheus");
+    let (ok, said) = run("promtool", &["check", "rules", "breakerd-rules.yml"], &dir);
+    assert!(ok && said.contains("SUCCESS: 8 rules found"), "{said}");
+    let (ok, said) = run(
+        "promtool",
+        &["test", "rules", "breakerd-rules.test.yml"],
+        &dir,
+    );
+    assert!(ok, "promtool test rules:\n{said}");
+    let (ok, said) = run("promtool", &["check", "config", "prometheus.yml"], &dir);
+    assert!(ok, "promtool check config:\n{said}");
+    let (ok, said) = run("amtool", &["check-config", "alertmanager.yml"], &dir);
+    assert!(ok, "amtool check-config:\n{said}");
+}
+
+#[test]
+fn every_rule_has_a_runbook_section_and_a_test() {
+    let rules = std::fs::read_to_string(repo("grafana/prometheus/breakerd-rules.yml")).unwrap();
+    let tests =
+        std::fs::read_to_string(repo("grafana/prometheus/breakerd-rules.test.yml")).unwrap();
+    let runbook = std::fs::read_to_string(repo("docs/runbook.md")).unwrap();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert_eq!(alerts.len(), 8);
+    for alert in alerts {
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "no promtool test for {alert}"
+        );
+        assert!(
+            runbook.contains(&format!("**{alert}**")),
+            "no runbook section for {alert}"
+        );
+    }
+    for anchor in rules.lines().filter_map(|l| l.split("runbook.md#").nth(1)) {
+        let anchor = anchor.trim_end_matches('"');
+        assert!(
+            runbook.contains(&format!("## {anchor}\n")),
+            "runbook has no section #{anchor}"
+        );
+    }
+}
+
+/// Every query of both dashboards, with Grafana's variables replaced for an instant query.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for file in ["breakerd-overview.json", "breakerd-service.json"] {
+        let text = std::fs::read_to_string(repo(&format!("grafana/dashboards/{file}"))).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+        let variables: Vec<&str> = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(variables, vec!["datasource", "service"], "{file}");
+        for panel in dashboard["panels"].as_array().unwrap() {
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{file}: {}",
+                panel["title"]
+            );
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let instant = expr
+                    .replace("$service", ".*")
+                    .replace("$__rate_interval", "1m");
+                queries.push((format!("{file}: {}", panel["title"]), instant));
+            }
+        }
+    }
+    queries
+}
+
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while let Some(found) = text[index..].find("breakerd_") {
+        let start = index + found;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .map_or(text.len(), |offset| start + offset);
+        names.insert(text[start..end].to_string());
+        index = end;
+    }
+    names
+}
+
+fn config_with_alerts(fake: &FakeProvider, receiver: &Receiver) -> String {
+    format!(
+        "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
+         every = \"200ms\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\n\
+         [alerts]\nstate_dir = \"{}\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
+        fake.url(),
+        scratch_dir("observability").display(),
+        receiver.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_names_only_exported_metrics() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let receiver = Receiver::start(&[]).await;
+    let daemon = start_daemon(&config_with_alerts(&fake, &receiver)).await;
+    let (_, exposition) = http_get(daemon.address(), "/metrics").await;
+    let exported: BTreeSet<String> = exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    let mut used = BTreeSet::new();
+    for (_, query) in dashboard_queries() {
+        used.extend(metric_names(&query));
+    }
+    used.extend(metric_names(
+        &std::fs::read_to_string(repo("grafana/prometheus/breakerd-rules.yml")).unwrap(),
+    ));
+    assert!(used.len() >= 12, "{used:?}");
+    let unknown: Vec<_> = used
+        .iter()
+        .filter(|name| !exported.contains(*name))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "queries use metrics the daemon does not export: {unknown:?}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_real_prometheus_every_panel_has_data_and_the_open_rule_fires() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let receiver = Receiver::start(&[]).await;
+    let daemon = start_daemon(&config_with_alerts(&fake, &receiver)).await;
+    let rules = repo("grafana/prometheus/breakerd-rules.yml");
+    let prometheus = Prometheus::scraping(
+        &daemon.address().to_string(),
+        Some(&rules.display().to_string()),
+    );
+    let queries = dashboard_queries();
+    eventually(60, "every dashboard query returns data", || async {
+        for (_, query) in &queries {
+            if prometheus.query(query).await.is_empty() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    eventually(90, "BreakerdCircuitOpen fires in Prometheus", || async {
+        let Ok(response) = reqwest::get(format!(
+            "http://127.0.0.1:{}/api/v1/alerts",
+            prometheus.port
+        ))
+        .await
+        else {
+            return false;
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+        json["data"]["alerts"].as_array().is_some_and(|alerts| {
+            alerts.iter().any(|a| {
+                a["labels"]["alertname"] == "BreakerdCircuitOpen"
+                    && a["labels"]["service"] == "mpesa"
+                    && a["state"] == "firing"
+            })
+        })
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+}
