@@ -46,14 +46,7 @@ fn shared() -> Arc<Shared> {
             .metrics
             .probe(Some(FailureReason::HttpStatus), SystemTime::now());
     }
-    Arc::new(Shared {
-        registry: Arc::new(registry),
-        metrics,
-        admin_token: None,
-        test_breakers: Default::default(),
-        started: SystemTime::now(),
-        history: Default::default(),
-    })
+    Arc::new(Shared::new(registry, metrics, None))
 }
 
 fn exposition(c: &mut Criterion) {

@@ -8,7 +8,7 @@ mod error;
 mod exposition;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use axum::Router;
@@ -29,21 +29,55 @@ use crate::registry::Registry;
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Asks the daemon to reload its config file; the reply is the applied changes, or every
+/// problem of the file (which then changed nothing).
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<Vec<String>, Vec<String>>>;
+
 /// What the handlers share.
 #[derive(Debug)]
 pub struct Shared {
-    /// The running services.
-    pub registry: Arc<Registry>,
+    /// The running services; replaced as a whole on reload.
+    pub registry: RwLock<Arc<Registry>>,
     /// The metric families.
     pub metrics: Arc<Metrics>,
     /// The admin bearer token; admin routes are off without one.
-    pub admin_token: Option<Secret>,
+    pub admin_token: RwLock<Option<Secret>>,
+    /// Where reload requests go; `None` when the daemon has no config file to reload.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// Breakers made by the simulate-* test routes, apart from the real ones.
     pub test_breakers: Mutex<BTreeMap<String, Breaker>>,
     /// When the daemon started.
     pub started: SystemTime,
     /// Recent transitions and alert deliveries per service.
     pub history: Arc<History>,
+}
+
+impl Shared {
+    /// State for a fixed set of services (no reload).
+    pub fn new(registry: Registry, metrics: Arc<Metrics>, admin_token: Option<Secret>) -> Self {
+        Self {
+            registry: RwLock::new(Arc::new(registry)),
+            metrics,
+            admin_token: RwLock::new(admin_token),
+            reload: None,
+            test_breakers: Mutex::default(),
+            started: SystemTime::now(),
+            history: Arc::default(),
+        }
+    }
+
+    /// The running services.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> Option<Secret> {
+        self.admin_token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The handlers' state.
@@ -69,6 +103,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/test-circuit-breaker/test-external-services",
             post(admin::test_external_services),
         )
+        .route("/-/reload", post(admin::reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
     Router::new()
         .route("/metrics", get(exposition::metrics))

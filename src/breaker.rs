@@ -37,6 +37,7 @@ mod permit;
 mod policy;
 mod state;
 mod stats;
+mod tunables;
 mod wall_clock;
 mod window;
 

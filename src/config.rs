@@ -42,7 +42,7 @@ pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
 pub const DEFAULT_RESOLVE_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// A validated configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// `[server]`.
     pub server: ServerConfig,
@@ -53,7 +53,7 @@ pub struct Config {
 }
 
 /// `[server]`: the HTTP listener and daemon-wide settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Address of `/metrics` and `/api/v1`.
     pub listen: SocketAddr,
@@ -66,7 +66,7 @@ pub struct ServerConfig {
 }
 
 /// One `[services.NAME]` table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServiceConfig {
     /// The table name: the breaker's name and the `service` label.
     pub name: String,
@@ -127,9 +127,19 @@ pub enum Schedule {
     },
 }
 
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Schedule::Every(a), Schedule::Every(b)) => a == b,
+            (Schedule::Cron { expression: a, .. }, Schedule::Cron { expression: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// A provider credential: set, or missing (the check then fails with reason `auth`, and the
 /// rest of the daemon runs).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Credential {
     /// The value.
     Set(Secret),
@@ -162,7 +172,7 @@ impl Credential {
 }
 
 /// What a service's synthetic check does.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Check {
     /// M-Pesa Daraja: an OAuth token request.
     Mpesa(OAuthCheck),
@@ -200,7 +210,7 @@ impl Check {
 }
 
 /// A consumer-key/consumer-secret token request (M-Pesa, Pesapal, KCB).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OAuthCheck {
     /// The provider's host (sandbox by default).
     pub base_url: Url,
@@ -211,7 +221,7 @@ pub struct OAuthCheck {
 }
 
 /// Africa's Talking account check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AfricasTalkingCheck {
     /// The API host (sandbox by default).
     pub base_url: Url,
@@ -224,7 +234,7 @@ pub struct AfricasTalkingCheck {
 }
 
 /// WhatsApp Cloud API phone-number check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WhatsAppCheck {
     /// The Graph API host.
     pub base_url: Url,
@@ -276,7 +286,7 @@ pub enum SmtpServer {
 }
 
 /// An SMTP server to check (or, for alerts, to send through).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SmtpCheck {
     /// The server.
     pub server: SmtpServer,
@@ -287,7 +297,7 @@ pub struct SmtpCheck {
 }
 
 /// A generic HTTP check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HttpCheck {
     /// Request method.
     pub method: String,
@@ -308,14 +318,14 @@ pub struct HttpCheck {
 }
 
 /// A TCP connect check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TcpCheck {
     /// `host:port`.
     pub address: String,
 }
 
 /// `[alerts]`: where state changes are sent, and how.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AlertsConfig {
     /// Directory of the outbox of pending notifications.
     pub state_dir: PathBuf,
@@ -367,7 +377,7 @@ impl AlertsConfig {
 }
 
 /// Which notifications a channel takes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChannelFilter {
     /// Only these changes (default: whatever the service notifies on).
     pub notify_on: Option<Vec<NotifyOn>>,
@@ -387,7 +397,7 @@ pub enum WebhookFormat {
 }
 
 /// One webhook receiver.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookConfig {
     /// The channel's name (the `channel` label).
     pub name: String,
@@ -408,7 +418,7 @@ pub struct WebhookConfig {
 }
 
 /// The email channel.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EmailConfig {
     /// The SMTP server to send through.
     pub smtp: SmtpCheck,
@@ -423,7 +433,7 @@ pub struct EmailConfig {
 }
 
 /// One Alertmanager instance.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AlertmanagerConfig {
     /// The channel's name (the `channel` label).
     pub name: String,

@@ -1,25 +1,29 @@
-//! Wiring: builds the services, schedulers, event pumps and HTTP server from a config, and
-//! shuts them down gracefully.
+//! Wiring: builds the services, the alert machinery and the HTTP server from a config, reloads
+//! the config file (on change, on SIGHUP, on `POST /-/reload`) and shuts down gracefully.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::alert::Alerts;
-use crate::api::{self, Shared};
+use crate::api::{self, ReloadRequest, Shared};
 use crate::config::Config;
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::observe;
 use crate::probe::HttpClient;
-use crate::registry::{Registry, Service};
-use crate::scheduler;
+use crate::supervisor::Supervisor;
+
+/// How often the config file is looked at for changes.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// A changed file must stay the same this long before it is read (editors that truncate, then
+/// write, are caught between the two).
+const SETTLE: Duration = Duration::from_millis(200);
 
 /// A running daemon: its address, and a handle to stop it.
 #[derive(Debug)]
@@ -28,18 +32,35 @@ pub struct RunningDaemon {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    workers: Vec<JoinHandle<()>>,
-    alerts: Option<Alerts>,
+    supervisor: Arc<Mutex<Option<Supervisor>>>,
+    reloader: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
 /// Starts everything `config` describes and serves HTTP on `listen` (or the config's address).
+/// There is no file to reload.
 pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<RunningDaemon> {
+    launch(config, listen, None).await
+}
+
+/// Loads `path`, starts the daemon, and reloads `path` whenever it changes, on `POST /-/reload`
+/// and on [`RunningDaemon::reload`].
+pub async fn start_from_file(
+    path: &Path,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<RunningDaemon> {
+    let config = Config::load(path).map_err(|error| anyhow::anyhow!("{error}"))?;
+    launch(config, listen, Some(path.to_path_buf())).await
+}
+
+async fn launch(
+    config: Config,
+    listen: Option<SocketAddr>,
+    path: Option<PathBuf>,
+) -> anyhow::Result<RunningDaemon> {
     let metrics = Arc::new(Metrics::new());
     let client = HttpClient::new().context("building the HTTP client")?;
-    let registry =
-        Arc::new(Registry::build(&config, &client, &metrics).context("building the breakers")?);
-    metrics.config_loaded(true);
+    let history = Arc::new(History::default());
     let address = listen.unwrap_or(config.server.listen);
     let listener = TcpListener::bind(address).await.with_context(|| {
         format!("cannot listen on {address} (set server.listen or --listen to a free address)")
@@ -50,44 +71,34 @@ pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
     if config.server.admin_token.is_none() {
         info!("admin routes are off: no server.admin_token is set");
     }
-    let history = Arc::new(History::default());
-    let alerts = if config.alerts.has_channels() {
-        Some(Alerts::start(
-            &config.alerts,
-            &registry,
-            &client,
-            Arc::clone(&metrics),
-            Arc::clone(&history),
-        )?)
-    } else {
-        None
-    };
+    let grace = config.server.shutdown_grace;
+    let admin_token = config.server.admin_token.clone();
+    let count = config.services.len();
+    let supervisor = Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history))?;
+    metrics.config_loaded(true);
+    let (requests, receiver) = mpsc::channel::<ReloadRequest>(4);
     let shared = Arc::new(Shared {
-        registry: Arc::clone(&registry),
+        registry: std::sync::RwLock::new(Arc::new(supervisor.registry())),
         metrics,
-        admin_token: config.server.admin_token.clone(),
+        admin_token: std::sync::RwLock::new(admin_token),
+        reload: path.as_ref().map(|_| requests),
         test_breakers: Default::default(),
         started: SystemTime::now(),
-        history: Arc::clone(&history),
+        history,
     });
+    let supervisor = Arc::new(Mutex::new(Some(supervisor)));
     let (stop, stopping) = watch::channel(false);
-    let mut workers = Vec::new();
-    let count = registry.len();
-    for (slot, service) in registry.iter().enumerate() {
-        workers.push(pump_transitions(
-            Arc::clone(service),
-            Arc::clone(&history),
+    let reloader = path.map(|path| {
+        tokio::spawn(reload_loop(
+            path,
+            receiver,
+            Arc::clone(&supervisor),
+            Arc::clone(&shared),
             stopping.clone(),
-        ));
-        workers.push(scheduler::spawn(
-            Arc::clone(service),
-            slot,
-            count,
-            stopping.clone(),
-        ));
-    }
+        ))
+    });
     let router = api::router(Arc::clone(&shared));
-    let mut server_stopping = stopping.clone();
+    let mut server_stopping = stopping;
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -101,48 +112,115 @@ pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result
         shared,
         stop,
         server,
-        workers,
-        alerts,
-        grace: config.server.shutdown_grace,
+        supervisor,
+        reloader,
+        grace,
     })
 }
 
-/// Logs, counts and remembers every transition of one service's breaker.
-fn pump_transitions(
-    service: Arc<Service>,
-    history: Arc<History>,
+/// Reloads on request and whenever the file's contents change (and settle).
+async fn reload_loop(
+    path: PathBuf,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    supervisor: Arc<Mutex<Option<Supervisor>>>,
+    shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let mut events = service.breaker.subscribe();
-    tokio::spawn(async move {
-        let record = |event: &crate::breaker::Transition| {
-            observe::transition(&service.metrics, event);
-            history.transition(event);
-        };
-        loop {
-            let received = tokio::select! {
-                biased;
-                received = events.recv() => received,
-                _ = stopping.wait_for(|stop| *stop) => {
-                    // Log what already happened before stopping.
-                    while let Ok(event) = events.try_recv() {
-                        record(&event);
-                    }
-                    return;
-                }
-            };
-            match received {
-                Ok(event) => record(&event),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    warn!(
-                        service = service.name(),
-                        missed, "transition log fell behind; some changes were not logged"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+) {
+    let mut seen = std::fs::read(&path).ok();
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(reply) = request else { return };
+                let outcome = reload(&path, &supervisor, &shared).await;
+                seen = std::fs::read(&path).ok();
+                let _ = reply.send(outcome);
             }
+            _ = ticks.tick() => {
+                let now = std::fs::read(&path).ok();
+                if now.is_none() || now == seen {
+                    continue;
+                }
+                // Let an editor finish writing: wait until two reads agree.
+                let mut settled = now;
+                loop {
+                    tokio::time::sleep(SETTLE).await;
+                    let again = std::fs::read(&path).ok();
+                    if again == settled {
+                        break;
+                    }
+                    settled = again;
+                }
+                seen = settled;
+                info!(path = %path.display(), "the config file changed; reloading");
+                let _ = reload(&path, &supervisor, &shared).await;
+            }
+            _ = stopped(&mut stopping) => return,
         }
-    })
+    }
+}
+
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Validates `path` and applies it. A bad file changes nothing: its problems are logged as
+/// `breakerd check` prints them and `breakerd_config_last_reload_successful` drops to 0.
+async fn reload(
+    path: &Path,
+    supervisor: &Mutex<Option<Supervisor>>,
+    shared: &Shared,
+) -> Result<Vec<String>, Vec<String>> {
+    let next = match Config::load(path) {
+        Ok(next) => next,
+        Err(problems) => {
+            let lines = problems.lines();
+            for line in &lines {
+                error!("{line}");
+            }
+            error!("config reload failed; the previous config keeps running");
+            shared.metrics.config_loaded(false);
+            return Err(lines);
+        }
+    };
+    let mut guard = supervisor.lock().await;
+    let Some(running) = guard.as_mut() else {
+        return Err(vec!["the daemon is shutting down".to_string()]);
+    };
+    let old = running.config().server.clone();
+    if next.server.listen != old.listen {
+        warn!(old = %old.listen, new = %next.server.listen, "server.listen changed: restart breakerd to apply it");
+    }
+    if next.server.shutdown_grace != old.shutdown_grace {
+        warn!("server.shutdown_grace changed: restart breakerd to apply it");
+    }
+    let admin_token = next.server.admin_token.clone();
+    match running.apply(next).await {
+        Ok(changes) => {
+            *shared
+                .registry
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(running.registry());
+            *shared
+                .admin_token
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = admin_token;
+            shared.metrics.config_loaded(true);
+            if changes.is_empty() {
+                info!("config reloaded: nothing changed");
+            }
+            for change in &changes {
+                info!("config reloaded: {change}");
+            }
+            Ok(changes)
+        }
+        Err(failure) => {
+            error!("config reload could not be applied: {failure:#}");
+            shared.metrics.config_loaded(false);
+            Err(vec![format!("{failure:#}")])
+        }
+    }
 }
 
 impl RunningDaemon {
@@ -156,33 +234,40 @@ impl RunningDaemon {
         &self.shared
     }
 
-    /// Stops taking requests and scheduling checks; running checks get the shutdown grace to
-    /// finish, then are cancelled.
+    /// Reloads the config file now (as SIGHUP does): the applied changes, or every problem.
+    pub async fn reload(&self) -> Result<Vec<String>, Vec<String>> {
+        let Some(requests) = &self.shared.reload else {
+            return Err(vec![
+                "this daemon was not started from a config file".to_string(),
+            ]);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if requests.send(reply).await.is_err() {
+            return Err(vec!["the reloader has stopped".to_string()]);
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(vec!["the reloader dropped the request".to_string()]))
+    }
+
+    /// Stops taking requests and scheduling checks; running checks and queued alerts get the
+    /// shutdown grace to finish, then are cancelled (pending alerts stay in the outbox).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        let grace = self.grace;
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = tokio::time::Instant::now() + self.grace;
+        if let Some(reloader) = self.reloader {
+            let _ = reloader.await;
+        }
+        if let Some(supervisor) = self.supervisor.lock().await.take() {
+            supervisor.shutdown(deadline).await;
+        }
         let mut server = self.server;
-        let server_result = tokio::select! {
+        let result = tokio::select! {
             joined = &mut server => Some(joined),
             _ = tokio::time::sleep_until(deadline) => None,
         };
-        if let Some(alerts) = self.alerts {
-            alerts.shutdown(deadline).await;
-        }
-        let mut cancelled = 0;
-        for worker in self.workers {
-            let mut worker = worker;
-            if tokio::time::timeout_at(deadline, &mut worker)
-                .await
-                .is_err()
-            {
-                worker.abort();
-                cancelled += 1;
-            }
-        }
-        info!(cancelled_tasks = cancelled, "breakerd stopped");
-        match server_result {
+        info!("breakerd stopped");
+        match result {
             Some(joined) => joined
                 .context("the HTTP server task failed")?
                 .context("the HTTP server failed"),
@@ -190,7 +275,7 @@ impl RunningDaemon {
                 server.abort();
                 warn!(
                     "open HTTP connections did not close within {} ms",
-                    grace.as_millis()
+                    self.grace.as_millis()
                 );
                 Ok(())
             }
@@ -198,37 +283,67 @@ impl RunningDaemon {
     }
 }
 
-/// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
-pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let daemon = start(config, listen).await?;
-    shutdown_signal().await;
-    info!("shutting down");
-    daemon.shutdown().await
+/// The signals the daemon answers, registered before it starts so none is missed.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            warn!("cannot listen for Ctrl-C: {error}");
-            std::future::pending::<()>().await;
+enum SignalKind {
+    Stop,
+    Reload,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind as Kind, signal};
+            Ok(Self {
+                terminate: signal(Kind::terminate()).context("listening for SIGTERM")?,
+                interrupt: signal(Kind::interrupt()).context("listening for Ctrl-C")?,
+                hangup: signal(Kind::hangup()).context("listening for SIGHUP")?,
+            })
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                warn!("cannot listen for SIGTERM: {error}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
+
+    async fn next(&mut self) -> SignalKind {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => SignalKind::Stop,
+                _ = self.interrupt.recv() => SignalKind::Stop,
+                _ = self.hangup.recv() => SignalKind::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            SignalKind::Stop
+        }
+    }
+}
+
+/// Runs on the config file at `path` until SIGTERM or Ctrl-C, reloading it on SIGHUP and when
+/// it changes, then shuts down gracefully.
+pub async fn run(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut signals = Signals::register()?;
+    let daemon = start_from_file(path, listen).await?;
+    loop {
+        match signals.next().await {
+            SignalKind::Stop => break,
+            SignalKind::Reload => {
+                info!("SIGHUP: reloading the config file");
+                let _ = daemon.reload().await;
+            }
+        }
+    }
+    info!("shutting down");
+    daemon.shutdown().await
 }

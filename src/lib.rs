@@ -17,6 +17,7 @@ pub mod observe;
 pub mod probe;
 pub mod registry;
 pub mod scheduler;
+pub(crate) mod supervisor;
 
 /// README.md's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

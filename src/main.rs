@@ -89,19 +89,16 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            for line in error.lines() {
-                eprintln!("{line}");
-            }
-            eprintln!(
-                "breakerd: not started; fix the config (check it with `breakerd check {}`)",
-                path.display()
-            );
-            return ExitCode::from(1);
+    if let Err(error) = Config::load(path) {
+        for line in error.lines() {
+            eprintln!("{line}");
         }
-    };
+        eprintln!(
+            "breakerd: not started; fix the config (check it with `breakerd check {}`)",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,7 +109,7 @@ fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(breakerd::daemon::run(config, listen)) {
+    match runtime.block_on(breakerd::daemon::run(path, listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("breakerd: {error:#}");

@@ -2,12 +2,13 @@
 //! handles and its recent checks, built from a validated config.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::breaker::{Breaker, Outcome, PolicyError};
+use crate::breaker::{Breaker, Outcome, Policy, PolicyError};
 use crate::config::{Config, Schedule, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics};
 use crate::observe;
@@ -67,6 +68,8 @@ pub struct Service {
     pub probe: Probe,
     /// Its metric handles.
     pub metrics: ServiceMetrics,
+    /// The slow-call threshold the outcome hook logs against (changes on reload).
+    slow_call_ms: Arc<AtomicU64>,
     recent: Mutex<VecDeque<CheckRecord>>,
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
@@ -88,21 +91,60 @@ impl Service {
             config.policy.reset_timeout,
         );
         handles.set_probe_interval(schedule_interval(&config.schedule));
-        let mut policy = config.policy.clone();
-        let slow_call = *policy.slow_call_duration.get_or_insert(slow_call);
+        let policy = effective_policy(&config, slow_call);
+        let slow_call_ms = Arc::new(AtomicU64::new(slow_call_millis(&policy)));
         let hook_metrics = handles.clone();
+        let hook_slow_call = Arc::clone(&slow_call_ms);
         let breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
-            .on_outcome(move |record| observe::call(&hook_metrics, record, slow_call))
+            .on_outcome(move |record| {
+                let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
+                observe::call(&hook_metrics, record, slow_call);
+            })
             .build()?;
         Ok(Self {
             probe: Probe::new(config.check.clone(), client),
             config,
             breaker,
             metrics: handles,
+            slow_call_ms,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CHECKS)),
             run_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The same service under a changed `config`, keeping `breaker` (its state and counts)
+    /// and `metrics` (its series); the recent checks start afresh only if the check changed.
+    pub fn reconfigured(
+        previous: &Service,
+        config: ServiceConfig,
+        breaker: Breaker,
+        client: HttpClient,
+    ) -> Self {
+        let metrics = previous.metrics.clone();
+        previous
+            .slow_call_ms
+            .store(slow_call_millis(&breaker.policy()), Ordering::Relaxed);
+        metrics.set_policy(
+            config.policy.failure_threshold,
+            config.policy.timeout,
+            config.policy.reset_timeout,
+        );
+        metrics.set_probe_interval(schedule_interval(&config.schedule));
+        let recent = if previous.config.check == config.check {
+            previous.recent_checks()
+        } else {
+            Vec::new()
+        };
+        Self {
+            probe: Probe::new(config.check.clone(), client),
+            config,
+            breaker,
+            metrics,
+            slow_call_ms: Arc::clone(&previous.slow_call_ms),
+            recent: Mutex::new(recent.into_iter().collect()),
+            run_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The service's name.
@@ -173,6 +215,20 @@ impl Service {
     }
 }
 
+/// The breaker policy of `config`, with the daemon-wide slow-call duration unless the service
+/// sets its own.
+pub fn effective_policy(config: &ServiceConfig, slow_call: Duration) -> Policy {
+    let mut policy = config.policy.clone();
+    policy.slow_call_duration.get_or_insert(slow_call);
+    policy
+}
+
+fn slow_call_millis(policy: &Policy) -> u64 {
+    policy
+        .slow_call_duration
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The time between two scheduled checks; for cron, between its next two times.
 fn schedule_interval(schedule: &Schedule) -> Duration {
     match schedule {
@@ -220,6 +276,16 @@ impl Registry {
             services.insert(service.name.clone(), Arc::new(built));
         }
         Ok(Self { services })
+    }
+
+    /// A registry of these services.
+    pub fn from_services(services: impl IntoIterator<Item = Arc<Service>>) -> Self {
+        Self {
+            services: services
+                .into_iter()
+                .map(|service| (service.name().to_string(), service))
+                .collect(),
+        }
     }
 
     /// The service named `name`.

@@ -151,7 +151,7 @@ async fn run(transitions: usize, with_rule_path: bool) -> anyhow::Result<()> {
     let daemon = breakerd::daemon::start(config, Some("127.0.0.1:0".parse()?)).await?;
     let service = daemon
         .shared()
-        .registry
+        .registry()
         .get("bench")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no service"))?;

@@ -139,7 +139,7 @@ pub(crate) async fn measure(
     }
     let service = daemon
         .shared()
-        .registry
+        .registry()
         .get("bench")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no service"))?;

@@ -35,7 +35,7 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(token) = &state.admin_token else {
+    let Some(token) = state.admin_token() else {
         return Err(ApiError::AdminDisabled);
     };
     let presented = request
@@ -65,13 +65,13 @@ pub(crate) async fn reset(
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(&state, &name)?;
     service.breaker.reset();
-    Ok(Json(service_stats(service)))
+    Ok(Json(service_stats(&service)))
 }
 
 pub(crate) async fn reset_all(
     State(state): State<AppState>,
 ) -> Json<BTreeMap<String, ServiceStats>> {
-    for service in state.registry.iter() {
+    for service in state.registry().iter() {
         service.breaker.reset();
     }
     Json(all_stats(&state))
@@ -199,13 +199,35 @@ pub(crate) async fn simulate_timeout(
     })))
 }
 
+/// `POST /-/reload`: reloads the config file; a bad edit changes nothing and is answered with
+/// every problem, as `breakerd check` prints them.
+pub(crate) async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(requests) = &state.reload else {
+        return Err(ApiError::BadRequest(
+            "this daemon was not started from a config file".to_string(),
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    requests
+        .send(reply)
+        .await
+        .map_err(|_| ApiError::Internal("the reloader has stopped".to_string()))?;
+    match answer.await {
+        Ok(Ok(changes)) => Ok(Json(json!({ "reloaded": true, "changes": changes }))),
+        Ok(Err(problems)) => Err(ApiError::InvalidConfig(problems)),
+        Err(_) => Err(ApiError::Internal(
+            "the reloader dropped the request".to_string(),
+        )),
+    }
+}
+
 /// Runs every configured check once, now, straight to the provider (not through the breaker,
 /// which is left as it is), and returns each result.
 pub(crate) async fn test_external_services(
     State(state): State<AppState>,
 ) -> Json<BTreeMap<String, Value>> {
     let mut runs = JoinSet::new();
-    for service in state.registry.iter() {
+    for service in state.registry().iter() {
         let service = Arc::clone(service);
         runs.spawn(async move {
             let _one_at_a_time = service.run_lock.lock().await;

@@ -35,22 +35,20 @@ pub(crate) fn service_stats(service: &Service) -> ServiceStats {
 
 pub(crate) fn all_stats(state: &AppState) -> BTreeMap<String, ServiceStats> {
     state
-        .registry
+        .registry()
         .iter()
         .map(|service| (service.name().to_string(), service_stats(service)))
         .collect()
 }
 
-pub(crate) fn find<'s>(
-    state: &'s AppState,
-    name: &str,
-) -> Result<&'s std::sync::Arc<Service>, ApiError> {
-    state
-        .registry
+pub(crate) fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Service>, ApiError> {
+    let registry = state.registry();
+    registry
         .get(name)
+        .cloned()
         .ok_or_else(|| ApiError::UnknownService {
             name: name.to_string(),
-            known: state.registry.names(),
+            known: registry.names(),
         })
 }
 
@@ -62,7 +60,8 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
-    Ok(Json(service_stats(find(&state, &name)?)))
+    let service = find(&state, &name)?;
+    Ok(Json(service_stats(&service)))
 }
 
 /// The service's recent transitions and alert deliveries.
@@ -102,7 +101,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let mut counts = StateCounts::default();
     let mut open_services = Vec::new();
     let mut half_open_services = Vec::new();
-    for service in state.registry.iter() {
+    for service in state.registry().iter() {
         match service.breaker.state() {
             BreakerState::Closed => counts.closed += 1,
             BreakerState::Open => {
@@ -120,7 +119,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
             BreakerState::Disabled => counts.disabled += 1,
         }
     }
-    let total = state.registry.len();
+    let total = state.registry().len();
     let status = if total > 0 && open_services.len() == total {
         "unhealthy"
     } else if open_services.is_empty() && half_open_services.is_empty() {
@@ -162,7 +161,7 @@ pub(crate) async fn performance(
     State(state): State<AppState>,
 ) -> Json<BTreeMap<String, Performance>> {
     let report = state
-        .registry
+        .registry()
         .iter()
         .map(|service| {
             let stats = service.breaker.stats();

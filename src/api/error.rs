@@ -30,6 +30,8 @@ pub enum ApiError {
     AdminDisabled,
     /// No such route.
     NoRoute(String),
+    /// A reload found problems in the config file; the running config is unchanged.
+    InvalidConfig(Vec<String>),
     /// Something broke inside; the detail goes to the log only.
     Internal(String),
 }
@@ -68,6 +70,13 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute(route) => (
                 StatusCode::NOT_FOUND,
                 json!({ "error": format!("no route {route}") }),
+            ),
+            ApiError::InvalidConfig(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "error": "the config file has problems; the running config is unchanged",
+                    "problems": problems,
+                }),
             ),
             ApiError::Internal(detail) => {
                 error!("internal error answering a request: {detail}");

@@ -12,7 +12,7 @@ pub(crate) async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
-    for service in state.registry.iter() {
+    for service in state.registry().iter() {
         service.refresh_gauges();
     }
     let wants_openmetrics = headers

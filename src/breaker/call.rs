@@ -85,7 +85,7 @@ impl Breaker {
         E: fmt::Display,
     {
         let permit = self.acquire()?;
-        let timeout = self.inner.policy.timeout;
+        let timeout = self.inner.tunables.timeout();
         match (Deadline {
             operation: operation(),
             sleep: None,

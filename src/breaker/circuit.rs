@@ -18,6 +18,7 @@ use super::name::ServiceName;
 use super::policy::{Backoff, Policy, PolicyError, SlidingWindow};
 use super::state::{State, Word};
 use super::stats::{FailureInfo, Stats, WindowStats, uptime};
+use super::tunables::Tunables;
 use super::wall_clock::WallClock;
 use super::window::Window;
 
@@ -42,15 +43,16 @@ pub(crate) struct Inner {
     pub(crate) name: Arc<str>,
     /// The name as errors copy it.
     pub(crate) error_name: ServiceName,
-    pub(crate) policy: Policy,
+    /// The policy it was built with; window and backoff never change.
+    built: Policy,
+    /// The values that may change while it runs.
+    pub(crate) tunables: Tunables,
     /// The packed [`Word`]: state, epoch and half-open counts.
     word: AtomicU64,
     consecutive_failures: AtomicU32,
     pub(crate) counters: Counters,
     window: Option<Window>,
     pub(crate) hook: Option<OutcomeHook>,
-    /// Whether a call's duration must be measured (a hook or a slow-call duration wants it).
-    pub(crate) measures_duration: bool,
     pub(crate) clock: WallClock,
     /// When the current open period ends, in nanoseconds after `clock`'s origin.
     open_until_nanos: AtomicU64,
@@ -130,9 +132,21 @@ impl Breaker {
         &self.inner.name
     }
 
-    /// The policy it was built with.
-    pub fn policy(&self) -> &Policy {
-        &self.inner.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.inner.tunables.overlay(self.inner.built.clone())
+    }
+
+    /// Applies a changed policy without resetting the breaker's state or counts. Thresholds,
+    /// timeouts and the slow-call duration can change; a different sliding window or backoff
+    /// needs a new breaker, which this refuses with [`PolicyError::NeedsNewBreaker`].
+    pub fn update_policy(&self, policy: &Policy) -> Result<(), PolicyError> {
+        policy.validate()?;
+        if policy.window != self.inner.built.window || policy.backoff != self.inner.built.backoff {
+            return Err(PolicyError::NeedsNewBreaker);
+        }
+        self.inner.tunables.set(policy);
+        Ok(())
     }
 
     /// The current state.
@@ -200,9 +214,9 @@ impl Breaker {
             }),
             last_failure,
             last_state_change,
-            failure_threshold: inner.policy.failure_threshold,
-            timeout_ms: millis(inner.policy.timeout),
-            reset_timeout_ms: millis(inner.policy.reset_timeout),
+            failure_threshold: inner.tunables.failure_threshold(),
+            timeout_ms: millis(inner.tunables.timeout()),
+            reset_timeout_ms: millis(inner.tunables.reset_timeout()),
         }
     }
 
@@ -287,8 +301,8 @@ impl Breaker {
                     0
                 };
                 let period = open_period(
-                    inner.policy.reset_timeout,
-                    inner.policy.backoff.as_ref(),
+                    inner.tunables.reset_timeout(),
+                    inner.built.backoff.as_ref(),
                     slow.reopenings,
                     &mut slow.jitter,
                 );
@@ -395,7 +409,7 @@ impl Breaker {
                 .consecutive_failures
                 .fetch_add(1, Ordering::AcqRel)
                 .saturating_add(1);
-            if count >= inner.policy.failure_threshold
+            if count >= inner.tunables.failure_threshold()
                 && self.transition(
                     admitted,
                     State::Open,
@@ -407,7 +421,7 @@ impl Breaker {
         } else if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
             inner.consecutive_failures.store(0, Ordering::Relaxed);
         }
-        if let (Some(window), Some(config)) = (&inner.window, &inner.policy.window) {
+        if let (Some(window), Some(config)) = (&inner.window, &inner.built.window) {
             window.record(failed, slow_call);
             let totals = window.totals();
             if totals.calls < u64::from(config.minimum_calls) {
@@ -448,7 +462,7 @@ impl Breaker {
                 let mut current = inner.load();
                 while current.same_phase(admitted) {
                     let next = current.with_trial_finished().with_trial_succeeded();
-                    if next.successes() >= inner.policy.success_threshold {
+                    if next.successes() >= inner.tunables.success_threshold() {
                         let count = next.successes();
                         self.transition(
                             current,
@@ -485,7 +499,7 @@ impl fmt::Debug for Breaker {
         f.debug_struct("Breaker")
             .field("name", &self.inner.name)
             .field("state", &self.state())
-            .field("policy", &self.inner.policy)
+            .field("policy", &self.policy())
             .finish_non_exhaustive()
     }
 }
@@ -576,18 +590,18 @@ impl BreakerBuilder {
             .window
             .as_ref()
             .map(|w| Window::new(w.size as usize));
-        let measures_duration = self.hook.is_some() || self.policy.measures_duration();
+        let tunables = Tunables::new(&self.policy, self.hook.is_some());
         Ok(Breaker {
             inner: Arc::new(Inner {
                 error_name: ServiceName::new(&self.name),
                 name: self.name,
-                policy: self.policy,
+                built: self.policy,
+                tunables,
                 word: AtomicU64::new(Word::INITIAL.0),
                 consecutive_failures: AtomicU32::new(0),
                 counters: Counters::new(),
                 window,
                 hook: self.hook,
-                measures_duration,
                 clock: WallClock::new(),
                 open_until_nanos: AtomicU64::new(0),
                 open_until_unix_nanos: AtomicU64::new(0),

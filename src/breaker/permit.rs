@@ -35,7 +35,7 @@ impl Breaker {
             match word.state() {
                 State::Closed | State::Disabled => return Ok(Permit::new(self, word)),
                 State::HalfOpen => {
-                    if word.in_flight() >= inner.policy.half_open_max_calls {
+                    if word.in_flight() >= inner.tunables.half_open_max_calls() {
                         return Err(self.reject(word));
                     }
                     match inner.compare_exchange(word, word.with_trial_started()) {
@@ -75,7 +75,11 @@ impl Breaker {
 impl<'a> Permit<'a> {
     #[inline]
     fn new(breaker: &'a Breaker, admitted: Word) -> Self {
-        let started = breaker.inner.measures_duration.then(Instant::now);
+        let started = breaker
+            .inner
+            .tunables
+            .measures_duration()
+            .then(Instant::now);
         Self {
             breaker,
             admitted,
@@ -118,7 +122,7 @@ impl<'a> Permit<'a> {
         let inner = &*self.breaker.inner;
         let duration = self.started.map(|started| started.elapsed());
         let slow = matches!(
-            (duration, inner.policy.slow_call_duration),
+            (duration, inner.tunables.slow_call_duration()),
             (Some(took), Some(limit)) if took > limit
         );
         inner.counters.add(match outcome {

@@ -139,6 +139,9 @@ pub enum PolicyError {
     /// The backoff jitter was outside 0..=1.
     #[error("backoff.jitter is {0}, allowed is a fraction from 0 to 1")]
     BadJitter(f64),
+    /// A running breaker was asked to change its sliding window or backoff.
+    #[error("a different sliding window or backoff needs a new breaker")]
+    NeedsNewBreaker,
     /// The backoff cap is shorter than the reset timeout it would grow from.
     #[error("backoff.max ({max:?}) is shorter than reset_timeout ({reset_timeout:?})")]
     MaxBelowResetTimeout {
@@ -214,11 +217,6 @@ impl Policy {
             });
         }
         Ok(())
-    }
-
-    /// Whether calls need their duration measured (a clock read before and after each call).
-    pub(crate) fn measures_duration(&self) -> bool {
-        self.slow_call_duration.is_some()
     }
 }
 

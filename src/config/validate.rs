@@ -1028,6 +1028,7 @@ fn policy_error_span(error: &PolicyError, raw: &RawService) -> Option<Range<usiz
         PolicyError::BadMultiplier(_) => "backoff.multiplier",
         PolicyError::BadJitter(_) => "backoff.jitter",
         PolicyError::MaxBelowResetTimeout { .. } => "backoff.max",
+        PolicyError::NeedsNewBreaker => return None,
     };
     match field {
         "failure_threshold" => span(&raw.failure_threshold),

@@ -209,6 +209,15 @@ impl ServiceMetrics {
         }
     }
 
+    /// Sets the configured values (after a reload changed them).
+    pub fn set_policy(&self, failure_threshold: u32, timeout: Duration, reset_timeout: Duration) {
+        self.series
+            .failure_threshold
+            .set(i64::from(failure_threshold));
+        self.series.timeout.set(timeout.as_secs_f64());
+        self.series.reset_timeout.set(reset_timeout.as_secs_f64());
+    }
+
     /// Sets the time between two scheduled checks (rules use it to spot a stale check).
     pub fn set_probe_interval(&self, interval: Duration) {
         self.series.probe_interval.set(interval.as_secs_f64());

@@ -60,7 +60,7 @@ async fn an_unknown_service_is_a_404_naming_the_known_ones() {
 #[tokio::test]
 async fn health_summarises_the_states() {
     let state = state();
-    state.registry.get("mpesa").unwrap().breaker.force_open();
+    state.registry().get("mpesa").unwrap().breaker.force_open();
     let (status, body) = send(&state, "GET", "/api/v1/circuit-breakers/health", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "degraded");
@@ -68,7 +68,7 @@ async fn health_summarises_the_states() {
     assert_eq!(body["states"]["closed"], 1);
     assert_eq!(body["states"]["forcedOpen"], 1);
     assert_eq!(body["openServices"], json!(["mpesa"]));
-    state.registry.get("sms").unwrap().breaker.force_open();
+    state.registry().get("sms").unwrap().breaker.force_open();
     let (_, body) = send(&state, "GET", "/api/v1/circuit-breakers/health", None, None).await;
     assert_eq!(body["status"], "unhealthy");
 }
@@ -108,7 +108,7 @@ async fn admin_routes_need_the_token_and_are_off_without_one() {
     );
     let (status, _) = send(&state, "POST", reset, Some("admin-token-valuX"), None).await;
     assert_eq!(status, 401);
-    state.registry.get("mpesa").unwrap().breaker.force_open();
+    state.registry().get("mpesa").unwrap().breaker.force_open();
     let (status, body) = send(&state, "POST", reset, Some(TOKEN), None).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("CLOSED")));
     let (status, body) = send(
@@ -157,7 +157,7 @@ async fn simulate_failure_opens_a_test_breaker_with_the_seed_errors() {
     // The real services are untouched.
     assert_eq!(
         state
-            .registry
+            .registry()
             .get("mpesa")
             .unwrap()
             .breaker

@@ -163,14 +163,11 @@ pub fn app_state(text: &str) -> breakerd::api::AppState {
     let client = breakerd::probe::HttpClient::new().expect("HTTP client");
     let registry =
         breakerd::registry::Registry::build(&config, &client, &metrics).expect("registry");
-    std::sync::Arc::new(breakerd::api::Shared {
-        registry: std::sync::Arc::new(registry),
+    std::sync::Arc::new(breakerd::api::Shared::new(
+        registry,
         metrics,
-        admin_token: config.server.admin_token.clone(),
-        test_breakers: Default::default(),
-        started: std::time::SystemTime::now(),
-        history: Default::default(),
-    })
+        config.server.admin_token.clone(),
+    ))
 }
 
 /// Sends one request to the router; returns the status and the body as JSON (or as a string).
