@@ -218,11 +218,9 @@ impl Supervisor {
     /// Stops every service and the alerts; running checks and queued alerts get until
     /// `deadline`.
     pub(crate) async fn shutdown(self, deadline: tokio::time::Instant) -> usize {
-        let _ = self
-            .running
-            .values()
-            .map(|running| running.stop.send(true))
-            .count();
+        for running in self.running.values() {
+            let _ = running.stop.send(true);
+        }
         if let Some(alerts) = self.alerts {
             alerts.shutdown(deadline).await;
         }
