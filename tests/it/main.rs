@@ -12,5 +12,6 @@ mod daemon;
 mod logs;
 mod observability;
 mod probes;
+mod reload;
 mod smtp;
 mod support;

@@ -1,0 +1,176 @@
+//! Live reload of alerts.toml: a good edit applies at once and keeps what it need not reset; a
+//! bad edit keeps the old config running and says why; editors that write by rename or that
+//! truncate and then write both work.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::fake_provider::{FakeProvider, Mode};
+use crate::support::{eventually, get_json, http_get, sample, scratch_dir};
+
+/// A daemon started from a file reads real secrets: these tests keep them in files (Docker
+/// and systemd style) rather than in the shared process environment.
+fn secrets(dir: &Path) -> (String, String) {
+    std::fs::write(dir.join("key"), "test-key\n").unwrap();
+    std::fs::write(dir.join("secret"), "test-secret\n").unwrap();
+    std::fs::write(dir.join("admin"), "admin-token-value\n").unwrap();
+    let server = format!(
+        "[server]\nadmin_token = \"${{file:{}}}\"\n",
+        dir.join("admin").display()
+    );
+    let credentials = format!(
+        "consumer_key = \"${{file:{}}}\"\nconsumer_secret = \"${{file:{}}}\"\n",
+        dir.join("key").display(),
+        dir.join("secret").display()
+    );
+    (server, credentials)
+}
+
+fn service(name: &str, fake: &FakeProvider, threshold: u32, credentials: &str) -> String {
+    format!(
+        "[services.{name}]\npreset = \"kcb\"\nbase_url = \"{}\"\n{credentials}every = \"50ms\"\nfailure_threshold = {threshold}\nreset_timeout = \"1h\"\n",
+        fake.url()
+    )
+}
+
+async fn start(path: &Path) -> breakerd::daemon::RunningDaemon {
+    breakerd::daemon::start_from_file(path, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .expect("daemon starts")
+}
+
+async fn reload_ok(address: std::net::SocketAddr) -> bool {
+    let (_, text) = http_get(address, "/metrics").await;
+    sample(&text, "breakerd_config_last_reload_successful") == Some(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_edit_applies_and_keeps_unchanged_state() {
+    let failing = FakeProvider::start(Mode::Status(500)).await;
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let dir = scratch_dir("reload");
+    let (server, creds) = secrets(&dir);
+    let path = dir.join("alerts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{server}{}{}",
+            service("kcb", &failing, 1, &creds),
+            service("gone", &healthy, 3, &creds)
+        ),
+    )
+    .unwrap();
+    let daemon = start(&path).await;
+    let address = daemon.address();
+    eventually(10, "kcb opens", || async {
+        get_json(address, "/api/v1/circuit-breakers/kcb").await["state"] == "OPEN"
+    })
+    .await;
+    let before = get_json(address, "/api/v1/circuit-breakers/kcb").await;
+
+    // Raise kcb's threshold, drop `gone`, add `fresh`: written by rename, as many editors do.
+    let staged = dir.join(".alerts.toml.swp");
+    std::fs::write(
+        &staged,
+        format!(
+            "{server}{}{}",
+            service("kcb", &failing, 7, &creds),
+            service("fresh", &healthy, 3, &creds)
+        ),
+    )
+    .unwrap();
+    std::fs::rename(&staged, &path).unwrap();
+    eventually(10, "the edit is applied", || async {
+        let all = get_json(address, "/api/v1/circuit-breakers").await;
+        all.get("fresh").is_some() && all.get("gone").is_none()
+    })
+    .await;
+    let after = get_json(address, "/api/v1/circuit-breakers/kcb").await;
+    assert_eq!(
+        after["state"], "OPEN",
+        "a threshold change must not reset the breaker"
+    );
+    assert_eq!(after["failureThreshold"], 7);
+    assert!(
+        after["failureCount"].as_u64() >= before["failureCount"].as_u64(),
+        "counts are kept"
+    );
+    assert_eq!(
+        after["lastStateChange"]["at"],
+        before["lastStateChange"]["at"]
+    );
+    let (_, text) = http_get(address, "/metrics").await;
+    assert!(
+        !text.contains("service=\"gone\""),
+        "a removed service's series disappear"
+    );
+    assert_eq!(
+        sample(&text, "breakerd_failure_threshold{service=\"kcb\"}"),
+        Some(7.0)
+    );
+    assert!(text.contains("breakerd_breaker_state{service=\"fresh\",state=\"closed\"}"));
+    assert!(reload_ok(address).await);
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_edit_keeps_the_old_config_and_says_why() {
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let dir = scratch_dir("reload-bad");
+    let (server, creds) = secrets(&dir);
+    let path = dir.join("alerts.toml");
+    let good = format!("{server}{}", service("kcb", &healthy, 3, &creds));
+    std::fs::write(&path, &good).unwrap();
+    let daemon = start(&path).await;
+    let address = daemon.address();
+    std::fs::write(&path, format!("{good}failure_treshold = 4\n")).unwrap();
+    eventually(10, "the failed reload is reported", || async {
+        !reload_ok(address).await
+    })
+    .await;
+    let kcb = get_json(address, "/api/v1/circuit-breakers/kcb").await;
+    assert_eq!(kcb["failureThreshold"], 3, "the old config keeps running");
+
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("http://{address}/-/reload"))
+        .bearer_auth("admin-token-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains("alerts.toml:11:1: unknown field `failure_treshold`"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("did you mean `failure_threshold`?"),
+        "{problem}"
+    );
+
+    // Truncate, then write: the reload waits until the file settles.
+    std::fs::write(&path, "").unwrap();
+    std::fs::write(
+        &path,
+        format!("{server}{}", service("kcb", &healthy, 4, &creds)),
+    )
+    .unwrap();
+    eventually(10, "the fixed file is applied", || async {
+        get_json(address, "/api/v1/circuit-breakers/kcb").await["failureThreshold"] == 4
+    })
+    .await;
+    assert!(reload_ok(address).await);
+    let answer = client
+        .post(format!("http://{address}/-/reload"))
+        .bearer_auth("admin-token-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"reloaded": true, "changes": []}));
+    daemon.shutdown().await.expect("clean shutdown");
+}
