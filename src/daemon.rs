@@ -49,14 +49,20 @@ pub async fn start_from_file(
     path: &Path,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<RunningDaemon> {
-    let config = Config::load(path).map_err(|error| anyhow::anyhow!("{error}"))?;
-    launch(config, listen, Some(path.to_path_buf())).await
+    // Parse the very bytes the watcher starts from, so an edit made right after start is seen.
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read the config file", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let shown = path.display().to_string();
+    let config = Config::parse(&text, &shown, &crate::config::ProcessEnvironment)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    launch(config, listen, Some((path.to_path_buf(), bytes))).await
 }
 
 async fn launch(
     config: Config,
     listen: Option<SocketAddr>,
-    path: Option<PathBuf>,
+    watched: Option<(PathBuf, Vec<u8>)>,
 ) -> anyhow::Result<RunningDaemon> {
     let metrics = Arc::new(Metrics::new());
     let client = HttpClient::new().context("building the HTTP client")?;
@@ -81,16 +87,17 @@ async fn launch(
         registry: std::sync::RwLock::new(Arc::new(supervisor.registry())),
         metrics,
         admin_token: std::sync::RwLock::new(admin_token),
-        reload: path.as_ref().map(|_| requests),
+        reload: watched.as_ref().map(|_| requests),
         test_breakers: Default::default(),
         started: SystemTime::now(),
         history,
     });
     let supervisor = Arc::new(Mutex::new(Some(supervisor)));
     let (stop, stopping) = watch::channel(false);
-    let reloader = path.map(|path| {
+    let reloader = watched.map(|(path, seen)| {
         tokio::spawn(reload_loop(
             path,
+            seen,
             receiver,
             Arc::clone(&supervisor),
             Arc::clone(&shared),
@@ -121,12 +128,13 @@ async fn launch(
 /// Reloads on request and whenever the file's contents change (and settle).
 async fn reload_loop(
     path: PathBuf,
+    seen: Vec<u8>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     supervisor: Arc<Mutex<Option<Supervisor>>>,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut seen = std::fs::read(&path).ok();
+    let mut seen = Some(seen);
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

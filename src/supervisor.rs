@@ -30,6 +30,9 @@ struct Running {
     service: Arc<Service>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The spread slot of a scheduler not started yet: schedulers start only once everything
+    /// that listens to the breaker (log, alerts) is subscribed, so no transition is missed.
+    pending_schedule: Option<(usize, usize)>,
 }
 
 impl Running {
@@ -80,6 +83,7 @@ impl Supervisor {
             supervisor.launch(Arc::new(built), slot, count);
         }
         supervisor.alerts = supervisor.start_alerts()?;
+        supervisor.start_schedulers();
         Ok(supervisor)
     }
 
@@ -96,24 +100,33 @@ impl Supervisor {
         &self.config
     }
 
+    /// Subscribes the transition log to `service`; its scheduler waits for
+    /// [`Self::start_schedulers`].
     fn launch(&mut self, service: Arc<Service>, slot: usize, slots: usize) {
         let (stop, stopping) = watch::channel(false);
-        let tasks = vec![
-            pump_transitions(
-                Arc::clone(&service),
-                Arc::clone(&self.history),
-                stopping.clone(),
-            ),
-            scheduler::spawn(Arc::clone(&service), slot, slots, stopping),
-        ];
-        self.running.insert(
-            service.name().to_string(),
-            Running {
-                service,
-                stop,
-                tasks,
-            },
-        );
+        let pump = pump_transitions(Arc::clone(&service), Arc::clone(&self.history), stopping);
+        let running = Running {
+            service,
+            stop,
+            tasks: vec![pump],
+            pending_schedule: Some((slot, slots)),
+        };
+        self.running
+            .insert(running.service.name().to_string(), running);
+    }
+
+    fn start_schedulers(&mut self) {
+        for running in self.running.values_mut() {
+            if let Some((slot, slots)) = running.pending_schedule.take() {
+                let stopping = running.stop.subscribe();
+                running.tasks.push(scheduler::spawn(
+                    Arc::clone(&running.service),
+                    slot,
+                    slots,
+                    stopping,
+                ));
+            }
+        }
     }
 
     fn start_alerts(&self) -> anyhow::Result<Option<Alerts>> {
@@ -212,6 +225,7 @@ impl Supervisor {
             }
             self.alerts = self.start_alerts()?;
         }
+        self.start_schedulers();
         Ok(changes)
     }
 

@@ -28,48 +28,79 @@ impl Captured {
     }
 }
 
-// A current-thread runtime keeps every daemon task on this thread, under this subscriber.
-#[tokio::test(flavor = "current_thread")]
+/// The process-wide log capture. A global subscriber, not a scoped one: tracing caches each
+/// call site's interest process-wide, and a scoped subscriber races with other tests' threads.
+fn captured() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only global subscriber");
+            captured
+        })
+        .clone()
+}
+
+impl Captured {
+    /// The captured lines that mention `service`.
+    fn about(&self, service: &str) -> String {
+        self.text()
+            .lines()
+            .filter(|line| line.contains(service))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changes_and_slow_calls_are_logged_without_secrets() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let captured = captured();
 
     let fake = FakeProvider::start(Mode::Status(500)).await;
     let daemon = start_daemon(&format!(
         "[server]\nadmin_token = \"${{ADMIN_TOKEN}}\"\nslow_call = \"100ms\"\n\
-         [services.pesapal]\npreset = \"pesapal\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
+         [services.pesapal-logs]\npreset = \"pesapal\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
          every = \"50ms\"\nfailure_threshold = 2\ntimeout = \"2s\"\nreset_timeout = \"300ms\"\n",
         fake.url()
     ))
     .await;
     let address = daemon.address();
     eventually(10, "the breaker opens", || async {
-        get_json(address, "/api/v1/circuit-breakers/pesapal").await["state"] == "OPEN"
+        get_json(address, "/api/v1/circuit-breakers/pesapal-logs").await["state"] == "OPEN"
     })
     .await;
     fake.set_mode(Mode::Slow(Duration::from_millis(200)));
     eventually(10, "the breaker closes after a slow success", || async {
-        get_json(address, "/api/v1/circuit-breakers/pesapal").await["state"] == "CLOSED"
+        get_json(address, "/api/v1/circuit-breakers/pesapal-logs").await["state"] == "CLOSED"
     })
     .await;
-    eventually(10, "the slow call and the recovery are logged", || async {
-        let log = captured.text();
-        log.contains("slow call: pesapal took")
-            && log.contains("circuit breaker pesapal HALF_OPEN -> CLOSED")
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = captured.about("pesapal-logs");
+        if log.contains("slow call: pesapal-logs took")
+            && log.contains("circuit breaker pesapal-logs HALF_OPEN -> CLOSED")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow call and the recovery are not logged:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     daemon.shutdown().await.expect("clean shutdown");
 
-    let log = captured.text();
+    let log = captured.about("pesapal-logs");
     let opened = log
         .lines()
-        .find(|line| line.contains("circuit breaker pesapal CLOSED -> OPEN"))
+        .find(|line| line.contains("circuit breaker pesapal-logs CLOSED -> OPEN"))
         .unwrap_or_else(|| panic!("no open line in:\n{log}"));
     assert!(opened.contains("WARN"), "{opened}");
     assert!(opened.contains("2 consecutive failures"), "{opened}");
@@ -79,15 +110,26 @@ async fn state_changes_and_slow_calls_are_logged_without_secrets() {
     );
     assert!(opened.contains("next_attempt="), "{opened}");
     assert!(
-        log.contains("circuit breaker pesapal OPEN -> HALF_OPEN: reset timeout elapsed"),
+        log.contains("circuit breaker pesapal-logs OPEN -> HALF_OPEN: reset timeout elapsed"),
         "{log}"
     );
     assert!(
-        log.contains("circuit breaker pesapal HALF_OPEN -> CLOSED"),
+        log.contains("circuit breaker pesapal-logs HALF_OPEN -> CLOSED"),
         "{log}"
     );
     assert!(log.contains("check failed: HTTP 500"), "{log}");
-    for secret in ["test-key", "test-secret", "admin-token-value"] {
-        assert!(!log.contains(secret), "secret {secret} in the log:\n{log}");
+    // Every daemon of this test binary logs here: none may log a secret.
+    let everything = captured.text();
+    for secret in [
+        "test-key",
+        "test-secret",
+        "admin-token-value",
+        "at-api-key-value",
+        "wa-token-value",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "secret {secret} in the log:\n{everything}"
+        );
     }
 }
