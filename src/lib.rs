@@ -11,6 +11,7 @@ pub mod api;
 pub mod breaker;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod history;
 pub mod metrics;
 pub mod observe;

@@ -38,6 +38,13 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Run the daemon against simulated providers on loopback, printing every alert: breakers
+    /// open, half-open and close within a minute, with no credentials and no internet.
+    Demo {
+        /// Where to serve the status page, `/metrics` and the API.
+        #[arg(long, default_value = "127.0.0.1:9477")]
+        listen: SocketAddr,
+    },
     /// Validate a config file without starting anything: exit 0 when valid, 1 with one
     /// `PATH:LINE:COL: problem` line each when not, 2 when the file cannot be read.
     Check {
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { path } => check(&path),
         Command::Run { config, listen } => run(&config, listen),
+        Command::Demo { listen } => demo(listen),
     }
 }
 
@@ -88,6 +96,31 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn demo(listen: SocketAddr) -> ExitCode {
+    block_on("breakerd demo", breakerd::demo::run(listen))
+}
+
+/// Runs `work` on a multi-threaded runtime; an error becomes a message and a failure exit.
+fn block_on(what: &str, work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{what}: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{what}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
     if let Err(error) = Config::load(path) {
         for line in error.lines() {
@@ -99,21 +132,5 @@ fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("breakerd: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(breakerd::daemon::run(path, listen)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("breakerd: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on("breakerd", breakerd::daemon::run(path, listen))
 }

@@ -9,6 +9,7 @@ mod breaker_window;
 mod cli;
 mod config;
 mod daemon;
+mod demo;
 mod logs;
 mod observability;
 mod probes;
