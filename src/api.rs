@@ -6,6 +6,7 @@ mod admin;
 mod breakers;
 mod error;
 mod exposition;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -106,6 +107,9 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(admin::reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
     Router::new()
+        .route("/", get(status::page))
+        .route("/api/v1/status", get(status::status))
+        .route("/api/v1/status/stream", get(status::stream))
         .route("/metrics", get(exposition::metrics))
         .route("/api/v1/circuit-breakers", get(breakers::all))
         .route("/api/v1/circuit-breakers/health", get(breakers::health))

@@ -15,4 +15,5 @@ mod observability;
 mod probes;
 mod reload;
 mod smtp;
+mod status_page;
 mod support;

@@ -204,6 +204,7 @@ pub async fn send(
 }
 
 pub mod alertmanager;
+pub mod browser;
 pub mod prometheus;
 pub mod receiver;
 

@@ -1,0 +1,146 @@
+//! The live status page at `/`: one self-contained HTML page (no external requests) that
+//! follows `/api/v1/status/stream` (server-sent events) and redraws as breakers change.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse};
+use futures_util::Stream;
+use serde::Serialize;
+
+use super::AppState;
+use crate::breaker::Outcome;
+use crate::registry::Service;
+
+/// How often the stream sends a fresh snapshot.
+pub(crate) const STREAM_INTERVAL: Duration = Duration::from_secs(1);
+/// Checks per service drawn in the latency chart.
+const CHART_POINTS: usize = 40;
+/// Transitions listed under the services.
+const RECENT_TRANSITIONS: usize = 20;
+
+const PAGE: &str = include_str!("status.html");
+
+pub(crate) async fn page() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceStatus {
+    name: String,
+    kind: &'static str,
+    state: crate::breaker::State,
+    /// Since when it has been in this state (RFC 3339).
+    since: String,
+    next_attempt: Option<String>,
+    failure_count: u64,
+    consecutive_failures: u32,
+    failure_threshold: u32,
+    success_ratio: f64,
+    p95_ms: f64,
+    /// Durations of recent checks, oldest first (milliseconds; rejected checks are left out).
+    recent_ms: Vec<f64>,
+    last_check: Option<crate::registry::CheckRecord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TransitionLine {
+    service: String,
+    from: crate::breaker::State,
+    to: crate::breaker::State,
+    reason: String,
+    at: String,
+}
+
+/// Everything the page draws.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Snapshot {
+    generated_at: String,
+    services: Vec<ServiceStatus>,
+    transitions: Vec<TransitionLine>,
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+fn service_status(service: &Service, started: SystemTime) -> ServiceStatus {
+    let stats = service.breaker.stats();
+    let since = stats
+        .last_state_change
+        .as_ref()
+        .map_or(started, |change| change.at_wall);
+    let recent: Vec<f64> = service
+        .recent_checks()
+        .iter()
+        .filter(|check| check.outcome != Outcome::Rejected)
+        .map(|check| check.duration_ms)
+        .collect();
+    let skip = recent.len().saturating_sub(CHART_POINTS);
+    ServiceStatus {
+        name: service.name().to_string(),
+        kind: service.probe.kind(),
+        state: stats.state,
+        since: rfc3339(since),
+        next_attempt: stats.next_attempt.map(rfc3339),
+        failure_count: stats.failure_count,
+        consecutive_failures: stats.consecutive_failures,
+        failure_threshold: stats.failure_threshold,
+        success_ratio: stats.uptime,
+        p95_ms: service.latency().p95,
+        recent_ms: recent[skip..].to_vec(),
+        last_check: service.last_check(),
+    }
+}
+
+pub(crate) fn snapshot(state: &AppState) -> Snapshot {
+    let registry = state.registry();
+    let services: Vec<ServiceStatus> = registry
+        .iter()
+        .map(|service| service_status(service, state.started))
+        .collect();
+    let mut transitions: Vec<TransitionLine> = registry
+        .iter()
+        .flat_map(|service| state.history.events(service.name()).transitions)
+        .map(|event| TransitionLine {
+            service: event.service.to_string(),
+            from: event.from,
+            to: event.to,
+            reason: event.reason.to_string(),
+            at: rfc3339(event.at_wall),
+        })
+        .collect();
+    transitions.sort_by(|a, b| b.at.cmp(&a.at));
+    transitions.truncate(RECENT_TRANSITIONS);
+    Snapshot {
+        generated_at: rfc3339(SystemTime::now()),
+        services,
+        transitions,
+    }
+}
+
+pub(crate) async fn status(State(state): State<AppState>) -> Json<Snapshot> {
+    Json(snapshot(&state))
+}
+
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let ticks = tokio::time::interval(STREAM_INTERVAL);
+    let events = futures_util::stream::unfold((state, ticks), |(state, mut ticks)| async move {
+        ticks.tick().await;
+        let data = serde_json::to_string(&snapshot(&state)).unwrap_or_else(|_| "{}".to_string());
+        Some((
+            Ok(Event::default().event("status").data(data)),
+            (state, ticks),
+        ))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}

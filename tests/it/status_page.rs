@@ -1,0 +1,55 @@
+//! The live status page in a real headless Chromium: it shows every breaker, and changes by
+//! itself (server-sent events, no reload) when one opens.
+
+use crate::support::browser::Browser;
+use crate::support::fake_provider::{FakeProvider, Mode};
+use crate::support::start_daemon;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_follows_a_breaker_opening_live() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    let daemon = start_daemon(&format!(
+        "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{url}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\nevery = \"200ms\"\n\
+         [services.status-page]\nkind = \"http\"\nurl = \"{url}/health\"\nevery = \"200ms\"\n",
+        url = fake.url()
+    ))
+    .await;
+    let browser = Browser::start().await;
+    browser.open(&format!("http://{}/", daemon.address())).await;
+    let page = &browser;
+    crate::support::eventually(20, "the page shows mpesa CLOSED", || async move {
+        page.text("#svc-mpesa .state").await.as_deref() == Some("CLOSED")
+    })
+    .await;
+    assert_eq!(
+        browser.text("#svc-status-page .state").await.as_deref(),
+        Some("CLOSED")
+    );
+
+    daemon
+        .shared()
+        .registry()
+        .get("mpesa")
+        .expect("mpesa")
+        .breaker
+        .force_open();
+    crate::support::eventually(
+        20,
+        "the page shows mpesa OPEN without a reload",
+        || async move { page.text("#svc-mpesa .state").await.as_deref() == Some("FORCED OPEN") },
+    )
+    .await;
+    crate::support::eventually(20, "the change is listed", || async move {
+        page.text("#transitions tr")
+            .await
+            .is_some_and(|row| row.contains("mpesa") && row.contains("FORCED OPEN"))
+    })
+    .await;
+    let summary = browser.text("#summary").await.unwrap_or_default();
+    assert_eq!(summary, "2 services · 1 open · 0 half-open");
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    std::fs::write(&shot, png).expect("write the screenshot");
+    daemon.shutdown().await.expect("clean shutdown");
+}
