@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(status::page))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/openapi.json", get(status::openapi))
         .route("/api/v1/status/stream", get(status::stream))
         .route("/metrics", get(exposition::metrics))
         .route("/api/v1/circuit-breakers", get(breakers::all))

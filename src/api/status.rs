@@ -1,4 +1,4 @@
-//! The live status page at `/`: one self-contained HTML page (no external requests) that
+//! The live status page at `/` — one self-contained HTML page (no external requests) that
 //! follows `/api/v1/status/stream` (server-sent events) and redraws as breakers change.
 
 use std::convert::Infallible;
@@ -143,4 +143,12 @@ pub(crate) async fn stream(
         ))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI 3 document of every route.
+pub(crate) async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }

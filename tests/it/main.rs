@@ -12,6 +12,7 @@ mod daemon;
 mod demo;
 mod logs;
 mod observability;
+mod openapi;
 mod probes;
 mod reload;
 mod smtp;
