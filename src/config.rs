@@ -2,6 +2,7 @@
 //! defaults filled in and secrets resolved. Nothing downstream sees unvalidated config.
 
 mod duration;
+mod effective;
 mod errors;
 mod raw;
 mod secret;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
+pub use effective::render as render_effective;
 pub use errors::{ConfigError, LoadError};
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use url::Url;

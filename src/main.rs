@@ -50,6 +50,9 @@ enum Command {
     Check {
         /// The config file.
         path: PathBuf,
+        /// Also print the effective config: every default filled in, secrets redacted.
+        #[arg(long)]
+        print: bool,
     },
 }
 
@@ -57,7 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Check { path } => check(&path),
+        Command::Check { path, print } => check(&path, print),
         Command::Run { config, listen } => run(&config, listen),
         Command::Demo { listen } => demo(listen),
     }
@@ -74,9 +77,13 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, print: bool) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            if print {
+                print!("{}", breakerd::config::render_effective(&config));
+                return ExitCode::SUCCESS;
+            }
             println!(
                 "{}: valid ({} services)",
                 path.display(),

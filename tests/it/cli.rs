@@ -103,3 +103,54 @@ fn run_refuses_a_bad_config_and_stops_cleanly_on_sigterm() {
         "{log}"
     );
 }
+
+#[test]
+fn check_print_shows_the_effective_config_with_secrets_redacted() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml");
+    let output = Command::new(BIN)
+        .args(["check", "--print", path])
+        .env("MPESA_CONSUMER_KEY", "supersecret-key")
+        .env("BREAKERD_ADMIN_TOKEN", "supersecret-token")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !printed.contains("supersecret"),
+        "a secret was printed:\n{printed}"
+    );
+    for line in [
+        "admin_token = \"<redacted>\"",
+        "[services.mpesa]",
+        "consumer_key = \"<redacted>\"",
+        "consumer_secret = \"<unset: variable MPESA_CONSUMER_SECRET>\"",
+        "half_open_max_calls = 1",
+        "reset_timeout = \"2m\"",
+        "[alerts]",
+        "notify_on = [\"open\", \"closed\"]",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "missing {line:?} in\n{printed}"
+        );
+    }
+    // With every value set, the printed config is itself a valid config.
+    let simple = crate::support::scratch_dir("print").join("simple.toml");
+    std::fs::write(
+        &simple,
+        "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check", "--print"])
+        .arg(&simple)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    breakerd::config::Config::parse(
+        &printed,
+        "printed.toml",
+        &crate::support::TestEnv::default(),
+    )
+    .unwrap_or_else(|error| panic!("the printed config does not parse:\n{error}\n{printed}"));
+}

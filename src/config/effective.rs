@@ -1,0 +1,258 @@
+//! The effective config as TOML: every default filled in, every secret shown as `<redacted>`
+//! (and an unset credential as the variable it waits for), for `breakerd check --print`.
+
+use std::fmt::Write as _;
+
+use super::{
+    Check, Config, Credential, NotifyOn, Schedule, SmtpCheck, SmtpServer, format_duration,
+};
+
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn credential(value: &Credential) -> String {
+    match value {
+        Credential::Set(_) => quoted("<redacted>"),
+        Credential::Missing {
+            variable: Some(variable),
+            ..
+        } => quoted(&format!("<unset: variable {variable}>")),
+        Credential::Missing { variable: None, .. } => quoted("<not configured>"),
+    }
+}
+
+fn notify(list: &[NotifyOn]) -> String {
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(|value| {
+            NotifyOn::ALL
+                .iter()
+                .find(|(_, known)| known == value)
+                .map(|(name, _)| quoted(name))
+        })
+        .collect();
+    format!("[{}]", names.join(", "))
+}
+
+fn smtp(out: &mut String, check: &SmtpCheck) {
+    let server = match &check.server {
+        SmtpServer::Address { host, port } => quoted(&format!("{host}:{port}")),
+        SmtpServer::Missing { variable } => quoted(&format!("<unset: variable {variable}>")),
+    };
+    let _ = writeln!(
+        out,
+        "server = {server}\ntls = {}",
+        quoted(check.tls.as_str())
+    );
+    if let Some((username, password)) = &check.credentials {
+        let _ = writeln!(
+            out,
+            "username = {}\npassword = {}",
+            credential(username),
+            credential(password)
+        );
+    }
+}
+
+/// `url` without anything that may hold a secret: user, password and query string.
+fn redacted_url(url: &super::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
+    shown.to_string()
+}
+
+/// The effective config of `config` as TOML text.
+pub fn render(config: &Config) -> String {
+    let mut out = String::new();
+    let server = &config.server;
+    let _ = writeln!(
+        out,
+        "[server]\nlisten = {}\nadmin_token = {}\nslow_call = {}\nshutdown_grace = {}",
+        quoted(&server.listen.to_string()),
+        quoted(if server.admin_token.is_some() {
+            "<redacted>"
+        } else {
+            "<unset: admin routes off>"
+        }),
+        quoted(&format_duration(server.slow_call)),
+        quoted(&format_duration(server.shutdown_grace)),
+    );
+    for service in &config.services {
+        let policy = &service.policy;
+        let _ = writeln!(out, "\n[services.{}]", service.name);
+        let (label, kind) = match &service.check {
+            Check::Http(_) | Check::Tcp(_) => ("kind", service.check.kind()),
+            _ => ("preset", service.check.kind()),
+        };
+        let _ = writeln!(out, "{label} = {}", quoted(kind));
+        match &service.check {
+            Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => {
+                let _ = writeln!(
+                    out,
+                    "base_url = {}\nconsumer_key = {}\nconsumer_secret = {}",
+                    quoted(c.base_url.as_str()),
+                    credential(&c.consumer_key),
+                    credential(&c.consumer_secret)
+                );
+            }
+            Check::AfricasTalking(c) => {
+                let _ = writeln!(
+                    out,
+                    "base_url = {}\nusername = {}\napi_key = {}",
+                    quoted(c.base_url.as_str()),
+                    credential(&c.username),
+                    credential(&c.api_key)
+                );
+                if let Some(floor) = c.min_balance {
+                    let _ = writeln!(out, "min_balance = {floor}");
+                }
+            }
+            Check::WhatsApp(c) => {
+                let _ = writeln!(
+                    out,
+                    "base_url = {}\napi_version = {}\nphone_number_id = {}\naccess_token = {}",
+                    quoted(c.base_url.as_str()),
+                    quoted(&c.api_version),
+                    credential(&c.phone_number_id),
+                    credential(&c.access_token)
+                );
+            }
+            Check::Smtp(c) => smtp(&mut out, c),
+            Check::Http(c) => {
+                let _ = writeln!(
+                    out,
+                    "url = {}\nmethod = {}",
+                    quoted(&redacted_url(&c.url)),
+                    quoted(&c.method)
+                );
+                if !c.expect_status.is_empty() {
+                    let codes: Vec<String> = c.expect_status.iter().map(u16::to_string).collect();
+                    let _ = writeln!(out, "expect_status = [{}]", codes.join(", "));
+                }
+                if !c.headers.is_empty() {
+                    let names: Vec<String> = c
+                        .headers
+                        .iter()
+                        .map(|(name, _)| format!("{name} = {}", quoted("<redacted>")))
+                        .collect();
+                    let _ = writeln!(out, "headers = {{ {} }}", names.join(", "));
+                }
+            }
+            Check::Tcp(c) => {
+                let _ = writeln!(out, "address = {}", quoted(&c.address));
+            }
+        }
+        match &service.schedule {
+            Schedule::Every(period) => {
+                let _ = writeln!(out, "every = {}", quoted(&format_duration(*period)));
+            }
+            Schedule::Cron { expression, .. } => {
+                let _ = writeln!(out, "schedule = {}", quoted(expression));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "failure_threshold = {}\ntimeout = {}\nreset_timeout = {}\nhalf_open_max_calls = {}\nsuccess_threshold = {}",
+            policy.failure_threshold,
+            quoted(&format_duration(policy.timeout)),
+            quoted(&format_duration(policy.reset_timeout)),
+            policy.half_open_max_calls,
+            policy.success_threshold
+        );
+        if let Some(slow) = policy.slow_call_duration {
+            let _ = writeln!(out, "slow_call = {}", quoted(&format_duration(slow)));
+        }
+        if let Some(window) = &policy.window {
+            let _ = writeln!(
+                out,
+                "window_size = {}\nminimum_calls = {}",
+                window.size, window.minimum_calls
+            );
+            if let Some(rate) = window.failure_rate_threshold {
+                let _ = writeln!(out, "failure_rate_threshold = {rate}");
+            }
+            if let Some(rate) = window.slow_call_rate_threshold {
+                let _ = writeln!(out, "slow_call_rate_threshold = {rate}");
+            }
+        }
+        if let Some(backoff) = &policy.backoff {
+            let _ = writeln!(
+                out,
+                "backoff_multiplier = {}\nbackoff_max = {}\nbackoff_jitter = {}",
+                backoff.multiplier,
+                quoted(&format_duration(backoff.max)),
+                backoff.jitter
+            );
+        }
+        if let Some(list) = &service.notify_on {
+            let _ = writeln!(out, "notify_on = {}", notify(list));
+        }
+    }
+    let alerts = &config.alerts;
+    let _ = writeln!(
+        out,
+        "\n[alerts]\nstate_dir = {}\nnotify_on = {}\nmin_interval = {}\nreminder_every = {}\nqueue_size = {}\nmax_attempts = {}",
+        quoted(&alerts.state_dir.display().to_string()),
+        notify(&alerts.notify_on),
+        quoted(&format_duration(alerts.min_interval)),
+        quoted(
+            &alerts
+                .reminder_every
+                .map_or_else(|| "0s".to_string(), format_duration)
+        ),
+        alerts.queue_size,
+        alerts.max_attempts
+    );
+    for webhook in &alerts.webhooks {
+        let _ = writeln!(
+            out,
+            "\n[[alerts.webhook]]\nname = {}\nurl = {}\n# url host: {}\ntimeout = {}",
+            quoted(&webhook.name),
+            quoted("<redacted>"),
+            webhook.host,
+            quoted(&format_duration(webhook.timeout))
+        );
+        if webhook.secret.is_some() {
+            let _ = writeln!(out, "secret = {}", quoted("<redacted>"));
+        }
+    }
+    if let Some(email) = &alerts.email {
+        let _ = writeln!(out, "\n[alerts.email]");
+        smtp(&mut out, &email.smtp);
+        let to: Vec<String> = email.to.iter().map(|t| quoted(t)).collect();
+        let _ = writeln!(
+            out,
+            "from = {}\nto = [{}]",
+            quoted(&email.from),
+            to.join(", ")
+        );
+    }
+    for am in &alerts.alertmanagers {
+        let _ = writeln!(
+            out,
+            "\n[[alerts.alertmanager]]\nname = {}\nurl = {}\nresend_every = {}\nresolve_for = {}\nseverity = {}",
+            quoted(&am.name),
+            quoted(am.url.as_str()),
+            quoted(&format_duration(am.resend_every)),
+            quoted(&format_duration(am.resolve_for)),
+            quoted(&am.severity)
+        );
+    }
+    out
+}
