@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::breaker::{CallRecord, State, Transition};
+use crate::breaker::{CallRecord, Transition};
 use crate::metrics::ServiceMetrics;
 
 /// A call finished: count it, and warn when it was slow.
@@ -37,27 +37,24 @@ pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
     );
     let last_error = event.last_failure.as_deref().unwrap_or("");
     let next = next_attempt.as_deref().unwrap_or("");
-    if event.to == State::Open || event.to == State::ForcedOpen {
-        warn!(
-            service = &*event.service,
-            from = event.from.as_str(),
-            to = event.to.as_str(),
-            reason = %event.reason,
-            last_error,
-            failure_count = event.consecutive_failures,
-            next_attempt = next,
-            "{message}"
-        );
+    // tracing fixes an event's level at its call site, so the two levels share one field list.
+    macro_rules! log_transition {
+        ($level:ident) => {
+            $level!(
+                service = &*event.service,
+                from = event.from.as_str(),
+                to = event.to.as_str(),
+                reason = %event.reason,
+                last_error,
+                failure_count = event.consecutive_failures,
+                next_attempt = next,
+                "{message}"
+            )
+        };
+    }
+    if event.to.is_open() {
+        log_transition!(warn);
     } else {
-        info!(
-            service = &*event.service,
-            from = event.from.as_str(),
-            to = event.to.as_str(),
-            reason = %event.reason,
-            last_error,
-            failure_count = event.consecutive_failures,
-            next_attempt = next,
-            "{message}"
-        );
+        log_transition!(info);
     }
 }

@@ -202,28 +202,30 @@ fn fingerprint(service: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// A notification for tests.
+#[cfg(test)]
+pub(crate) fn sample() -> Notification {
+    Notification {
+        id: 1,
+        kind: NotificationKind::Transition,
+        service: "mpesa".into(),
+        from: "CLOSED".into(),
+        to: "OPEN".into(),
+        reason: "3 consecutive failures".into(),
+        at: "2026-11-27T10:00:00.000Z".into(),
+        at_unix_ms: 1_795_773_600_000,
+        consecutive_failures: 3,
+        last_failure: Some("http_status: HTTP 503".into()),
+        next_attempt: Some("2026-11-27T10:02:00.000Z".into()),
+        changes: 1,
+        dashboard_url: Some("https://grafana.example.com/d/breakerd".into()),
+        api_url: Some("https://breakerd.example.com/api/v1/circuit-breakers/mpesa".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn sample() -> Notification {
-        Notification {
-            id: 1,
-            kind: NotificationKind::Transition,
-            service: "mpesa".into(),
-            from: "CLOSED".into(),
-            to: "OPEN".into(),
-            reason: "3 consecutive failures".into(),
-            at: "2026-11-27T10:00:00.000Z".into(),
-            at_unix_ms: 1_795_773_600_000,
-            consecutive_failures: 3,
-            last_failure: Some("http_status: HTTP 503".into()),
-            next_attempt: Some("2026-11-27T10:02:00.000Z".into()),
-            changes: 1,
-            dashboard_url: Some("https://grafana.example.com/d/breakerd".into()),
-            api_url: Some("https://breakerd.example.com/api/v1/circuit-breakers/mpesa".into()),
-        }
-    }
 
     #[test]
     fn subjects_say_what_happened() {

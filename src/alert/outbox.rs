@@ -127,24 +127,11 @@ fn file_safe(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::notification::NotificationKind;
 
     fn notification(id: u64) -> Notification {
         Notification {
             id,
-            kind: NotificationKind::Transition,
-            service: "mpesa".into(),
-            from: "CLOSED".into(),
-            to: "OPEN".into(),
-            reason: "3 consecutive failures".into(),
-            at: "2026-11-27T10:00:00.000Z".into(),
-            at_unix_ms: 0,
-            consecutive_failures: 3,
-            last_failure: None,
-            next_attempt: None,
-            changes: 1,
-            dashboard_url: None,
-            api_url: None,
+            ..crate::alert::notification::sample()
         }
     }
 

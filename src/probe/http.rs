@@ -175,16 +175,19 @@ pub(crate) fn json_path<'v>(
     })
 }
 
+/// An answer with `status` and `body`, for the judges' tests.
+#[cfg(test)]
+pub(crate) fn answer(status: u16, body: &str) -> Answer {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT);
+    Answer {
+        status,
+        body: body.as_bytes().to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
 
     fn check() -> HttpCheck {
         HttpCheck {

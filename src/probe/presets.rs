@@ -276,13 +276,7 @@ fn status_failure(answer: &Answer, hint: &str) -> Result<(), ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
+    use crate::probe::http::answer;
 
     #[test]
     fn daraja_and_buni_need_an_access_token() {

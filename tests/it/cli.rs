@@ -159,7 +159,11 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
 fn sighup_reloads_and_json_logs_are_one_object_per_line() {
     let dir = scratch_dir("sighup");
     let config = dir.join("alerts.toml");
-    std::fs::write(&config, "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\nevery = \"1h\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\nevery = \"1h\"\n",
+    )
+    .unwrap();
     let port = closed_port();
     let mut daemon = Command::new(BIN)
         .args(["--log-format", "json", "run", "--config"])
@@ -170,7 +174,10 @@ fn sighup_reloads_and_json_logs_are_one_object_per_line() {
         .spawn()
         .expect("start breakerd run");
     wait_until_listening(port, "breakerd");
-    let hup = Command::new("kill").args(["-HUP", &daemon.id().to_string()]).status().unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &daemon.id().to_string()])
+        .status()
+        .unwrap();
     assert!(hup.success());
     // Read the log until the reload is reported, then stop the daemon.
     let mut stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
@@ -178,16 +185,26 @@ fn sighup_reloads_and_json_logs_are_one_object_per_line() {
     loop {
         let mut line = String::new();
         let read = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        assert!(read > 0, "the daemon stopped logging before the reload: {lines:#?}");
-        let entry: serde_json::Value =
-            serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(
+            read > 0,
+            "the daemon stopped logging before the reload: {lines:#?}"
+        );
+        let entry: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
         let message = entry["message"].as_str().unwrap_or_default().to_string();
         lines.push(message.clone());
         if message == "config reloaded: nothing changed" {
             break;
         }
     }
-    assert!(lines.iter().any(|m| m == "SIGHUP: reloading the config file"), "{lines:#?}");
-    let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
+    assert!(
+        lines
+            .iter()
+            .any(|m| m == "SIGHUP: reloading the config file"),
+        "{lines:#?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
     assert!(daemon.wait().unwrap().success());
 }

@@ -254,3 +254,42 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// A server from a Debian package, run quietly for one test and killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    _dir: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `args` (it must listen on `port`) and waits until it accepts
+    /// connections; `dir` (its files) lives as long as it does.
+    pub fn start(
+        program: &str,
+        package: &str,
+        args: &[String],
+        port: u16,
+        dir: std::path::PathBuf,
+    ) -> Self {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "start {program}: {error} (install Debian's {package}; see .ci/debian-packages)"
+                )
+            });
+        let server = Self { child, _dir: dir };
+        wait_until_listening(port, program);
+        server
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,13 +1,11 @@
 //! A real Alertmanager (Debian's `prometheus-alertmanager`, alone: no cluster), routing every
 //! alert to one webhook receiver.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use super::ServerProcess;
 
 pub struct Alertmanager {
     pub port: u16,
-    child: Child,
-    _dir: PathBuf,
+    _server: ServerProcess,
 }
 
 impl Alertmanager {
@@ -22,22 +20,23 @@ impl Alertmanager {
         let config_path = dir.join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
         let port = super::closed_port();
-        let child = Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start alertmanager: install Debian's prometheus-alertmanager (see .ci/debian-packages)");
-        let server = Self {
+        let args = [
+            format!("--config.file={}", config_path.display()),
+            format!("--storage.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=".to_string(),
+        ];
+        let server = ServerProcess::start(
+            "prometheus-alertmanager",
+            "prometheus-alertmanager",
+            &args,
             port,
-            child,
-            _dir: dir,
-        };
-        super::wait_until_listening(port, "alertmanager");
-        server
+            dir,
+        );
+        Self {
+            port,
+            _server: server,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -54,12 +53,5 @@ impl Alertmanager {
             .ok()
             .and_then(|json| json.as_array().cloned())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

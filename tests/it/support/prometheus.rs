@@ -2,13 +2,11 @@
 //! `promtool check metrics`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 pub struct Prometheus {
     pub port: u16,
-    child: Child,
-    _dir: PathBuf,
+    _server: super::ServerProcess,
 }
 
 impl Prometheus {
@@ -24,24 +22,16 @@ impl Prometheus {
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let port = super::closed_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus: install Debian's prometheus (see .ci/debian-packages)");
-        let server = Self {
+        let args = [
+            format!("--config.file={}", config_path.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        let server = super::ServerProcess::start("prometheus", "prometheus", &args, port, dir);
+        Self {
             port,
-            child,
-            _dir: dir,
-        };
-        super::wait_until_listening(port, "prometheus");
-        server
+            _server: server,
+        }
     }
 
     /// Runs an instant query; returns the `data.result` array.
@@ -58,13 +48,6 @@ impl Prometheus {
             .as_array()
             .cloned()
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
