@@ -146,8 +146,12 @@ impl Alerts {
             ));
         }
         drop(intake);
-        let dispatcher =
-            dispatcher::Dispatcher::new(config, Arc::clone(&shared), queues, first_id(&shared));
+        let dispatcher = dispatcher::Dispatcher::new(
+            config,
+            Arc::clone(&shared),
+            queues,
+            shared.outbox.first_id(),
+        );
         tasks.push(tokio::spawn(dispatcher.run(events, stopping)));
         Ok(Self { stop, tasks })
     }
@@ -162,8 +166,4 @@ impl Alerts {
             }
         }
     }
-}
-
-fn first_id(shared: &Shared) -> u64 {
-    shared.outbox.first_id()
 }
