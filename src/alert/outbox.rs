@@ -1,5 +1,5 @@
-//! The on-disk outbox: a notification is written for each channel before it is sent and
-//! removed once delivered, so a restart sends what was pending. Files are written to a
+//! The on-disk outbox: a notification is written (and synced) for each channel before it is
+//! sent and removed once delivered, so a restart sends what was pending. Files are written to a
 //! temporary name and renamed, so a crash never leaves half a notification; given-up ones move
 //! to `dead/` for an operator to read.
 
@@ -61,8 +61,12 @@ impl Outbox {
         let path = self.pending.join(&name);
         let temporary = self.pending.join(format!(".{name}.tmp"));
         let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        std::fs::write(&temporary, bytes)?;
+        let mut file = std::fs::File::create(&temporary)?;
+        std::io::Write::write_all(&mut file, &bytes)?;
+        // On disk before it is sent: a power cut, not only a killed process, keeps it.
+        file.sync_all()?;
         std::fs::rename(&temporary, &path)?;
+        std::fs::File::open(&self.pending)?.sync_all()?;
         Ok(path)
     }
 
