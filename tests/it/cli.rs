@@ -20,6 +20,31 @@ fn check(path: &std::path::Path) -> (i32, String, String) {
     )
 }
 
+/// Starts `breakerd [global args] run --config CONFIG` on a free port, logging to a pipe, and
+/// waits until it serves.
+fn spawn_run(global: &[&str], config: &std::path::Path) -> std::process::Child {
+    let port = closed_port();
+    let daemon = Command::new(BIN)
+        .args(global)
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start breakerd run");
+    wait_until_listening(port, "breakerd");
+    daemon
+}
+
+fn signal(daemon: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} failed");
+}
+
 #[test]
 fn check_accepts_the_bundled_config() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts.toml");
@@ -77,24 +102,9 @@ fn run_refuses_a_bad_config_and_stops_cleanly_on_sigterm() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not started; fix the config"));
 
-    let port = closed_port();
-    let daemon = Command::new(BIN)
-        .args([
-            "run",
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml"),
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start breakerd run");
-    wait_until_listening(port, "breakerd");
-    let killed = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let bundled = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml"));
+    let daemon = spawn_run(&[], bundled);
+    signal(&daemon, "-TERM");
     let output = daemon.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "exit {:?}: {log}", output.status);
@@ -164,21 +174,8 @@ fn sighup_reloads_and_json_logs_are_one_object_per_line() {
         "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\nevery = \"1h\"\n",
     )
     .unwrap();
-    let port = closed_port();
-    let mut daemon = Command::new(BIN)
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start breakerd run");
-    wait_until_listening(port, "breakerd");
-    let hup = Command::new("kill")
-        .args(["-HUP", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    let mut daemon = spawn_run(&["--log-format", "json"], &config);
+    signal(&daemon, "-HUP");
     // Read the log until the reload is reported, then stop the daemon.
     let mut stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
     let mut lines = Vec::new();
@@ -203,8 +200,6 @@ fn sighup_reloads_and_json_logs_are_one_object_per_line() {
             .any(|m| m == "SIGHUP: reloading the config file"),
         "{lines:#?}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
+    signal(&daemon, "-TERM");
     assert!(daemon.wait().unwrap().success());
 }
