@@ -104,14 +104,36 @@ impl Writer<'_> {
         self.out.push('\n');
     }
 
-    fn int(&mut self, name: &str, service: &ServiceSeries, value: u64) {
-        self.open(name, "", service.label());
-        self.close_int(value);
+    /// A whole family with one integer sample per service (`_total` added for counters).
+    fn ints(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        services: &[&ServiceSeries],
+        value: fn(&ServiceSeries) -> u64,
+    ) {
+        self.family(name, kind, help);
+        let suffix = if kind == Kind::Counter { "_total" } else { "" };
+        for service in services {
+            self.open(name, suffix, service.label());
+            self.close_int(value(service));
+        }
     }
 
-    fn float(&mut self, name: &str, service: &ServiceSeries, value: f64) {
-        self.open(name, "", service.label());
-        self.close_float(value);
+    /// A whole gauge family with one float sample per service.
+    fn floats(
+        &mut self,
+        name: &str,
+        help: &str,
+        services: &[&ServiceSeries],
+        value: fn(&ServiceSeries) -> f64,
+    ) {
+        self.family(name, Kind::Gauge, help);
+        for service in services {
+            self.open(name, "", service.label());
+            self.close_float(value(service));
+        }
     }
 }
 
@@ -182,15 +204,13 @@ pub(crate) fn write_service_families(
         }
     }
 
-    w.family(
+    w.ints(
         "breakerd_slow_calls",
         Kind::Counter,
         "Calls slower than slow_call.",
+        services,
+        ServiceSeries::slow_calls,
     );
-    for service in services {
-        w.open("breakerd_slow_calls", "_total", service.label());
-        w.close_int(service.slow_calls());
-    }
 
     w.family(
         "breakerd_state_transitions",
@@ -206,99 +226,57 @@ pub(crate) fn write_service_families(
         }
     }
 
-    w.family(
+    w.ints(
         "breakerd_consecutive_failures",
         Kind::Gauge,
         "Failures in a row right now.",
+        services,
+        ServiceSeries::consecutive_failures,
     );
-    for service in services {
-        w.int(
-            "breakerd_consecutive_failures",
-            service,
-            service.consecutive_failures(),
-        );
-    }
-    w.family(
+    w.ints(
         "breakerd_failure_threshold",
         Kind::Gauge,
         "Configured consecutive failures that open the breaker.",
+        services,
+        ServiceSeries::failure_threshold,
     );
-    for service in services {
-        w.int(
-            "breakerd_failure_threshold",
-            service,
-            service.failure_threshold(),
-        );
-    }
-    w.family(
+    w.floats(
         "breakerd_timeout_seconds",
-        Kind::Gauge,
         "Configured call timeout.",
+        services,
+        ServiceSeries::timeout_seconds,
     );
-    for service in services {
-        w.float(
-            "breakerd_timeout_seconds",
-            service,
-            service.timeout_seconds(),
-        );
-    }
-    w.family(
+    w.floats(
         "breakerd_reset_timeout_seconds",
-        Kind::Gauge,
         "Configured time an open breaker waits before a trial call.",
+        services,
+        ServiceSeries::reset_timeout_seconds,
     );
-    for service in services {
-        w.float(
-            "breakerd_reset_timeout_seconds",
-            service,
-            service.reset_timeout_seconds(),
-        );
-    }
-    w.family(
+    w.floats(
         "breakerd_next_attempt_timestamp_seconds",
-        Kind::Gauge,
         "When an open breaker admits its next trial call (Unix time); 0 when not open.",
+        services,
+        ServiceSeries::next_attempt,
     );
-    for service in services {
-        w.float(
-            "breakerd_next_attempt_timestamp_seconds",
-            service,
-            service.next_attempt(),
-        );
-    }
-    w.family(
+    w.ints(
         "breakerd_probe_success",
         Kind::Gauge,
         "1 if the last synthetic check succeeded.",
+        services,
+        ServiceSeries::probe_success,
     );
-    for service in services {
-        w.int("breakerd_probe_success", service, service.probe_success());
-    }
-    w.family(
+    w.floats(
         "breakerd_probe_last_run_timestamp_seconds",
-        Kind::Gauge,
         "When the last synthetic check ran (Unix time).",
+        services,
+        ServiceSeries::probe_last_run,
     );
-    for service in services {
-        w.float(
-            "breakerd_probe_last_run_timestamp_seconds",
-            service,
-            service.probe_last_run(),
-        );
-    }
-
-    w.family(
+    w.floats(
         "breakerd_probe_interval_seconds",
-        Kind::Gauge,
         "Time between two scheduled checks (for cron, between the next two).",
+        services,
+        ServiceSeries::probe_interval,
     );
-    for service in services {
-        w.float(
-            "breakerd_probe_interval_seconds",
-            service,
-            service.probe_interval(),
-        );
-    }
 
     w.family(
         "breakerd_probe_failures",
@@ -312,15 +290,13 @@ pub(crate) fn write_service_families(
             w.close_int(count);
         }
     }
-    w.family(
+    w.ints(
         "breakerd_probe_missed_ticks",
         Kind::Counter,
         "Scheduled checks skipped because the previous one was still running.",
+        services,
+        ServiceSeries::missed_ticks,
     );
-    for service in services {
-        w.open("breakerd_probe_missed_ticks", "_total", service.label());
-        w.close_int(service.missed_ticks());
-    }
 }
 
 /// Escapes a label value for the text formats (backslash, double quote, newline).
