@@ -35,6 +35,7 @@ mod event;
 mod name;
 mod permit;
 mod policy;
+mod snapshot;
 mod state;
 mod stats;
 mod tunables;
@@ -52,5 +53,6 @@ pub use policy::{
     DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy,
     PolicyError, SlidingWindow,
 };
+pub use snapshot::{Change, Snapshot};
 pub use state::State;
 pub use stats::{FailureInfo, Stats, WindowStats};

@@ -16,6 +16,7 @@ use super::counters::Counters;
 use super::event::{CallRecord, Outcome, Transition, TransitionReason};
 use super::name::ServiceName;
 use super::policy::{Backoff, Policy, PolicyError, SlidingWindow};
+use super::snapshot::Snapshot;
 use super::state::{State, Word};
 use super::stats::{FailureInfo, Stats, WindowStats, uptime};
 use super::tunables::Tunables;
@@ -250,6 +251,87 @@ impl Breaker {
     pub fn disable(&self) {
         let mut slow = self.inner.lock();
         self.transition_locked(&mut slow, None, State::Disabled, TransitionReason::Disabled);
+    }
+
+    /// What the breaker needs to resume after a restart (see [`restore`](Self::restore)).
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = &*self.inner;
+        let slow = inner.lock();
+        let state = inner.load().state();
+        Snapshot {
+            state,
+            next_attempt: (state == State::Open).then(|| inner.clock.wall_time(inner.open_until())),
+            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
+            reopenings: slow.reopenings,
+            last_failure: slow.last_failure.clone(),
+            last_change: slow
+                .last_transition
+                .as_ref()
+                .map(super::snapshot::Change::of),
+        }
+    }
+
+    /// Puts the breaker where `snapshot` left it: an open breaker stays open for what is left
+    /// of its wait (at most the longest open period the policy allows, whatever the clock did
+    /// meanwhile) and half-opens at once when the wait is over; forced open and disabled stay
+    /// so; failures in a row, the backoff step, the last failure and the last change are kept.
+    /// The sliding window starts empty.
+    ///
+    /// Meant for a breaker just built, before its first call. Nothing is broadcast: for the
+    /// service nothing changed. Returns the state the breaker is in now.
+    pub fn restore(&self, snapshot: &Snapshot) -> State {
+        let inner = &*self.inner;
+        let mut slow = inner.lock();
+        let now = Instant::now();
+        let wall_now = inner.clock.wall_time(now);
+        let longest = inner
+            .built
+            .backoff
+            .as_ref()
+            .map_or(inner.tunables.reset_timeout(), |backoff| {
+                backoff.max.max(inner.tunables.reset_timeout())
+            });
+        let remaining = snapshot
+            .next_attempt
+            .and_then(|at| at.duration_since(wall_now).ok())
+            .map(|remaining| remaining.min(longest))
+            .filter(|remaining| !remaining.is_zero());
+        let state = match (snapshot.state, remaining) {
+            (State::Open, None) => State::HalfOpen,
+            (state, _) => state,
+        };
+        inner
+            .consecutive_failures
+            .store(snapshot.consecutive_failures, Ordering::Relaxed);
+        slow.reopenings = snapshot.reopenings;
+        slow.last_failure = snapshot.last_failure.clone();
+        slow.last_transition = snapshot.last_change.as_ref().map(|change| {
+            let ago = wall_now.duration_since(change.at).unwrap_or_default();
+            let at = now.checked_sub(ago).unwrap_or(now);
+            change.to_transition(Arc::clone(&inner.name), at)
+        });
+        let runtime = Handle::try_current().ok();
+        let open_until = (state == State::Open).then(|| now + remaining.unwrap_or_default());
+        if let Some(until) = open_until {
+            inner
+                .open_until_nanos
+                .store(inner.clock.offset_of(until), Ordering::Release);
+            inner
+                .open_until_unix_nanos
+                .store(unix_nanos(inner.clock.wall_time(until)), Ordering::Release);
+        }
+        let lazy = open_until.is_some() && runtime.is_none();
+        let mut current = inner.load();
+        while let Err(actual) = inner.compare_exchange(current, current.next(state, lazy)) {
+            current = actual;
+        }
+        if let Some(timer) = slow.open_timer.take() {
+            timer.abort();
+        }
+        if let (Some(until), Some(runtime)) = (open_until, runtime) {
+            slow.open_timer = Some(self.arm_open_timer(&runtime, until));
+        }
+        state
     }
 
     /// Moves the breaker to `to` if it is still in the phase (state and epoch) of `expected`.

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::{Outcome, Transition};
 use super::state::State;
@@ -62,7 +62,7 @@ pub struct Stats {
 }
 
 /// The last failed call.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureInfo {
     /// `failure` or `timeout`.

@@ -44,11 +44,12 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// Serde adapters for wall-clock times written as RFC 3339.
+/// Serde adapters for wall-clock times written as RFC 3339 (read back too, for state kept on
+/// disk).
 pub(crate) mod serde_rfc3339 {
     use std::time::SystemTime;
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(
         time: &SystemTime,
@@ -57,10 +58,17 @@ pub(crate) mod serde_rfc3339 {
         serializer.serialize_str(&super::rfc3339(*time))
     }
 
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SystemTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+
     pub(crate) mod option {
         use std::time::SystemTime;
 
-        use serde::Serializer;
+        use serde::{Deserialize, Deserializer, Serializer};
 
         pub(crate) fn serialize<S: Serializer>(
             time: &Option<SystemTime>,
@@ -70,6 +78,14 @@ pub(crate) mod serde_rfc3339 {
                 Some(time) => serializer.serialize_str(&super::super::rfc3339(*time)),
                 None => serializer.serialize_none(),
             }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
+            let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+            text.map(|text| humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom))
+                .transpose()
         }
     }
 }
