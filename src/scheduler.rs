@@ -1,16 +1,18 @@
 //! Runs each service's synthetic check through its breaker on its schedule: fixed intervals
 //! spread across services, or cron. Runs of one service never overlap; a tick missed while a
-//! check was still running is skipped and counted, never run late.
+//! check was still running is skipped and counted, never run late. When the breaker half-opens
+//! the trial check runs at once, not at the next tick, so a breaker is half-open only as long as
+//! its trial call takes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
 use tracing::{debug, info};
 
-use crate::breaker::{BreakerError, Outcome};
+use crate::breaker::{Breaker, BreakerError, Outcome, State, Transition};
 use crate::config::Schedule;
 use crate::probe::FailureReason;
 use crate::registry::{CheckRecord, Service};
@@ -52,10 +54,15 @@ async fn every(
 ) {
     let mut ticks = interval_at(Instant::now() + offset, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut half_opened = HalfOpened::watch(&service.breaker);
     let mut previous: Option<Instant> = None;
     loop {
         let tick = tokio::select! {
             tick = ticks.tick() => tick,
+            () = half_opened.next() => {
+                check_once(service).await;
+                continue;
+            }
             _ = stopped(&mut shutdown) => return,
         };
         if let Some(previous) = previous {
@@ -81,6 +88,7 @@ fn missed_between(previous: Instant, tick: Instant, period: Duration) -> u64 {
 }
 
 async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch::Receiver<bool>) {
+    let mut half_opened = HalfOpened::watch(&service.breaker);
     loop {
         let now = chrono::Utc::now();
         let Some(next) = schedule.after(&now).next() else {
@@ -93,6 +101,10 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = sleep(wait) => {}
+            () = half_opened.next() => {
+                check_once(service).await;
+                continue;
+            }
             _ = stopped(&mut shutdown) => return,
         }
         check_once(service).await;
@@ -104,6 +116,49 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
             service
                 .metrics
                 .missed_ticks(u64::try_from(skipped).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// Tells the scheduler when its breaker half-opens, so the trial runs at once.
+struct HalfOpened {
+    breaker: Breaker,
+    events: broadcast::Receiver<Transition>,
+    /// A breaker already half-open when the scheduler starts (restored after a restart, or
+    /// half-opened while the service was being replaced) gets its trial first thing.
+    pending: bool,
+}
+
+impl HalfOpened {
+    fn watch(breaker: &Breaker) -> Self {
+        let events = breaker.subscribe();
+        Self {
+            pending: breaker.state() == State::HalfOpen,
+            breaker: breaker.clone(),
+            events,
+        }
+    }
+
+    /// Resolves when the breaker has half-opened (never, once the breaker is gone). Cancel
+    /// safe: it only receives from a broadcast channel.
+    async fn next(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            return;
+        }
+        loop {
+            match self.events.recv().await {
+                Ok(event) if event.to == State::HalfOpen => return,
+                Ok(_) => {}
+                // Missed events: what matters is where the breaker is now.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.breaker.state() == State::HalfOpen {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+            }
         }
     }
 }
@@ -150,7 +205,10 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         detail,
         note,
     };
-    if outcome != Outcome::Rejected {
+    if outcome == Outcome::Rejected {
+        // The schedule is alive even while the breaker turns checks away.
+        service.metrics.probe_scheduled(at);
+    } else {
         service.metrics.probe(reason, at);
     }
     match (&record.reason, &record.detail) {

@@ -267,7 +267,7 @@ pub(crate) fn write_service_families(
     );
     w.floats(
         "breakerd_probe_last_run_timestamp_seconds",
-        "When the last synthetic check ran (Unix time).",
+        "When the schedule last ran the synthetic check, rejected by an open breaker or not (Unix time).",
         services,
         ServiceSeries::probe_last_run,
     );

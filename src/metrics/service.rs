@@ -209,6 +209,12 @@ impl ServiceMetrics {
         }
     }
 
+    /// Records a scheduled check that the breaker rejected: the schedule ran, the provider
+    /// was not asked, so the last result stands.
+    pub fn probe_scheduled(&self, at: SystemTime) {
+        self.series.probe_last_run.set(unix_seconds(at));
+    }
+
     /// Sets the configured values (after a reload changed them).
     pub fn set_policy(&self, failure_threshold: u32, timeout: Duration, reset_timeout: Duration) {
         self.series

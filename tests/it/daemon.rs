@@ -17,10 +17,7 @@ fn mpesa_config(base_url: &str) -> String {
 }
 
 async fn state_of(address: std::net::SocketAddr) -> String {
-    get_json(address, "/api/v1/circuit-breakers/mpesa").await["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    state_of_service(address, "mpesa").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,4 +255,71 @@ async fn checks_of_one_service_never_overlap_and_missed_ticks_are_counted() {
     .unwrap_or(0.0);
     assert!(successes >= 1.0 && (successes as usize) <= fake.requests().len());
     daemon.shutdown().await.expect("clean shutdown");
+}
+
+/// Milliseconds between two RFC 3339 times of the events route.
+fn millis_between(from: &serde_json::Value, to: &serde_json::Value) -> i128 {
+    let parse = |value: &serde_json::Value| {
+        humantime::parse_rfc3339(value.as_str().expect("a time"))
+            .expect("RFC 3339")
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i128
+    };
+    parse(to) - parse(from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trial_runs_when_the_breaker_half_opens_not_at_the_next_tick() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    // Checks every hour: only the wake on half-open can run the trials this test sees.
+    let config = format!(
+        "[services.kcb]\npreset = \"kcb\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
+         every = \"1h\"\nfailure_threshold = 1\ntimeout = \"2s\"\nreset_timeout = \"300ms\"\n",
+        fake.url()
+    );
+    let daemon = start_daemon(&config).await;
+    let address = daemon.address();
+    eventually(10, "two failed trials reopen the breaker", || async {
+        let events = get_json(address, "/api/v1/circuit-breakers/kcb/events").await;
+        events["transitions"]
+            .as_array()
+            .is_some_and(|all| all.iter().filter(|t| t["from"] == "HALF_OPEN").count() >= 2)
+    })
+    .await;
+    let events = get_json(address, "/api/v1/circuit-breakers/kcb/events").await;
+    let transitions = events["transitions"].as_array().unwrap();
+    for pair in transitions.windows(2) {
+        if pair[0]["to"] == "HALF_OPEN" {
+            assert_eq!(pair[1]["from"], "HALF_OPEN", "{transitions:#?}");
+            let half_open_ms = millis_between(&pair[0]["at"], &pair[1]["at"]);
+            assert!(
+                half_open_ms < 250,
+                "half-open only as long as the trial call, not until the next tick: {half_open_ms} ms"
+            );
+        }
+    }
+    let (_, text) = http_get(address, "/metrics").await;
+    let last_run = sample(
+        &text,
+        "breakerd_probe_last_run_timestamp_seconds{service=\"kcb\"}",
+    )
+    .unwrap();
+    assert!(last_run > 1.0e9, "{text}");
+
+    fake.set_mode(Mode::Healthy);
+    eventually(
+        5,
+        "recovery is seen at the next trial, not in an hour",
+        || async { state_of_service(address, "kcb").await == "CLOSED" },
+    )
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+async fn state_of_service(address: std::net::SocketAddr, service: &str) -> String {
+    get_json(address, &format!("/api/v1/circuit-breakers/{service}")).await["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
