@@ -9,7 +9,7 @@ mod exposition;
 mod status;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::Router;
@@ -21,6 +21,9 @@ use axum::routing::{get, post};
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
 pub use error::ApiError;
 
+use tokio::sync::watch;
+
+use crate::alert::OutageView;
 use crate::breaker::Breaker;
 use crate::config::Secret;
 use crate::history::History;
@@ -34,15 +37,25 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// problem of the file (which then changed nothing).
 pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<Vec<String>, Vec<String>>>;
 
+/// What the API reads of the running services, published whole at start and after every
+/// reload, so a handler never sees half of a change.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The running services.
+    pub registry: Arc<Registry>,
+    /// The admin bearer token; admin routes are off without one.
+    pub admin_token: Option<Secret>,
+}
+
 /// What the handlers share.
 #[derive(Debug)]
 pub struct Shared {
-    /// The running services; replaced as a whole on reload.
-    pub registry: RwLock<Arc<Registry>>,
+    /// The services and the admin token, as last published.
+    published: watch::Receiver<Arc<Published>>,
+    /// Every service's outage, as the alert stage books them.
+    outages: watch::Receiver<Arc<OutageView>>,
     /// The metric families.
     pub metrics: Arc<Metrics>,
-    /// The admin bearer token; admin routes are off without one.
-    pub admin_token: RwLock<Option<Secret>>,
     /// Where reload requests go; `None` when the daemon has no config file to reload.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// Breakers made by the simulate-* test routes, apart from the real ones.
@@ -54,30 +67,48 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// State for a fixed set of services (no reload).
+    /// State for a fixed set of services (no reload, no outages).
     pub fn new(registry: Registry, metrics: Arc<Metrics>, admin_token: Option<Secret>) -> Self {
+        let (_, published) = watch::channel(Arc::new(Published {
+            registry: Arc::new(registry),
+            admin_token,
+        }));
+        let (_, outages) = watch::channel(Arc::default());
+        Self::live(published, outages, metrics, Arc::default(), None)
+    }
+
+    /// State that follows what the daemon publishes.
+    pub(crate) fn live(
+        published: watch::Receiver<Arc<Published>>,
+        outages: watch::Receiver<Arc<OutageView>>,
+        metrics: Arc<Metrics>,
+        history: Arc<History>,
+        reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    ) -> Self {
         Self {
-            registry: RwLock::new(Arc::new(registry)),
+            published,
+            outages,
             metrics,
-            admin_token: RwLock::new(admin_token),
-            reload: None,
+            reload,
             test_breakers: Mutex::default(),
-            started: SystemTime::now(),
-            history: Arc::default(),
+            started: crate::wall::now(),
+            history,
         }
     }
 
     /// The running services.
     pub fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.published.borrow().registry)
     }
 
     /// The admin token.
     pub fn admin_token(&self) -> Option<Secret> {
-        self.admin_token
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.published.borrow().admin_token.clone()
+    }
+
+    /// Every service's current outage, or the last one that ended.
+    pub fn outages(&self) -> Arc<OutageView> {
+        Arc::clone(&self.outages.borrow())
     }
 }
 

@@ -56,3 +56,4 @@ pub use policy::{
 pub use snapshot::{Change, Snapshot};
 pub use state::State;
 pub use stats::{FailureInfo, Stats, WindowStats};
+pub(crate) use wall_clock::{rfc3339, serde_rfc3339};

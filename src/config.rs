@@ -83,7 +83,8 @@ pub struct ServiceConfig {
 }
 
 /// A change of state that can notify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NotifyOn {
     /// The breaker opened (by its policy or by hand).
     Open,

@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -78,20 +78,18 @@ async fn launch(
         info!("admin routes are off: no server.admin_token is set");
     }
     let grace = config.server.shutdown_grace;
-    let admin_token = config.server.admin_token.clone();
     let count = config.services.len();
-    let supervisor = Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history))?;
+    let supervisor =
+        Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history)).await?;
     metrics.config_loaded(true);
     let (requests, receiver) = mpsc::channel::<ReloadRequest>(4);
-    let shared = Arc::new(Shared {
-        registry: std::sync::RwLock::new(Arc::new(supervisor.registry())),
+    let shared = Arc::new(Shared::live(
+        supervisor.published(),
+        supervisor.outages(),
         metrics,
-        admin_token: std::sync::RwLock::new(admin_token),
-        reload: watched.as_ref().map(|_| requests),
-        test_breakers: Default::default(),
-        started: SystemTime::now(),
         history,
-    });
+        watched.as_ref().map(|_| requests),
+    ));
     let supervisor = Arc::new(Mutex::new(Some(supervisor)));
     let (stop, stopping) = watch::channel(false);
     let reloader = watched.map(|(path, seen)| {
@@ -203,17 +201,8 @@ async fn reload(
     if next.server.shutdown_grace != old.shutdown_grace {
         warn!("server.shutdown_grace changed: restart breakerd to apply it");
     }
-    let admin_token = next.server.admin_token.clone();
     match running.apply(next).await {
         Ok(changes) => {
-            *shared
-                .registry
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Arc::new(running.registry());
-            *shared
-                .admin_token
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = admin_token;
             shared.metrics.config_loaded(true);
             if changes.is_empty() {
                 info!("config reloaded: nothing changed");

@@ -3,28 +3,27 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::alert::Notification;
 use crate::breaker::Transition;
+use crate::metrics::AlertOutcome;
 
 /// Entries kept per service and kind.
 pub const HISTORY_LENGTH: usize = 100;
 
-/// One alert delivery attempt's end.
+/// How one notification's delivery to one channel ended.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryRecord {
-    /// The notification's id.
+    /// The notification's id (0 for an Alertmanager alert update).
     pub notification: u64,
     /// Its subject.
     pub subject: String,
     /// The channel.
     pub channel: String,
     /// `sent`, `failed` or `dropped`.
-    pub outcome: String,
+    pub outcome: AlertOutcome,
     /// Attempts made.
     pub attempts: u32,
     /// The last error, when not sent.
@@ -78,30 +77,11 @@ impl History {
         );
     }
 
-    /// Records how a notification's delivery to `channel` ended.
-    pub fn delivery(
-        &self,
-        notification: &Notification,
-        channel: &str,
-        outcome: &str,
-        attempts: u32,
-        error: Option<&str>,
-    ) {
-        let record = DeliveryRecord {
-            notification: notification.id,
-            subject: notification.subject(),
-            channel: channel.to_string(),
-            outcome: outcome.to_string(),
-            attempts,
-            error: error.map(str::to_string),
-            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        };
+    /// Records how a notification's delivery to a channel ended.
+    pub fn delivery(&self, service: &str, record: DeliveryRecord) {
         let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
         push(
-            &mut services
-                .entry(notification.service.clone())
-                .or_default()
-                .deliveries,
+            &mut services.entry(service.to_string()).or_default().deliveries,
             record,
         );
     }

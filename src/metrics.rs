@@ -32,8 +32,58 @@ pub const DURATION_BUCKETS: [f64; 13] = [
 pub const STATE_LABELS: [&str; 3] = ["closed", "open", "half_open"];
 /// The `outcome` label values of `breakerd_calls_total`.
 pub const OUTCOME_LABELS: [&str; 4] = ["success", "failure", "timeout", "rejected"];
-/// The `outcome` label values of `breakerd_alerts_total`.
-pub const ALERT_OUTCOME_LABELS: [&str; 3] = ["sent", "failed", "dropped"];
+/// How a notification's delivery to one channel ended: the `outcome` label of
+/// `breakerd_alerts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOutcome {
+    /// Delivered.
+    Sent,
+    /// Given up (a permanent error, or every attempt used).
+    Failed,
+    /// Never attempted: the channel's queue was full, or the channel was gone.
+    Dropped,
+}
+
+impl AlertOutcome {
+    /// Every value, for series that start at zero.
+    pub const ALL: [AlertOutcome; 3] = [
+        AlertOutcome::Sent,
+        AlertOutcome::Failed,
+        AlertOutcome::Dropped,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Sent => "sent",
+            AlertOutcome::Failed => "failed",
+            AlertOutcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// How one delivery attempt went: the `outcome` label of `breakerd_alert_attempts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The channel took it.
+    Ok,
+    /// It did not (it may be retried).
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// Every value, for series that start at zero.
+    pub const ALL: [AttemptOutcome; 2] = [AttemptOutcome::Ok, AttemptOutcome::Failed];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
 /// The `(from, to)` pairs of `breakerd_state_transitions_total` present from start-up.
 pub const TRANSITION_LABELS: [(&str, &str); 5] = [
     ("closed", "open"),
@@ -73,6 +123,7 @@ pub struct Metrics {
     /// Process-wide families.
     registry: Registry,
     alerts: Family<ChannelOutcomeLabels, Counter>,
+    alert_attempts: Family<ChannelOutcomeLabels, Counter>,
     alert_queue_depth: Family<ChannelLabel, Gauge>,
     alert_last_success: Family<ChannelLabel, FloatGauge>,
     reload_successful: Gauge,
@@ -98,6 +149,12 @@ impl Metrics {
             "alerts",
             "Alert notifications, by channel and outcome",
             alerts.clone(),
+        );
+        let alert_attempts: Family<ChannelOutcomeLabels, Counter> = Family::default();
+        registry.register(
+            "alert_attempts",
+            "Alert delivery attempts, by channel and outcome (ok, failed); retries included",
+            alert_attempts.clone(),
         );
         let alert_queue_depth: Family<ChannelLabel, Gauge> = Family::default();
         registry.register(
@@ -134,6 +191,7 @@ impl Metrics {
             services: RwLock::default(),
             registry,
             alerts,
+            alert_attempts,
             alert_queue_depth,
             alert_last_success,
             reload_successful,
@@ -174,13 +232,19 @@ impl Metrics {
 
     /// Creates the alert series of `channel` at zero.
     pub fn register_alert_channel(&self, channel: &str) {
-        for outcome in ALERT_OUTCOME_LABELS {
-            let labels = ChannelOutcomeLabels {
-                channel: channel.to_string(),
-                outcome: outcome.to_string(),
-            };
-            drop(self.alerts.get_or_create(&labels));
+        let labels = |outcome: &str| ChannelOutcomeLabels {
+            channel: channel.to_string(),
+            outcome: outcome.to_string(),
+        };
+        for outcome in AlertOutcome::ALL {
+            drop(self.alerts.get_or_create(&labels(outcome.as_str())));
         }
+        for outcome in AttemptOutcome::ALL {
+            drop(self.alert_attempts.get_or_create(&labels(outcome.as_str())));
+        }
+        drop(self.alert_queue_depth.get_or_create(&ChannelLabel {
+            channel: channel.to_string(),
+        }));
     }
 
     /// Moves `channel`'s queue depth by `change`.
@@ -201,12 +265,22 @@ impl Metrics {
             .set(unix_seconds(at));
     }
 
-    /// Counts one notification of `channel` with `outcome` (`sent`, `failed`, `dropped`).
-    pub fn alert(&self, channel: &str, outcome: &str) {
+    /// Counts one notification of `channel` that ended with `outcome`.
+    pub fn alert(&self, channel: &str, outcome: AlertOutcome) {
         self.alerts
             .get_or_create(&ChannelOutcomeLabels {
                 channel: channel.to_string(),
-                outcome: outcome.to_string(),
+                outcome: outcome.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one delivery attempt on `channel`.
+    pub fn alert_attempt(&self, channel: &str, outcome: AttemptOutcome) {
+        self.alert_attempts
+            .get_or_create(&ChannelOutcomeLabels {
+                channel: channel.to_string(),
+                outcome: outcome.as_str().to_string(),
             })
             .inc();
     }
@@ -216,7 +290,7 @@ impl Metrics {
         self.reload_successful.set(i64::from(successful));
         if successful {
             self.reload_success_time
-                .set(unix_seconds(SystemTime::now()));
+                .set(unix_seconds(crate::wall::now()));
         }
     }
 
@@ -282,11 +356,7 @@ fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |since| since.as_secs_f64())
-}
+pub(crate) use crate::wall::unix_seconds;
 
 #[cfg(test)]
 mod tests {

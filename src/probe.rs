@@ -9,8 +9,9 @@ mod tcp;
 
 use std::fmt;
 use std::sync::Once;
+use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Check, Credential, Secret};
 
@@ -18,7 +19,7 @@ pub use http::HttpClient;
 pub(crate) use smtp::transport as smtp_transport;
 
 /// Why a check failed: a small, fixed set, so it can be a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// The check ran past its timeout.
@@ -111,6 +112,36 @@ impl fmt::Display for ProbeError {
 }
 
 impl std::error::Error for ProbeError {}
+
+/// Why a service is failing: its last real failure, never a rejection by its own breaker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cause {
+    /// The bounded reason.
+    pub reason: FailureReason,
+    /// What happened.
+    pub detail: String,
+    /// When.
+    #[serde(with = "crate::wall::serde_rfc3339")]
+    pub at: SystemTime,
+}
+
+impl Cause {
+    /// The cause of `error`, seen at `at`.
+    pub fn of(error: &ProbeError, at: SystemTime) -> Self {
+        Self {
+            reason: error.reason,
+            detail: error.detail.clone(),
+            at,
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
 
 /// A passed check, with anything worth telling (a WhatsApp quality rating, a balance).
 #[derive(Clone, Debug, Default, PartialEq)]

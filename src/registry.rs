@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::breaker::{Breaker, Outcome, Policy, PolicyError};
+use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
 use crate::config::{Config, Schedule, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics};
 use crate::observe;
-use crate::probe::{FailureReason, HttpClient, Probe};
+use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
@@ -70,6 +70,9 @@ pub struct Service {
     pub metrics: ServiceMetrics,
     /// The slow-call threshold the outcome hook logs against (changes on reload).
     slow_call_ms: Arc<AtomicU64>,
+    /// The last real failure; written before the breaker hears of it, so whoever receives the
+    /// transition it causes reads it.
+    last_failure: Arc<Mutex<Option<Cause>>>,
     recent: Mutex<VecDeque<CheckRecord>>,
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
@@ -95,11 +98,23 @@ impl Service {
         let slow_call_ms = Arc::new(AtomicU64::new(slow_call_millis(&policy)));
         let hook_metrics = handles.clone();
         let hook_slow_call = Arc::clone(&slow_call_ms);
+        let last_failure: Arc<Mutex<Option<Cause>>> = Arc::default();
+        let hook_last_failure = Arc::clone(&last_failure);
         let breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);
+                // A timed-out check never returns its own error: the hook, which runs before
+                // the breaker moves, records why.
+                if record.outcome == Outcome::Timeout {
+                    let waited = record.duration.unwrap_or_default().as_millis();
+                    *lock(&hook_last_failure) = Some(Cause {
+                        reason: FailureReason::Timeout,
+                        detail: format!("no answer within {waited} ms"),
+                        at: crate::wall::now(),
+                    });
+                }
             })
             .build()?;
         Ok(Self {
@@ -108,6 +123,7 @@ impl Service {
             breaker,
             metrics: handles,
             slow_call_ms,
+            last_failure,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CHECKS)),
             run_lock: tokio::sync::Mutex::new(()),
         })
@@ -142,6 +158,7 @@ impl Service {
             breaker,
             metrics,
             slow_call_ms: Arc::clone(&previous.slow_call_ms),
+            last_failure: Arc::clone(&previous.last_failure),
             recent: Mutex::new(recent.into_iter().collect()),
             run_lock: tokio::sync::Mutex::new(()),
         }
@@ -150,6 +167,23 @@ impl Service {
     /// The service's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Puts the breaker and the last failure where a previous run (or the service this one
+    /// replaces) left them. Returns the breaker's state now.
+    pub fn restore(&self, breaker: &Snapshot, last_failure: Option<Cause>) -> State {
+        *lock(&self.last_failure) = last_failure;
+        self.breaker.restore(breaker)
+    }
+
+    /// Records a real failure of the provider, before the breaker hears of it.
+    pub fn note_failure(&self, error: &ProbeError) {
+        *lock(&self.last_failure) = Some(Cause::of(error, crate::wall::now()));
+    }
+
+    /// The last real failure (not a rejection by the breaker), if any since start.
+    pub fn last_failure(&self) -> Option<Cause> {
+        lock(&self.last_failure).clone()
     }
 
     /// The schedule in words: `every 30s` or the cron expression.
@@ -241,6 +275,11 @@ fn schedule_interval(schedule: &Schedule) -> Duration {
             }
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind; keep using it.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The nearest-rank percentile of sorted values; 0 when there are none.

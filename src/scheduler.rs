@@ -175,7 +175,16 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let _one_at_a_time = service.run_lock.lock().await;
     let at = SystemTime::now();
     let started = Instant::now();
-    let result = service.breaker.call(|| service.probe.run()).await;
+    let result = service
+        .breaker
+        .call(|| async {
+            let result = service.probe.run().await;
+            if let Err(failure) = &result {
+                service.note_failure(failure);
+            }
+            result
+        })
+        .await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (outcome, reason, detail, note) = match result {
         Ok(success) => (Outcome::Success, None, None, success.note),

@@ -1,19 +1,20 @@
-//! Owns the running services — each one's breaker, scheduler and transition log — and the alert
-//! machinery, and applies a new config to them: unchanged services run on untouched, changed
-//! ones keep their breaker state and counts wherever the change allows, removed ones stop and
-//! their series disappear, new ones start.
+//! Owns the running services — each one's breaker, scheduler and transition pump — and the
+//! alert stage, and applies a new config to them: unchanged services run on untouched, changed
+//! ones keep their breaker's state and counts (a breaker that must be rebuilt takes over its
+//! predecessor's state), removed ones stop and are forgotten, new ones start. It publishes the
+//! one snapshot the API reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::alert::Alerts;
-use crate::breaker::{PolicyError, Transition};
+use crate::alert::{AlertStage, OutageView, Restored, StageEvent};
+use crate::api::Published;
+use crate::breaker::{PolicyError, State, Transition};
 use crate::config::Config;
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -25,25 +26,47 @@ use crate::scheduler;
 /// How long a replaced service's running check may take to finish before it is cancelled.
 const REPLACE_GRACE: Duration = Duration::from_secs(2);
 
+/// A task and the switch that stops it.
+#[derive(Debug)]
+struct Task {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    fn spawn(start: impl FnOnce(watch::Receiver<bool>) -> JoinHandle<()>) -> Self {
+        let (stop, stopping) = watch::channel(false);
+        Self {
+            stop,
+            handle: start(stopping),
+        }
+    }
+
+    /// Asks it to stop; it gets until `deadline`, then is cancelled. Returns whether it was.
+    async fn stop(self, deadline: tokio::time::Instant) -> bool {
+        let _ = self.stop.send(true);
+        let mut handle = self.handle;
+        if tokio::time::timeout_at(deadline, &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+            return true;
+        }
+        false
+    }
+}
+
 #[derive(Debug)]
 struct Running {
     service: Arc<Service>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Logs, counts and forwards the breaker's transitions; lives as long as the breaker.
+    pump: Task,
+    /// Runs the checks; replaced whenever the service's config changes.
+    scheduler: Option<Task>,
     /// The spread slot of a scheduler not started yet: schedulers start only once everything
-    /// that listens to the breaker (log, alerts) is subscribed, so no transition is missed.
+    /// that listens to the breaker is subscribed, so no transition is missed.
     pending_schedule: Option<(usize, usize)>,
-}
-
-impl Running {
-    async fn stop(self, grace: Duration) {
-        let _ = self.stop.send(true);
-        for mut task in self.tasks {
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -53,62 +76,83 @@ pub(crate) struct Supervisor {
     metrics: Arc<Metrics>,
     history: Arc<History>,
     running: BTreeMap<String, Running>,
-    alerts: Option<Alerts>,
+    stage: AlertStage,
+    published: watch::Sender<Arc<Published>>,
 }
 
 impl Supervisor {
-    pub(crate) fn start(
+    /// Starts the alert stage (reading what `state_dir` kept), builds every service, puts each
+    /// breaker back where the last run left it, and starts the checks.
+    pub(crate) async fn start(
         config: Config,
         client: HttpClient,
         metrics: Arc<Metrics>,
         history: Arc<History>,
     ) -> anyhow::Result<Self> {
+        let (stage, mut restored) =
+            AlertStage::start(&config, &client, Arc::clone(&metrics), Arc::clone(&history)).await?;
+        let registry = Registry::build(&config, &client, &metrics)?;
+        let (published, _) = watch::channel(Arc::new(Published::default()));
         let mut supervisor = Self {
-            config: config.clone(),
+            config,
             client,
             metrics,
             history,
             running: BTreeMap::new(),
-            alerts: None,
+            stage,
+            published,
         };
-        let count = config.services.len();
-        for (slot, service) in config.services.iter().enumerate() {
-            let built = Service::new(
-                service.clone(),
-                config.server.slow_call,
-                supervisor.client.clone(),
-                &supervisor.metrics,
-            )
-            .with_context(|| format!("building the breaker of {}", service.name))?;
-            supervisor.launch(Arc::new(built), slot, count);
+        let count = registry.len();
+        for (slot, service) in registry.iter().enumerate() {
+            if let Some(kept) = restored.remove(service.name()) {
+                restore(service, &kept);
+            }
+            supervisor.launch(Arc::clone(service), slot, count);
         }
-        supervisor.alerts = supervisor.start_alerts()?;
         supervisor.start_schedulers();
+        supervisor.publish();
         Ok(supervisor)
     }
 
-    /// The running services.
-    pub(crate) fn registry(&self) -> Registry {
-        Registry::from_services(
-            self.running
-                .values()
-                .map(|running| Arc::clone(&running.service)),
-        )
+    /// What the API reads.
+    pub(crate) fn published(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.subscribe()
+    }
+
+    /// Every service's outage, as the alert stage books them.
+    pub(crate) fn outages(&self) -> watch::Receiver<Arc<OutageView>> {
+        self.stage.outages()
     }
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Subscribes the transition log to `service`; its scheduler waits for
+    fn publish(&self) {
+        let registry = Registry::from_services(
+            self.running
+                .values()
+                .map(|running| Arc::clone(&running.service)),
+        );
+        self.published.send_replace(Arc::new(Published {
+            registry: Arc::new(registry),
+            admin_token: self.config.server.admin_token.clone(),
+        }));
+    }
+
+    /// Subscribes the transition pump to `service`; its scheduler waits for
     /// [`Self::start_schedulers`].
     fn launch(&mut self, service: Arc<Service>, slot: usize, slots: usize) {
-        let (stop, stopping) = watch::channel(false);
-        let pump = pump_transitions(Arc::clone(&service), Arc::clone(&self.history), stopping);
+        let pump = {
+            let service = Arc::clone(&service);
+            let history = Arc::clone(&self.history);
+            let stage = self.stage.intake();
+            Task::spawn(|stopping| pump_transitions(service, history, stage, stopping))
+        };
         let running = Running {
             service,
-            stop,
-            tasks: vec![pump],
+            pump,
+            scheduler: None,
             pending_schedule: Some((slot, slots)),
         };
         self.running
@@ -118,35 +162,18 @@ impl Supervisor {
     fn start_schedulers(&mut self) {
         for running in self.running.values_mut() {
             if let Some((slot, slots)) = running.pending_schedule.take() {
-                let stopping = running.stop.subscribe();
-                running.tasks.push(scheduler::spawn(
-                    Arc::clone(&running.service),
-                    slot,
-                    slots,
-                    stopping,
-                ));
+                let service = Arc::clone(&running.service);
+                running.scheduler = Some(Task::spawn(|stopping| {
+                    scheduler::spawn(service, slot, slots, stopping)
+                }));
             }
         }
-    }
-
-    fn start_alerts(&self) -> anyhow::Result<Option<Alerts>> {
-        if !self.config.alerts.has_channels() {
-            return Ok(None);
-        }
-        let registry = self.registry();
-        let alerts = Alerts::start(
-            &self.config.alerts,
-            &registry,
-            &self.client,
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.history),
-        )?;
-        Ok(Some(alerts))
     }
 
     /// Applies `next`; returns what changed, one line each.
     pub(crate) async fn apply(&mut self, next: Config) -> anyhow::Result<Vec<String>> {
         let mut changes = Vec::new();
+        let grace = || tokio::time::Instant::now() + REPLACE_GRACE;
         let removed: Vec<String> = self
             .running
             .keys()
@@ -155,15 +182,19 @@ impl Supervisor {
             .collect();
         for name in removed {
             if let Some(running) = self.running.remove(&name) {
-                running.stop(REPLACE_GRACE).await;
+                if let Some(scheduler) = running.scheduler {
+                    scheduler.stop(grace()).await;
+                }
+                running.pump.stop(grace()).await;
             }
             self.metrics.remove_service(&name);
+            self.stage.forget(&name).await;
             changes.push(format!("{name}: removed"));
         }
         let count = next.services.len();
         for (slot, wanted) in next.services.iter().enumerate() {
             let policy = effective_policy(wanted, next.server.slow_call);
-            let Some(current) = self.running.get(&wanted.name) else {
+            let Some(current) = self.running.get_mut(&wanted.name) else {
                 let built = Service::new(
                     wanted.clone(),
                     next.server.slow_call,
@@ -178,110 +209,157 @@ impl Supervisor {
             if old.config == *wanted && old.breaker.policy() == policy {
                 continue;
             }
-            let replacement = match old.breaker.update_policy(&policy) {
+            match old.breaker.update_policy(&policy) {
                 Ok(()) => {
                     changes.push(format!(
                         "{}: changed (breaker state and counts kept)",
                         wanted.name
                     ));
-                    Service::reconfigured(
+                    // Same breaker: the pump keeps forwarding; only the checks restart.
+                    if let Some(scheduler) = current.scheduler.take() {
+                        scheduler.stop(grace()).await;
+                    }
+                    current.service = Arc::new(Service::reconfigured(
                         &old,
                         wanted.clone(),
                         old.breaker.clone(),
                         self.client.clone(),
-                    )
+                    ));
+                    current.pending_schedule = Some((slot, count));
                 }
                 Err(PolicyError::NeedsNewBreaker) => {
-                    warn!(service = %wanted.name, "sliding window or backoff changed: the breaker starts afresh");
+                    warn!(service = %wanted.name, "sliding window or backoff changed: a new breaker takes over the old one's state");
                     changes.push(format!(
-                        "{}: changed (new sliding window or backoff: breaker reset)",
+                        "{}: changed (new sliding window or backoff: a new breaker, state kept)",
                         wanted.name
                     ));
-                    Service::new(
+                    let replacement = Service::new(
                         wanted.clone(),
                         next.server.slow_call,
                         self.client.clone(),
                         &self.metrics,
-                    )?
+                    )?;
+                    if let Some(running) = self.running.remove(&wanted.name) {
+                        if let Some(scheduler) = running.scheduler {
+                            scheduler.stop(grace()).await;
+                        }
+                        running.pump.stop(grace()).await;
+                    }
+                    replacement.restore(&old.breaker.snapshot(), old.last_failure());
+                    self.launch(Arc::new(replacement), slot, count);
                 }
                 Err(error) => return Err(error.into()),
-            };
-            if let Some(running) = self.running.remove(&wanted.name) {
-                running.stop(REPLACE_GRACE).await;
             }
-            self.launch(Arc::new(replacement), slot, count);
         }
-        let alerts_changed = next.alerts != self.config.alerts;
-        if alerts_changed {
+        if next.alerts != self.config.alerts {
             changes.push("alerts: changed".to_string());
         }
+        self.stage
+            .reconfigure(&next)
+            .await
+            .map_err(|why| anyhow::anyhow!("{why}"))?;
         self.config = next;
-        if alerts_changed || !changes.is_empty() {
-            // Alert forwarders follow the breakers: restart them on any change.
-            if let Some(alerts) = self.alerts.take() {
-                alerts
-                    .shutdown(tokio::time::Instant::now() + REPLACE_GRACE)
-                    .await;
-            }
-            self.alerts = self.start_alerts()?;
-        }
         self.start_schedulers();
+        self.publish();
         Ok(changes)
     }
 
-    /// Stops every service and the alerts; running checks and queued alerts get until
-    /// `deadline`.
+    /// Stops every check, then every pump, then hands the breakers' last state to the alert
+    /// stage and stops it; running checks and queued alerts get until `deadline`.
     pub(crate) async fn shutdown(self, deadline: tokio::time::Instant) -> usize {
-        for running in self.running.values() {
-            let _ = running.stop.send(true);
-        }
-        if let Some(alerts) = self.alerts {
-            alerts.shutdown(deadline).await;
-        }
         let mut cancelled = 0;
-        for running in self.running.into_values() {
-            for mut task in running.tasks {
-                if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                    task.abort();
-                    cancelled += 1;
-                }
+        let mut pumps = Vec::new();
+        let mut last = Vec::new();
+        for (name, running) in self.running {
+            if let Some(scheduler) = running.scheduler {
+                let _ = scheduler.stop.send(true);
+                pumps.push(scheduler);
             }
+            pumps.push(running.pump);
+            last.push((name, running.service));
         }
+        // Schedulers were pushed before their pump: checks finish before transitions drain.
+        for task in pumps {
+            cancelled += usize::from(task.stop(deadline).await);
+        }
+        let last = last
+            .into_iter()
+            .map(|(name, service)| {
+                let kept = Restored {
+                    breaker: service.breaker.snapshot(),
+                    last_failure: service.last_failure(),
+                };
+                (name, kept)
+            })
+            .collect();
+        self.stage.shutdown(last, deadline).await;
         info!(cancelled_tasks = cancelled, "services stopped");
         cancelled
     }
 }
 
-/// Logs, counts and remembers every transition of one service's breaker.
+/// Puts a freshly built service's breaker where the last run left it, and says so.
+fn restore(service: &Service, kept: &Restored) {
+    let state = service.restore(&kept.breaker, kept.last_failure.clone());
+    if state != State::Closed {
+        let next_attempt = service
+            .breaker
+            .next_attempt()
+            .map(crate::wall::rfc3339)
+            .unwrap_or_default();
+        info!(
+            service = service.name(),
+            state = state.as_str(),
+            next_attempt,
+            "breaker restored from the state directory: {} is {state}",
+            service.name()
+        );
+    }
+}
+
+/// Logs, counts and remembers every transition of one service's breaker, and forwards it to
+/// the alert stage with the service's last failure and the breaker's state to keep.
 fn pump_transitions(
     service: Arc<Service>,
     history: Arc<History>,
+    stage: mpsc::Sender<StageEvent>,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let mut events = service.breaker.subscribe();
     tokio::spawn(async move {
-        let record = |event: &Transition| {
-            observe::transition(&service.metrics, event);
-            history.transition(event);
+        let forward = |event: Transition| {
+            observe::transition(&service.metrics, &event);
+            history.transition(&event);
+            StageEvent {
+                transition: event,
+                cause: service.last_failure(),
+                breaker: service.breaker.snapshot(),
+            }
         };
         loop {
             let received = tokio::select! {
                 biased;
-                received = events.recv() => received,
-                _ = stopping.wait_for(|stop| *stop) => {
-                    // Log what already happened before stopping.
-                    while let Ok(event) = events.try_recv() {
-                        record(&event);
-                    }
-                    return;
+                received = events.recv() => Some(received),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(received) = received else {
+                // Forward what already happened before stopping.
+                while let Ok(event) = events.try_recv() {
+                    let _ = stage.send(forward(event)).await;
                 }
+                return;
             };
             match received {
-                Ok(event) => record(&event),
+                Ok(event) => {
+                    if stage.send(forward(event)).await.is_err() {
+                        return;
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     warn!(
                         service = service.name(),
-                        missed, "transition log fell behind; some changes were not logged"
+                        missed,
+                        "transition pump fell behind; some changes were not logged or paged"
                     );
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -1,79 +1,95 @@
-//! Delivery to one channel: its own queue and task, so a channel that is down delays no other;
-//! notifications in the order they were made; retries with exponential backoff and jitter on
-//! connection errors, timeouts and 5xx, never on a 4xx.
+//! Delivery to one direct channel (email or webhook): its own queue and task, so a channel
+//! that is down delays no other; notifications in the order they were made; retries with
+//! exponential backoff and jitter on connection errors, timeouts and 5xx, never on a 4xx; every
+//! attempt counted at once, so a channel in trouble shows before its retries run out. The task
+//! reads its channel's settings anew for every attempt, so a reload changes them in place.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::Shared;
-use super::alertmanager::AlertmanagerChannel;
 use super::email::EmailChannel;
+use super::failure::DeliveryError;
 use super::notification::Notification;
 use super::webhook::WebhookChannel;
+use crate::config::{ChannelFilter, NotifyOn};
+use crate::history::DeliveryRecord;
+use crate::metrics::{AlertOutcome, AttemptOutcome};
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Why an attempt failed, and whether trying again can help.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DeliveryError {
-    pub(crate) message: String,
-    pub(crate) retryable: bool,
-}
-
-impl DeliveryError {
-    pub(crate) fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-
-    pub(crate) fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-}
-
-/// One configured channel.
+/// How a direct channel sends.
 #[derive(Debug)]
-pub(crate) enum Channel {
+pub(crate) enum Transport {
     Webhook(WebhookChannel),
-    Email(EmailChannel),
-    Alertmanager(AlertmanagerChannel),
+    Email(Box<EmailChannel>),
 }
 
-impl Channel {
+/// One configured email or webhook channel, as its delivery task uses it.
+#[derive(Debug)]
+pub(crate) struct DirectChannel {
+    pub(crate) transport: Transport,
+    /// Attempts before a notification is given up.
+    pub(crate) max_attempts: u32,
+}
+
+impl DirectChannel {
     pub(crate) fn name(&self) -> &str {
-        match self {
-            Channel::Webhook(channel) => &channel.config.name,
-            Channel::Email(_) => "email",
-            Channel::Alertmanager(channel) => &channel.config.name,
+        match &self.transport {
+            Transport::Webhook(channel) => &channel.config.name,
+            Transport::Email(_) => "email",
         }
     }
 
     fn timeout(&self) -> Duration {
-        match self {
-            Channel::Webhook(channel) => channel.config.timeout,
-            Channel::Email(channel) => channel.config.timeout,
-            Channel::Alertmanager(channel) => channel.config.timeout,
+        match &self.transport {
+            Transport::Webhook(channel) => channel.config.timeout,
+            Transport::Email(channel) => channel.config.timeout,
         }
+    }
+
+    fn filter(&self) -> &ChannelFilter {
+        match &self.transport {
+            Transport::Webhook(channel) => &channel.config.filter,
+            Transport::Email(channel) => &channel.config.filter,
+        }
+    }
+
+    /// Whether it takes a notification of `service` of class `class`.
+    pub(crate) fn takes(&self, service: &str, class: NotifyOn) -> bool {
+        let filter = self.filter();
+        filter
+            .notify_on
+            .as_ref()
+            .is_none_or(|list| list.contains(&class))
+            && filter
+                .services
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|s| s == service))
+    }
+
+    /// Whether `other` sends the same way (a reload that changed nothing here).
+    pub(crate) fn same_as(&self, other: &DirectChannel) -> bool {
+        self.max_attempts == other.max_attempts
+            && match (&self.transport, &other.transport) {
+                (Transport::Webhook(a), Transport::Webhook(b)) => a.config == b.config,
+                (Transport::Email(a), Transport::Email(b)) => a.config == b.config,
+                _ => false,
+            }
     }
 
     async fn deliver(&self, notification: &Notification) -> Result<(), DeliveryError> {
         let attempt = async {
-            match self {
-                Channel::Webhook(channel) => channel.deliver(notification).await,
-                Channel::Email(channel) => channel.deliver(notification).await,
-                Channel::Alertmanager(channel) => channel.deliver(notification).await,
+            match &self.transport {
+                Transport::Webhook(channel) => channel.deliver(notification).await,
+                Transport::Email(channel) => channel.deliver(notification).await,
             }
         };
         match tokio::time::timeout(self.timeout(), attempt).await {
@@ -102,56 +118,98 @@ pub(crate) fn backoff(attempt: u32, random_fraction: f64) -> Duration {
     Duration::from_secs_f64(base * (1.0 - 0.2 * random_fraction.clamp(0.0, 1.0)))
 }
 
-/// Delivers the channel's jobs one after another until its queue closes (the daemon stops)
-/// and is empty.
+/// How one job's delivery ended: counted, kept in the history, logged, and its outbox file
+/// removed (sent) or moved to `dead/` (failed, dropped) — all in one place.
+pub(crate) fn finish(
+    shared: &Shared,
+    channel: &str,
+    job: &Job,
+    outcome: AlertOutcome,
+    attempts: u32,
+    error: Option<&str>,
+) {
+    let notification = &job.notification;
+    if let Some(path) = &job.path {
+        match outcome {
+            AlertOutcome::Sent => shared.outbox.remove(path),
+            AlertOutcome::Failed | AlertOutcome::Dropped => shared.outbox.bury(path),
+        }
+    }
+    shared.metrics.alert(channel, outcome);
+    let now = crate::wall::now();
+    if outcome == AlertOutcome::Sent {
+        shared.metrics.alert_delivered(channel, now);
+    }
+    shared.history.delivery(
+        &notification.service,
+        DeliveryRecord {
+            notification: notification.id,
+            subject: notification.subject(),
+            channel: channel.to_string(),
+            outcome,
+            attempts,
+            error: error.map(str::to_string),
+            at: crate::wall::rfc3339(now),
+        },
+    );
+    let service = &notification.service;
+    match (outcome, error) {
+        (AlertOutcome::Sent, _) => info!(
+            channel,
+            service = %service,
+            attempts,
+            "alert sent: {}",
+            notification.subject()
+        ),
+        (AlertOutcome::Failed, error) => error!(
+            channel,
+            service = %service,
+            attempts,
+            "alert not delivered, kept in dead/: {}",
+            error.unwrap_or("gave up")
+        ),
+        (AlertOutcome::Dropped, error) => error!(
+            channel,
+            service = %service,
+            "alert dropped, kept in dead/: {}",
+            error.unwrap_or("the channel's queue is full")
+        ),
+    }
+}
+
+/// Delivers the channel's jobs one after another until its queue closes (the daemon stops, or
+/// a reload removed the channel) and is empty.
 pub(crate) async fn run(
-    channel: Arc<Channel>,
+    channel: watch::Receiver<Arc<DirectChannel>>,
     mut queue: mpsc::Receiver<Job>,
     shared: Arc<Shared>,
 ) {
-    let name = channel.name().to_string();
+    let name = channel.borrow().name().to_string();
     let mut jitter = crate::breaker::Jitter::new();
     while let Some(job) = queue.recv().await {
         shared.metrics.alert_queue_depth(&name, -1);
         let mut attempt = 1;
         loop {
-            match channel.deliver(&job.notification).await {
+            let current = Arc::clone(&channel.borrow());
+            let result = current.deliver(&job.notification).await;
+            let outcome = match result {
+                Ok(()) => AttemptOutcome::Ok,
+                Err(_) => AttemptOutcome::Failed,
+            };
+            shared.metrics.alert_attempt(&name, outcome);
+            match result {
                 Ok(()) => {
-                    if let Some(path) = &job.path {
-                        shared.outbox.remove(path);
-                    }
-                    shared.metrics.alert(&name, "sent");
-                    shared.metrics.alert_delivered(&name, SystemTime::now());
-                    shared
-                        .history
-                        .delivery(&job.notification, &name, "sent", attempt, None);
-                    info!(
-                        channel = %name,
-                        service = %job.notification.service,
-                        attempts = attempt,
-                        "alert sent: {}",
-                        job.notification.subject()
-                    );
+                    finish(&shared, &name, &job, AlertOutcome::Sent, attempt, None);
                     break;
                 }
-                Err(failure) if !failure.retryable || attempt >= shared.max_attempts => {
-                    if let Some(path) = &job.path {
-                        shared.outbox.bury(path);
-                    }
-                    shared.metrics.alert(&name, "failed");
-                    shared.history.delivery(
-                        &job.notification,
+                Err(failure) if !failure.retryable || attempt >= current.max_attempts => {
+                    finish(
+                        &shared,
                         &name,
-                        "failed",
+                        &job,
+                        AlertOutcome::Failed,
                         attempt,
                         Some(&failure.message),
-                    );
-                    error!(
-                        channel = %name,
-                        service = %job.notification.service,
-                        attempts = attempt,
-                        "alert not delivered, kept in dead/: {}",
-                        failure.message
                     );
                     break;
                 }

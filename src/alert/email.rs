@@ -4,7 +4,7 @@
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::delivery::DeliveryError;
+use super::failure::DeliveryError;
 use super::notification::Notification;
 use crate::config::EmailConfig;
 use crate::probe::smtp_transport;

@@ -1,19 +1,56 @@
-//! A notification — what changed, why, and where to look — and its renderings: the email's
-//! subject and body, breakerd's JSON, a Slack message, and Alertmanager's shapes.
+//! A notification — what changed, why, since when, and where to look — and its renderings: the
+//! email's subject and body, breakerd's JSON, a Slack message, and Alertmanager's shapes.
+
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::breaker::State;
+use crate::probe::Cause;
+use crate::wall::{rfc3339, serde_rfc3339, span};
+
+/// Longest cause detail put in a subject line, in characters.
+const SUBJECT_DETAIL_CHARS: usize = 100;
 
 /// Why a notification was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
-    /// A breaker changed state.
+    /// An outage started or ended, or (when asked for) a step within one.
     Transition,
     /// Several changes within the minimum interval, summarised.
     Flapping,
-    /// A breaker is still open.
+    /// An outage is still going on.
     Reminder,
+}
+
+/// The outage a notification belongs to: from the breaker opening until it closes again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutageInfo {
+    /// When the breaker opened.
+    #[serde(with = "serde_rfc3339")]
+    pub started_at: SystemTime,
+    /// When it closed again; absent while the outage lasts.
+    #[serde(
+        with = "serde_rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ended_at: Option<SystemTime>,
+    /// Trial calls that failed during the outage.
+    pub failed_trials: u32,
+}
+
+impl OutageInfo {
+    /// How long it has lasted by `now`, or lasted in all once ended.
+    pub fn length(&self, now: SystemTime) -> std::time::Duration {
+        self.ended_at
+            .unwrap_or(now)
+            .duration_since(self.started_at)
+            .unwrap_or_default()
+    }
 }
 
 /// One notification, as kept in the outbox and sent to every channel.
@@ -27,21 +64,29 @@ pub struct Notification {
     /// The service.
     pub service: String,
     /// The state left (`CLOSED`, `OPEN`, ...).
-    pub from: String,
+    pub from: State,
     /// The state entered.
-    pub to: String,
+    pub to: State,
     /// Why the breaker changed, in words.
     pub reason: String,
-    /// When (RFC 3339).
-    pub at: String,
+    /// When.
+    #[serde(with = "serde_rfc3339")]
+    pub at: SystemTime,
     /// The same moment in milliseconds since the Unix epoch.
     pub at_unix_ms: u64,
     /// Failures in a row when it changed.
     pub consecutive_failures: u32,
-    /// The last failure's reason.
+    /// The last real failure, in words (`reason: detail`).
     pub last_failure: Option<String>,
-    /// When an open breaker tries again (RFC 3339).
-    pub next_attempt: Option<String>,
+    /// The last real failure: what is wrong with the provider.
+    #[serde(default)]
+    pub cause: Option<Cause>,
+    /// The outage this belongs to.
+    #[serde(default)]
+    pub outage: Option<OutageInfo>,
+    /// When an open breaker tries again.
+    #[serde(with = "serde_rfc3339::option", default)]
+    pub next_attempt: Option<SystemTime>,
     /// For a flapping summary: how many changes it covers.
     pub changes: u32,
     /// Link to the dashboard.
@@ -51,26 +96,84 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// Whether the breaker is open (or half-open, still not recovered) after this change.
+    /// Whether the service is in an outage after this notification.
     pub fn is_problem(&self) -> bool {
-        matches!(self.to.as_str(), "OPEN" | "FORCED_OPEN" | "HALF_OPEN")
+        matches!(self.to, State::Open | State::ForcedOpen | State::HalfOpen)
+    }
+
+    /// `: <detail>` of the cause, shortened for a one-line headline; empty without a cause.
+    fn cause_suffix(&self) -> String {
+        let Some(cause) = &self.cause else {
+            return String::new();
+        };
+        let mut detail: String = cause.detail.chars().take(SUBJECT_DETAIL_CHARS).collect();
+        if detail.len() < cause.detail.len() {
+            detail.push('…');
+        }
+        format!(": {detail}")
     }
 
     /// One line: the email subject and the chat message's headline.
     pub fn subject(&self) -> String {
+        let service = &self.service;
         match self.kind {
-            NotificationKind::Transition if self.to == "CLOSED" => {
-                format!("[breakerd] {} is CLOSED (recovered)", self.service)
-            }
-            NotificationKind::Transition => format!("[breakerd] {} is {}", self.service, self.to),
             NotificationKind::Flapping => format!(
-                "[breakerd] {} is flapping ({} changes), now {}",
-                self.service, self.changes, self.to
+                "[breakerd] {service} is flapping ({} changes), now {}",
+                self.changes, self.to
             ),
             NotificationKind::Reminder => {
-                format!("[breakerd] {} is still {}", self.service, self.to)
+                let length = self
+                    .outage
+                    .as_ref()
+                    .map(|outage| format!(" (for {})", span(outage.length(self.at))))
+                    .unwrap_or_default();
+                format!(
+                    "[breakerd] {service} is still {}{length}{}",
+                    self.to,
+                    self.cause_suffix()
+                )
             }
+            NotificationKind::Transition => match (self.from, self.to) {
+                (_, State::Closed) => match &self.outage {
+                    Some(outage) => format!(
+                        "[breakerd] {service} is CLOSED (recovered after {})",
+                        span(outage.length(self.at))
+                    ),
+                    None => format!("[breakerd] {service} is CLOSED"),
+                },
+                (State::HalfOpen, State::Open) => format!(
+                    "[breakerd] {service} is OPEN again: the trial call failed{}",
+                    self.cause_suffix()
+                ),
+                (_, State::HalfOpen) => {
+                    format!("[breakerd] {service} is HALF_OPEN: trying the provider again")
+                }
+                (_, to) => format!("[breakerd] {service} is {to}{}", self.cause_suffix()),
+            },
         }
+    }
+
+    /// The outage in words: `since 2026-11-27T10:00:00.000Z (4m 12s), 2 trial calls failed`.
+    fn outage_words(&self) -> Option<String> {
+        let outage = self.outage.as_ref()?;
+        let trials = match outage.failed_trials {
+            0 => String::new(),
+            1 => ", 1 trial call failed".to_string(),
+            n => format!(", {n} trial calls failed"),
+        };
+        Some(match outage.ended_at {
+            Some(ended) => format!(
+                "{} to {} ({}){trials}",
+                rfc3339(outage.started_at),
+                rfc3339(ended),
+                span(outage.length(self.at))
+            ),
+            None => format!(
+                "since {} ({}){trials}",
+                rfc3339(outage.started_at),
+                span(outage.length(self.at))
+            ),
+        })
     }
 
     /// The plain-text email body.
@@ -82,14 +185,20 @@ impl Notification {
             self.from,
             self.to,
             self.reason,
-            self.at,
+            rfc3339(self.at),
             self.consecutive_failures
         );
-        if let Some(last) = &self.last_failure {
-            body.push_str(&format!("Last error:   {last}\n"));
+        if let Some(cause) = &self.cause {
+            body.push_str(&format!(
+                "Last error:   {cause} (at {})\n",
+                rfc3339(cause.at)
+            ));
         }
-        if let Some(next) = &self.next_attempt {
-            body.push_str(&format!("Next attempt: {next}\n"));
+        if let Some(outage) = self.outage_words() {
+            body.push_str(&format!("Outage:       {outage}\n"));
+        }
+        if let Some(next) = self.next_attempt {
+            body.push_str(&format!("Next attempt: {}\n", rfc3339(next)));
         }
         if self.kind == NotificationKind::Flapping {
             body.push_str(&format!(
@@ -109,9 +218,9 @@ impl Notification {
 
     /// A Slack-compatible incoming-webhook message.
     pub fn slack_json(&self) -> Value {
-        let color = match self.to.as_str() {
-            "CLOSED" => "#2eb886",
-            "HALF_OPEN" => "#daa038",
+        let color = match self.to {
+            State::Closed => "#2eb886",
+            State::HalfOpen => "#daa038",
             _ => "#e01e5a",
         };
         let mut fields = vec![
@@ -119,11 +228,14 @@ impl Notification {
             json!({"title": "Failures in a row", "value": self.consecutive_failures.to_string(), "short": true}),
             json!({"title": "Reason", "value": self.reason, "short": false}),
         ];
-        if let Some(last) = &self.last_failure {
-            fields.push(json!({"title": "Last error", "value": last, "short": false}));
+        if let Some(cause) = &self.cause {
+            fields.push(json!({"title": "Last error", "value": cause.to_string(), "short": false}));
         }
-        if let Some(next) = &self.next_attempt {
-            fields.push(json!({"title": "Next attempt", "value": next, "short": true}));
+        if let Some(outage) = self.outage_words() {
+            fields.push(json!({"title": "Outage", "value": outage, "short": false}));
+        }
+        if let Some(next) = self.next_attempt {
+            fields.push(json!({"title": "Next attempt", "value": rfc3339(next), "short": true}));
         }
         json!({
             "text": self.subject(),
@@ -136,30 +248,6 @@ impl Notification {
         })
     }
 
-    /// The labels every replica gives this service's alert (no host name: replicas agree).
-    pub fn alert_labels(&self, severity: &str) -> Value {
-        json!({ "alertname": "CircuitBreakerOpen", "service": self.service, "severity": severity })
-    }
-
-    /// Annotations of the Alertmanager alert.
-    pub fn alert_annotations(&self, runbook_url: Option<&str>) -> Value {
-        let mut annotations = json!({
-            "summary": format!("Circuit breaker {} is {}", self.service, self.to),
-            "description": format!(
-                "{} -> {}: {}. {} failures in a row.{}",
-                self.from,
-                self.to,
-                self.reason,
-                self.consecutive_failures,
-                self.last_failure.as_ref().map(|last| format!(" Last error: {last}")).unwrap_or_default()
-            ),
-        });
-        if let Some(url) = runbook_url {
-            annotations["runbook_url"] = json!(url);
-        }
-        annotations
-    }
-
     /// Alertmanager's webhook format (version "4"), so receivers written for it work unchanged.
     pub fn alertmanager_webhook_json(&self) -> Value {
         let status = if self.is_problem() {
@@ -167,8 +255,13 @@ impl Notification {
         } else {
             "resolved"
         };
-        let labels = self.alert_labels("critical");
-        let annotations = self.alert_annotations(None);
+        let labels = alert_labels(&self.service, "critical");
+        let annotations = json!({
+            "summary": self.subject(),
+            "description": self.outage_words().unwrap_or_default(),
+        });
+        let started = self.outage.as_ref().map_or(self.at, |o| o.started_at);
+        let ended = self.outage.as_ref().and_then(|o| o.ended_at);
         json!({
             "version": "4",
             "groupKey": format!("{{}}:{{service=\"{}\"}}", self.service),
@@ -183,13 +276,23 @@ impl Notification {
                 "status": status,
                 "labels": labels,
                 "annotations": annotations,
-                "startsAt": self.at,
-                "endsAt": if status == "resolved" { self.at.clone() } else { "0001-01-01T00:00:00Z".to_string() },
+                "startsAt": rfc3339(started),
+                "endsAt": match (status, ended) {
+                    ("resolved", Some(ended)) => rfc3339(ended),
+                    ("resolved", None) => rfc3339(self.at),
+                    _ => "0001-01-01T00:00:00Z".to_string(),
+                },
                 "generatorURL": self.api_url.clone().unwrap_or_default(),
                 "fingerprint": fingerprint(&self.service),
             }],
         })
     }
+}
+
+/// The labels every replica gives a service's alert (no host name: replicas agree, so
+/// Alertmanager deduplicates them).
+pub(crate) fn alert_labels(service: &str, severity: &str) -> Value {
+    json!({ "alertname": "CircuitBreakerOpen", "service": service, "severity": severity })
 }
 
 /// A stable identifier of a service's alert (FNV-1a of the name, as 16 hex digits).
@@ -202,21 +305,33 @@ fn fingerprint(service: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// A notification for tests.
+/// A notification for tests: mpesa opened at 10:00 because of an HTTP 503.
 #[cfg(test)]
 pub(crate) fn sample() -> Notification {
+    use std::time::Duration;
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_773_600_000);
     Notification {
         id: 1,
         kind: NotificationKind::Transition,
         service: "mpesa".into(),
-        from: "CLOSED".into(),
-        to: "OPEN".into(),
+        from: State::Closed,
+        to: State::Open,
         reason: "3 consecutive failures".into(),
-        at: "2026-11-27T10:00:00.000Z".into(),
+        at,
         at_unix_ms: 1_795_773_600_000,
         consecutive_failures: 3,
         last_failure: Some("http_status: HTTP 503".into()),
-        next_attempt: Some("2026-11-27T10:02:00.000Z".into()),
+        cause: Some(Cause {
+            reason: crate::probe::FailureReason::HttpStatus,
+            detail: "HTTP 503".into(),
+            at,
+        }),
+        outage: Some(OutageInfo {
+            started_at: at,
+            ended_at: None,
+            failed_trials: 0,
+        }),
+        next_attempt: Some(at + Duration::from_secs(120)),
         changes: 1,
         dashboard_url: Some("https://grafana.example.com/d/breakerd".into()),
         api_url: Some("https://breakerd.example.com/api/v1/circuit-breakers/mpesa".into()),
@@ -225,18 +340,29 @@ pub(crate) fn sample() -> Notification {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
-    fn subjects_say_what_happened() {
+    fn subjects_say_what_happened_and_why() {
         let open = sample();
-        assert_eq!(open.subject(), "[breakerd] mpesa is OPEN");
+        assert_eq!(open.subject(), "[breakerd] mpesa is OPEN: HTTP 503");
+        let later = open.at + Duration::from_secs(252);
         let closed = Notification {
-            from: "HALF_OPEN".into(),
-            to: "CLOSED".into(),
+            from: State::HalfOpen,
+            to: State::Closed,
+            at: later,
+            outage: Some(OutageInfo {
+                ended_at: Some(later),
+                ..open.outage.clone().unwrap()
+            }),
             ..sample()
         };
-        assert_eq!(closed.subject(), "[breakerd] mpesa is CLOSED (recovered)");
+        assert_eq!(
+            closed.subject(),
+            "[breakerd] mpesa is CLOSED (recovered after 4m 12s)"
+        );
         let flapping = Notification {
             kind: NotificationKind::Flapping,
             changes: 6,
@@ -248,9 +374,29 @@ mod tests {
         );
         let reminder = Notification {
             kind: NotificationKind::Reminder,
+            at: open.at + Duration::from_secs(3600),
             ..sample()
         };
-        assert_eq!(reminder.subject(), "[breakerd] mpesa is still OPEN");
+        assert_eq!(
+            reminder.subject(),
+            "[breakerd] mpesa is still OPEN (for 1h 0m): HTTP 503"
+        );
+        let reopened = Notification {
+            from: State::HalfOpen,
+            ..sample()
+        };
+        assert_eq!(
+            reopened.subject(),
+            "[breakerd] mpesa is OPEN again: the trial call failed: HTTP 503"
+        );
+        let long = Notification {
+            cause: Some(Cause {
+                detail: "x".repeat(300),
+                ..open.cause.clone().unwrap()
+            }),
+            ..sample()
+        };
+        assert!(long.subject().ends_with(&format!("{}…", "x".repeat(100))));
     }
 
     #[test]
@@ -259,7 +405,8 @@ mod tests {
         for part in [
             "Transition:   CLOSED -> OPEN",
             "Reason:       3 consecutive failures",
-            "Last error:   http_status: HTTP 503",
+            "Last error:   http_status: HTTP 503 (at 2026-11-27T10:00:00.000Z)",
+            "Outage:       since 2026-11-27T10:00:00.000Z (0s)",
             "Next attempt: 2026-11-27T10:02:00.000Z",
             "Failures:     3 in a row",
             "Dashboard:    https://grafana.example.com/d/breakerd",
@@ -267,6 +414,20 @@ mod tests {
         ] {
             assert!(body.contains(part), "missing {part} in\n{body}");
         }
+    }
+
+    #[test]
+    fn the_json_keeps_its_field_names() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["from"], "CLOSED");
+        assert_eq!(json["to"], "OPEN");
+        assert_eq!(json["at"], "2026-11-27T10:00:00.000Z");
+        assert_eq!(json["cause"]["reason"], "http_status");
+        assert_eq!(json["cause"]["detail"], "HTTP 503");
+        assert_eq!(json["outage"]["startedAt"], "2026-11-27T10:00:00.000Z");
+        assert_eq!(json["outage"]["failedTrials"], 0);
+        let back: Notification = serde_json::from_value(json).unwrap();
+        assert_eq!(back, sample());
     }
 
     #[test]
@@ -283,11 +444,16 @@ mod tests {
             Some(16)
         );
         let resolved = Notification {
-            to: "CLOSED".into(),
+            to: State::Closed,
+            at: sample().at + Duration::from_secs(60),
             ..sample()
         }
         .alertmanager_webhook_json();
         assert_eq!(resolved["status"], "resolved");
-        assert_eq!(resolved["alerts"][0]["endsAt"], "2026-11-27T10:00:00.000Z");
+        assert_eq!(
+            resolved["alerts"][0]["startsAt"],
+            "2026-11-27T10:00:00.000Z"
+        );
+        assert_eq!(resolved["alerts"][0]["endsAt"], "2026-11-27T10:01:00.000Z");
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct Entry {
     pub(crate) notification: Notification,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Outbox {
     pending: PathBuf,
     dead: PathBuf,

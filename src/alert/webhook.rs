@@ -2,10 +2,10 @@
 //! signed with HMAC-SHA256 over the body so a receiver can verify the sender.
 
 use hmac::{Hmac, Mac};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use sha2::Sha256;
 
-use super::delivery::DeliveryError;
+use super::failure::{DeliveryError, judge_status};
 use super::notification::Notification;
 use crate::config::{Url, WebhookConfig, WebhookFormat};
 use crate::probe::HttpClient;
@@ -58,22 +58,6 @@ impl WebhookChannel {
     }
 }
 
-/// 2xx delivered; 408, 429 and 5xx worth retrying; any other 4xx is our request's fault.
-pub(crate) fn judge_status(status: StatusCode, host: &str) -> Result<(), DeliveryError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let message = format!("{host} answered HTTP {}", status.as_u16());
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
-        Err(DeliveryError::retryable(message))
-    } else {
-        Err(DeliveryError::permanent(message))
-    }
-}
-
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `key`.
 pub fn sign(key: &[u8], body: &[u8]) -> String {
     // HMAC takes keys of any length, so this cannot fail.
@@ -102,23 +86,5 @@ mod tests {
             sign(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn only_server_side_statuses_are_retried() {
-        assert!(judge_status(StatusCode::OK, "h").is_ok());
-        assert!(
-            judge_status(StatusCode::SERVICE_UNAVAILABLE, "h")
-                .unwrap_err()
-                .retryable
-        );
-        assert!(
-            judge_status(StatusCode::TOO_MANY_REQUESTS, "h")
-                .unwrap_err()
-                .retryable
-        );
-        let bad = judge_status(StatusCode::BAD_REQUEST, "hooks.example.com").unwrap_err();
-        assert!(!bad.retryable);
-        assert_eq!(bad.message, "hooks.example.com answered HTTP 400");
     }
 }

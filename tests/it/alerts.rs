@@ -126,7 +126,13 @@ async fn a_client_error_is_not_retried() {
     .await;
     assert_eq!(receiver.received().len(), 1, "a 400 must not be retried");
     let slack = receiver.received()[0].json();
-    assert_eq!(slack["text"], "[breakerd] mpesa is OPEN");
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[breakerd] mpesa is OPEN: HTTP 500"),
+        "{slack}"
+    );
     assert_eq!(slack["attachments"][0]["color"], "#e01e5a");
     let dead: Vec<_> = std::fs::read_dir(state_dir.join("dead")).unwrap().collect();
     assert_eq!(
@@ -157,17 +163,18 @@ async fn email_reaches_a_real_smtp_server_on_open_and_recovery() {
     eventually(15, "the recovery email arrives", || async {
         smtp.messages()
             .iter()
-            .any(|m| m.contains("Subject: [breakerd] mpesa is CLOSED (recovered)"))
+            .any(|m| m.contains("Subject: [breakerd] mpesa is CLOSED (recovered after "))
     })
     .await;
     let messages = smtp.messages();
+    assert_eq!(messages.len(), 2, "one outage, two mails: {messages:#?}");
     // Maildir file names do not promise delivery order: find the mail by its subject.
     let open = messages
         .iter()
         .find(|m| m.contains("Subject: [breakerd] mpesa is OPEN"))
         .unwrap_or_else(|| panic!("no open mail among {messages:#?}"));
     for part in [
-        "Subject: [breakerd] mpesa is OPEN",
+        "Subject: [breakerd] mpesa is OPEN: HTTP 500",
         "From: breakerd@example.com",
         "To: oncall@example.com, Backup <backup@example.com>",
         "Transition:   CLOSED -> OPEN",
@@ -191,18 +198,96 @@ async fn email_reaches_a_real_smtp_server_on_open_and_recovery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flapping_is_summarised_instead_of_a_storm() {
+async fn a_provider_that_stays_down_pages_once_through_its_trials_and_recovery_once() {
     let fake = FakeProvider::start(Mode::Status(500)).await;
     let receiver = Receiver::start(&[]).await;
     let config = format!(
         "{}{}[[alerts.webhook]]\nurl = \"{}\"\n",
         failing_service(&fake),
-        alerts_header("2s"),
+        alerts_header("0s"),
         receiver.url()
     );
     let daemon = start_daemon(&config).await;
-    // Open, then every 300 ms a failed trial reopens it: each reopening comes within 2 s of the
-    // first notification, so they must arrive as one summary.
+    let address = daemon.address();
+    eventually(15, "four trial calls fail", || async {
+        let events = get_json(address, "/api/v1/circuit-breakers/mpesa/events").await;
+        events["transitions"]
+            .as_array()
+            .is_some_and(|all| all.iter().filter(|t| t["from"] == "HALF_OPEN").count() >= 4)
+    })
+    .await;
+    fake.set_mode(Mode::Healthy);
+    eventually(15, "the recovery is sent", || async {
+        receiver
+            .accepted()
+            .iter()
+            .any(|r| r.json()["to"] == "CLOSED")
+    })
+    .await;
+    let sent: Vec<serde_json::Value> = receiver.accepted().iter().map(|r| r.json()).collect();
+    let changes: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|n| (n["from"].as_str().unwrap(), n["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")],
+        "one page when the outage starts, one when it ends: {sent:#?}"
+    );
+    let (opened, recovered) = (&sent[0], &sent[1]);
+    assert_eq!(opened["cause"]["reason"], "http_status");
+    assert!(
+        opened["cause"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 500"),
+        "{opened}"
+    );
+    assert_eq!(recovered["outage"]["startedAt"], opened["at"]);
+    assert_eq!(recovered["outage"]["endedAt"], recovered["at"]);
+    assert!(
+        recovered["outage"]["failedTrials"].as_u64() >= Some(4),
+        "{recovered}"
+    );
+    assert_eq!(
+        (&recovered["cause"]["reason"], &recovered["cause"]["detail"]),
+        (&opened["cause"]["reason"], &opened["cause"]["detail"]),
+        "the recovery says what the outage was"
+    );
+    assert!(
+        recovered["cause"]["at"].as_str() > opened["cause"]["at"].as_str(),
+        "the last failure is the last failed trial"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_that_come_and_go_within_the_interval_are_summarised_as_flapping() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let receiver = Receiver::start(&[]).await;
+    let config = format!(
+        "{}{}[[alerts.webhook]]\nurl = \"{}\"\n",
+        failing_service(&fake),
+        alerts_header("3s"),
+        receiver.url()
+    );
+    let daemon = start_daemon(&config).await;
+    let address = daemon.address();
+    let state =
+        || async { get_json(address, "/api/v1/circuit-breakers/mpesa").await["state"].clone() };
+    // Two outages start and end within 3 s of the first page.
+    for _ in 0..2 {
+        eventually(10, "the breaker opens", || async {
+            state().await == "OPEN"
+        })
+        .await;
+        fake.set_mode(Mode::Healthy);
+        eventually(10, "the breaker closes", || async {
+            state().await == "CLOSED"
+        })
+        .await;
+        fake.set_mode(Mode::Status(500));
+    }
     eventually(20, "a flapping summary arrives", || async {
         receiver
             .accepted()
@@ -212,22 +297,19 @@ async fn flapping_is_summarised_instead_of_a_storm() {
     .await;
     let accepted = receiver.accepted();
     assert_eq!(accepted[0].json()["kind"], "transition");
-    let summary = accepted
-        .iter()
-        .map(|r| r.json())
-        .find(|j| j["kind"] == "flapping")
-        .unwrap();
-    assert!(summary["changes"].as_u64() >= Some(2), "{summary}");
-    assert_eq!(summary["to"], "OPEN");
+    assert_eq!(accepted[0].json()["to"], "OPEN");
+    let summary = accepted[1].json();
+    assert_eq!(summary["kind"], "flapping", "{summary}");
+    assert!(summary["changes"].as_u64() >= Some(3), "{summary}");
     let gap = accepted[1].at.duration_since(accepted[0].at).unwrap();
     assert!(
-        gap >= std::time::Duration::from_millis(1900),
+        gap >= std::time::Duration::from_millis(2900),
         "the summary waits out the interval: {gap:?}"
     );
     assert_eq!(
         accepted.len(),
         2,
-        "one notification, then one summary: {accepted:#?}"
+        "one page, then one summary: {accepted:#?}"
     );
     daemon.shutdown().await.expect("clean shutdown");
 }

@@ -29,6 +29,8 @@ fn spawn_run(global: &[&str], config: &std::path::Path) -> std::process::Child {
         .args(["run", "--config"])
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        // The default state directory is relative: keep it out of the source tree.
+        .current_dir(scratch_dir("run"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

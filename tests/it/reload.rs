@@ -16,8 +16,9 @@ fn secrets(dir: &Path) -> (String, String) {
     std::fs::write(dir.join("secret"), "test-secret\n").unwrap();
     std::fs::write(dir.join("admin"), "admin-token-value\n").unwrap();
     let server = format!(
-        "[server]\nadmin_token = \"${{file:{}}}\"\n",
-        dir.join("admin").display()
+        "[server]\nadmin_token = \"${{file:{}}}\"\n[alerts]\nstate_dir = \"{}\"\n",
+        dir.join("admin").display(),
+        dir.join("state").display()
     );
     let credentials = format!(
         "consumer_key = \"${{file:{}}}\"\nconsumer_secret = \"${{file:{}}}\"\n",
@@ -142,8 +143,11 @@ async fn a_bad_edit_keeps_the_old_config_and_says_why() {
     assert_eq!(answer.status().as_u16(), 422);
     let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
     let problem = body["problems"][0].as_str().unwrap();
+    let line = good.lines().count() + 1;
     assert!(
-        problem.contains("alerts.toml:11:1: unknown field `failure_treshold`"),
+        problem.contains(&format!(
+            "alerts.toml:{line}:1: unknown field `failure_treshold`"
+        )),
         "{problem}"
     );
     assert!(

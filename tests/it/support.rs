@@ -208,9 +208,13 @@ pub mod browser;
 pub mod prometheus;
 pub mod receiver;
 
-/// Starts a daemon from config text on a free loopback port.
+/// Starts a daemon from config text on a free loopback port; state is kept in a fresh
+/// scratch directory unless the text names one.
 pub async fn start_daemon(text: &str) -> breakerd::daemon::RunningDaemon {
-    let config = test_config(text);
+    let mut config = test_config(text);
+    if !text.contains("state_dir") {
+        config.alerts.state_dir = scratch_dir("state");
+    }
     breakerd::daemon::start(config, Some("127.0.0.1:0".parse().expect("address")))
         .await
         .expect("daemon starts")

@@ -1,0 +1,726 @@
+//! The alert stage: one task, above reloads, that every breaker's transitions reach once and in
+//! order. It books outages, keeps each service's state on disk, turns pages into notifications
+//! written to the outbox and queued on every direct channel that takes them, and publishes the
+//! outages that the Alertmanager channels and the API read. A reload changes its channels and
+//! rules in place: outages in progress, the Alertmanager alerts and every timer stay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tracing::{error, info, warn};
+
+use super::alertmanager::{self, AlertmanagerChannel};
+use super::delivery::{self, DirectChannel, Job, Transport};
+use super::email::EmailChannel;
+use super::notification::Notification;
+use super::outage::{Change, ClockPair, Ledger, Page, Rules};
+use super::outbox::Outbox;
+use super::store::{ServiceRecord, Store};
+use super::webhook::WebhookChannel;
+use super::{OutageView, Shared};
+use crate::breaker::{Snapshot, Transition, TransitionReason};
+use crate::config::{AlertsConfig, Config};
+use crate::history::History;
+use crate::metrics::{AlertOutcome, Metrics};
+use crate::probe::{Cause, HttpClient};
+
+/// A breaker's change of state, as its service's transition pump forwards it.
+#[derive(Debug)]
+pub(crate) struct StageEvent {
+    pub(crate) transition: Transition,
+    /// The service's last real failure when the pump received the change.
+    pub(crate) cause: Option<Cause>,
+    /// The breaker right after the change, to keep on disk.
+    pub(crate) breaker: Snapshot,
+}
+
+/// What a previous run (or the stage's latest news) has of a service's breaker.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Restored {
+    pub(crate) breaker: Snapshot,
+    pub(crate) last_failure: Option<Cause>,
+}
+
+/// What the stage takes from a config.
+#[derive(Clone, Debug)]
+struct Settings {
+    alerts: AlertsConfig,
+    rules: BTreeMap<String, Rules>,
+}
+
+impl Settings {
+    fn of(config: &Config) -> Self {
+        let alerts = config.alerts.clone();
+        let rules = config
+            .services
+            .iter()
+            .map(|service| {
+                let rules = Rules {
+                    notify_on: service
+                        .notify_on
+                        .clone()
+                        .unwrap_or_else(|| alerts.notify_on.clone()),
+                    min_interval: alerts.min_interval,
+                    reminder_every: alerts.reminder_every,
+                };
+                (service.name.clone(), rules)
+            })
+            .collect();
+        Self { alerts, rules }
+    }
+
+    fn rules(&self, service: &str) -> Rules {
+        self.rules.get(service).cloned().unwrap_or_else(|| Rules {
+            notify_on: self.alerts.notify_on.clone(),
+            min_interval: self.alerts.min_interval,
+            reminder_every: self.alerts.reminder_every,
+        })
+    }
+}
+
+enum Command {
+    Reconfigure(Box<Settings>, oneshot::Sender<Result<(), String>>),
+    Forget(String),
+    Shutdown {
+        last: Vec<(String, Restored)>,
+        deadline: Instant,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The handle of the running stage.
+#[derive(Debug)]
+pub(crate) struct AlertStage {
+    intake: mpsc::Sender<StageEvent>,
+    commands: mpsc::Sender<Command>,
+    outages: watch::Receiver<Arc<OutageView>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Reconfigure(..) => "Reconfigure",
+            Command::Forget(_) => "Forget",
+            Command::Shutdown { .. } => "Shutdown",
+        })
+    }
+}
+
+impl AlertStage {
+    /// Reads what `state_dir` kept (breakers, outages, pending notifications), starts the
+    /// channels of `config` and the stage. Returns the breakers to restore, by service.
+    pub(crate) async fn start(
+        config: &Config,
+        client: &HttpClient,
+        metrics: Arc<Metrics>,
+        history: Arc<History>,
+    ) -> anyhow::Result<(Self, BTreeMap<String, Restored>)> {
+        let state_dir = &config.alerts.state_dir;
+        let cannot = || {
+            format!(
+                "cannot keep state in {} (set alerts.state_dir to a writable directory)",
+                state_dir.display()
+            )
+        };
+        let (store, mut records) = Store::open(state_dir).await.with_context(cannot)?;
+        let outbox = {
+            let dir = state_dir.clone();
+            tokio::task::spawn_blocking(move || Outbox::open(&dir))
+                .await
+                .context("opening the outbox")?
+                .with_context(cannot)?
+        };
+        let settings = Settings::of(config);
+        let gone: Vec<String> = records
+            .keys()
+            .filter(|name| !settings.rules.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            info!(service = %name, "forgetting the kept state of a service that is no longer configured");
+            records.remove(&name);
+            store.forget(&name);
+        }
+        let clock = ClockPair::now();
+        let mut ledgers = BTreeMap::new();
+        let mut breakers = BTreeMap::new();
+        for (name, record) in records {
+            ledgers.insert(name.clone(), Ledger::restore(record.ledger, &clock));
+            breakers.insert(
+                name,
+                Restored {
+                    breaker: record.breaker,
+                    last_failure: record.last_failure,
+                },
+            );
+        }
+        let next_id = {
+            let outbox = outbox.clone();
+            tokio::task::spawn_blocking(move || outbox.first_id())
+                .await
+                .context("reading the outbox")?
+        };
+        let shared = Arc::new(Shared {
+            outbox,
+            metrics,
+            history,
+        });
+        let (view, outages) = watch::channel(Arc::new(OutageView::new()));
+        let (stop, _) = watch::channel(false);
+        let mut stage = Stage {
+            settings: Settings {
+                alerts: AlertsConfig::default(),
+                rules: BTreeMap::new(),
+            },
+            ledgers,
+            breakers: breakers.clone(),
+            store,
+            shared,
+            client: client.clone(),
+            direct: BTreeMap::new(),
+            alertmanagers: BTreeMap::new(),
+            retired: Vec::new(),
+            next_id,
+            view,
+            stop,
+        };
+        stage.publish();
+        stage
+            .reconfigure(settings)
+            .map_err(|why| anyhow::anyhow!("{why}"))?;
+        stage.resend_outbox().await;
+        let restored_outages = stage
+            .ledgers
+            .values()
+            .filter(|ledger| ledger.outage().is_some_and(|o| o.is_ongoing()))
+            .count();
+        if restored_outages > 0 {
+            info!(
+                outages = restored_outages,
+                "outages in progress were restored from the state directory; they are not paged again"
+            );
+        }
+        let (intake, events) = mpsc::channel(config.alerts.queue_size);
+        let (commands, orders) = mpsc::channel(16);
+        let task = tokio::spawn(stage.run(events, orders));
+        Ok((
+            Self {
+                intake,
+                commands,
+                outages,
+                task,
+            },
+            breakers,
+        ))
+    }
+
+    /// Where transition pumps send.
+    pub(crate) fn intake(&self) -> mpsc::Sender<StageEvent> {
+        self.intake.clone()
+    }
+
+    /// The outages, as they change.
+    pub(crate) fn outages(&self) -> watch::Receiver<Arc<OutageView>> {
+        self.outages.clone()
+    }
+
+    /// Applies the alert settings of `config` in place.
+    pub(crate) async fn reconfigure(&self, config: &Config) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Reconfigure(Box::new(Settings::of(config)), reply);
+        if self.commands.send(command).await.is_err() {
+            return Err("the alert stage has stopped".to_string());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the alert stage has stopped".to_string()))
+    }
+
+    /// Forgets a service removed from the config: its outage, its kept state.
+    pub(crate) async fn forget(&self, service: &str) {
+        let _ = self
+            .commands
+            .send(Command::Forget(service.to_string()))
+            .await;
+    }
+
+    /// Takes the breakers' last state, writes everything down, and stops: queued notifications
+    /// get until `deadline`, and whatever is left stays in the outbox for the next start.
+    pub(crate) async fn shutdown(self, last: Vec<(String, Restored)>, deadline: Instant) {
+        let (done, finished) = oneshot::channel();
+        let command = Command::Shutdown {
+            last,
+            deadline,
+            done,
+        };
+        if self.commands.send(command).await.is_ok() {
+            let _ = finished.await;
+        }
+        drop(self.intake);
+        if let Err(failure) = self.task.await {
+            error!("the alert stage failed: {failure}");
+        }
+    }
+}
+
+struct DirectSlot {
+    channel: watch::Sender<Arc<DirectChannel>>,
+    queue: mpsc::Sender<Job>,
+    task: JoinHandle<()>,
+}
+
+struct AlertmanagerSlot {
+    channel: watch::Sender<Arc<AlertmanagerChannel>>,
+    task: JoinHandle<()>,
+}
+
+struct Stage {
+    settings: Settings,
+    ledgers: BTreeMap<String, Ledger>,
+    /// Each service's breaker as last heard of, to write down with its ledger.
+    breakers: BTreeMap<String, Restored>,
+    store: Store,
+    shared: Arc<Shared>,
+    client: HttpClient,
+    direct: BTreeMap<String, DirectSlot>,
+    alertmanagers: BTreeMap<String, AlertmanagerSlot>,
+    /// Delivery tasks of removed channels, finishing their queues.
+    retired: Vec<JoinHandle<()>>,
+    next_id: u64,
+    view: watch::Sender<Arc<OutageView>>,
+    stop: watch::Sender<bool>,
+}
+
+/// The cause worth telling with `transition`: the last real failure when failures moved the
+/// breaker, none when a person or a timer did.
+fn cause_of(transition: &Transition, cause: Option<Cause>) -> Option<Cause> {
+    match transition.reason {
+        TransitionReason::ConsecutiveFailures { .. }
+        | TransitionReason::FailureRate { .. }
+        | TransitionReason::TrialFailed => cause,
+        _ => None,
+    }
+}
+
+impl Stage {
+    async fn run(
+        mut self,
+        mut intake: mpsc::Receiver<StageEvent>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown { last, deadline, done }) => {
+                        while let Ok(event) = intake.try_recv() {
+                            self.on_event(event).await;
+                        }
+                        self.finish(last, deadline).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                Some(event) = intake.recv() => self.on_event(event).await,
+                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                    self.on_timers().await;
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.ledgers
+            .values()
+            .filter_map(Ledger::next_deadline)
+            .min()
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Reconfigure(settings, reply) => {
+                let _ = reply.send(self.reconfigure(*settings));
+            }
+            Command::Forget(service) => {
+                self.ledgers.remove(&service);
+                self.breakers.remove(&service);
+                self.store.forget(&service);
+                self.publish();
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Steps: 1. book the change; 2. write the service's state down; 3. publish the outages;
+    /// 4. send the page, if the change made one.
+    async fn on_event(&mut self, event: StageEvent) {
+        let service = event.transition.service.to_string();
+        let change = Change::of(
+            &event.transition,
+            cause_of(&event.transition, event.cause.clone()),
+        );
+        self.breakers.insert(
+            service.clone(),
+            Restored {
+                breaker: event.breaker,
+                last_failure: event.cause,
+            },
+        );
+        let rules = self.settings.rules(&service);
+        let page = self.ledgers.entry(service.clone()).or_default().on_change(
+            change,
+            &rules,
+            Instant::now(),
+        );
+        self.save(&service);
+        self.publish();
+        if let Some(page) = page {
+            self.send(&service, page).await;
+        }
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        let wall = crate::wall::now();
+        let due: Vec<String> = self
+            .ledgers
+            .iter()
+            .filter(|(_, ledger)| ledger.next_deadline().is_some_and(|at| at <= now))
+            .map(|(service, _)| service.clone())
+            .collect();
+        for service in due {
+            let rules = self.settings.rules(&service);
+            let pages = match self.ledgers.get_mut(&service) {
+                Some(ledger) => ledger.on_timer(&rules, now, wall),
+                None => continue,
+            };
+            self.save(&service);
+            for page in pages {
+                self.send(&service, page).await;
+            }
+        }
+    }
+
+    /// Writes `service`'s breaker and ledger down (soon, off the runtime).
+    fn save(&self, service: &str) {
+        let (Some(restored), Some(ledger)) =
+            (self.breakers.get(service), self.ledgers.get(service))
+        else {
+            return;
+        };
+        self.store.save(
+            service,
+            ServiceRecord {
+                breaker: restored.breaker.clone(),
+                last_failure: restored.last_failure.clone(),
+                ledger: ledger.record(&ClockPair::now()),
+            },
+        );
+    }
+
+    /// Publishes every service's outage, if any changed.
+    fn publish(&self) {
+        let view: OutageView = self
+            .ledgers
+            .iter()
+            .filter_map(|(service, ledger)| {
+                ledger
+                    .outage()
+                    .map(|outage| (service.clone(), Arc::new(outage.clone())))
+            })
+            .collect();
+        self.view.send_if_modified(|current| {
+            if **current == view {
+                return false;
+            }
+            *current = Arc::new(view);
+            true
+        });
+    }
+
+    fn notification(&mut self, service: &str, page: Page) -> Notification {
+        let id = self.next_id;
+        self.next_id += 1;
+        let alerts = &self.settings.alerts;
+        let change = page.change;
+        Notification {
+            id,
+            kind: page.kind,
+            service: service.to_string(),
+            from: change.from,
+            to: change.to,
+            reason: change.reason.to_string(),
+            at: change.at,
+            at_unix_ms: crate::wall::unix_millis(change.at),
+            consecutive_failures: change.consecutive_failures,
+            last_failure: change.cause.as_ref().map(ToString::to_string),
+            cause: change.cause,
+            outage: page.outage,
+            next_attempt: change.next_attempt,
+            changes: page.changes,
+            dashboard_url: alerts.dashboard_url.as_ref().map(ToString::to_string),
+            api_url: alerts.api_url.as_ref().map(|base| {
+                format!(
+                    "{}/api/v1/circuit-breakers/{service}",
+                    base.as_str().trim_end_matches('/')
+                )
+            }),
+        }
+    }
+
+    /// Writes the notification to the outbox for each direct channel that takes it, then
+    /// queues it there.
+    async fn send(&mut self, service: &str, page: Page) {
+        let class = page.class;
+        let notification = self.notification(service, page);
+        for (name, slot) in &self.direct {
+            if !slot.channel.borrow().takes(service, class) {
+                continue;
+            }
+            let outbox = self.shared.outbox.clone();
+            let channel = name.clone();
+            let kept = notification.clone();
+            let written = tokio::task::spawn_blocking(move || outbox.put(&channel, &kept)).await;
+            let path = match written {
+                Ok(Ok(path)) => Some(path),
+                Ok(Err(failure)) => {
+                    // Not written down: still send it; it just would not survive a restart.
+                    error!(channel = %name, "cannot write the notification to the outbox: {failure}");
+                    None
+                }
+                Err(failure) => {
+                    error!(channel = %name, "cannot write the notification to the outbox: {failure}");
+                    None
+                }
+            };
+            enqueue(
+                &self.shared,
+                name,
+                &slot.queue,
+                Job {
+                    path,
+                    notification: notification.clone(),
+                },
+            );
+        }
+    }
+
+    /// Queues what the outbox kept from the last run on the channel of the same name; a kept
+    /// notification of a channel no longer configured goes to `dead/`.
+    async fn resend_outbox(&self) {
+        let outbox = self.shared.outbox.clone();
+        let pending = tokio::task::spawn_blocking(move || outbox.pending())
+            .await
+            .unwrap_or_default();
+        if !pending.is_empty() {
+            info!(
+                pending = pending.len(),
+                "sending notifications kept in the outbox from the last run"
+            );
+        }
+        for (path, entry) in pending {
+            let job = Job {
+                path: Some(path),
+                notification: entry.notification,
+            };
+            match self.direct.get(&entry.channel) {
+                Some(slot) => enqueue(&self.shared, &entry.channel, &slot.queue, job),
+                None => delivery::finish(
+                    &self.shared,
+                    &entry.channel,
+                    &job,
+                    AlertOutcome::Dropped,
+                    0,
+                    Some("the channel is no longer configured"),
+                ),
+            }
+        }
+    }
+
+    /// Takes new settings: rules at once (reminders follow a new interval), channels in place —
+    /// an unchanged channel keeps running untouched, a changed one takes its new settings for
+    /// its next attempt, a removed one finishes its queue, a new one starts.
+    fn reconfigure(&mut self, settings: Settings) -> Result<(), String> {
+        let direct = direct_channels(&settings.alerts, &self.client)?;
+        let now = Instant::now();
+        for (service, ledger) in &mut self.ledgers {
+            ledger.retune(&self.settings.rules(service), &settings.rules(service), now);
+        }
+        let mut wanted: BTreeMap<String, DirectChannel> = direct
+            .into_iter()
+            .map(|channel| (channel.name().to_string(), channel))
+            .collect();
+        let removed: Vec<String> = self
+            .direct
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(slot) = self.direct.remove(&name) {
+                info!(channel = %name, "alert channel removed; it finishes what it has queued");
+                self.retired.push(slot.task);
+            }
+        }
+        for (name, channel) in std::mem::take(&mut wanted) {
+            match self.direct.get(&name) {
+                Some(slot) if slot.channel.borrow().same_as(&channel) => {}
+                Some(slot) => {
+                    info!(channel = %name, "alert channel changed in place");
+                    slot.channel.send_replace(Arc::new(channel));
+                }
+                None => {
+                    self.shared.metrics.register_alert_channel(&name);
+                    let (sender, receiver) = watch::channel(Arc::new(channel));
+                    let (queue, jobs) = mpsc::channel(settings.alerts.queue_size);
+                    let task =
+                        tokio::spawn(delivery::run(receiver, jobs, Arc::clone(&self.shared)));
+                    self.direct.insert(
+                        name,
+                        DirectSlot {
+                            channel: sender,
+                            queue,
+                            task,
+                        },
+                    );
+                }
+            }
+        }
+        let wanted: BTreeMap<String, AlertmanagerChannel> = settings
+            .alerts
+            .alertmanagers
+            .iter()
+            .map(|config| {
+                let channel = AlertmanagerChannel::new(
+                    config.clone(),
+                    self.client.clone(),
+                    settings.alerts.api_url.clone(),
+                    settings.alerts.max_attempts,
+                );
+                (config.name.clone(), channel)
+            })
+            .collect();
+        self.alertmanagers.retain(|name, slot| {
+            let keep = wanted.contains_key(name);
+            if !keep {
+                info!(channel = %name, "Alertmanager channel removed");
+                slot.task.abort();
+            }
+            keep
+        });
+        for (name, channel) in wanted {
+            match self.alertmanagers.get(&name) {
+                Some(slot) if slot.channel.borrow().same_as(&channel) => {}
+                Some(slot) => {
+                    info!(channel = %name, "Alertmanager channel changed in place");
+                    slot.channel.send_replace(Arc::new(channel));
+                }
+                None => {
+                    self.shared.metrics.register_alert_channel(&name);
+                    let (sender, receiver) = watch::channel(Arc::new(channel));
+                    let task = tokio::spawn(alertmanager::run(
+                        receiver,
+                        self.view.subscribe(),
+                        Arc::clone(&self.shared),
+                        self.stop.subscribe(),
+                    ));
+                    self.alertmanagers.insert(
+                        name,
+                        AlertmanagerSlot {
+                            channel: sender,
+                            task,
+                        },
+                    );
+                }
+            }
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// Writes the breakers' last state and everything else down, stops the channels (queued
+    /// notifications get until `deadline`) and the writer.
+    async fn finish(mut self, last: Vec<(String, Restored)>, deadline: Instant) {
+        for (service, restored) in last {
+            // Only what a restart would otherwise lose: a breaker that never left closed
+            // with no failures in a row needs no file.
+            let pristine = restored.breaker.state == crate::breaker::State::Closed
+                && restored.breaker.consecutive_failures == 0
+                && restored.breaker.last_change.is_none();
+            let known = self.breakers.get(&service);
+            if known == Some(&restored) || (pristine && known.is_none()) {
+                continue;
+            }
+            self.ledgers.entry(service.clone()).or_default();
+            self.breakers.insert(service.clone(), restored);
+            self.save(&service);
+        }
+        let _ = self.stop.send(true);
+        let mut tasks = std::mem::take(&mut self.retired);
+        tasks.extend(self.direct.into_values().map(|slot| slot.task));
+        tasks.extend(self.alertmanagers.into_values().map(|slot| slot.task));
+        self.store.close().await;
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                warn!(
+                    "an alert channel did not finish in time; what it had left stays in the outbox"
+                );
+            }
+        }
+    }
+}
+
+/// Queues a notification on a channel; a full queue drops it (counted, logged, kept in
+/// `dead/`) rather than making the stage wait.
+fn enqueue(shared: &Shared, channel: &str, queue: &mpsc::Sender<Job>, job: Job) {
+    match queue.try_send(job) {
+        Ok(()) => shared.metrics.alert_queue_depth(channel, 1),
+        Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+            delivery::finish(
+                shared,
+                channel,
+                &job,
+                AlertOutcome::Dropped,
+                0,
+                Some("the channel's queue is full"),
+            );
+        }
+    }
+}
+
+/// The email and webhook channels of `alerts`.
+fn direct_channels(
+    alerts: &AlertsConfig,
+    client: &HttpClient,
+) -> Result<Vec<DirectChannel>, String> {
+    let mut channels = Vec::new();
+    for webhook in &alerts.webhooks {
+        channels.push(DirectChannel {
+            transport: Transport::Webhook(WebhookChannel::new(webhook.clone(), client.clone())),
+            max_attempts: alerts.max_attempts,
+        });
+    }
+    if let Some(email) = &alerts.email {
+        let channel =
+            EmailChannel::new(email.clone()).map_err(|why| format!("email channel: {why}"))?;
+        channels.push(DirectChannel {
+            transport: Transport::Email(Box::new(channel)),
+            max_attempts: alerts.max_attempts,
+        });
+    }
+    Ok(channels)
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
