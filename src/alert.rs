@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF};
 pub use notification::{Notification, NotificationKind, OutageInfo};
 pub use outage::Outage;
+pub(crate) use outage::in_outage;
 pub(crate) use stage::{AlertStage, Restored, StageEvent};
 pub use webhook::{SIGNATURE_HEADER, sign};
 

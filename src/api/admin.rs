@@ -65,7 +65,7 @@ pub(crate) async fn reset(
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(&state, &name)?;
     service.breaker.reset();
-    Ok(Json(service_stats(&service)))
+    Ok(Json(service_stats(&service, &state.outages())))
 }
 
 pub(crate) async fn reset_all(

@@ -9,7 +9,9 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
+use crate::alert::{OutageInfo, OutageView};
 use crate::breaker::{State as BreakerState, Stats};
+use crate::probe::Cause;
 use crate::registry::{CheckRecord, Percentiles, Service};
 
 /// One service's stats: the breaker's (the seed's fields first) and its check's.
@@ -22,22 +24,44 @@ pub(crate) struct ServiceStats {
     schedule: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_check: Option<CheckRecord>,
+    /// The last real failure (never a rejection by the breaker): what is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<Cause>,
+    /// The outage in progress, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outage: Option<OutageInfo>,
 }
 
-pub(crate) fn service_stats(service: &Service) -> ServiceStats {
+/// The outage `service` is in, if any.
+pub(crate) fn ongoing_outage(outages: &OutageView, service: &str) -> Option<OutageInfo> {
+    outages
+        .get(service)
+        .filter(|outage| outage.is_ongoing())
+        .map(|outage| outage.info())
+}
+
+pub(crate) fn service_stats(service: &Service, outages: &OutageView) -> ServiceStats {
+    let breaker = service.breaker.stats();
+    // The stage books outages a moment after the breaker moves: trust the breaker's state.
+    let outage = crate::alert::in_outage(breaker.state)
+        .then(|| ongoing_outage(outages, service.name()))
+        .flatten();
     ServiceStats {
-        breaker: service.breaker.stats(),
+        breaker,
         kind: service.probe.kind(),
         schedule: service.schedule_text(),
         last_check: service.last_check(),
+        cause: service.last_failure(),
+        outage,
     }
 }
 
 pub(crate) fn all_stats(state: &AppState) -> BTreeMap<String, ServiceStats> {
+    let outages = state.outages();
     state
         .registry()
         .iter()
-        .map(|service| (service.name().to_string(), service_stats(service)))
+        .map(|service| (service.name().to_string(), service_stats(service, &outages)))
         .collect()
 }
 
@@ -61,7 +85,7 @@ pub(crate) async fn one(
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(&state, &name)?;
-    Ok(Json(service_stats(&service)))
+    Ok(Json(service_stats(&service, &state.outages())))
 }
 
 /// The service's recent transitions and alert deliveries.
@@ -93,16 +117,41 @@ pub(crate) struct Health {
     states: StateCounts,
     open_services: Vec<String>,
     half_open_services: Vec<String>,
+    /// Every service in an outage, with why.
+    problems: Vec<Problem>,
     uptime_seconds: u64,
     timestamp: String,
+}
+
+/// A service in an outage, and why.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Problem {
+    service: String,
+    state: BreakerState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outage: Option<OutageInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<Cause>,
 }
 
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let mut counts = StateCounts::default();
     let mut open_services = Vec::new();
     let mut half_open_services = Vec::new();
+    let mut problems = Vec::new();
+    let outages = state.outages();
     for service in state.registry().iter() {
-        match service.breaker.state() {
+        let breaker_state = service.breaker.state();
+        if crate::alert::in_outage(breaker_state) {
+            problems.push(Problem {
+                service: service.name().to_string(),
+                state: breaker_state,
+                outage: ongoing_outage(&outages, service.name()),
+                cause: service.last_failure(),
+            });
+        }
+        match breaker_state {
             BreakerState::Closed => counts.closed += 1,
             BreakerState::Open => {
                 counts.open += 1;
@@ -134,6 +183,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
         states: counts,
         open_services,
         half_open_services,
+        problems,
         uptime_seconds: now
             .duration_since(state.started)
             .map_or(0, |up| up.as_secs()),

@@ -46,6 +46,10 @@ struct ServiceStatus {
     /// Durations of recent checks, oldest first (milliseconds; rejected checks are left out).
     recent_ms: Vec<f64>,
     last_check: Option<crate::registry::CheckRecord>,
+    /// The last real failure (never a rejection): what is wrong while the breaker is open.
+    cause: Option<crate::probe::Cause>,
+    /// The outage in progress, if any.
+    outage: Option<crate::alert::OutageInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +75,11 @@ fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-fn service_status(service: &Service, started: SystemTime) -> ServiceStatus {
+fn service_status(
+    service: &Service,
+    started: SystemTime,
+    outages: &crate::alert::OutageView,
+) -> ServiceStatus {
     let stats = service.breaker.stats();
     let since = stats
         .last_state_change
@@ -97,14 +105,19 @@ fn service_status(service: &Service, started: SystemTime) -> ServiceStatus {
         p95_ms: service.latency().p95,
         recent_ms: recent[skip..].to_vec(),
         last_check: service.last_check(),
+        cause: service.last_failure(),
+        outage: crate::alert::in_outage(stats.state)
+            .then(|| super::breakers::ongoing_outage(outages, service.name()))
+            .flatten(),
     }
 }
 
 pub(crate) fn snapshot(state: &AppState) -> Snapshot {
     let registry = state.registry();
+    let outages = state.outages();
     let services: Vec<ServiceStatus> = registry
         .iter()
-        .map(|service| service_status(service, state.started))
+        .map(|service| service_status(service, state.started, &outages))
         .collect();
     let mut transitions: Vec<TransitionLine> = registry
         .iter()

@@ -47,6 +47,32 @@ async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
         get_json(address, "/api/v1/circuit-breakers/mpesa").await["rejections"].as_u64() >= Some(2)
     })
     .await;
+    // While checks are rejected, every view still says what is wrong and since when.
+    let stats = get_json(address, "/api/v1/circuit-breakers/mpesa").await;
+    assert_eq!(stats["lastCheck"]["outcome"], "rejected");
+    assert_eq!(stats["cause"]["reason"], "http_status", "{stats}");
+    assert!(
+        stats["cause"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 500")
+    );
+    eventually(5, "the outage is booked", || async {
+        get_json(address, "/api/v1/circuit-breakers/mpesa").await["outage"]["startedAt"].is_string()
+    })
+    .await;
+    let health = get_json(address, "/api/v1/circuit-breakers/health").await;
+    assert_eq!(health["problems"][0]["service"], "mpesa", "{health}");
+    assert_eq!(health["problems"][0]["cause"]["reason"], "http_status");
+    assert!(
+        health["problems"][0]["outage"]["startedAt"].is_string(),
+        "{health}"
+    );
+    let status = get_json(address, "/api/v1/status").await;
+    assert_eq!(
+        status["services"][0]["cause"]["reason"], "http_status",
+        "{status}"
+    );
     let (_, text) = http_get(address, "/metrics").await;
     assert_eq!(
         sample(

@@ -47,6 +47,20 @@ async fn the_status_page_follows_a_breaker_opening_live() {
     .await;
     let summary = browser.text("#summary").await.unwrap_or_default();
     assert_eq!(summary, "2 services · 1 open · 0 half-open");
+
+    // A provider that fails: the card says why and since when, not "last check rejected".
+    fake.set_mode(Mode::Status(503));
+    crate::support::eventually(20, "the card shows the cause", || async move {
+        page.text("#svc-status-page .cause")
+            .await
+            .is_some_and(|cause| cause.starts_with("http_status — HTTP 503"))
+    })
+    .await;
+    let outage = browser
+        .text("#svc-status-page .outage")
+        .await
+        .unwrap_or_default();
+    assert!(outage.starts_with("failing since "), "{outage}");
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
