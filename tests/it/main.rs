@@ -13,6 +13,7 @@ mod demo;
 mod logs;
 mod observability;
 mod openapi;
+mod outages;
 mod packaging;
 mod probes;
 mod reload;
