@@ -76,6 +76,76 @@ fn every_rule_has_a_runbook_section_and_a_test() {
     }
 }
 
+/// The example Alertmanager config's inhibit rules, against a real Alertmanager, with alerts
+/// labelled as the rules label them (`by (service)`, `by (channel)`, `up`'s job and instance)
+/// and as breakerd's own channel labels its alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_inhibit_rules_match_labels_the_alerts_really_carry() {
+    use serde_json::json;
+
+    use crate::support::alertmanager::Alertmanager;
+
+    let example =
+        std::fs::read_to_string(repo("grafana/prometheus/alertmanager.yml")).expect("example");
+    let inhibit = &example[example.find("inhibit_rules:").expect("inhibit rules")..];
+    let receiver = Receiver::start(&[]).await;
+    let alertmanager = Alertmanager::start_with(&receiver.url(), "1s", inhibit);
+    let alerts = [
+        json!({"alertname": "CircuitBreakerOpen", "service": "mpesa", "severity": "critical"}),
+        json!({"alertname": "BreakerdCircuitOpen", "service": "mpesa", "severity": "critical"}),
+        json!({"alertname": "BreakerdCircuitOpen", "service": "kcb", "severity": "critical"}),
+        json!({"alertname": "BreakerdProviderSlow", "service": "mpesa", "severity": "warning"}),
+        json!({"alertname": "BreakerdErrorRatioRising", "service": "kcb", "severity": "warning"}),
+        json!({"alertname": "BreakerdProviderSlow", "service": "sms", "severity": "warning"}),
+        json!({"alertname": "BreakerdDown", "job": "breakerd", "instance": "a:9477", "severity": "critical"}),
+        json!({"alertname": "BreakerdConfigReloadFailed", "job": "breakerd", "instance": "a:9477", "severity": "warning"}),
+        json!({"alertname": "BreakerdConfigReloadFailed", "job": "breakerd", "instance": "b:9477", "severity": "warning"}),
+    ];
+    alertmanager.post(&alerts).await;
+    let inhibited = |alert: &serde_json::Value| {
+        alert["status"]["inhibitedBy"]
+            .as_array()
+            .is_some_and(|by| !by.is_empty())
+    };
+    eventually(30, "Alertmanager has evaluated the inhibitions", || async {
+        alertmanager.alerts().await.iter().filter(|a| inhibited(a)).count() >= 4
+    })
+    .await;
+    let mut held: Vec<(String, String, bool)> = alertmanager
+        .alerts()
+        .await
+        .iter()
+        .map(|alert| {
+            let labels = &alert["labels"];
+            let subject = labels["service"]
+                .as_str()
+                .or(labels["instance"].as_str())
+                .unwrap_or_default();
+            (
+                labels["alertname"].as_str().unwrap_or_default().to_string(),
+                subject.to_string(),
+                inhibited(alert),
+            )
+        })
+        .collect();
+    held.sort();
+    let expected: Vec<(String, String, bool)> = [
+        ("BreakerdCircuitOpen", "kcb", false),
+        ("BreakerdCircuitOpen", "mpesa", true),
+        ("BreakerdConfigReloadFailed", "a:9477", true),
+        ("BreakerdConfigReloadFailed", "b:9477", false),
+        ("BreakerdDown", "a:9477", false),
+        ("BreakerdErrorRatioRising", "kcb", true),
+        ("BreakerdProviderSlow", "mpesa", true),
+        ("BreakerdProviderSlow", "sms", false),
+        ("CircuitBreakerOpen", "mpesa", false),
+    ]
+    .iter()
+    .map(|(a, s, i)| (a.to_string(), s.to_string(), *i))
+    .collect();
+    assert_eq!(held, expected);
+}
+
 /// Every query of both dashboards, with Grafana's variables replaced for an instant query.
 fn dashboard_queries() -> Vec<(String, String)> {
     let mut queries = Vec::new();
