@@ -44,6 +44,31 @@ fn promtool_checks_and_unit_tests_the_rules() {
     assert!(ok, "promtool check config:\n{said}");
     let (ok, said) = run("amtool", &["check-config", "alertmanager.yml"], &dir);
     assert!(ok, "amtool check-config:\n{said}");
+    // breakerd's own alert pages; the rule for the same outage goes to the team channel.
+    for (labels, receiver) in [
+        (
+            "alertname=CircuitBreakerOpen severity=critical service=mpesa",
+            "oncall",
+        ),
+        (
+            "alertname=BreakerdCircuitOpen severity=critical service=mpesa",
+            "team-webhook",
+        ),
+        (
+            "alertname=BreakerdAlertDeliveryFailing severity=critical channel=email",
+            "oncall",
+        ),
+        (
+            "alertname=BreakerdProviderSlow severity=warning service=kcb",
+            "team-webhook",
+        ),
+    ] {
+        let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
+        args.extend(labels.split(' '));
+        let (ok, said) = run("amtool", &args, &dir);
+        assert!(ok, "amtool config routes test {labels}:\n{said}");
+        assert_eq!(said.lines().next(), Some(receiver), "{labels}");
+    }
 }
 
 #[test]
@@ -108,7 +133,13 @@ async fn the_example_inhibit_rules_match_labels_the_alerts_really_carry() {
             .is_some_and(|by| !by.is_empty())
     };
     eventually(30, "Alertmanager has evaluated the inhibitions", || async {
-        alertmanager.alerts().await.iter().filter(|a| inhibited(a)).count() >= 4
+        alertmanager
+            .alerts()
+            .await
+            .iter()
+            .filter(|a| inhibited(a))
+            .count()
+            >= 4
     })
     .await;
     let mut held: Vec<(String, String, bool)> = alertmanager
