@@ -15,6 +15,7 @@ mod observability;
 mod openapi;
 mod outages;
 mod packaging;
+mod paging;
 mod probes;
 mod reload;
 mod smtp;

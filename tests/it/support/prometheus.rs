@@ -51,6 +51,52 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// Runs a range query from `start` to `end` (Unix seconds) at one-second steps; returns
+    /// the `data.result` array (each series with its `values`).
+    pub async fn query_range(
+        &self,
+        expression: &str,
+        start: f64,
+        end: f64,
+    ) -> Vec<serde_json::Value> {
+        let mut url = url::Url::parse(&format!(
+            "http://127.0.0.1:{}/api/v1/query_range",
+            self.port
+        ))
+        .expect("url");
+        url.query_pairs_mut()
+            .append_pair("query", expression)
+            .append_pair("start", &format!("{start:.3}"))
+            .append_pair("end", &format!("{end:.3}"))
+            .append_pair("step", "1");
+        let Ok(response) = reqwest::get(url).await else {
+            return vec![];
+        };
+        let text = response.text().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The alerts Prometheus holds now (pending and firing).
+    pub async fn alerts(&self) -> Vec<serde_json::Value> {
+        let Ok(response) =
+            reqwest::get(format!("http://127.0.0.1:{}/api/v1/alerts", self.port)).await
+        else {
+            return vec![];
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+        json["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// `promtool check metrics` on `text`: its exit status and output.
 pub fn promtool_check_metrics(text: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
