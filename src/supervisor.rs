@@ -336,6 +336,7 @@ fn pump_transitions(
                 breaker: service.breaker.snapshot(),
             }
         };
+        let mut stage_gone = false;
         loop {
             let received = tokio::select! {
                 biased;
@@ -351,8 +352,13 @@ fn pump_transitions(
             };
             match received {
                 Ok(event) => {
-                    if stage.send(forward(event)).await.is_err() {
-                        return;
+                    // Logs and metrics go on even if the alert stage is gone.
+                    if stage.send(forward(event)).await.is_err() && !stage_gone {
+                        stage_gone = true;
+                        warn!(
+                            service = service.name(),
+                            "the alert stage has stopped; changes are logged but not paged"
+                        );
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -95,6 +95,21 @@ async fn a_webhook_that_recovers_gets_the_alert_exactly_once_signed() {
         sample(&text, "breakerd_alert_queue_depth{channel=\"webhook\"}"),
         Some(0.0)
     );
+    // Every attempt counts, the failed one included.
+    for (outcome, count) in [("failed", 1.0), ("ok", 1.0)] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "breakerd_alert_attempts_total{{channel=\"webhook\",outcome=\"{outcome}\"}}"
+                )
+            ),
+            Some(count),
+            "{text}"
+        );
+    }
+    let (valid, said) = crate::support::prometheus::promtool_check_metrics(&text);
+    assert!(valid, "promtool check metrics: {said}");
     let events = get_json(address, "/api/v1/circuit-breakers/mpesa/events").await;
     assert_eq!(events["transitions"][0]["to"], "OPEN");
     assert_eq!(events["deliveries"][0]["outcome"], "sent");
