@@ -269,15 +269,74 @@ impl AlertStage {
     }
 }
 
-struct DirectSlot {
-    channel: watch::Sender<Arc<DirectChannel>>,
-    queue: mpsc::Sender<Job>,
+/// A running channel: the settings its task reads, its queue (direct channels only), its task.
+struct Slot<C> {
+    channel: watch::Sender<Arc<C>>,
+    queue: Option<mpsc::Sender<Job>>,
     task: JoinHandle<()>,
 }
 
-struct AlertmanagerSlot {
-    channel: watch::Sender<Arc<AlertmanagerChannel>>,
-    task: JoinHandle<()>,
+/// A channel whose settings a reload can change in place.
+trait Reconfigurable {
+    fn name(&self) -> &str;
+    /// Whether `other` works the same way (the reload changed nothing here).
+    fn same_as(&self, other: &Self) -> bool;
+}
+
+impl Reconfigurable for DirectChannel {
+    fn name(&self) -> &str {
+        DirectChannel::name(self)
+    }
+
+    fn same_as(&self, other: &Self) -> bool {
+        DirectChannel::same_as(self, other)
+    }
+}
+
+impl Reconfigurable for AlertmanagerChannel {
+    fn name(&self) -> &str {
+        AlertmanagerChannel::name(self)
+    }
+
+    fn same_as(&self, other: &Self) -> bool {
+        AlertmanagerChannel::same_as(self, other)
+    }
+}
+
+/// Brings running `slots` in line with `wanted`: an unchanged channel runs on untouched, a
+/// changed one takes its new settings in place, a new one is started by `start`. Returns the
+/// slots of channels no longer wanted.
+fn reconcile<C: Reconfigurable>(
+    slots: &mut BTreeMap<String, Slot<C>>,
+    wanted: Vec<C>,
+    mut start: impl FnMut(C) -> Slot<C>,
+) -> Vec<Slot<C>> {
+    let mut wanted: BTreeMap<String, C> = wanted
+        .into_iter()
+        .map(|channel| (channel.name().to_string(), channel))
+        .collect();
+    let gone: Vec<String> = slots
+        .keys()
+        .filter(|name| !wanted.contains_key(*name))
+        .cloned()
+        .collect();
+    let removed = gone.iter().filter_map(|name| slots.remove(name)).collect();
+    for name in &gone {
+        info!(channel = %name, "alert channel removed");
+    }
+    for (name, channel) in std::mem::take(&mut wanted) {
+        match slots.get(&name) {
+            Some(slot) if slot.channel.borrow().same_as(&channel) => {}
+            Some(slot) => {
+                info!(channel = %name, "alert channel changed in place");
+                slot.channel.send_replace(Arc::new(channel));
+            }
+            None => {
+                slots.insert(name, start(channel));
+            }
+        }
+    }
+    removed
 }
 
 struct Stage {
@@ -288,8 +347,8 @@ struct Stage {
     store: Store,
     shared: Arc<Shared>,
     client: HttpClient,
-    direct: BTreeMap<String, DirectSlot>,
-    alertmanagers: BTreeMap<String, AlertmanagerSlot>,
+    direct: BTreeMap<String, Slot<DirectChannel>>,
+    alertmanagers: BTreeMap<String, Slot<AlertmanagerChannel>>,
     /// Delivery tasks of removed channels, finishing their queues.
     retired: Vec<JoinHandle<()>>,
     next_id: u64,
@@ -502,10 +561,11 @@ impl Stage {
                     None
                 }
             };
+            let Some(queue) = &slot.queue else { continue };
             enqueue(
                 &self.shared,
                 name,
-                &slot.queue,
+                queue,
                 Job {
                     path,
                     notification: notification.clone(),
@@ -532,8 +592,12 @@ impl Stage {
                 path: Some(path),
                 notification: entry.notification,
             };
-            match self.direct.get(&entry.channel) {
-                Some(slot) => enqueue(&self.shared, &entry.channel, &slot.queue, job),
+            match self
+                .direct
+                .get(&entry.channel)
+                .and_then(|slot| slot.queue.as_ref())
+            {
+                Some(queue) => enqueue(&self.shared, &entry.channel, queue, job),
                 None => delivery::finish(
                     &self.shared,
                     &entry.channel,
@@ -555,93 +619,52 @@ impl Stage {
         for (service, ledger) in &mut self.ledgers {
             ledger.retune(&self.settings.rules(service), &settings.rules(service), now);
         }
-        let mut wanted: BTreeMap<String, DirectChannel> = direct
-            .into_iter()
-            .map(|channel| (channel.name().to_string(), channel))
-            .collect();
-        let removed: Vec<String> = self
-            .direct
-            .keys()
-            .filter(|name| !wanted.contains_key(*name))
-            .cloned()
-            .collect();
-        for name in removed {
-            if let Some(slot) = self.direct.remove(&name) {
-                info!(channel = %name, "alert channel removed; it finishes what it has queued");
-                self.retired.push(slot.task);
+        let shared = Arc::clone(&self.shared);
+        let queue_size = settings.alerts.queue_size;
+        let removed = reconcile(&mut self.direct, direct, |channel| {
+            shared.metrics.register_alert_channel(channel.name());
+            let (sender, receiver) = watch::channel(Arc::new(channel));
+            let (queue, jobs) = mpsc::channel(queue_size);
+            Slot {
+                channel: sender,
+                queue: Some(queue),
+                task: tokio::spawn(delivery::run(receiver, jobs, Arc::clone(&shared))),
             }
-        }
-        for (name, channel) in std::mem::take(&mut wanted) {
-            match self.direct.get(&name) {
-                Some(slot) if slot.channel.borrow().same_as(&channel) => {}
-                Some(slot) => {
-                    info!(channel = %name, "alert channel changed in place");
-                    slot.channel.send_replace(Arc::new(channel));
-                }
-                None => {
-                    self.shared.metrics.register_alert_channel(&name);
-                    let (sender, receiver) = watch::channel(Arc::new(channel));
-                    let (queue, jobs) = mpsc::channel(settings.alerts.queue_size);
-                    let task =
-                        tokio::spawn(delivery::run(receiver, jobs, Arc::clone(&self.shared)));
-                    self.direct.insert(
-                        name,
-                        DirectSlot {
-                            channel: sender,
-                            queue,
-                            task,
-                        },
-                    );
-                }
-            }
-        }
-        let wanted: BTreeMap<String, AlertmanagerChannel> = settings
+        });
+        // A removed direct channel finishes what it has queued.
+        self.retired
+            .extend(removed.into_iter().map(|slot| slot.task));
+        let alertmanagers = settings
             .alerts
             .alertmanagers
             .iter()
             .map(|config| {
-                let channel = AlertmanagerChannel::new(
+                AlertmanagerChannel::new(
                     config.clone(),
                     self.client.clone(),
                     settings.alerts.api_url.clone(),
                     settings.alerts.max_attempts,
-                );
-                (config.name.clone(), channel)
+                )
             })
             .collect();
-        self.alertmanagers.retain(|name, slot| {
-            let keep = wanted.contains_key(name);
-            if !keep {
-                info!(channel = %name, "Alertmanager channel removed");
-                slot.task.abort();
+        let (view, stop) = (&self.view, &self.stop);
+        let removed = reconcile(&mut self.alertmanagers, alertmanagers, |channel| {
+            shared.metrics.register_alert_channel(channel.name());
+            let (sender, receiver) = watch::channel(Arc::new(channel));
+            Slot {
+                channel: sender,
+                queue: None,
+                task: tokio::spawn(alertmanager::run(
+                    receiver,
+                    view.subscribe(),
+                    Arc::clone(&shared),
+                    stop.subscribe(),
+                )),
             }
-            keep
         });
-        for (name, channel) in wanted {
-            match self.alertmanagers.get(&name) {
-                Some(slot) if slot.channel.borrow().same_as(&channel) => {}
-                Some(slot) => {
-                    info!(channel = %name, "Alertmanager channel changed in place");
-                    slot.channel.send_replace(Arc::new(channel));
-                }
-                None => {
-                    self.shared.metrics.register_alert_channel(&name);
-                    let (sender, receiver) = watch::channel(Arc::new(channel));
-                    let task = tokio::spawn(alertmanager::run(
-                        receiver,
-                        self.view.subscribe(),
-                        Arc::clone(&self.shared),
-                        self.stop.subscribe(),
-                    ));
-                    self.alertmanagers.insert(
-                        name,
-                        AlertmanagerSlot {
-                            channel: sender,
-                            task,
-                        },
-                    );
-                }
-            }
+        // Alertmanager keeps what it was told; nothing is left to finish.
+        for slot in removed {
+            slot.task.abort();
         }
         self.settings = settings;
         Ok(())

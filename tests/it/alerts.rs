@@ -3,9 +3,9 @@
 //! is summarised, and the events route shows the history.
 
 use crate::support::fake_provider::{FakeProvider, Mode};
-use crate::support::receiver::Receiver;
+use crate::support::receiver::{Receiver, changes};
 use crate::support::smtp_server::SmtpServer;
-use crate::support::{eventually, get_json, http_get, sample, scratch_dir, start_daemon};
+use crate::support::{eventually, get_json, http_get, pair, sample, scratch_dir, start_daemon};
 
 /// A service whose checks fail every 50 ms and open the breaker on the first failure.
 fn failing_service(fake: &FakeProvider) -> String {
@@ -239,14 +239,10 @@ async fn a_provider_that_stays_down_pages_once_through_its_trials_and_recovery_o
             .any(|r| r.json()["to"] == "CLOSED")
     })
     .await;
-    let sent: Vec<serde_json::Value> = receiver.accepted().iter().map(|r| r.json()).collect();
-    let changes: Vec<(&str, &str)> = sent
-        .iter()
-        .map(|n| (n["from"].as_str().unwrap(), n["to"].as_str().unwrap()))
-        .collect();
+    let sent = receiver.bodies();
     assert_eq!(
-        changes,
-        vec![("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")],
+        changes(&sent),
+        pair(&[("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")]),
         "one page when the outage starts, one when it ends: {sent:#?}"
     );
     let (opened, recovered) = (&sent[0], &sent[1]);
@@ -344,15 +340,6 @@ mod with_alertmanager {
         )
     }
 
-    fn notifications(receiver: &Receiver, status: &str) -> Vec<serde_json::Value> {
-        receiver
-            .accepted()
-            .iter()
-            .map(|r| r.json())
-            .filter(|n| n["status"] == status)
-            .collect()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alertmanager_notifies_firing_then_resolved() {
         let receiver = Receiver::start(&[]).await;
@@ -360,10 +347,10 @@ mod with_alertmanager {
         let fake = FakeProvider::start(Mode::Status(500)).await;
         let daemon = start_daemon(&config(&fake, &alertmanager)).await;
         eventually(30, "Alertmanager notifies the open breaker", || async {
-            !notifications(&receiver, "firing").is_empty()
+            !receiver.alertmanager_said("firing").is_empty()
         })
         .await;
-        let firing = &notifications(&receiver, "firing")[0];
+        let firing = &receiver.alertmanager_said("firing")[0];
         let alert = &firing["alerts"][0];
         assert_eq!(alert["labels"]["alertname"], "CircuitBreakerOpen");
         assert_eq!(alert["labels"]["service"], "mpesa");
@@ -385,7 +372,7 @@ mod with_alertmanager {
 
         fake.set_mode(Mode::Healthy);
         eventually(30, "Alertmanager notifies the recovery", || async {
-            !notifications(&receiver, "resolved").is_empty()
+            !receiver.alertmanager_said("resolved").is_empty()
         })
         .await;
         let (_, text) = http_get(daemon.address(), "/metrics").await;
@@ -419,7 +406,7 @@ mod with_alertmanager {
             .await;
         }
         eventually(30, "Alertmanager notifies", || async {
-            !notifications(&receiver, "firing").is_empty()
+            !receiver.alertmanager_said("firing").is_empty()
         })
         .await;
         let held: Vec<_> = alertmanager
@@ -433,7 +420,7 @@ mod with_alertmanager {
             1,
             "both replicas' alerts are one alert: {held:#?}"
         );
-        let firing = notifications(&receiver, "firing");
+        let firing = receiver.alertmanager_said("firing");
         assert_eq!(firing.len(), 1, "{firing:#?}");
         assert_eq!(firing[0]["alerts"].as_array().map(Vec::len), Some(1));
         first.shutdown().await.expect("clean shutdown");

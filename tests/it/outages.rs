@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::support::alertmanager::Alertmanager;
 use crate::support::fake_provider::{FakeProvider, Mode};
-use crate::support::receiver::Receiver;
-use crate::support::{eventually, get_json, scratch_dir, start_daemon};
+use crate::support::receiver::{Receiver, changes};
+use crate::support::{eventually, get_json, pair, scratch_dir, start_daemon};
 
 /// mpesa checked every 50 ms, open on the first failure, trial after 300 ms.
 fn mpesa(fake: &FakeProvider) -> String {
@@ -27,20 +27,6 @@ fn alerts(state_dir: &std::path::Path, webhook: &Receiver, extra: &str) -> Strin
         state_dir.display(),
         webhook.url()
     )
-}
-
-fn pages(receiver: &Receiver) -> Vec<Value> {
-    receiver.accepted().iter().map(|r| r.json()).collect()
-}
-
-/// What Alertmanager sent its webhook, by status.
-fn notified(receiver: &Receiver, status: &str) -> Vec<Value> {
-    receiver
-        .accepted()
-        .iter()
-        .map(|r| r.json())
-        .filter(|n| n["status"] == status)
-        .collect()
 }
 
 async fn failed_trials(address: std::net::SocketAddr) -> usize {
@@ -67,11 +53,11 @@ async fn a_restart_keeps_the_outage_and_pages_it_once() {
     );
     let first = start_daemon(&config).await;
     eventually(15, "the outage is paged", || async {
-        !pages(&webhook).is_empty()
+        !webhook.bodies().is_empty()
     })
     .await;
     eventually(30, "Alertmanager notifies it", || async {
-        !notified(&am_hook, "firing").is_empty()
+        !am_hook.alertmanager_said("firing").is_empty()
     })
     .await;
     first.shutdown().await.expect("clean shutdown");
@@ -83,7 +69,7 @@ async fn a_restart_keeps_the_outage_and_pages_it_once() {
         stats["state"] == "OPEN" || stats["state"] == "HALF_OPEN",
         "still open right after the restart: {stats}"
     );
-    let opened = pages(&webhook)[0].clone();
+    let opened = webhook.bodies()[0].clone();
     assert_eq!(stats["cause"]["reason"], "http_status", "{stats}");
     eventually(5, "the restored outage is shown", || async {
         get_json(address, "/api/v1/circuit-breakers/mpesa").await["outage"]["startedAt"]
@@ -96,21 +82,17 @@ async fn a_restart_keeps_the_outage_and_pages_it_once() {
     .await;
     fake.set_mode(Mode::Healthy);
     eventually(15, "the recovery is paged", || async {
-        pages(&webhook).iter().any(|p| p["to"] == "CLOSED")
+        webhook.bodies().iter().any(|p| p["to"] == "CLOSED")
     })
     .await;
     eventually(30, "Alertmanager resolves it", || async {
-        !notified(&am_hook, "resolved").is_empty()
+        !am_hook.alertmanager_said("resolved").is_empty()
     })
     .await;
-    let sent = pages(&webhook);
-    let changes: Vec<(&str, &str)> = sent
-        .iter()
-        .map(|p| (p["from"].as_str().unwrap(), p["to"].as_str().unwrap()))
-        .collect();
+    let sent = webhook.bodies();
     assert_eq!(
-        changes,
-        vec![("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")],
+        changes(&sent),
+        pair(&[("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")]),
         "the restart paged nothing again: {sent:#?}"
     );
     assert_eq!(
@@ -118,12 +100,12 @@ async fn a_restart_keeps_the_outage_and_pages_it_once() {
         "one outage across the restart"
     );
     assert_eq!(
-        notified(&am_hook, "firing").len(),
+        am_hook.alertmanager_said("firing").len(),
         1,
         "{:#?}",
         am_hook.received()
     );
-    let resolved = &notified(&am_hook, "resolved")[0]["alerts"][0];
+    let resolved = &am_hook.alertmanager_said("resolved")[0]["alerts"][0];
     assert_eq!(
         resolved["startsAt"].as_str().map(|s| &s[..19]),
         opened["at"].as_str().map(|s| &s[..19])
@@ -165,7 +147,7 @@ async fn a_reload_keeps_the_outage_the_alertmanager_alert_and_the_reminder_timer
         .await
         .expect("daemon starts");
     eventually(15, "the outage is paged", || async {
-        !pages(&webhook).is_empty()
+        !webhook.bodies().is_empty()
     })
     .await;
     let opened_at = webhook.accepted()[0].at;
@@ -173,11 +155,11 @@ async fn a_reload_keeps_the_outage_the_alertmanager_alert_and_the_reminder_timer
     // Change the webhook's headers a second into the outage.
     tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(1)).await;
     std::fs::write(&path, text("on-call")).unwrap();
-    let changes = daemon.reload().await.expect("the edit applies");
-    assert_eq!(changes, vec!["alerts: changed".to_string()]);
+    let applied = daemon.reload().await.expect("the edit applies");
+    assert_eq!(applied, vec!["alerts: changed".to_string()]);
 
     eventually(15, "a reminder comes", || async {
-        pages(&webhook).iter().any(|p| p["kind"] == "reminder")
+        webhook.bodies().iter().any(|p| p["kind"] == "reminder")
     })
     .await;
     let reminder = webhook
@@ -194,14 +176,14 @@ async fn a_reload_keeps_the_outage_the_alertmanager_alert_and_the_reminder_timer
         reminder.headers["x-team"], "on-call",
         "the channel changed in place"
     );
-    let kinds: Vec<Value> = pages(&webhook).iter().map(|p| p["kind"].clone()).collect();
+    let kinds: Vec<Value> = webhook.bodies().iter().map(|p| p["kind"].clone()).collect();
     assert_eq!(kinds[0], "transition");
     assert!(
         kinds[1..].iter().all(|k| k == "reminder"),
         "nothing paged again: {kinds:?}"
     );
     eventually(30, "Alertmanager notifies the outage", || async {
-        !notified(&am_hook, "firing").is_empty()
+        !am_hook.alertmanager_said("firing").is_empty()
     })
     .await;
     let held = alertmanager.alerts().await;
@@ -210,7 +192,7 @@ async fn a_reload_keeps_the_outage_the_alertmanager_alert_and_the_reminder_timer
         held[0]["status"]["state"], "active",
         "still firing after the reload"
     );
-    assert!(notified(&am_hook, "resolved").is_empty());
+    assert!(am_hook.alertmanager_said("resolved").is_empty());
     daemon.shutdown().await.expect("clean shutdown");
 }
 

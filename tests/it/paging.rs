@@ -14,9 +14,9 @@ use tokio::time::Instant;
 use crate::support::alertmanager::Alertmanager;
 use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::prometheus::Prometheus;
-use crate::support::receiver::Receiver;
+use crate::support::receiver::{Receiver, changes};
 use crate::support::smtp_server::SmtpServer;
-use crate::support::{closed_port, eventually, get_json, scratch_dir};
+use crate::support::{closed_port, eventually, get_json, pair, scratch_dir};
 
 fn config(
     dir: &Path,
@@ -61,7 +61,7 @@ fn parse_time(value: &Value) -> SystemTime {
 }
 
 /// What Alertmanager sent its receiver for breakerd's own alert, with when it arrived.
-fn alertmanager_said(hook: &Receiver, status: &str) -> Vec<SystemTime> {
+fn notified_at(hook: &Receiver, status: &str) -> Vec<SystemTime> {
     hook.accepted()
         .iter()
         .filter(|r| {
@@ -108,7 +108,7 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
     })
     .await;
     eventually(30, "Alertmanager notifies breakerd's alert", || async {
-        !alertmanager_said(&am_hook, "firing").is_empty()
+        !notified_at(&am_hook, "firing").is_empty()
     })
     .await;
     let status = get_json(address, "/api/v1/status").await;
@@ -161,8 +161,8 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
 
     // A live reload in the middle of the outage: the webhook gets another header.
     write("on-call");
-    let changes = second.reload().await.expect("the edit applies");
-    assert_eq!(changes, vec!["alerts: changed".to_string()]);
+    let applied = second.reload().await.expect("the edit applies");
+    assert_eq!(applied, vec!["alerts: changed".to_string()]);
 
     // Down for over a minute, then back.
     tokio::time::sleep_until(began + Duration::from_secs(70)).await;
@@ -180,7 +180,7 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
     })
     .await;
     eventually(30, "Alertmanager notifies the recovery", || async {
-        !alertmanager_said(&am_hook, "resolved").is_empty()
+        !notified_at(&am_hook, "resolved").is_empty()
     })
     .await;
     eventually(30, "BreakerdCircuitOpen resolves in Prometheus", || async {
@@ -194,14 +194,10 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
     let closed = SystemTime::now();
 
     // Exactly one page when the outage started and one when it ended, on each direct channel.
-    let pages: Vec<Value> = webhook.accepted().iter().map(|r| r.json()).collect();
-    let changes: Vec<(&str, &str)> = pages
-        .iter()
-        .map(|p| (p["from"].as_str().unwrap(), p["to"].as_str().unwrap()))
-        .collect();
+    let pages = webhook.bodies();
     assert_eq!(
-        changes,
-        vec![("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")],
+        changes(&pages),
+        pair(&[("CLOSED", "OPEN"), ("HALF_OPEN", "CLOSED")]),
         "{pages:#?}"
     );
     let (opened, recovered) = (&pages[0], &pages[1]);
@@ -241,12 +237,12 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
 
     // Alertmanager: firing once, never resolved before the recovery, resolved once after it.
     assert_eq!(
-        alertmanager_said(&am_hook, "firing").len(),
+        notified_at(&am_hook, "firing").len(),
         1,
         "{:#?}",
         am_hook.received()
     );
-    let resolved = alertmanager_said(&am_hook, "resolved");
+    let resolved = notified_at(&am_hook, "resolved");
     assert_eq!(resolved.len(), 1, "{:#?}", am_hook.received());
     assert!(resolved[0] >= recovery, "resolved only after the recovery");
 

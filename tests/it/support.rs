@@ -133,6 +133,14 @@ pub fn probe_for(text: &str) -> breakerd::probe::Probe {
     )
 }
 
+/// Owned `(from, to)` pairs, to compare with [`receiver::changes`].
+pub fn pair(changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    changes
+        .iter()
+        .map(|(from, to)| (from.to_string(), to.to_string()))
+        .collect()
+}
+
 /// A loopback port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -97,6 +97,30 @@ impl Receiver {
             .filter(|r| r.status < 300)
             .collect()
     }
+
+    /// The bodies of what was accepted, as JSON.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.accepted().iter().map(Received::json).collect()
+    }
+
+    /// What Alertmanager sent this receiver with `status` (`firing` or `resolved`).
+    pub fn alertmanager_said(&self, status: &str) -> Vec<serde_json::Value> {
+        self.bodies()
+            .into_iter()
+            .filter(|n| n["status"] == status)
+            .collect()
+    }
+}
+
+/// Each notification's `(from, to)`.
+pub fn changes(notifications: &[serde_json::Value]) -> Vec<(String, String)> {
+    notifications
+        .iter()
+        .map(|n| {
+            let state = |key: &str| n[key].as_str().unwrap_or_default().to_string();
+            (state("from"), state("to"))
+        })
+        .collect()
 }
 
 async fn receive(
