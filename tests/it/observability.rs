@@ -287,22 +287,10 @@ async fn against_a_real_prometheus_every_panel_has_data_and_the_open_rule_fires(
     })
     .await;
     eventually(90, "BreakerdCircuitOpen fires in Prometheus", || async {
-        let Ok(response) = reqwest::get(format!(
-            "http://127.0.0.1:{}/api/v1/alerts",
-            prometheus.port
-        ))
-        .await
-        else {
-            return false;
-        };
-        let json: serde_json::Value =
-            serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
-        json["data"]["alerts"].as_array().is_some_and(|alerts| {
-            alerts.iter().any(|a| {
-                a["labels"]["alertname"] == "BreakerdCircuitOpen"
-                    && a["labels"]["service"] == "mpesa"
-                    && a["state"] == "firing"
-            })
+        prometheus.alerts().await.iter().any(|a| {
+            a["labels"]["alertname"] == "BreakerdCircuitOpen"
+                && a["labels"]["service"] == "mpesa"
+                && a["state"] == "firing"
         })
     })
     .await;

@@ -36,22 +36,10 @@ impl Prometheus {
 
     /// Runs an instant query; returns the `data.result` array.
     pub async fn query(&self, expression: &str) -> Vec<serde_json::Value> {
-        let mut url =
-            url::Url::parse(&format!("http://127.0.0.1:{}/api/v1/query", self.port)).expect("url");
-        url.query_pairs_mut().append_pair("query", expression);
-        let Ok(response) = reqwest::get(url).await else {
-            return vec![];
-        };
-        let text = response.text().await.unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        json["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.api("query", &[("query", expression)], &["data", "result"])
+            .await
     }
-}
 
-impl Prometheus {
     /// Runs a range query from `start` to `end` (Unix seconds) at one-second steps; returns
     /// the `data.result` array (each series with its `values`).
     pub async fn query_range(
@@ -60,37 +48,40 @@ impl Prometheus {
         start: f64,
         end: f64,
     ) -> Vec<serde_json::Value> {
-        let mut url = url::Url::parse(&format!(
-            "http://127.0.0.1:{}/api/v1/query_range",
-            self.port
-        ))
-        .expect("url");
-        url.query_pairs_mut()
-            .append_pair("query", expression)
-            .append_pair("start", &format!("{start:.3}"))
-            .append_pair("end", &format!("{end:.3}"))
-            .append_pair("step", "1");
+        let (start, end) = (format!("{start:.3}"), format!("{end:.3}"));
+        let parameters = [
+            ("query", expression),
+            ("start", &start),
+            ("end", &end),
+            ("step", "1"),
+        ];
+        self.api("query_range", &parameters, &["data", "result"])
+            .await
+    }
+
+    /// The alerts Prometheus holds now (pending and firing).
+    pub async fn alerts(&self) -> Vec<serde_json::Value> {
+        self.api("alerts", &[], &["data", "alerts"]).await
+    }
+
+    /// GETs `/api/v1/<path>` and returns the array at `at` (empty when anything fails: the
+    /// callers poll).
+    async fn api(
+        &self,
+        path: &str,
+        parameters: &[(&str, &str)],
+        at: &[&str],
+    ) -> Vec<serde_json::Value> {
+        let mut url =
+            url::Url::parse(&format!("http://127.0.0.1:{}/api/v1/{path}", self.port)).expect("url");
+        url.query_pairs_mut().extend_pairs(parameters);
         let Ok(response) = reqwest::get(url).await else {
             return vec![];
         };
         let text = response.text().await.unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        json["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The alerts Prometheus holds now (pending and firing).
-    pub async fn alerts(&self) -> Vec<serde_json::Value> {
-        let Ok(response) =
-            reqwest::get(format!("http://127.0.0.1:{}/api/v1/alerts", self.port)).await
-        else {
-            return vec![];
-        };
-        let json: serde_json::Value =
-            serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
-        json["data"]["alerts"]
+        at.iter()
+            .fold(&json, |value, key| &value[*key])
             .as_array()
             .cloned()
             .unwrap_or_default()
