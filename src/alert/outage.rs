@@ -317,6 +317,14 @@ impl Ledger {
         pages
     }
 
+    /// Ends the outage in progress, if any, at `wall` (its service left the config); returns
+    /// it.
+    pub(crate) fn close(self, wall: SystemTime) -> Option<Outage> {
+        let mut outage = self.outage?;
+        outage.ended_at.get_or_insert(wall);
+        Some(outage)
+    }
+
     /// Takes changed rules: reminders follow a new interval at once.
     pub(crate) fn retune(&mut self, old: &Rules, new: &Rules, now: Instant) {
         if old.reminder_every == new.reminder_every {

@@ -18,7 +18,7 @@ use super::alertmanager::{self, AlertmanagerChannel};
 use super::delivery::{self, DirectChannel, Job, Transport};
 use super::email::EmailChannel;
 use super::notification::Notification;
-use super::outage::{Change, ClockPair, Ledger, Page, Rules};
+use super::outage::{Change, ClockPair, Ledger, Outage, Page, Rules};
 use super::outbox::Outbox;
 use super::store::{ServiceRecord, Store};
 use super::webhook::WebhookChannel;
@@ -28,6 +28,11 @@ use crate::config::{AlertsConfig, Config};
 use crate::history::History;
 use crate::metrics::{AlertOutcome, Metrics};
 use crate::probe::{Cause, HttpClient};
+
+/// Changes booked in one round before the outages are published again.
+const EVENT_BATCH: usize = 256;
+/// How long the outage of a service removed from the config stays published, ended.
+const DEPARTED_FOR: Duration = Duration::from_secs(86_400);
 
 /// A breaker's change of state, as its service's transition pump forwards it.
 #[derive(Debug)]
@@ -186,6 +191,7 @@ impl AlertStage {
             direct: BTreeMap::new(),
             alertmanagers: BTreeMap::new(),
             retired: Vec::new(),
+            departed: BTreeMap::new(),
             next_id,
             view,
             stop,
@@ -351,6 +357,9 @@ struct Stage {
     alertmanagers: BTreeMap<String, Slot<AlertmanagerChannel>>,
     /// Delivery tasks of removed channels, finishing their queues.
     retired: Vec<JoinHandle<()>>,
+    /// The last outages of services removed from the config, published (as ended) for a day
+    /// so that Alertmanager resolves their alerts.
+    departed: BTreeMap<String, Arc<Outage>>,
     next_id: u64,
     view: watch::Sender<Arc<OutageView>>,
     stop: watch::Sender<bool>,
@@ -368,6 +377,9 @@ fn cause_of(transition: &Transition, cause: Option<Cause>) -> Option<Cause> {
 }
 
 impl Stage {
+    /// Steps, in a loop: 1. take a command (after every change forwarded before it: a
+    /// service's last changes come before it is forgotten, every change before the shutdown),
+    /// or a batch of changes, or the timers that are due; 2. publish the outages once.
     async fn run(
         mut self,
         mut intake: mpsc::Receiver<StageEvent>,
@@ -377,23 +389,34 @@ impl Stage {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
-                    Some(Command::Shutdown { last, deadline, done }) => {
-                        while let Ok(event) = intake.try_recv() {
-                            self.on_event(event).await;
-                        }
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    self.take_queued(&mut intake, usize::MAX).await;
+                    if let Command::Shutdown { last, deadline, done } = command {
+                        self.publish();
                         self.finish(last, deadline).await;
                         let _ = done.send(());
                         return;
                     }
-                    Some(command) => self.on_command(command),
-                    None => return,
-                },
-                Some(event) = intake.recv() => self.on_event(event).await,
+                    self.on_command(command);
+                }
+                Some(event) = intake.recv() => {
+                    self.on_event(event).await;
+                    self.take_queued(&mut intake, EVENT_BATCH).await;
+                }
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                     self.on_timers().await;
                 }
             }
+            self.publish();
+        }
+    }
+
+    /// Books up to `most` changes already queued.
+    async fn take_queued(&mut self, intake: &mut mpsc::Receiver<StageEvent>, most: usize) {
+        for _ in 0..most {
+            let Ok(event) = intake.try_recv() else { return };
+            self.on_event(event).await;
         }
     }
 
@@ -410,17 +433,23 @@ impl Stage {
                 let _ = reply.send(self.reconfigure(*settings));
             }
             Command::Forget(service) => {
-                self.ledgers.remove(&service);
+                // Its outage ends with it: Alertmanager hears so at once.
+                if let Some(outage) = self
+                    .ledgers
+                    .remove(&service)
+                    .and_then(|ledger| ledger.close(crate::wall::now()))
+                {
+                    self.departed.insert(service.clone(), Arc::new(outage));
+                }
                 self.breakers.remove(&service);
                 self.store.forget(&service);
-                self.publish();
             }
             Command::Shutdown { .. } => {}
         }
     }
 
-    /// Steps: 1. book the change; 2. write the service's state down; 3. publish the outages;
-    /// 4. send the page, if the change made one.
+    /// Steps: 1. book the change; 2. write the service's state down; 3. send the page, if the
+    /// change made one.
     async fn on_event(&mut self, event: StageEvent) {
         let service = event.transition.service.to_string();
         let change = Change::of(
@@ -441,7 +470,6 @@ impl Stage {
             Instant::now(),
         );
         self.save(&service);
-        self.publish();
         if let Some(page) = page {
             self.send(&service, page).await;
         }
@@ -487,16 +515,19 @@ impl Stage {
     }
 
     /// Publishes every service's outage, if any changed.
-    fn publish(&self) {
-        let view: OutageView = self
-            .ledgers
-            .iter()
-            .filter_map(|(service, ledger)| {
-                ledger
-                    .outage()
-                    .map(|outage| (service.clone(), Arc::new(outage.clone())))
-            })
-            .collect();
+    fn publish(&mut self) {
+        let now = crate::wall::now();
+        self.departed.retain(|service, outage| {
+            let ended = outage.ended_at.unwrap_or(now);
+            !self.ledgers.contains_key(service)
+                && now.duration_since(ended).unwrap_or_default() < DEPARTED_FOR
+        });
+        let mut view: OutageView = self.departed.clone();
+        view.extend(self.ledgers.iter().filter_map(|(service, ledger)| {
+            ledger
+                .outage()
+                .map(|outage| (service.clone(), Arc::new(outage.clone())))
+        }));
         self.view.send_if_modified(|current| {
             if **current == view {
                 return false;

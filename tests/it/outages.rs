@@ -232,3 +232,55 @@ async fn an_unreadable_state_file_is_set_aside_and_the_daemon_runs() {
     );
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_service_during_its_outage_resolves_its_alertmanager_alert() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let webhook = Receiver::start(&[]).await;
+    let am_hook = Receiver::start(&[]).await;
+    let alertmanager = Alertmanager::start(&am_hook.url(), "1s");
+    let dir = scratch_dir("remove-outage");
+    std::fs::write(dir.join("key"), "test-key").unwrap();
+    std::fs::write(dir.join("secret"), "test-secret").unwrap();
+    let files = |text: String| {
+        text.replace(
+            "${KEY}",
+            &format!("${{file:{}}}", dir.join("key").display()),
+        )
+        .replace(
+            "${SECRET}",
+            &format!("${{file:{}}}", dir.join("secret").display()),
+        )
+    };
+    let rest = format!(
+        "{}[[alerts.alertmanager]]\nurl = \"{}\"\nresend_every = \"20s\"\n",
+        alerts(&dir.join("state"), &webhook, ""),
+        alertmanager.url()
+    );
+    let kcb = files(mpesa(&healthy).replace("[services.mpesa]", "[services.kcb]"));
+    let path = dir.join("alerts.toml");
+    std::fs::write(&path, format!("{}{kcb}{rest}", files(mpesa(&fake)))).unwrap();
+    let daemon = breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .expect("daemon starts");
+    eventually(30, "Alertmanager notifies the outage", || async {
+        !am_hook.alertmanager_said("firing").is_empty()
+    })
+    .await;
+    std::fs::write(&path, format!("{kcb}{rest}")).unwrap();
+    let applied = daemon.reload().await.expect("the edit applies");
+    assert_eq!(applied, vec!["mpesa: removed".to_string()]);
+    // Not at the alert's endsAt, a minute away: at once.
+    eventually(15, "Alertmanager resolves it", || async {
+        !am_hook.alertmanager_said("resolved").is_empty()
+    })
+    .await;
+    let resolved = &am_hook.alertmanager_said("resolved")[0]["alerts"][0];
+    assert_eq!(resolved["labels"]["service"], "mpesa");
+    assert!(
+        !dir.join("state/services/mpesa.json").exists(),
+        "its state is forgotten"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
