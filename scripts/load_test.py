@@ -67,6 +67,11 @@ def metric_sum(port, prefix):
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
+def scratch_cwd():
+    """A fresh working directory, so the daemon's default state directory stays out of the tree."""
+    return tempfile.mkdtemp(prefix="breakerd-load-")
+
+
 def clean_env():
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_SECRET", "_TOKEN", "_PASSWORD"))}
     env["RUST_LOG"] = "warn"
@@ -80,7 +85,7 @@ def idle(starts=5):
         port = free_port()
         started = time.monotonic()
         daemon = subprocess.Popen([BIN, "run", "--config", os.path.join(ROOT, "alerts.toml"),
-                                   "--listen", f"127.0.0.1:{port}"], env=clean_env(),
+                                   "--listen", f"127.0.0.1:{port}"], env=clean_env(), cwd=scratch_cwd(),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_http(f"http://127.0.0.1:{port}/metrics")
@@ -104,7 +109,8 @@ def thousand_services(target_port, window):
                         f'every = "1s"\nfailure_threshold = 5\ntimeout = "5s"\nreset_timeout = "30s"\n')
         port = free_port()
         daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
-                                  env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  env=clean_env(), cwd=scratch, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
         try:
             wait_http(f"http://127.0.0.1:{port}/metrics")
             time.sleep(10)  # warm-up: first checks spread over 1 s, connection pool filled

@@ -54,12 +54,13 @@ async fn every(
 ) {
     let mut ticks = interval_at(Instant::now() + offset, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut half_opened = HalfOpened::watch(&service.breaker);
+    let mut half_opened = HalfOpened::new(&service.breaker);
     let mut previous: Option<Instant> = None;
     loop {
+        let listening = half_opened.follow();
         let tick = tokio::select! {
             tick = ticks.tick() => tick,
-            () = half_opened.next() => {
+            () = half_opened.next(), if listening => {
                 check_once(service).await;
                 continue;
             }
@@ -88,8 +89,9 @@ fn missed_between(previous: Instant, tick: Instant, period: Duration) -> u64 {
 }
 
 async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch::Receiver<bool>) {
-    let mut half_opened = HalfOpened::watch(&service.breaker);
+    let mut half_opened = HalfOpened::new(&service.breaker);
     loop {
+        let listening = half_opened.follow();
         let now = chrono::Utc::now();
         let Some(next) = schedule.after(&now).next() else {
             info!(
@@ -101,7 +103,7 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = sleep(wait) => {}
-            () = half_opened.next() => {
+            () = half_opened.next(), if listening => {
                 check_once(service).await;
                 continue;
             }
@@ -120,33 +122,52 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
     }
 }
 
-/// Tells the scheduler when its breaker half-opens, so the trial runs at once.
+/// Tells the scheduler when its breaker half-opens, so the trial runs at once. It listens only
+/// while the breaker is in an outage: a healthy service's ticks cost nothing more.
 struct HalfOpened {
     breaker: Breaker,
-    events: broadcast::Receiver<Transition>,
-    /// A breaker already half-open when the scheduler starts (restored after a restart, or
-    /// half-opened while the service was being replaced) gets its trial first thing.
+    /// Subscribed while the breaker is open, forced open or half-open.
+    events: Option<broadcast::Receiver<Transition>>,
+    /// Half-open already when the listening began (restored after a restart, or half-opened
+    /// in the moment before subscribing): the trial is due first thing.
     pending: bool,
 }
 
 impl HalfOpened {
-    fn watch(breaker: &Breaker) -> Self {
-        let events = breaker.subscribe();
+    fn new(breaker: &Breaker) -> Self {
         Self {
-            pending: breaker.state() == State::HalfOpen,
             breaker: breaker.clone(),
-            events,
+            events: None,
+            pending: false,
         }
     }
 
-    /// Resolves when the breaker has half-opened (never, once the breaker is gone). Cancel
-    /// safe: it only receives from a broadcast channel.
+    /// Starts or stops listening, as the breaker's state asks; returns whether it listens.
+    fn follow(&mut self) -> bool {
+        if matches!(self.breaker.state(), State::Closed | State::Disabled) {
+            self.events = None;
+            self.pending = false;
+            return false;
+        }
+        if self.events.is_none() {
+            self.events = Some(self.breaker.subscribe());
+            // Read after subscribing: a half-opening in between is seen here, not missed.
+            self.pending = self.breaker.state() == State::HalfOpen;
+        }
+        true
+    }
+
+    /// Resolves when the breaker has half-opened. Cancel safe: it only receives from a
+    /// broadcast channel.
     async fn next(&mut self) {
         if std::mem::take(&mut self.pending) {
             return;
         }
+        let Some(events) = &mut self.events else {
+            return std::future::pending().await;
+        };
         loop {
-            match self.events.recv().await {
+            match events.recv().await {
                 Ok(event) if event.to == State::HalfOpen => return,
                 Ok(_) => {}
                 // Missed events: what matters is where the breaker is now.
