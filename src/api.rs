@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
             get(breakers::events),
         )
         .merge(admin)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -162,4 +163,8 @@ pub fn router(state: AppState) -> Router {
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NoRoute(format!("{method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} {}", uri.path()))
 }

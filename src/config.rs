@@ -4,6 +4,7 @@
 mod duration;
 mod effective;
 mod errors;
+mod file;
 mod raw;
 mod secret;
 mod validate;
@@ -15,6 +16,8 @@ use std::time::Duration;
 pub use duration::{format_duration, parse_duration};
 pub use effective::render as render_effective;
 pub use errors::{ConfigError, LoadError};
+pub(crate) use file::off_runtime as read_off_runtime;
+pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use url::Url;
 
@@ -458,13 +461,57 @@ pub struct AlertmanagerConfig {
 
 impl Config {
     /// Reads and validates the file at `path` with secrets from the process environment.
+    /// Blocking: the daemon calls [`Config::load_off_runtime`].
     pub fn load(path: &Path) -> Result<Config, LoadError> {
+        Self::load_bytes(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the bytes it validated.
+    pub fn load_bytes(path: &Path) -> Result<(Config, Vec<u8>), LoadError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let bytes = read_regular(path, MAX_CONFIG_BYTES).map_err(|source| LoadError::Read {
             path: display.clone(),
             source,
         })?;
-        Self::parse(&text, &display, &ProcessEnvironment)
+        let config = Self::parse_bytes(&bytes, &display, &ProcessEnvironment)?;
+        Ok((config, bytes))
+    }
+
+    /// [`Config::load_bytes`] on the blocking pool, given up after [`READ_TIMEOUT`]: a config or
+    /// secret file that never finishes reading cannot freeze the runtime.
+    pub async fn load_off_runtime(path: &Path) -> Result<(Config, Vec<u8>), LoadError> {
+        let owned = path.to_path_buf();
+        match file::off_runtime(move || Self::load_bytes(&owned)).await {
+            Ok(result) => result,
+            Err(source) => Err(LoadError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Validates `bytes`, which must be UTF-8; an invalid byte is a problem at its place.
+    pub fn parse_bytes(
+        bytes: &[u8],
+        path: &str,
+        environment: &dyn Environment,
+    ) -> Result<Config, LoadError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse(text, path, environment),
+            Err(error) => {
+                let valid = String::from_utf8_lossy(&bytes[..error.valid_up_to()]);
+                let (line, column) = errors::line_and_column(&valid, valid.len());
+                Err(LoadError::Invalid(vec![ConfigError {
+                    path: path.to_string(),
+                    line,
+                    column,
+                    message: format!(
+                        "byte 0x{:02x} is not UTF-8 text; save the file as UTF-8",
+                        bytes[error.valid_up_to()]
+                    ),
+                }]))
+            }
+        }
     }
 
     /// Validates `text`, naming `path` in errors, with secrets from `environment`.

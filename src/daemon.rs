@@ -50,11 +50,8 @@ pub async fn start_from_file(
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<RunningDaemon> {
     // Parse the very bytes the watcher starts from, so an edit made right after start is seen.
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read the config file", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let shown = path.display().to_string();
-    let config = Config::parse(&text, &shown, &crate::config::ProcessEnvironment)
+    let (config, bytes) = Config::load_off_runtime(path)
+        .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     launch(config, listen, Some((path.to_path_buf(), bytes))).await
 }
@@ -140,11 +137,11 @@ async fn reload_loop(
             request = requests.recv() => {
                 let Some(reply) = request else { return };
                 let outcome = reload(&path, &supervisor, &shared).await;
-                seen = std::fs::read(&path).ok();
+                seen = read_watched(&path).await;
                 let _ = reply.send(outcome);
             }
             _ = ticks.tick() => {
-                let now = std::fs::read(&path).ok();
+                let now = read_watched(&path).await;
                 if now.is_none() || now == seen {
                     continue;
                 }
@@ -152,7 +149,7 @@ async fn reload_loop(
                 let mut settled = now;
                 loop {
                     tokio::time::sleep(SETTLE).await;
-                    let again = std::fs::read(&path).ok();
+                    let again = read_watched(&path).await;
                     if again == settled {
                         break;
                     }
@@ -167,6 +164,18 @@ async fn reload_loop(
     }
 }
 
+/// The config file's bytes as the watcher compares them; `None` when it cannot be read (the
+/// reload that follows says why).
+async fn read_watched(path: &Path) -> Option<Vec<u8>> {
+    let owned = path.to_path_buf();
+    crate::config::read_off_runtime(move || {
+        crate::config::read_regular(&owned, crate::config::MAX_CONFIG_BYTES)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+}
+
 async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
@@ -178,8 +187,8 @@ async fn reload(
     supervisor: &Mutex<Option<Supervisor>>,
     shared: &Shared,
 ) -> Result<Vec<String>, Vec<String>> {
-    let next = match Config::load(path) {
-        Ok(next) => next,
+    let next = match Config::load_off_runtime(path).await {
+        Ok((next, _)) => next,
         Err(problems) => {
             let lines = problems.lines();
             for line in &lines {

@@ -30,6 +30,9 @@ pub enum ApiError {
     AdminDisabled,
     /// No such route.
     NoRoute(String),
+    /// The route exists, not for this method (`METHOD /path` as asked); the router adds the
+    /// `Allow` header.
+    MethodNotAllowed(String),
     /// A reload found problems in the config file; the running config is unchanged.
     InvalidConfig(Vec<String>),
     /// Something broke inside; the detail goes to the log only.
@@ -70,6 +73,10 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute(route) => (
                 StatusCode::NOT_FOUND,
                 json!({ "error": format!("no route {route}") }),
+            ),
+            ApiError::MethodNotAllowed(route) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "error": format!("{route}: method not allowed on this route (its Allow header lists the methods it takes)") }),
             ),
             ApiError::InvalidConfig(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -27,8 +27,8 @@ pub enum LoadError {
     Read {
         /// The file, as given.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why.
+        source: super::FileError,
     },
     /// The file was read and has problems, one per entry, in file order.
     #[error("{}", Lines(.0))]

@@ -54,7 +54,9 @@ impl Environment for ProcessEnvironment {
     }
 
     fn read_file(&self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|error| error.to_string())
+        let bytes = super::file::read_regular(std::path::Path::new(path), super::MAX_SECRET_BYTES)
+            .map_err(|error| error.to_string())?;
+        String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())
     }
 }
 

@@ -114,6 +114,13 @@ pub(crate) fn validate(
         environment,
     };
     let server = validator.server(raw.server);
+    if raw.services.is_empty() {
+        // An empty or truncated file must never replace a running config with nothing.
+        validator.problems.at(
+            0..0,
+            "no services are configured: add at least one [services.NAME] table (see the bundled alerts.toml)",
+        );
+    }
     let mut services = Vec::new();
     for (name, service) in raw.services {
         if let Some(service) = validator.service(name, service) {

@@ -279,3 +279,62 @@ async fn secrets_appear_in_no_answer() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_wrong_methods_get_405_before_401() {
+    use tower::ServiceExt;
+    let state = state();
+    let call = |method: &str, path: &str, authorization: Option<String>| {
+        let state = state.clone();
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        async move {
+            let response = breakerd::api::router(state).oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let allow = response
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, allow, json)
+        }
+    };
+    let reset = "/api/v1/circuit-breakers/mpesa/reset";
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, _, body) = call("POST", reset, Some(format!("{scheme}  {TOKEN}"))).await;
+        assert_eq!(
+            (status, &body["state"]),
+            (200, &json!("CLOSED")),
+            "{scheme}"
+        );
+    }
+    let (status, _, _) = call("POST", reset, Some(format!("Basic {TOKEN}"))).await;
+    assert_eq!(status, 401, "another scheme is not a bearer token");
+
+    let (status, allow, body) = call("GET", reset, None).await;
+    assert_eq!(
+        status, 405,
+        "the method is wrong before the token is missing"
+    );
+    assert_eq!(allow.as_deref(), Some("POST"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /api/v1/circuit-breakers/mpesa/reset: method not allowed"),
+        "{body}"
+    );
+    let (status, allow, body) = call("DELETE", "/metrics", None).await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET,HEAD")));
+    assert_eq!(
+        body["error"],
+        "DELETE /metrics: method not allowed on this route (its Allow header lists the methods it takes)",
+        "405 answers are JSON like every other error"
+    );
+}

@@ -335,7 +335,13 @@ fn each_rule_has_its_exact_error_at_its_place() {
     ];
     let mut mismatches = Vec::new();
     for (text, expected) in cases {
-        let got = errors(text);
+        // A file needs a service; cases about other tables get one after their own lines.
+        let text = if text.contains("[services.") {
+            text.to_string()
+        } else {
+            format!("{text}[services.ok]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n")
+        };
+        let got = errors(&text);
         let matches = got.len() == expected.len()
             && got
                 .iter()
@@ -366,5 +372,36 @@ fn an_unreadable_file_names_the_path() {
         error
             .to_string()
             .starts_with("/nonexistent/alerts.toml: cannot read the config file:")
+    );
+}
+
+#[test]
+fn a_config_without_services_is_an_error_not_a_daemon_that_does_nothing() {
+    for text in [
+        "",
+        "# only a comment\n",
+        "[server]\nslow_call = \"2s\"\n",
+        "[services]\n",
+    ] {
+        assert_eq!(
+            errors(text),
+            vec![
+                "alerts.toml:1:1: no services are configured: add at least one [services.NAME] table (see the bundled alerts.toml)"
+                    .to_string()
+            ],
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_a_problem_at_their_place() {
+    let bytes = b"[services.mpesa]\npreset = \"mp\xffesa\"\n";
+    let lines = Config::parse_bytes(bytes, "alerts.toml", &Env::default())
+        .unwrap_err()
+        .lines();
+    assert_eq!(
+        lines,
+        vec!["alerts.toml:2:13: byte 0xff is not UTF-8 text; save the file as UTF-8".to_string()]
     );
 }

@@ -178,3 +178,56 @@ async fn a_bad_edit_keeps_the_old_config_and_says_why() {
     assert_eq!(body, serde_json::json!({"reloaded": true, "changes": []}));
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_naming_a_fifo_a_device_or_nothing_changes_nothing_and_freezes_nothing() {
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let dir = scratch_dir("reload-hostile");
+    let (server, creds) = secrets(&dir);
+    let path = dir.join("alerts.toml");
+    let good = format!("{server}{}", service("kcb", &healthy, 3, &creds));
+    std::fs::write(&path, &good).unwrap();
+    let daemon = start(&path).await;
+    let address = daemon.address();
+    let fifo = dir.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hostile = [
+        (
+            good.replace(
+                &dir.join("key").display().to_string(),
+                &fifo.display().to_string(),
+            ),
+            "it is a FIFO, not a regular file",
+        ),
+        (
+            good.replace(&dir.join("secret").display().to_string(), "/dev/zero"),
+            "it is a character device, not a regular file",
+        ),
+        (String::new(), "alerts.toml:1:1: no services are configured"),
+    ];
+    for (text, why) in hostile {
+        std::fs::write(&path, &text).unwrap();
+        // Without the fix the FIFO never answers and this never returns.
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), daemon.reload())
+            .await
+            .expect("the reload returns");
+        let problems = outcome.expect_err("the hostile file is refused");
+        assert!(problems.iter().any(|p| p.contains(why)), "{problems:?}");
+        // Where it is: PATH:LINE:COL of the key that names the file.
+        let place = format!("{}:", path.display());
+        assert!(problems[0].starts_with(&place), "{problems:?}");
+        let kcb = get_json(address, "/api/v1/circuit-breakers/kcb").await;
+        assert_eq!(kcb["failureThreshold"], 3, "the old config keeps running");
+        assert!(!reload_ok(address).await);
+    }
+    std::fs::write(&path, &good).unwrap();
+    daemon.reload().await.expect("the good file applies again");
+    assert!(reload_ok(address).await);
+    daemon.shutdown().await.expect("clean shutdown");
+}
