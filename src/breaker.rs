@@ -50,8 +50,8 @@ pub use event::{CallRecord, Outcome, Transition, TransitionReason};
 pub use permit::Permit;
 pub use policy::{
     Backoff, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_RESET_TIMEOUT,
-    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy,
-    PolicyError, SlidingWindow,
+    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_BACKOFF_MULTIPLIER, MAX_DURATION,
+    MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy, PolicyError, SlidingWindow,
 };
 pub use snapshot::{Change, Snapshot};
 pub use state::State;

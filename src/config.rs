@@ -46,6 +46,61 @@ pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
 /// How long a resolved alert keeps being re-sent to Alertmanager.
 pub const DEFAULT_RESOLVE_FOR: Duration = Duration::from_secs(15 * 60);
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The longest value of each duration key: ample for any real use, and short enough that no
+/// timer, deadline or sum of them can overflow. `breakerd check` enforces them.
+pub const DURATION_LIMITS: &[(&str, Duration)] = &[
+    ("server.slow_call", HOUR),
+    ("server.shutdown_grace", Duration::from_secs(600)),
+    ("every", DAY),
+    ("timeout", HOUR),
+    ("reset_timeout", DAY),
+    ("slow_call", HOUR),
+    ("backoff_max", Duration::from_secs(7 * 86_400)),
+    ("alerts.min_interval", DAY),
+    ("alerts.reminder_every", Duration::from_secs(30 * 86_400)),
+    ("alerts.webhook.timeout", Duration::from_secs(5 * 60)),
+    ("alerts.email.timeout", Duration::from_secs(5 * 60)),
+    ("alerts.alertmanager.timeout", Duration::from_secs(5 * 60)),
+    ("alerts.alertmanager.resend_every", HOUR),
+    (
+        "alerts.alertmanager.resolve_for",
+        Duration::from_secs(7 * 86_400),
+    ),
+];
+
+/// The largest value of each whole-number key. `breakerd check` enforces them.
+pub const COUNT_LIMITS: &[(&str, u32)] = &[
+    ("failure_threshold", 10_000),
+    ("half_open_max_calls", crate::breaker::MAX_HALF_OPEN_COUNT),
+    ("success_threshold", crate::breaker::MAX_HALF_OPEN_COUNT),
+    ("window_size", crate::breaker::MAX_WINDOW_SIZE),
+    ("minimum_calls", crate::breaker::MAX_WINDOW_SIZE),
+    ("alerts.max_attempts", 1000),
+];
+
+/// The largest `alerts.queue_size`.
+pub const MAX_QUEUE_SIZE: usize = 1_000_000;
+
+/// The limit of duration key `key` (every key has one; the shortest applies to an unknown one).
+pub(crate) fn duration_limit(key: &str) -> Duration {
+    DURATION_LIMITS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map_or(MINUTE, |(_, limit)| *limit)
+}
+
+/// The limit of whole-number key `key`.
+pub(crate) fn count_limit(key: &str) -> u32 {
+    COUNT_LIMITS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map_or(1000, |(_, limit)| *limit)
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

@@ -351,14 +351,27 @@ impl Ledger {
         }
     }
 
-    /// The ledger a previous run kept.
+    /// The ledger a previous run kept. Its times come from a file and a wall clock that may
+    /// have jumped: a page is never "sent in the future", and no timer lies further ahead than
+    /// the longest interval the config allows.
     pub(crate) fn restore(record: LedgerRecord, clock: &ClockPair) -> Self {
+        let within = |at: SystemTime, key: &str| {
+            clock
+                .instant(at)
+                .min(clock.instant + crate::config::duration_limit(key))
+        };
         Self {
             outage: record.outage,
-            last_sent: record.last_sent.map(|at| clock.instant(at)),
+            last_sent: record
+                .last_sent
+                .map(|at| clock.instant(at).min(clock.instant)),
             told: record.told,
-            held: record.held.map(|kept| (kept.held, clock.instant(kept.due))),
-            next_reminder: record.next_reminder.map(|at| clock.instant(at)),
+            held: record
+                .held
+                .map(|kept| (kept.held, within(kept.due, "alerts.min_interval"))),
+            next_reminder: record
+                .next_reminder
+                .map(|at| within(at, "alerts.reminder_every")),
         }
     }
 }
@@ -404,19 +417,23 @@ impl ClockPair {
     }
 
     fn wall(&self, at: Instant) -> SystemTime {
-        if at >= self.instant {
-            self.wall + (at - self.instant)
+        let moved = if at >= self.instant {
+            self.wall.checked_add(at - self.instant)
         } else {
-            self.wall - (self.instant - at)
-        }
+            self.wall.checked_sub(self.instant - at)
+        };
+        moved.unwrap_or(self.wall)
     }
 
+    /// The instant of wall time `at`, read from a file that may say anything: never further
+    /// than a year either way.
     fn instant(&self, at: SystemTime) -> Instant {
+        const YEAR: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
         match at.duration_since(self.wall) {
-            Ok(ahead) => self.instant + ahead,
+            Ok(ahead) => self.instant + ahead.min(YEAR),
             Err(behind) => self
                 .instant
-                .checked_sub(behind.duration())
+                .checked_sub(behind.duration().min(YEAR))
                 .unwrap_or(self.instant),
         }
     }
@@ -722,5 +739,30 @@ mod tests {
         let pages = due(&mut restored, &rules);
         assert_eq!(pages.len(), 1);
         assert_eq!(pages[0].kind, NotificationKind::Flapping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_times_in_a_kept_ledger_never_overflow_the_clock() {
+        let record: LedgerRecord = serde_json::from_str(
+            r#"{"lastSent":"9999-12-31T23:59:59.000Z","nextReminder":"1970-01-01T00:00:00.000Z"}"#,
+        )
+        .unwrap();
+        let mut ledger = Ledger::restore(record, &ClockPair::now());
+        let rules = rules(&[NotifyOn::Open], 30, Some(60));
+        assert!(ledger.next_deadline().is_some());
+        assert_eq!(
+            due(&mut ledger, &rules),
+            vec![],
+            "no outage: nothing to remind of"
+        );
+        let page = ledger.on_change(
+            change(CLOSED, OPEN, Some("HTTP 500")),
+            &rules,
+            Instant::now(),
+        );
+        assert_eq!(page, None, "held: the last page counts as sent just now");
+        advance(30).await;
+        let pages = due(&mut ledger, &rules);
+        assert_eq!(pages.len(), 1, "held for min_interval, not until year 9999");
     }
 }

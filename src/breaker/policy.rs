@@ -20,6 +20,11 @@ pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 pub const MAX_HALF_OPEN_COUNT: u32 = (1 << 16) - 1;
 /// The largest sliding window, in calls.
 pub const MAX_WINDOW_SIZE: u32 = 100_000;
+/// The longest timeout, reset timeout, slow-call duration or backoff cap: a year, so that no
+/// deadline the breaker computes can overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+/// The largest backoff multiplier.
+pub const MAX_BACKOFF_MULTIPLIER: f64 = 1000.0;
 
 /// How a breaker decides to open, how long it stays open and how it tests recovery.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,6 +116,12 @@ pub enum PolicyError {
         /// The policy field.
         field: &'static str,
     },
+    /// A duration was longer than [`MAX_DURATION`].
+    #[error("{field} is longer than a year, the longest allowed")]
+    TooLong {
+        /// The policy field.
+        field: &'static str,
+    },
     /// A percentage was outside 0 < p <= 100.
     #[error("{field} is {value}, allowed is a percentage above 0 and at most 100")]
     BadPercentage {
@@ -133,8 +144,8 @@ pub enum PolicyError {
     /// A slow-call rate was set without the duration that makes a call slow.
     #[error("window.slow_call_rate_threshold needs slow_call_duration to be set")]
     SlowRateWithoutDuration,
-    /// The backoff multiplier was below 1 or not a number.
-    #[error("backoff.multiplier is {0}, allowed is a finite number of at least 1")]
+    /// The backoff multiplier was below 1, above [`MAX_BACKOFF_MULTIPLIER`] or not a number.
+    #[error("backoff.multiplier is {}, allowed is a finite number from 1 to 1000", short(*.0))]
     BadMultiplier(f64),
     /// The backoff jitter was outside 0..=1.
     #[error("backoff.jitter is {0}, allowed is a fraction from 0 to 1")]
@@ -204,12 +215,13 @@ impl Policy {
     }
 
     fn validate_backoff(&self, backoff: &Backoff) -> Result<(), PolicyError> {
-        if !backoff.multiplier.is_finite() || backoff.multiplier < 1.0 {
+        if !(1.0..=MAX_BACKOFF_MULTIPLIER).contains(&backoff.multiplier) {
             return Err(PolicyError::BadMultiplier(backoff.multiplier));
         }
         if !(0.0..=1.0).contains(&backoff.jitter) {
             return Err(PolicyError::BadJitter(backoff.jitter));
         }
+        bounded("backoff.max", backoff.max)?;
         if backoff.max < self.reset_timeout {
             return Err(PolicyError::MaxBelowResetTimeout {
                 max: backoff.max,
@@ -239,9 +251,26 @@ fn half_open_count(field: &'static str, value: u32) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// A number as a person reads it: `0.5`, `2`, `1e300` (not three hundred digits).
+fn short(value: f64) -> String {
+    if value.is_finite() && value.abs() >= 1e6 {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Positive and at most [`MAX_DURATION`].
 fn positive(field: &'static str, value: Duration) -> Result<(), PolicyError> {
     if value.is_zero() {
         return Err(PolicyError::ZeroDuration { field });
+    }
+    bounded(field, value)
+}
+
+fn bounded(field: &'static str, value: Duration) -> Result<(), PolicyError> {
+    if value > MAX_DURATION {
+        return Err(PolicyError::TooLong { field });
     }
     Ok(())
 }
@@ -388,7 +417,7 @@ mod tests {
                     }),
                     ..Policy::default()
                 },
-                "backoff.multiplier is 0.5, allowed is a finite number of at least 1",
+                "backoff.multiplier is 0.5, allowed is a finite number from 1 to 1000",
             ),
             (
                 Policy {

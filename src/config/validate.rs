@@ -11,7 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 use url::Url;
 
-use super::duration::parse_duration;
+use super::duration::{format_duration, parse_duration};
 use super::errors::{LoadError, Problems, nearest};
 use super::raw::{RawAlerts, RawConfig, RawList, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
@@ -422,7 +422,10 @@ impl Validator<'_> {
                 .backoff_multiplier
                 .as_ref()
                 .map_or(2.0, |m| *m.get_ref());
-            let default_max = policy.reset_timeout.saturating_mul(8);
+            let default_max = policy
+                .reset_timeout
+                .saturating_mul(8)
+                .min(super::duration_limit("backoff_max"));
             policy.backoff = Some(Backoff {
                 multiplier,
                 max: self.duration("backoff_max", raw.backoff_max.as_ref(), default_max, false),
@@ -455,7 +458,17 @@ impl Validator<'_> {
                 base_url: self.base_url(raw, kind)?,
                 username: self.credential("username", raw.username.as_ref()),
                 api_key: self.credential("api_key", raw.api_key.as_ref()),
-                min_balance: raw.min_balance.as_ref().map(|balance| *balance.get_ref()),
+                min_balance: raw.min_balance.as_ref().and_then(|balance| {
+                    let value = *balance.get_ref();
+                    if value.is_finite() {
+                        return Some(value);
+                    }
+                    self.problems.at(
+                        balance.span(),
+                        format!("min_balance is {value}, allowed is a finite number"),
+                    );
+                    None
+                }),
             })),
             "whatsapp" => Some(Check::WhatsApp(WhatsAppCheck {
                 base_url: self.base_url(raw, kind)?,
@@ -744,13 +757,14 @@ impl Validator<'_> {
         });
         let queue_size = match &raw.queue_size {
             Some(size) => match usize::try_from(*size.get_ref()) {
-                Ok(size) if (1..=1_000_000).contains(&size) => size,
+                Ok(size) if (1..=super::MAX_QUEUE_SIZE).contains(&size) => size,
                 _ => {
                     self.problems.at(
                         size.span(),
                         format!(
-                            "alerts.queue_size is {}, allowed is 1 to 1000000",
-                            size.get_ref()
+                            "alerts.queue_size is {}, allowed is 1 to {}",
+                            size.get_ref(),
+                            super::MAX_QUEUE_SIZE
                         ),
                     );
                     defaults.queue_size
@@ -982,10 +996,22 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return default;
         };
+        let limit = super::duration_limit(key);
         match parse_duration(raw.get_ref()) {
             Ok(duration) if duration.is_zero() && !zero_ok => {
                 self.problems
                     .at(raw.span(), format!("{key} must be longer than 0s"));
+                default
+            }
+            Ok(duration) if duration > limit => {
+                self.problems.at(
+                    raw.span(),
+                    format!(
+                        "{key} is {}, the longest allowed is {}",
+                        raw.get_ref(),
+                        format_duration(limit)
+                    ),
+                );
                 default
             }
             Ok(duration) => duration,
@@ -1000,15 +1026,15 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return default;
         };
+        let limit = super::count_limit(key);
         match u32::try_from(*raw.get_ref()) {
-            Ok(value) if value >= 1 => value,
+            Ok(value) if (1..=limit).contains(&value) => value,
             _ => {
                 self.problems.at(
                     raw.span(),
                     format!(
-                        "{key} is {}, allowed is a whole number from 1 to {}",
+                        "{key} is {}, allowed is a whole number from 1 to {limit}",
                         raw.get_ref(),
-                        u32::MAX
                     ),
                 );
                 default
@@ -1028,7 +1054,9 @@ fn policy_error_span(error: &PolicyError, raw: &RawService) -> Option<Range<usiz
     }
     let field = match error {
         PolicyError::Zero { field } | PolicyError::TooLarge { field, .. } => *field,
-        PolicyError::ZeroDuration { field } | PolicyError::BadPercentage { field, .. } => *field,
+        PolicyError::ZeroDuration { field }
+        | PolicyError::TooLong { field }
+        | PolicyError::BadPercentage { field, .. } => *field,
         PolicyError::MinimumAboveSize { .. } => "window.minimum_calls",
         PolicyError::WindowWithoutThreshold => "window.size",
         PolicyError::SlowRateWithoutDuration => "window.slow_call_rate_threshold",

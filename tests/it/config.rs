@@ -238,7 +238,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\npreset = \"kcb\"\nfailure_threshold = 0\n",
             &[
-                "alerts.toml:3:21: failure_threshold is 0, allowed is a whole number from 1 to 4294967295",
+                "alerts.toml:3:21: failure_threshold is 0, allowed is a whole number from 1 to 10000",
             ],
         ),
         (
@@ -254,7 +254,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\npreset = \"kcb\"\nbackoff_multiplier = 0.5\n",
             &[
-                "alerts.toml:3:22: backoff_multiplier is 0.5, allowed is a finite number of at least 1",
+                "alerts.toml:3:22: backoff_multiplier is 0.5, allowed is a finite number from 1 to 1000",
             ],
         ),
         (
@@ -404,4 +404,74 @@ fn bytes_that_are_not_utf8_are_a_problem_at_their_place() {
         lines,
         vec!["alerts.toml:2:13: byte 0xff is not UTF-8 text; save the file as UTF-8".to_string()]
     );
+}
+
+#[test]
+fn every_value_out_of_its_range_is_rejected_at_its_place() {
+    let text = r#"[server]
+shutdown_grace = "1000000d"
+slow_call = "9223372036854775807s"
+[services.x]
+preset = "kcb"
+every = "2d"
+timeout = "2h"
+reset_timeout = "1000000d"
+failure_threshold = 100000
+backoff_multiplier = 1e300
+backoff_max = "30d"
+slow_call = "2h"
+[services.z]
+preset = "africastalking"
+min_balance = inf
+[alerts]
+min_interval = "1000000d"
+reminder_every = "9223372036854775807s"
+max_attempts = 100000
+queue_size = 0
+[[alerts.alertmanager]]
+url = "http://127.0.0.1:9093"
+resend_every = "2h"
+resolve_for = "30d"
+timeout = "1h"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "alerts.toml:2:18: server.shutdown_grace is 1000000d, the longest allowed is 10m",
+            "alerts.toml:3:13: server.slow_call is 9223372036854775807s, the longest allowed is 1h",
+            "alerts.toml:6:9: every is 2d, the longest allowed is 1d",
+            "alerts.toml:7:11: timeout is 2h, the longest allowed is 1h",
+            "alerts.toml:8:17: reset_timeout is 1000000d, the longest allowed is 1d",
+            "alerts.toml:9:21: failure_threshold is 100000, allowed is a whole number from 1 to 10000",
+            "alerts.toml:10:22: backoff_multiplier is 1e300, allowed is a finite number from 1 to 1000",
+            "alerts.toml:11:15: backoff_max is 30d, the longest allowed is 7d",
+            "alerts.toml:12:13: slow_call is 2h, the longest allowed is 1h",
+            "alerts.toml:15:15: min_balance is inf, allowed is a finite number",
+            "alerts.toml:17:16: alerts.min_interval is 1000000d, the longest allowed is 1d",
+            "alerts.toml:18:18: alerts.reminder_every is 9223372036854775807s, the longest allowed is 30d",
+            "alerts.toml:19:16: alerts.max_attempts is 100000, allowed is a whole number from 1 to 1000",
+            "alerts.toml:20:14: alerts.queue_size is 0, allowed is 1 to 1000000",
+            "alerts.toml:23:16: alerts.alertmanager.resend_every is 2h, the longest allowed is 1h",
+            "alerts.toml:24:15: alerts.alertmanager.resolve_for is 30d, the longest allowed is 7d",
+            "alerts.toml:25:11: alerts.alertmanager.timeout is 1h, the longest allowed is 5m",
+        ]
+        .map(str::to_string)
+    );
+    // At the limits themselves, everything is accepted.
+    let limits = r#"[server]
+shutdown_grace = "10m"
+[services.x]
+preset = "kcb"
+every = "1d"
+timeout = "1h"
+reset_timeout = "1d"
+failure_threshold = 10000
+backoff_multiplier = 1000
+backoff_max = "7d"
+[alerts]
+min_interval = "1d"
+reminder_every = "30d"
+max_attempts = 1000
+"#;
+    assert_eq!(errors(limits), Vec::<String>::new());
 }
