@@ -136,7 +136,7 @@ async fn reload_loop(
         tokio::select! {
             request = requests.recv() => {
                 let Some(reply) = request else { return };
-                let outcome = reload(&path, &supervisor, &shared).await;
+                let outcome = guarded_reload(&path, &supervisor, &shared).await;
                 seen = read_watched(&path).await;
                 let _ = reply.send(outcome);
             }
@@ -157,11 +157,35 @@ async fn reload_loop(
                 }
                 seen = settled;
                 info!(path = %path.display(), "the config file changed; reloading");
-                let _ = reload(&path, &supervisor, &shared).await;
+                let _ = guarded_reload(&path, &supervisor, &shared).await;
             }
             _ = stopped(&mut stopping) => return,
         }
     }
+}
+
+/// [`reload`], with a panic logged, counted and answered as a failed reload: the watcher
+/// goes on watching.
+async fn guarded_reload(
+    path: &Path,
+    supervisor: &Mutex<Option<Supervisor>>,
+    shared: &Shared,
+) -> Result<Vec<String>, Vec<String>> {
+    let context = path.display().to_string();
+    crate::tasks::guard(
+        &shared.metrics,
+        crate::tasks::TaskKind::ConfigWatcher,
+        &context,
+        reload(path, supervisor, shared),
+    )
+    .await
+    .unwrap_or_else(|| {
+        shared.metrics.config_loaded(false);
+        Err(vec![
+            "the reload failed on a bug (see the log); the previous config keeps running"
+                .to_string(),
+        ])
+    })
 }
 
 /// The config file's bytes as the watcher compares them; `None` when it cannot be read (the

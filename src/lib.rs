@@ -19,6 +19,7 @@ pub mod probe;
 pub mod registry;
 pub mod scheduler;
 pub(crate) mod supervisor;
+pub mod tasks;
 pub(crate) mod wall;
 
 /// README.md's Rust examples, compiled and run as doc tests.

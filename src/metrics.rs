@@ -111,6 +111,11 @@ struct ChannelLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabel {
+    task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -128,6 +133,7 @@ pub struct Metrics {
     alert_last_success: Family<ChannelLabel, FloatGauge>,
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
+    task_panics: Family<TaskLabel, Counter>,
     /// The size of the last exposition, to allocate the next one at once.
     last_size: AtomicUsize,
 }
@@ -180,6 +186,17 @@ impl Metrics {
             Unit::Seconds,
             reload_success_time.clone(),
         );
+        let task_panics: Family<TaskLabel, Counter> = Family::default();
+        for kind in crate::tasks::TaskKind::ALL {
+            drop(task_panics.get_or_create(&TaskLabel {
+                task: kind.as_str().to_string(),
+            }));
+        }
+        registry.register(
+            "task_panics",
+            "Long-lived tasks that panicked (each was logged and started again, or went on with its next step)",
+            task_panics.clone(),
+        );
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -196,6 +213,7 @@ impl Metrics {
             alert_last_success,
             reload_successful,
             reload_success_time,
+            task_panics,
             last_size: AtomicUsize::new(64 * 1024),
         }
     }
@@ -281,6 +299,15 @@ impl Metrics {
             .get_or_create(&ChannelOutcomeLabels {
                 channel: channel.to_string(),
                 outcome: outcome.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a panic of a long-lived task.
+    pub fn task_panicked(&self, kind: crate::tasks::TaskKind) {
+        self.task_panics
+            .get_or_create(&TaskLabel {
+                task: kind.as_str().to_string(),
             })
             .inc();
     }

@@ -14,26 +14,35 @@ use tracing::{debug, info};
 
 use crate::breaker::{Breaker, BreakerError, Outcome, State, Transition};
 use crate::config::Schedule;
+use crate::metrics::Metrics;
 use crate::probe::FailureReason;
 use crate::registry::{CheckRecord, Service};
+use crate::tasks::{self, TaskKind};
 
 /// First checks of services on the same interval are spread over at most this long.
 pub const MAX_SPREAD: Duration = Duration::from_secs(10);
 
 /// Runs `service`'s checks until `shutdown` turns true. `slot` of `slots` places its first
 /// check within the spread window, so services on one interval do not fire together.
+/// The task is kept alive: a panic is logged, counted and the schedule starts again.
 pub fn spawn(
     service: Arc<Service>,
     slot: usize,
     slots: usize,
     shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        match service.config.schedule.clone() {
-            Schedule::Every(period) => {
-                every(&service, period, spread(period, slot, slots), shutdown).await
+    let context = service.name().to_string();
+    tasks::keep(TaskKind::Scheduler, context, metrics, move || {
+        let service = Arc::clone(&service);
+        let shutdown = shutdown.clone();
+        async move {
+            match service.config.schedule.clone() {
+                Schedule::Every(period) => {
+                    every(&service, period, spread(period, slot, slots), shutdown).await
+                }
+                Schedule::Cron { schedule, .. } => cron(&service, &schedule, shutdown).await,
             }
-            Schedule::Cron { schedule, .. } => cron(&service, &schedule, shutdown).await,
         }
     })
 }

@@ -22,6 +22,7 @@ use crate::observe;
 use crate::probe::HttpClient;
 use crate::registry::{Registry, Service, effective_policy};
 use crate::scheduler;
+use crate::tasks::{self, TaskKind};
 
 /// How long a replaced service's running check may take to finish before it is cancelled.
 const REPLACE_GRACE: Duration = Duration::from_secs(2);
@@ -147,7 +148,18 @@ impl Supervisor {
             let service = Arc::clone(&service);
             let history = Arc::clone(&self.history);
             let stage = self.stage.intake();
-            Task::spawn(|stopping| pump_transitions(service, history, stage, stopping))
+            let metrics = Arc::clone(&self.metrics);
+            Task::spawn(|stopping| {
+                let context = service.name().to_string();
+                tasks::keep(TaskKind::TransitionPump, context, metrics, move || {
+                    pump_transitions(
+                        Arc::clone(&service),
+                        Arc::clone(&history),
+                        stage.clone(),
+                        stopping.clone(),
+                    )
+                })
+            })
         };
         let running = Running {
             service,
@@ -163,8 +175,9 @@ impl Supervisor {
         for running in self.running.values_mut() {
             if let Some((slot, slots)) = running.pending_schedule.take() {
                 let service = Arc::clone(&running.service);
+                let metrics = Arc::clone(&self.metrics);
                 running.scheduler = Some(Task::spawn(|stopping| {
-                    scheduler::spawn(service, slot, slots, stopping)
+                    scheduler::spawn(service, slot, slots, stopping, metrics)
                 }));
             }
         }
@@ -319,14 +332,14 @@ fn restore(service: &Service, kept: &Restored) {
 
 /// Logs, counts and remembers every transition of one service's breaker, and forwards it to
 /// the alert stage with the service's last failure and the breaker's state to keep.
-fn pump_transitions(
+async fn pump_transitions(
     service: Arc<Service>,
     history: Arc<History>,
     stage: mpsc::Sender<StageEvent>,
     mut stopping: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) {
     let mut events = service.breaker.subscribe();
-    tokio::spawn(async move {
+    {
         let forward = |event: Transition| {
             observe::transition(&service.metrics, &event);
             history.transition(&event);
@@ -371,5 +384,5 @@ fn pump_transitions(
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
-    })
+    }
 }

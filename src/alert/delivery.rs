@@ -19,6 +19,7 @@ use super::webhook::WebhookChannel;
 use crate::config::{ChannelFilter, NotifyOn};
 use crate::history::DeliveryRecord;
 use crate::metrics::{AlertOutcome, AttemptOutcome};
+use crate::tasks::{self, TaskKind};
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -30,6 +31,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub(crate) enum Transport {
     Webhook(WebhookChannel),
     Email(Box<EmailChannel>),
+    /// For tests: panics on notifications of this service, takes the others.
+    #[cfg(test)]
+    PanicsOn(String),
 }
 
 /// One configured email or webhook channel, as its delivery task uses it.
@@ -45,6 +49,8 @@ impl DirectChannel {
         match &self.transport {
             Transport::Webhook(channel) => &channel.config.name,
             Transport::Email(_) => "email",
+            #[cfg(test)]
+            Transport::PanicsOn(_) => "test",
         }
     }
 
@@ -52,6 +58,8 @@ impl DirectChannel {
         match &self.transport {
             Transport::Webhook(channel) => channel.config.timeout,
             Transport::Email(channel) => channel.config.timeout,
+            #[cfg(test)]
+            Transport::PanicsOn(_) => Duration::from_secs(1),
         }
     }
 
@@ -59,6 +67,14 @@ impl DirectChannel {
         match &self.transport {
             Transport::Webhook(channel) => &channel.config.filter,
             Transport::Email(channel) => &channel.config.filter,
+            #[cfg(test)]
+            Transport::PanicsOn(_) => {
+                static ALL: ChannelFilter = ChannelFilter {
+                    notify_on: None,
+                    services: None,
+                };
+                &ALL
+            }
         }
     }
 
@@ -90,6 +106,11 @@ impl DirectChannel {
             match &self.transport {
                 Transport::Webhook(channel) => channel.deliver(notification).await,
                 Transport::Email(channel) => channel.deliver(notification).await,
+                #[cfg(test)]
+                Transport::PanicsOn(service) => {
+                    assert_ne!(&notification.service, service, "a bug in a channel");
+                    Ok(())
+                }
             }
         };
         match tokio::time::timeout(self.timeout(), attempt).await {
@@ -190,8 +211,19 @@ pub(crate) async fn run(
         shared.metrics.alert_queue_depth(&name, -1);
         let mut attempt = 1;
         loop {
-            let current = Arc::clone(&channel.borrow());
-            let result = current.deliver(&job.notification).await;
+            let current = Arc::clone(&*channel.borrow());
+            let attempt_result = tasks::guard(
+                &shared.metrics,
+                TaskKind::AlertDelivery,
+                &name,
+                current.deliver(&job.notification),
+            )
+            .await;
+            let result = attempt_result.unwrap_or_else(|| {
+                Err(DeliveryError::permanent(
+                    "the delivery panicked (a bug; see the log)",
+                ))
+            });
             let outcome = match result {
                 Ok(()) => AttemptOutcome::Ok,
                 Err(_) => AttemptOutcome::Failed,
@@ -246,5 +278,62 @@ mod tests {
         );
         assert_eq!(backoff(2, 1.0), Duration::from_millis(400));
         assert_eq!(backoff(u32::MAX, 0.5), Duration::from_secs(54));
+    }
+
+    fn scratch(label: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("breakerd-delivery-{}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_channel_that_panics_on_one_notification_counts_it_and_delivers_the_next() {
+        let dir = scratch("panic");
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let history = Arc::new(crate::history::History::default());
+        let shared = Arc::new(Shared {
+            outbox: super::super::outbox::Outbox::open(&dir).unwrap(),
+            metrics: Arc::clone(&metrics),
+            history: Arc::clone(&history),
+        });
+        let channel = Arc::new(DirectChannel {
+            transport: Transport::PanicsOn("mpesa".into()),
+            max_attempts: 3,
+        });
+        metrics.register_alert_channel("test");
+        let (_keep, settings) = watch::channel(channel);
+        let (queue, jobs) = mpsc::channel(4);
+        for service in ["mpesa", "kcb"] {
+            let notification = Notification {
+                service: service.into(),
+                ..super::super::notification::sample()
+            };
+            queue
+                .try_send(Job {
+                    path: None,
+                    notification,
+                })
+                .unwrap();
+        }
+        drop(queue);
+        run(settings, jobs, Arc::clone(&shared)).await;
+        let text = metrics.render_prometheus_text();
+        for series in [
+            "breakerd_task_panics_total{task=\"alert_delivery\"} 1",
+            "breakerd_alerts_total{channel=\"test\",outcome=\"failed\"} 1",
+            "breakerd_alerts_total{channel=\"test\",outcome=\"sent\"} 1",
+            "breakerd_alert_attempts_total{channel=\"test\",outcome=\"failed\"} 1",
+        ] {
+            assert!(text.contains(series), "missing {series} in\n{text}");
+        }
+        let kcb = history.events("kcb").deliveries;
+        assert_eq!(kcb.len(), 1, "the next notification is delivered");
+        let mpesa = history.events("mpesa").deliveries;
+        assert_eq!(
+            mpesa[0].error.as_deref(),
+            Some("the delivery panicked (a bug; see the log)")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

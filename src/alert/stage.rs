@@ -28,6 +28,7 @@ use crate::config::{AlertsConfig, Config};
 use crate::history::History;
 use crate::metrics::{AlertOutcome, Metrics};
 use crate::probe::{Cause, HttpClient};
+use crate::tasks::{self, TaskKind};
 
 /// Changes booked in one round before the outages are published again.
 const EVENT_BATCH: usize = 256;
@@ -133,7 +134,9 @@ impl AlertStage {
                 state_dir.display()
             )
         };
-        let (store, mut records) = Store::open(state_dir).await.with_context(cannot)?;
+        let (store, mut records) = Store::open(state_dir, Arc::clone(&metrics))
+            .await
+            .with_context(cannot)?;
         let outbox = {
             let dir = state_dir.clone();
             tokio::task::spawn_blocking(move || Outbox::open(&dir))
@@ -398,17 +401,27 @@ impl Stage {
                         let _ = done.send(());
                         return;
                     }
-                    self.on_command(command);
+                    let metrics = Arc::clone(&self.shared.metrics);
+                    tasks::guard(&metrics, TaskKind::AlertStage, "a command", async {
+                        self.on_command(command);
+                    })
+                    .await;
                 }
                 Some(event) = intake.recv() => {
                     self.on_event(event).await;
                     self.take_queued(&mut intake, EVENT_BATCH).await;
                 }
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                    self.on_timers().await;
+                    let metrics = Arc::clone(&self.shared.metrics);
+                    tasks::guard(&metrics, TaskKind::AlertStage, "the timers", self.on_timers())
+                        .await;
                 }
             }
-            self.publish();
+            let metrics = Arc::clone(&self.shared.metrics);
+            tasks::guard(&metrics, TaskKind::AlertStage, "publishing", async {
+                self.publish();
+            })
+            .await;
         }
     }
 
@@ -448,9 +461,17 @@ impl Stage {
         }
     }
 
+    /// Books one change; a panic while booking it is logged and counted, and the stage goes
+    /// on with the next.
+    async fn on_event(&mut self, event: StageEvent) {
+        let metrics = Arc::clone(&self.shared.metrics);
+        let context = event.transition.service.to_string();
+        tasks::guard(&metrics, TaskKind::AlertStage, &context, self.book(event)).await;
+    }
+
     /// Steps: 1. book the change; 2. write the service's state down; 3. send the page, if the
     /// change made one.
-    async fn on_event(&mut self, event: StageEvent) {
+    async fn book(&mut self, event: StageEvent) {
         let service = event.transition.service.to_string();
         let change = Change::of(
             &event.transition,
@@ -681,16 +702,23 @@ impl Stage {
         let (view, stop) = (&self.view, &self.stop);
         let removed = reconcile(&mut self.alertmanagers, alertmanagers, |channel| {
             shared.metrics.register_alert_channel(channel.name());
+            let name = channel.name().to_string();
             let (sender, receiver) = watch::channel(Arc::new(channel));
+            let (outages, stopping, shared) =
+                (view.subscribe(), stop.subscribe(), Arc::clone(&shared));
+            let metrics = Arc::clone(&shared.metrics);
             Slot {
                 channel: sender,
                 queue: None,
-                task: tokio::spawn(alertmanager::run(
-                    receiver,
-                    view.subscribe(),
-                    Arc::clone(&shared),
-                    stop.subscribe(),
-                )),
+                // Alertmanager is told the whole state each time: a restart loses nothing.
+                task: tasks::keep(TaskKind::Alertmanager, name, metrics, move || {
+                    alertmanager::run(
+                        receiver.clone(),
+                        outages.clone(),
+                        Arc::clone(&shared),
+                        stopping.clone(),
+                    )
+                }),
             }
         });
         // Alertmanager keeps what it was told; nothing is left to finish.

@@ -18,6 +18,7 @@ use tracing::{error, warn};
 
 use super::outage::LedgerRecord;
 use crate::breaker::Snapshot;
+use crate::metrics::Metrics;
 use crate::probe::Cause;
 
 /// The version written into every file; a file of another version is set aside.
@@ -62,6 +63,7 @@ impl Store {
     /// system work on the blocking pool.
     pub(crate) async fn open(
         state_dir: &Path,
+        metrics: Arc<Metrics>,
     ) -> io::Result<(Self, BTreeMap<String, ServiceRecord>)> {
         let dir = state_dir.join("services");
         let reading = dir.clone();
@@ -79,6 +81,7 @@ impl Store {
             Arc::clone(&pending),
             Arc::clone(&wake),
             Arc::clone(&closing),
+            metrics,
         ));
         Ok((
             Self {
@@ -133,15 +136,30 @@ fn take(pending: &Pending) -> BTreeMap<String, Option<Vec<u8>>> {
 
 /// Writes batches until closing and nothing is left: one thread's worth of file system work at
 /// a time, so writes of one service never race each other.
-async fn write_loop(dir: PathBuf, pending: Pending, wake: Arc<Notify>, closing: Arc<AtomicBool>) {
+async fn write_loop(
+    dir: PathBuf,
+    pending: Pending,
+    wake: Arc<Notify>,
+    closing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let batch = take(&pending);
         if !batch.is_empty() {
             let dir = dir.clone();
-            if let Err(failure) =
-                tokio::task::spawn_blocking(move || write_batch(&dir, batch)).await
-            {
-                error!("the state writer failed: {failure}");
+            match tokio::task::spawn_blocking(move || write_batch(&dir, batch)).await {
+                Err(failure) if failure.is_panic() => {
+                    let payload = failure.into_panic();
+                    crate::tasks::panicked(
+                        &metrics,
+                        crate::tasks::TaskKind::StateWriter,
+                        "a batch of state files",
+                        &*payload,
+                        "the next change writes again",
+                    );
+                }
+                Err(failure) => error!("the state writer failed: {failure}"),
+                Ok(()) => {}
             }
         } else if closing.load(Ordering::Acquire) {
             return;
@@ -275,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn records_survive_a_restart_and_forgotten_ones_go() {
         let dir = scratch("survive");
-        let (store, found) = Store::open(&dir).await.unwrap();
+        let (store, found) = Store::open(&dir, Arc::new(Metrics::new())).await.unwrap();
         assert!(found.is_empty());
         store.save("mpesa", record(State::Closed));
         store.save("mpesa", record(State::Open));
@@ -283,7 +301,7 @@ mod tests {
         store.save("sms", record(State::Open));
         store.forget("sms");
         store.close().await;
-        let (store, found) = Store::open(&dir).await.unwrap();
+        let (store, found) = Store::open(&dir, Arc::new(Metrics::new())).await.unwrap();
         assert_eq!(found.keys().collect::<Vec<_>>(), ["kcb", "mpesa"]);
         assert_eq!(found["mpesa"], record(State::Open), "the latest save wins");
         store.close().await;
@@ -293,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_file_is_set_aside_and_the_rest_is_read() {
         let dir = scratch("corrupt");
-        let (store, _) = Store::open(&dir).await.unwrap();
+        let (store, _) = Store::open(&dir, Arc::new(Metrics::new())).await.unwrap();
         store.save("kcb", record(State::Open));
         store.close().await;
         let services = dir.join("services");
@@ -312,7 +330,7 @@ mod tests {
             std::fs::read(services.join("kcb.json")).unwrap(),
         )
         .unwrap();
-        let (store, found) = Store::open(&dir).await.unwrap();
+        let (store, found) = Store::open(&dir, Arc::new(Metrics::new())).await.unwrap();
         assert_eq!(found.keys().collect::<Vec<_>>(), ["kcb"]);
         let aside: Vec<String> = std::fs::read_dir(&services)
             .unwrap()
@@ -326,7 +344,7 @@ mod tests {
             "truncated, newer version and misnamed: {aside:?}"
         );
         store.close().await;
-        let (_, again) = Store::open(&dir).await.unwrap();
+        let (_, again) = Store::open(&dir, Arc::new(Metrics::new())).await.unwrap();
         assert_eq!(again.len(), 1, "set-aside files are not read again");
         let _ = std::fs::remove_dir_all(&dir);
     }
