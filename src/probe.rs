@@ -44,11 +44,14 @@ pub enum FailureReason {
     Balance,
     /// The server broke its protocol (SMTP reply, malformed HTTP).
     Protocol,
+    /// The provider redirected the check elsewhere; checks never follow, so that no credential
+    /// reaches another host.
+    Redirect,
 }
 
 impl FailureReason {
     /// Every reason, for metrics that start at zero.
-    pub const ALL: [FailureReason; 11] = [
+    pub const ALL: [FailureReason; 12] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Connect,
@@ -60,10 +63,11 @@ impl FailureReason {
         FailureReason::Throttled,
         FailureReason::Balance,
         FailureReason::Protocol,
+        FailureReason::Redirect,
     ];
 
     /// The label: `timeout`, `dns`, `connect`, `reset`, `tls`, `http_status`, `body`, `auth`,
-    /// `throttled`, `balance`, `protocol`.
+    /// `throttled`, `balance`, `protocol`, `redirect`.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::Timeout => "timeout",
@@ -77,6 +81,7 @@ impl FailureReason {
             FailureReason::Throttled => "throttled",
             FailureReason::Balance => "balance",
             FailureReason::Protocol => "protocol",
+            FailureReason::Redirect => "redirect",
         }
     }
 }

@@ -23,6 +23,10 @@ impl HttpClient {
         let client = reqwest::Client::builder()
             .user_agent(concat!("breakerd/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(4)
+            // Credentials travel in headers, bodies and query strings that reqwest would carry
+            // to wherever a redirect points: follow none, and send no Referer.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()?;
         Ok(Self(client))
     }
@@ -39,9 +43,26 @@ impl fmt::Debug for HttpClient {
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) body: Vec<u8>,
+    /// For a redirect: the origin (scheme, host, port) it points to, never its path or query.
+    pub(crate) redirect_to: Option<String>,
 }
 
 impl Answer {
+    /// The failure a redirect means: checks never follow one.
+    pub(crate) fn redirect_failure(&self) -> Option<ProbeError> {
+        if !self.status.is_redirection() {
+            return None;
+        }
+        let target = self.redirect_to.as_deref().unwrap_or("an unnamed place");
+        Some(ProbeError::new(
+            FailureReason::Redirect,
+            format!(
+                "HTTP {} redirect to {target}, not followed (a check never carries its credentials elsewhere)",
+                self.status.as_u16()
+            ),
+        ))
+    }
+
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -72,6 +93,13 @@ pub(crate) async fn send(
         .await
         .map_err(|error| http_error(error, &host))?;
     let status = response.status();
+    let redirect_to = status
+        .is_redirection()
+        .then(|| response.headers().get(reqwest::header::LOCATION))
+        .flatten()
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| url.join(location).ok())
+        .map(|target| target.origin().ascii_serialization());
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -84,7 +112,11 @@ pub(crate) async fn send(
             break;
         }
     }
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        redirect_to,
+    })
 }
 
 impl HttpClient {
@@ -118,6 +150,9 @@ fn judge(check: &HttpCheck, answer: &Answer) -> Result<ProbeSuccess, ProbeError>
         check.expect_status.contains(&code)
     };
     if !status_ok {
+        if let Some(redirect) = answer.redirect_failure() {
+            return Err(redirect);
+        }
         let expected = if check.expect_status.is_empty() {
             "2xx".to_string()
         } else {
@@ -182,6 +217,7 @@ pub(crate) fn answer(status: u16, body: &str) -> Answer {
     Answer {
         status,
         body: body.as_bytes().to_vec(),
+        redirect_to: None,
     }
 }
 

@@ -261,6 +261,9 @@ fn status_failure(answer: &Answer, hint: &str) -> Result<(), ProbeError> {
     if status.is_success() {
         return Ok(());
     }
+    if let Some(redirect) = answer.redirect_failure() {
+        return Err(redirect);
+    }
     let code = status.as_u16();
     let (reason, advice) = match code {
         400 | 401 | 403 => (FailureReason::Auth, format!(" ({hint})")),

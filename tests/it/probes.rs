@@ -223,3 +223,58 @@ async fn generic_http_and_tcp_checks() {
         FailureReason::Connect
     );
 }
+
+/// Every preset and an `http` check with a secret header, as the daemon configures them.
+fn every_check_with_secrets(base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("mpesa", preset("mpesa", base, OAUTH)),
+        ("pesapal", preset("pesapal", base, OAUTH)),
+        ("kcb", preset("kcb", base, OAUTH)),
+        (
+            "africastalking",
+            preset(
+                "africastalking",
+                base,
+                "username = \"${AT_USERNAME}\"\napi_key = \"${AT_API_KEY}\"",
+            ),
+        ),
+        (
+            "whatsapp",
+            preset(
+                "whatsapp",
+                base,
+                "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"${WA_TOKEN}\"",
+            ),
+        ),
+        (
+            "http",
+            format!(
+                "[services.p]\nkind = \"http\"\nurl = \"{base}/health?token=${{SECRET}}\"\nmethod = \"POST\"\nbody = \"{{\\\"secret\\\":\\\"${{SECRET}}\\\"}}\"\nheaders = {{ Authorization = \"Bearer ${{WA_TOKEN}}\", X-Api-Key = \"${{AT_API_KEY}}\" }}\n"
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn no_check_follows_a_redirect_so_no_secret_reaches_another_host() {
+    let elsewhere = FakeProvider::start(Mode::Healthy).await;
+    for status in [301, 302, 303, 307, 308] {
+        let redirecting = FakeProvider::start(Mode::Redirect(status, elsewhere.url())).await;
+        for (name, config) in every_check_with_secrets(&redirecting.url()) {
+            let error = probe_for(&config).run().await.unwrap_err();
+            assert_eq!(error.reason, FailureReason::Redirect, "{name} {status}: {error}");
+            assert_eq!(
+                error.detail,
+                format!(
+                    "HTTP {status} redirect to {}, not followed (a check never carries its credentials elsewhere)",
+                    elsewhere.url()
+                ),
+                "{name}"
+            );
+            let sent = &redirecting.requests()[0];
+            assert_eq!(sent.header("referer"), None, "{name}: no Referer");
+        }
+    }
+    let reached = elsewhere.requests();
+    assert!(reached.is_empty(), "the other host got {reached:#?}");
+}

@@ -38,6 +38,12 @@ pub enum Mode {
     WhatsAppThrottled,
     /// WhatsApp with a quality rating other than GREEN.
     WhatsAppQuality(&'static str),
+    /// Redirects every request, path and query kept, to another origin (`http://host:port`)
+    /// with this status (301, 302, 303, 307, 308).
+    Redirect(u16, String),
+    /// A provider that echoes the whole request back (method, target, headers, body) in an
+    /// HTTP 500 — as some do in their error pages.
+    Echo,
 }
 
 /// A request the fake received.
@@ -141,6 +147,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
             state.mode.clone()
         };
         let _answered = InFlight(state.clone());
+        let mut extra = String::new();
         let (status, body) = match mode {
             Mode::Hang => {
                 // Hold the connection until the client gives up.
@@ -153,6 +160,25 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
                 return;
             }
             Mode::Status(code) => (code, format!("{{\"error\":\"upstream answered {code}\"}}")),
+            Mode::Redirect(code, to) => {
+                extra = format!("Location: {to}{}\r\n", request.target);
+                (code, "{\"moved\":true}".to_string())
+            }
+            Mode::Echo => {
+                let headers: Vec<String> = request
+                    .headers
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {value}"))
+                    .collect();
+                let echo = format!(
+                    "{} {}\n{}\n\n{}",
+                    request.method,
+                    request.target,
+                    headers.join("\n"),
+                    request.body
+                );
+                (500, echo)
+            }
             Mode::Slow(delay) => {
                 tokio::time::sleep(delay).await;
                 answer(&request, &Mode::Healthy)
@@ -160,7 +186,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
             other => answer(&request, &other),
         };
         let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: keep-alive\r\n\r\n",
             reason_phrase(status),
             body.len()
         );
