@@ -4,6 +4,7 @@
 mod classify;
 mod http;
 mod presets;
+mod redact;
 mod smtp;
 mod tcp;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Check, Credential, Secret};
 
 pub use http::HttpClient;
+pub(crate) use redact::Redactor;
 pub(crate) use smtp::transport as smtp_transport;
 
 /// Why a check failed: a small, fixed set, so it can be a metric label.
@@ -160,12 +162,19 @@ pub struct ProbeSuccess {
 pub struct Probe {
     check: Check,
     client: HttpClient,
+    /// Its secrets, in every form they are sent in: never in what it reports.
+    redactor: redact::Redactor,
 }
 
 impl Probe {
     /// The check for `check`, sending HTTP through `client`.
     pub fn new(check: Check, client: HttpClient) -> Self {
-        Self { check, client }
+        let redactor = redact::Redactor::of(&check);
+        Self {
+            check,
+            client,
+            redactor,
+        }
     }
 
     /// The preset or kind name.
@@ -174,7 +183,21 @@ impl Probe {
     }
 
     /// Runs the check once. It has no timeout of its own: the breaker's timeout cancels it.
+    /// What it reports never holds one of its secrets, whatever the provider answered.
     pub async fn run(&self) -> Result<ProbeSuccess, ProbeError> {
+        match self.run_unredacted().await {
+            Ok(mut success) => {
+                success.note = success.note.map(|note| self.redactor.redact(&note));
+                Ok(success)
+            }
+            Err(mut failure) => {
+                failure.detail = self.redactor.redact(&failure.detail);
+                Err(failure)
+            }
+        }
+    }
+
+    async fn run_unredacted(&self) -> Result<ProbeSuccess, ProbeError> {
         match &self.check {
             Check::Mpesa(check) => presets::mpesa(&self.client, check).await,
             Check::Pesapal(check) => presets::pesapal(&self.client, check).await,

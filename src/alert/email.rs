@@ -6,19 +6,26 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::failure::DeliveryError;
 use super::notification::Notification;
-use crate::config::EmailConfig;
-use crate::probe::smtp_transport;
+use crate::config::{Check, EmailConfig};
+use crate::probe::{Redactor, smtp_transport};
 
 #[derive(Debug)]
 pub(crate) struct EmailChannel {
     pub(crate) config: EmailConfig,
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The SMTP password in every form it is sent in: never in an error.
+    redactor: Redactor,
 }
 
 impl EmailChannel {
     pub(crate) fn new(config: EmailConfig) -> Result<Self, String> {
         let transport = smtp_transport(&config.smtp).map_err(|error| error.to_string())?;
-        Ok(Self { config, transport })
+        let redactor = Redactor::of(&Check::Smtp(config.smtp.clone()));
+        Ok(Self {
+            config,
+            transport,
+            redactor,
+        })
     }
 
     pub(crate) fn message(&self, notification: &Notification) -> Result<Message, DeliveryError> {
@@ -44,8 +51,12 @@ impl EmailChannel {
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             // A permanent SMTP reply (5xx) will not change on retry; everything else may.
-            Err(error) if error.is_permanent() => Err(DeliveryError::permanent(error.to_string())),
-            Err(error) => Err(DeliveryError::retryable(error.to_string())),
+            Err(error) if error.is_permanent() => Err(DeliveryError::permanent(
+                self.redactor.redact(&error.to_string()),
+            )),
+            Err(error) => Err(DeliveryError::retryable(
+                self.redactor.redact(&error.to_string()),
+            )),
         }
     }
 }

@@ -133,3 +133,82 @@ async fn state_changes_and_slow_calls_are_logged_without_secrets() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_echoes_the_request_leaks_no_secret_anywhere() {
+    use crate::support::receiver::Receiver;
+    let captured = captured();
+    let echo = FakeProvider::start(Mode::Echo).await;
+    let webhook = Receiver::start(&[]).await;
+    let base = echo.url();
+    let service = |name: &str, preset: &str, keys: &str| {
+        format!(
+            "[services.{name}]\npreset = \"{preset}\"\nbase_url = \"{base}\"\n{keys}\nevery = \"100ms\"\nfailure_threshold = 1\nreset_timeout = \"1h\"\n"
+        )
+    };
+    let oauth = "consumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"";
+    let config = [
+        service("echo-mpesa", "mpesa", oauth),
+        service("echo-pesapal", "pesapal", oauth),
+        service("echo-kcb", "kcb", oauth),
+        service(
+            "echo-sms",
+            "africastalking",
+            "username = \"${AT_USERNAME}\"\napi_key = \"${AT_API_KEY}\"",
+        ),
+        service(
+            "echo-whatsapp",
+            "whatsapp",
+            "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"${WA_TOKEN}\"",
+        ),
+        format!(
+            "[services.echo-http]\nkind = \"http\"\nurl = \"{base}/health?token=${{SECRET}}\"\nheaders = {{ X-Api-Key = \"${{AT_API_KEY}}\" }}\n\
+             every = \"100ms\"\nfailure_threshold = 1\nreset_timeout = \"1h\"\n"
+        ),
+        format!(
+            "[alerts]\nmin_interval = \"0s\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
+            webhook.url()
+        ),
+    ]
+    .concat();
+    let daemon = start_daemon(&config).await;
+    let address = daemon.address();
+    eventually(
+        15,
+        "every echoing provider's breaker opens and pages",
+        || async { webhook.bodies().len() >= 6 },
+    )
+    .await;
+    let mut shown = vec![captured.text()];
+    for path in [
+        "/api/v1/circuit-breakers",
+        "/api/v1/circuit-breakers/health",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/circuit-breakers/echo-mpesa/events",
+    ] {
+        shown.push(crate::support::http_get(address, path).await.1);
+    }
+    shown.extend(webhook.received().iter().map(|r| r.body.clone()));
+    let everything = shown.join("\n");
+    assert!(
+        everything.contains("<redacted>"),
+        "the echoes are shown, redacted: {everything}"
+    );
+    for secret in [
+        "test-key",
+        "test-secret",
+        "at-api-key-value",
+        "wa-token-value",
+        // HTTP Basic of test-key:test-secret, and each secret in base64.
+        "dGVzdC1rZXk6dGVzdC1zZWNyZXQ",
+        "dGVzdC1rZXk",
+        "dGVzdC1zZWNyZXQ",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+    daemon.shutdown().await.expect("clean shutdown");
+}

@@ -262,7 +262,11 @@ async fn no_check_follows_a_redirect_so_no_secret_reaches_another_host() {
         let redirecting = FakeProvider::start(Mode::Redirect(status, elsewhere.url())).await;
         for (name, config) in every_check_with_secrets(&redirecting.url()) {
             let error = probe_for(&config).run().await.unwrap_err();
-            assert_eq!(error.reason, FailureReason::Redirect, "{name} {status}: {error}");
+            assert_eq!(
+                error.reason,
+                FailureReason::Redirect,
+                "{name} {status}: {error}"
+            );
             assert_eq!(
                 error.detail,
                 format!(
