@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    Check, Config, Credential, NotifyOn, Schedule, SmtpCheck, SmtpServer, format_duration,
+    Check, Config, Credential, NotifyOn, Schedule, Secret, SmtpCheck, SmtpServer, WebhookFormat,
+    format_duration,
 };
 
 fn quoted(text: &str) -> String {
@@ -145,14 +146,7 @@ pub fn render(config: &Config) -> String {
                     let codes: Vec<String> = c.expect_status.iter().map(u16::to_string).collect();
                     let _ = writeln!(out, "expect_status = [{}]", codes.join(", "));
                 }
-                if !c.headers.is_empty() {
-                    let names: Vec<String> = c
-                        .headers
-                        .iter()
-                        .map(|(name, _)| format!("{name} = {}", quoted("<redacted>")))
-                        .collect();
-                    let _ = writeln!(out, "headers = {{ {} }}", names.join(", "));
-                }
+                redacted_headers(&mut out, &c.headers);
             }
             Check::Tcp(c) => {
                 let _ = writeln!(out, "address = {}", quoted(&c.address));
@@ -228,6 +222,13 @@ pub fn render(config: &Config) -> String {
             webhook.host,
             quoted(&format_duration(webhook.timeout))
         );
+        let format = match webhook.format {
+            WebhookFormat::Breakerd => "breakerd",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Alertmanager => "alertmanager",
+        };
+        let _ = writeln!(out, "format = {}", quoted(format));
+        redacted_headers(&mut out, &webhook.headers);
         if webhook.secret.is_some() {
             let _ = writeln!(out, "secret = {}", quoted("<redacted>"));
         }
@@ -255,4 +256,16 @@ pub fn render(config: &Config) -> String {
         );
     }
     out
+}
+
+/// `headers = { Name = "<redacted>", ... }`: the names, never the values.
+fn redacted_headers(out: &mut String, headers: &[(String, Secret)]) {
+    if headers.is_empty() {
+        return;
+    }
+    let names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| format!("{name} = {}", quoted("<redacted>")))
+        .collect();
+    let _ = writeln!(out, "headers = {{ {} }}", names.join(", "));
 }

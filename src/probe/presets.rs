@@ -214,7 +214,12 @@ pub(crate) async fn whatsapp(
 
 fn judge_whatsapp(answer: &Answer) -> Result<ProbeSuccess, ProbeError> {
     let json = answer.json();
-    if let Some(error) = json.as_ref().and_then(|json| json.get("error")) {
+    // `"error": null` is no error: only an error object is.
+    if let Some(error) = json
+        .as_ref()
+        .and_then(|json| json.get("error"))
+        .filter(|error| !error.is_null())
+    {
         let code = error.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
         let message = error
             .get("message")
@@ -390,6 +395,11 @@ mod tests {
         assert_eq!(
             judge_whatsapp(&answer(500, "")).unwrap_err().reason,
             FailureReason::HttpStatus
+        );
+        let null_error = r#"{"error":null,"quality_rating":"GREEN","id":"1"}"#;
+        assert!(
+            judge_whatsapp(&answer(200, null_error)).is_ok(),
+            "\"error\": null is no error"
         );
     }
 

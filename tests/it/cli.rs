@@ -153,6 +153,29 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n",
     )
     .unwrap();
+    let hooked = simple.with_file_name("webhook.toml");
+    std::fs::write(
+        &hooked,
+        "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\n\
+         [[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nformat = \"slack\"\nheaders = { X-Team = \"payments-secret\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check", "--print"])
+        .arg(&hooked)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "format = \"slack\"",
+        "headers = { X-Team = \"<redacted>\" }",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "missing {line:?} in\n{printed}"
+        );
+    }
+    assert!(!printed.contains("payments-secret"), "{printed}");
     let output = Command::new(BIN)
         .args(["check", "--print"])
         .arg(&simple)
