@@ -29,6 +29,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
 pub const DEFAULT_SLOW_CALL: Duration = Duration::from_secs(1);
 /// Time in-flight checks get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Inbound HTTP connections served at once; more are closed at once and counted.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
+/// Time a client has to send a request's headers.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a kept-alive connection may stay idle.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a service is checked when it names no schedule.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(30);
 /// Where pending notifications are kept when `alerts.state_dir` is not set.
@@ -55,6 +61,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("server.slow_call", HOUR),
     ("server.shutdown_grace", Duration::from_secs(600)),
+    ("server.header_read_timeout", Duration::from_secs(300)),
+    ("server.idle_timeout", HOUR),
     ("every", DAY),
     ("timeout", HOUR),
     ("reset_timeout", DAY),
@@ -74,6 +82,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
 
 /// The largest value of each whole-number key. `breakerd check` enforces them.
 pub const COUNT_LIMITS: &[(&str, u32)] = &[
+    ("server.max_connections", 100_000),
     ("failure_threshold", 10_000),
     ("half_open_max_calls", crate::breaker::MAX_HALF_OPEN_COUNT),
     ("success_threshold", crate::breaker::MAX_HALF_OPEN_COUNT),
@@ -123,6 +132,12 @@ pub struct ServerConfig {
     pub slow_call: Duration,
     /// Time in-flight checks get to finish on SIGTERM or Ctrl-C.
     pub shutdown_grace: Duration,
+    /// Inbound HTTP connections served at once (fewer when the descriptor limit asks).
+    pub max_connections: u32,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may stay idle.
+    pub idle_timeout: Duration,
 }
 
 /// One `[services.NAME]` table.

@@ -76,6 +76,21 @@ async fn launch(
     }
     let grace = config.server.shutdown_grace;
     let count = config.services.len();
+    let descriptors = crate::serve::raise_descriptor_limit();
+    let wanted = usize::try_from(config.server.max_connections).unwrap_or(usize::MAX);
+    let limits = crate::serve::Limits {
+        max_connections: crate::serve::connection_cap(wanted, descriptors, count),
+        header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+    };
+    if limits.max_connections < wanted {
+        warn!(
+            wanted,
+            serving = limits.max_connections,
+            open_file_limit = descriptors.unwrap_or_default(),
+            "server.max_connections lowered to leave descriptors for checks and alerts; raise the open-file limit (LimitNOFILE=) to serve more"
+        );
+    }
     let supervisor =
         Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history)).await?;
     metrics.config_loaded(true);
@@ -100,14 +115,13 @@ async fn launch(
         ))
     });
     let router = api::router(Arc::clone(&shared));
-    let mut server_stopping = stopping;
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(crate::serve::serve(
+        listener,
+        router,
+        limits,
+        Arc::clone(&shared.metrics),
+        stopping,
+    ));
     info!(%address, services = count, "breakerd is serving /metrics and /api/v1");
     Ok(RunningDaemon {
         address,

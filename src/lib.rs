@@ -18,6 +18,7 @@ pub mod observe;
 pub mod probe;
 pub mod registry;
 pub mod scheduler;
+pub mod serve;
 pub(crate) mod supervisor;
 pub mod tasks;
 pub(crate) mod wall;

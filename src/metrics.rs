@@ -134,6 +134,8 @@ pub struct Metrics {
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
     task_panics: Family<TaskLabel, Counter>,
+    connections_open: Gauge,
+    connections_refused: Counter,
     /// The size of the last exposition, to allocate the next one at once.
     last_size: AtomicUsize,
 }
@@ -197,6 +199,18 @@ impl Metrics {
             "Long-lived tasks that panicked (each was logged and started again, or went on with its next step)",
             task_panics.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "http_connections",
+            "Inbound HTTP connections open now",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Inbound HTTP connections closed at once because server.max_connections were open",
+            connections_refused.clone(),
+        );
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -214,6 +228,8 @@ impl Metrics {
             reload_successful,
             reload_success_time,
             task_panics,
+            connections_open,
+            connections_refused,
             last_size: AtomicUsize::new(64 * 1024),
         }
     }
@@ -310,6 +326,16 @@ impl Metrics {
                 task: kind.as_str().to_string(),
             })
             .inc();
+    }
+
+    /// Moves the count of open inbound connections by `change`.
+    pub fn connection_opened(&self, change: i64) {
+        self.connections_open.inc_by(change);
+    }
+
+    /// Counts an inbound connection closed at once, over the cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Records a configuration (re)load attempt.

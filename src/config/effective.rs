@@ -84,7 +84,7 @@ pub fn render(config: &Config) -> String {
     let server = &config.server;
     let _ = writeln!(
         out,
-        "[server]\nlisten = {}\nadmin_token = {}\nslow_call = {}\nshutdown_grace = {}",
+        "[server]\nlisten = {}\nadmin_token = {}\nslow_call = {}\nshutdown_grace = {}\nmax_connections = {}\nheader_read_timeout = {}\nidle_timeout = {}",
         quoted(&server.listen.to_string()),
         quoted(if server.admin_token.is_some() {
             "<redacted>"
@@ -93,6 +93,9 @@ pub fn render(config: &Config) -> String {
         }),
         quoted(&format_duration(server.slow_call)),
         quoted(&format_duration(server.shutdown_grace)),
+        server.max_connections,
+        quoted(&format_duration(server.header_read_timeout)),
+        quoted(&format_duration(server.idle_timeout)),
     );
     for service in &config.services {
         let policy = &service.policy;

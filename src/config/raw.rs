@@ -25,6 +25,9 @@ pub(crate) struct RawServer {
     pub(crate) admin_token: Option<Spanned<String>>,
     pub(crate) slow_call: Option<Spanned<String>>,
     pub(crate) shutdown_grace: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) header_read_timeout: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<String>>,
 }
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.

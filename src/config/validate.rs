@@ -17,7 +17,8 @@ use super::raw::{RawAlerts, RawConfig, RawList, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
     AfricasTalkingCheck, AlertmanagerConfig, AlertsConfig, ChannelFilter, Check, Config,
-    Credential, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_EVERY, DEFAULT_LISTEN, DEFAULT_RESEND_EVERY,
+    Credential, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESEND_EVERY,
     DEFAULT_RESOLVE_FOR, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, EmailConfig, HttpCheck,
     NotifyOn, OAuthCheck, Schedule, ServerConfig, ServiceConfig, SmtpCheck, SmtpServer, SmtpTls,
     TcpCheck, WebhookConfig, WebhookFormat, WhatsAppCheck,
@@ -200,6 +201,23 @@ impl Validator<'_> {
                 "server.shutdown_grace",
                 raw.shutdown_grace.as_ref(),
                 DEFAULT_SHUTDOWN_GRACE,
+                false,
+            ),
+            max_connections: self.count(
+                "server.max_connections",
+                raw.max_connections.as_ref(),
+                DEFAULT_MAX_CONNECTIONS,
+            ),
+            header_read_timeout: self.duration(
+                "server.header_read_timeout",
+                raw.header_read_timeout.as_ref(),
+                DEFAULT_HEADER_READ_TIMEOUT,
+                false,
+            ),
+            idle_timeout: self.duration(
+                "server.idle_timeout",
+                raw.idle_timeout.as_ref(),
+                DEFAULT_IDLE_TIMEOUT,
                 false,
             ),
         }

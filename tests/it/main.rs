@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod daemon;
 mod demo;
+mod hardening;
 mod logs;
 mod observability;
 mod openapi;

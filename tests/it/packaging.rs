@@ -17,6 +17,10 @@ fn the_systemd_unit_verifies_cleanly() {
         "reload is SIGHUP"
     );
     assert!(
+        unit.contains("LimitNOFILE=65536") && unit.contains("SystemCallErrorNumber=EPERM"),
+        "room for descriptors, and a filtered call fails instead of killing"
+    );
+    assert!(
         unit.contains("NoNewPrivileges=yes")
             && unit.contains("ProtectSystem=strict")
             && unit.contains("DynamicUser=yes")

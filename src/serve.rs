@@ -1,0 +1,252 @@
+//! Serving HTTP on a listener without letting clients exhaust the daemon: at most
+//! `max_connections` at once (one over it is closed at once and counted), a time limit for a
+//! request's headers (slow or silent clients), an idle limit for kept-alive connections, and a
+//! graceful shutdown that lets requests in progress finish. The descriptor limit is raised at
+//! start and the connection cap kept below it, so checks, the outbox and alert delivery always
+//! have descriptors left.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+
+/// Descriptors kept for everything but inbound connections: the process's own files, the
+/// state writer, the outbox, alert channels and DNS.
+const BASE_RESERVE: u64 = 128;
+/// Descriptors kept per service: a check's connection and a pooled one.
+const RESERVE_PER_SERVICE: u64 = 2;
+/// The fewest inbound connections served, whatever the descriptor limit.
+const MIN_CONNECTIONS: usize = 16;
+/// The pause after `accept` fails (out of descriptors), so the loop does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How one listener treats its clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may stay idle.
+    pub idle_timeout: Duration,
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the soft limit now (`None` where
+/// the system has none to tell).
+pub fn raise_descriptor_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(failure) => {
+            warn!("cannot raise the open-file limit: {failure}");
+            None
+        }
+    }
+}
+
+/// The connection cap that leaves descriptors for `services` services' checks and the alerts
+/// under a soft limit of `descriptors`: the configured `wanted`, or less (never below 16).
+pub fn connection_cap(wanted: usize, descriptors: Option<u64>, services: usize) -> usize {
+    let Some(descriptors) = descriptors else {
+        return wanted;
+    };
+    let reserve = BASE_RESERVE + RESERVE_PER_SERVICE * services as u64;
+    let room = usize::try_from(descriptors.saturating_sub(reserve)).unwrap_or(usize::MAX);
+    wanted.min(room).max(MIN_CONNECTIONS)
+}
+
+/// Serves `router` on `listener` within `limits` until `stopping` turns true; then stops
+/// accepting and waits for the open connections to finish what they are doing (the caller
+/// bounds the wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (closing, closed) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut last_accept_warning: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stopping.wait_for(|stop| *stop) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(failure) => {
+                // Out of descriptors, most likely: say so now and then, and breathe.
+                if last_accept_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+                    warn!("cannot accept a connection: {failure}");
+                    last_accept_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            metrics.connection_refused();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (router, metrics, closed) = (router.clone(), Arc::clone(&metrics), closed.clone());
+        connections.spawn(async move {
+            metrics.connection_opened(1);
+            connection(stream, router, limits, closed).await;
+            metrics.connection_opened(-1);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    if !connections.is_empty() {
+        info!(
+            open = connections.len(),
+            "waiting for open HTTP connections to finish"
+        );
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One connection: HTTP/1.1 with keep-alive, closed after `idle_timeout` without a byte in
+/// either direction, or when the server shuts down — gracefully, so a request in progress
+/// finishes first.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    limits: Limits,
+    mut closed: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let io = TokioIo::new(Activity {
+        inner: stream,
+        last: Arc::clone(&activity),
+        origin: started,
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let service = TowerToHyperService::new(router);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let mut shutting_down = false;
+    loop {
+        let last = started + Duration::from_millis(activity.load(Ordering::Relaxed));
+        let idle_until = last + limits.idle_timeout;
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(failure) = result {
+                    debug!("HTTP connection ended: {failure}");
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(idle_until), if !shutting_down => {
+                let now_last = started + Duration::from_millis(activity.load(Ordering::Relaxed));
+                if now_last + limits.idle_timeout <= Instant::now() {
+                    conn.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
+            }
+            _ = closed.wait_for(|closed| *closed), if !shutting_down => {
+                conn.as_mut().graceful_shutdown();
+                shutting_down = true;
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A stream that notes when it last moved a byte, for the idle limit.
+    struct Activity<S> {
+        #[pin]
+        inner: S,
+        last: Arc<AtomicU64>,
+        origin: Instant,
+    }
+}
+
+impl<S> Activity<S> {
+    fn touch(last: &AtomicU64, origin: Instant) {
+        let millis = u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last.store(millis, Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Activity<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            Self::touch(this.last, *this.origin);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Activity<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let result = this.inner.poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
+            Self::touch(this.last, *this.origin);
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_descriptors_for_checks_and_alerts() {
+        assert_eq!(connection_cap(512, Some(65_536), 1_000), 512);
+        assert_eq!(connection_cap(512, Some(1_024), 100), 1_024 - 128 - 200);
+        assert_eq!(
+            connection_cap(512, Some(1_024), 1_000),
+            16,
+            "never below 16"
+        );
+        assert_eq!(connection_cap(512, None, 10), 512);
+    }
+}
