@@ -7,6 +7,8 @@
    missed ticks, CPU (in cores) and peak resident memory over a measured window.
 3. Prometheus' blackbox_exporter (Debian package prometheus-blackbox-exporter) probing the same
    target: CPU per probe, against breakerd's CPU per check from step 2.
+4. 1,000 HTTP services against a target that hangs for 20 s, then answers for 20 s, over and
+   over (checks time out, breakers open, trials hang, breakers close): peak resident memory.
 
 Usage: python3 scripts/load_test.py [--window SECONDS]   (builds with `cargo build --release`)
 Only loopback addresses are used. Figures are medians where repeated; the machine is noisy.
@@ -138,6 +140,34 @@ def thousand_services(target_port, window):
             daemon.wait()
 
 
+def hanging_services(target_port, window):
+    """1,000 services whose provider keeps hanging and recovering: peak RSS and CPU."""
+    with tempfile.TemporaryDirectory() as scratch:
+        config = os.path.join(scratch, "hanging.toml")
+        with open(config, "w") as f:
+            for i in range(1000):
+                f.write(f'[services.svc-{i:04}]\nkind = "http"\nurl = "http://127.0.0.1:{target_port}/flap"\n'
+                        f'every = "1s"\nfailure_threshold = 3\ntimeout = "2s"\nreset_timeout = "5s"\n')
+        port = free_port()
+        daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
+                                  env=clean_env(), cwd=scratch, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/metrics")
+            cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+            peak = 0.0
+            while time.monotonic() - t0 < window:
+                time.sleep(1)
+                peak = max(peak, rss_mib(daemon.pid))
+            cpu1 = cpu_seconds(daemon.pid)
+            transitions = metric_sum(port, "breakerd_state_transitions_total{")
+            return {"peak_rss_mib": peak, "cpu_cores": (cpu1 - cpu0) / (time.monotonic() - t0),
+                    "transitions": transitions}
+        finally:
+            daemon.terminate()
+            daemon.wait()
+
+
 def blackbox(target_port, probes=3000, concurrency=8):
     exporter = shutil.which("prometheus-blackbox-exporter")
     if not exporter:
@@ -183,6 +213,8 @@ def blackbox(target_port, probes=3000, concurrency=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=30, help="measured seconds of the 1,000-service run")
+    parser.add_argument("--hanging-only", action="store_true",
+                        help="only the 1,000 hanging-and-recovering services, for 90 s")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--bin", "breakerd", "--example", "load_target"],
                    cwd=ROOT, check=True)
@@ -190,6 +222,12 @@ def main():
     target = subprocess.Popen([TARGET, f"127.0.0.1:{target_port}"])
     try:
         wait_http(f"http://127.0.0.1:{target_port}/health")
+        if args.hanging_only:
+            hang = hanging_services(target_port, 90)
+            print(f"1,000 services hanging and recovering for 90 s: peak resident memory "
+                  f"{hang['peak_rss_mib']:.1f} MiB, CPU {hang['cpu_cores']:.3f} cores, "
+                  f"{hang['transitions']:.0f} transitions")
+            return 0
         start_ms, idle_rss = idle()
         print(f"idle, bundled alerts.toml: start to serving /metrics {start_ms:.1f} ms (median of 5), "
               f"resident memory {idle_rss:.1f} MiB")

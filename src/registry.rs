@@ -16,6 +16,8 @@ use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
+/// Transitions a breaker keeps for a subscriber that falls behind.
+const EVENT_CAPACITY: usize = 16;
 
 /// One check's result, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -31,9 +33,9 @@ pub struct CheckRecord {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<FailureReason>,
-    /// What happened, in words.
+    /// What happened, in words (shared with the checks before it that said the same).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub detail: Option<Arc<str>>,
     /// A remark on a passed check (quality rating, balance).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -102,6 +104,8 @@ impl Service {
         let hook_last_failure = Arc::clone(&last_failure);
         let breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
+            // Its transition pump keeps up; a short buffer keeps 1,000 services small.
+            .event_capacity(EVENT_CAPACITY)
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);
@@ -195,8 +199,16 @@ impl Service {
     }
 
     /// Remembers a check.
-    pub fn remember(&self, record: CheckRecord) {
+    pub fn remember(&self, mut record: CheckRecord) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        // A provider that stays down says the same thing check after check: keep it once.
+        if let (Some(detail), Some(previous)) = (
+            &record.detail,
+            recent.back().and_then(|last| last.detail.as_ref()),
+        ) && detail == previous
+        {
+            record.detail = Some(Arc::clone(previous));
+        }
         if recent.len() == RECENT_CHECKS {
             recent.pop_front();
         }

@@ -70,7 +70,7 @@ async fn every(
         let tick = tokio::select! {
             tick = ticks.tick() => tick,
             () = half_opened.next(), if listening => {
-                check_once(service).await;
+                run_check(service).await;
                 continue;
             }
             _ = stopped(&mut shutdown) => return,
@@ -86,7 +86,7 @@ async fn every(
             }
         }
         previous = Some(tick);
-        check_once(service).await;
+        run_check(service).await;
     }
 }
 
@@ -113,12 +113,12 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
         tokio::select! {
             _ = sleep(wait) => {}
             () = half_opened.next(), if listening => {
-                check_once(service).await;
+                run_check(service).await;
                 continue;
             }
             _ = stopped(&mut shutdown) => return,
         }
-        check_once(service).await;
+        run_check(service).await;
         let skipped = schedule
             .after(&next)
             .take_while(|time| *time <= chrono::Utc::now())
@@ -199,6 +199,13 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// A scheduled check, boxed: the schedule's own task stays small while it waits (a check's
+/// future, with its HTTP client inside, is several kilobytes; a thousand idle schedules need
+/// not hold one each).
+async fn run_check(service: &Service) {
+    Box::pin(check_once(service)).await;
+}
+
 /// Runs one check through the breaker and records it: metrics, recent checks, a log line for
 /// failures. A check the open breaker rejects is recorded as `rejected` and runs nothing.
 pub async fn check_once(service: &Service) -> CheckRecord {
@@ -218,17 +225,22 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (outcome, reason, detail, note) = match result {
         Ok(success) => (Outcome::Success, None, None, success.note),
-        Err(BreakerError::Open(open)) => (Outcome::Rejected, None, Some(open.to_string()), None),
+        Err(BreakerError::Open(open)) => (
+            Outcome::Rejected,
+            None,
+            Some(Arc::from(open.to_string())),
+            None,
+        ),
         Err(BreakerError::Timeout(timeout)) => (
             Outcome::Timeout,
             Some(FailureReason::Timeout),
-            Some(timeout.to_string()),
+            Some(Arc::from(timeout.to_string())),
             None,
         ),
         Err(BreakerError::Inner(failure)) => (
             Outcome::Failure,
             Some(failure.reason),
-            Some(failure.detail),
+            Some(Arc::from(failure.detail)),
             None,
         ),
     };

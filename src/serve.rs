@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn the_cap_leaves_descriptors_for_checks_and_alerts() {
         assert_eq!(connection_cap(512, Some(65_536), 1_000), 512);
-        assert_eq!(connection_cap(512, Some(1_024), 100), 1_024 - 128 - 200);
+        assert_eq!(connection_cap(1_000, Some(1_024), 100), 1_024 - 128 - 200);
         assert_eq!(
             connection_cap(512, Some(1_024), 1_000),
             16,

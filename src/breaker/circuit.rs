@@ -349,7 +349,7 @@ impl Breaker {
         let at = self.inner.clock.wall_time(Instant::now());
         self.inner.lock().last_failure = Some(FailureInfo {
             outcome,
-            reason: text,
+            reason: Arc::from(text),
             at,
         });
     }

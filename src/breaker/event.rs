@@ -150,8 +150,9 @@ pub struct Transition {
     pub at_wall: SystemTime,
     /// Consecutive failures at the time of the change.
     pub consecutive_failures: u32,
-    /// The last failure's reason, if any call has failed since the last reset.
-    pub last_failure: Option<String>,
+    /// The last failure's reason, if any call has failed since the last reset (shared, not
+    /// copied, by every subscriber that keeps the event).
+    pub last_failure: Option<Arc<str>>,
     /// When an open breaker admits its next trial call.
     #[serde(with = "serde_rfc3339::option")]
     pub next_attempt: Option<SystemTime>,

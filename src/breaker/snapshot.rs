@@ -53,7 +53,7 @@ pub struct Change {
     pub consecutive_failures: u32,
     /// The last failure's reason at the time.
     #[serde(default)]
-    pub last_failure: Option<String>,
+    pub last_failure: Option<Arc<str>>,
     /// When an open breaker was to admit its next trial call.
     #[serde(with = "serde_rfc3339::option", default)]
     pub next_attempt: Option<SystemTime>,

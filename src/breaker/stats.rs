@@ -1,6 +1,7 @@
 //! The stats snapshot: the seed's fields (`state`, `failureCount`, `successCount`, `uptime`,
 //! `nextAttempt`) and the rest an operator needs to judge a provider.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,7 @@ pub struct FailureInfo {
     /// `failure` or `timeout`.
     pub outcome: Outcome,
     /// What went wrong, in words (bounded in length).
-    pub reason: String,
+    pub reason: Arc<str>,
     /// When.
     #[serde(with = "serde_rfc3339")]
     pub at: SystemTime,

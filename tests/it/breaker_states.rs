@@ -203,7 +203,7 @@ async fn a_call_past_the_timeout_is_cancelled_and_counted_as_a_timeout() {
     );
     let last = stats.last_failure.expect("the timeout is the last failure");
     assert_eq!(last.outcome, Outcome::Timeout);
-    assert_eq!(last.reason, "Circuit breaker mpesa timeout after 30000ms");
+    assert_eq!(&*last.reason, "Circuit breaker mpesa timeout after 30000ms");
 }
 
 #[tokio::test(start_paused = true)]

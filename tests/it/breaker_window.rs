@@ -206,8 +206,8 @@ async fn a_server_error_inside_ok_is_a_failure() {
     assert_eq!(breaker.state(), State::Open);
     let stats = breaker.stats();
     assert_eq!(
-        stats.last_failure.map(|f| f.reason),
-        Some("result classified as a failure".to_string())
+        stats.last_failure.map(|f| f.reason).as_deref(),
+        Some("result classified as a failure")
     );
     let rejected = breaker
         .call_with(by_status, || async { Ok(Response(200)) })
