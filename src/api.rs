@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
 pub use error::ApiError;
+pub use status::MAX_STREAM_CLIENTS;
 
 use tokio::sync::watch;
 
@@ -64,6 +65,8 @@ pub struct Shared {
     pub started: SystemTime,
     /// Recent transitions and alert deliveries per service.
     pub history: Arc<History>,
+    /// The status page's snapshot, shared by its clients.
+    pub(crate) status_feed: status::StatusFeed,
 }
 
 impl Shared {
@@ -93,6 +96,7 @@ impl Shared {
             test_breakers: Mutex::default(),
             started: crate::wall::now(),
             history,
+            status_feed: status::StatusFeed::default(),
         }
     }
 

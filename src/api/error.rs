@@ -35,6 +35,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     /// A reload found problems in the config file; the running config is unchanged.
     InvalidConfig(Vec<String>),
+    /// The daemon serves as many of these as it will; try later or another way.
+    Unavailable(String),
     /// Something broke inside; the detail goes to the log only.
     Internal(String),
 }
@@ -85,6 +87,9 @@ impl IntoResponse for ApiError {
                     "problems": problems,
                 }),
             ),
+            ApiError::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
+            }
             ApiError::Internal(detail) => {
                 error!("internal error answering a request: {detail}");
                 (

@@ -2,22 +2,28 @@
 //! follows `/api/v1/status/stream` (server-sent events) and redraws as breakers change.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use futures_util::Stream;
 use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use super::AppState;
+use super::{ApiError, AppState};
 use crate::breaker::Outcome;
 use crate::registry::Service;
 
 /// How often the stream sends a fresh snapshot.
 pub(crate) const STREAM_INTERVAL: Duration = Duration::from_secs(1);
+/// Clients that follow the status stream at once; more are answered 503.
+pub const MAX_STREAM_CLIENTS: usize = 64;
+/// A snapshot younger than this is sent again rather than built anew.
+const SNAPSHOT_REUSE: Duration = Duration::from_millis(900);
 /// Checks per service drawn in the latency chart.
 const CHART_POINTS: usize = 40;
 /// Transitions listed under the services.
@@ -139,23 +145,69 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
     }
 }
 
-pub(crate) async fn status(State(state): State<AppState>) -> Json<Snapshot> {
-    Json(snapshot(&state))
+/// The status snapshot as JSON, built at most once per [`SNAPSHOT_REUSE`] however many
+/// clients ask, and a cap on the clients that follow the stream.
+#[derive(Debug)]
+pub(crate) struct StatusFeed {
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
+    clients: Arc<Semaphore>,
+}
+
+impl Default for StatusFeed {
+    fn default() -> Self {
+        Self {
+            latest: tokio::sync::Mutex::default(),
+            clients: Arc::new(Semaphore::new(MAX_STREAM_CLIENTS)),
+        }
+    }
+}
+
+impl StatusFeed {
+    /// The latest snapshot's JSON: one that is fresh enough, or a new one.
+    async fn json(&self, state: &AppState) -> Arc<str> {
+        let mut latest = self.latest.lock().await;
+        if let Some((at, json)) = &*latest
+            && at.elapsed() < SNAPSHOT_REUSE
+        {
+            return Arc::clone(json);
+        }
+        let json: Arc<str> = serde_json::to_string(&snapshot(state))
+            .unwrap_or_else(|_| "{}".to_string())
+            .into();
+        *latest = Some((Instant::now(), Arc::clone(&json)));
+        json
+    }
+}
+
+pub(crate) async fn status(State(state): State<AppState>) -> impl IntoResponse {
+    let json = state.status_feed.json(&state).await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
 }
 
 pub(crate) async fn stream(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Ok(client) = Arc::clone(&state.status_feed.clients).try_acquire_owned() else {
+        return Err(ApiError::Unavailable(format!(
+            "{MAX_STREAM_CLIENTS} clients follow the status stream, the most served at once; close one, or poll GET /api/v1/status"
+        )));
+    };
     let ticks = tokio::time::interval(STREAM_INTERVAL);
-    let events = futures_util::stream::unfold((state, ticks), |(state, mut ticks)| async move {
-        ticks.tick().await;
-        let data = serde_json::to_string(&snapshot(&state)).unwrap_or_else(|_| "{}".to_string());
-        Some((
-            Ok(Event::default().event("status").data(data)),
-            (state, ticks),
-        ))
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    let events = futures_util::stream::unfold(
+        (state, ticks, client),
+        |(state, mut ticks, client)| async move {
+            ticks.tick().await;
+            let json = state.status_feed.json(&state).await;
+            Some((
+                Ok(Event::default().event("status").data(&*json)),
+                (state, ticks, client),
+            ))
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// `GET /api/v1/openapi.json`: the OpenAPI 3 document of every route.

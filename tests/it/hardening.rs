@@ -103,3 +103,45 @@ async fn an_idle_kept_alive_connection_is_closed() {
     );
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_stream_serves_a_bounded_number_of_clients() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    let daemon = start_daemon(&format!(
+        "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n",
+        fake.url()
+    ))
+    .await;
+    let url = format!("http://{}/api/v1/status/stream", daemon.address());
+    let client = reqwest::Client::new();
+    let mut followers = Vec::new();
+    for _ in 0..breakerd::api::MAX_STREAM_CLIENTS {
+        let response = client.get(&url).send().await.expect("stream");
+        assert_eq!(response.status().as_u16(), 200);
+        followers.push(response);
+    }
+    let refused = client.get(&url).send().await.expect("an answer");
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("clients follow the status stream"),
+        "{body}"
+    );
+    // One leaves, one more is served; polling works all along.
+    drop(followers.pop());
+    crate::support::eventually(5, "a place is free again", || async {
+        client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    let (status, _) = crate::support::http_get(daemon.address(), "/api/v1/status").await;
+    assert_eq!(status, 200);
+    drop(followers);
+    daemon.shutdown().await.expect("clean shutdown");
+}
