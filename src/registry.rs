@@ -263,9 +263,12 @@ impl Service {
 
 /// The breaker policy of `config`, with the daemon-wide slow-call duration unless the service
 /// sets its own.
+/// The daemon-wide `server.slow_call = "0s"` turns slow-call logging off.
 pub fn effective_policy(config: &ServiceConfig, slow_call: Duration) -> Policy {
     let mut policy = config.policy.clone();
-    policy.slow_call_duration.get_or_insert(slow_call);
+    if !slow_call.is_zero() {
+        policy.slow_call_duration.get_or_insert(slow_call);
+    }
     policy
 }
 

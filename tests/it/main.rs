@@ -8,6 +8,7 @@ mod breaker_states;
 mod breaker_window;
 mod cli;
 mod config;
+mod config_properties;
 mod daemon;
 mod demo;
 mod hardening;

@@ -1,0 +1,198 @@
+//! Properties of the config loader, over generated input: arbitrary bytes never panic it, and
+//! a config it accepts is one the daemon can run — its breakers build, its effective form
+//! reads back as valid, and its durations can be added to the clock without overflowing.
+//! Bounded: a fixed number of cases, so CI time stays fixed.
+
+use proptest::prelude::*;
+
+use breakerd::config::{Config, render_effective};
+use breakerd::metrics::Metrics;
+use breakerd::probe::HttpClient;
+use breakerd::registry::Registry;
+
+use crate::support::TestEnv;
+
+fn cases() -> ProptestConfig {
+    ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A duration as people write them: mostly sensible, sometimes zero, absurd or misspelt.
+fn duration() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![
+            40 => 1u64..60,
+            1 => Just(0u64),
+            1 => 100u64..100_000,
+            1 => Just(u64::MAX / 2),
+        ],
+        prop_oneof![
+            20 => Just("s"),
+            10 => Just("ms"),
+            4 => Just("m"),
+            1 => Just("h"),
+            1 => Just("d"),
+            1 => Just("x"),
+        ],
+    )
+        .prop_map(|(value, unit)| format!("\"{value}{unit}\""))
+}
+
+/// A number: mostly small and whole, sometimes nonsense or huge.
+fn number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        40 => (1i64..50).prop_map(|n| n.to_string()),
+        1 => Just("0".to_string()),
+        1 => Just("-1".to_string()),
+        1 => Just("1000000".to_string()),
+        1 => Just("9223372036854775807".to_string()),
+        1 => Just("1e300".to_string()),
+        1 => Just("inf".to_string()),
+        1 => Just("nan".to_string()),
+    ]
+}
+
+/// Some of `keys`, each once, with values of their kind.
+fn lines(
+    durations: &'static [&'static str],
+    numbers: &'static [&'static str],
+) -> impl Strategy<Value = String> {
+    let timed =
+        prop::sample::subsequence(durations, 0..=durations.len().min(3)).prop_flat_map(|keys| {
+            prop::collection::vec(duration(), keys.len()).prop_map(move |values| {
+                keys.iter()
+                    .zip(values)
+                    .map(|(key, value)| format!("{key} = {value}\n"))
+                    .collect::<String>()
+            })
+        });
+    let counted =
+        prop::sample::subsequence(numbers, 0..=numbers.len().min(3)).prop_flat_map(|keys| {
+            prop::collection::vec(number(), keys.len()).prop_map(move |values| {
+                keys.iter()
+                    .zip(values)
+                    .map(|(key, value)| format!("{key} = {value}\n"))
+                    .collect::<String>()
+            })
+        });
+    (timed, counted).prop_map(|(a, b)| a + &b)
+}
+
+/// A config made of valid tables with generated values.
+fn config() -> impl Strategy<Value = String> {
+    (
+        lines(
+            &["slow_call", "shutdown_grace", "header_read_timeout", "idle_timeout"],
+            &["max_connections"],
+        ),
+        lines(
+            &["every", "timeout", "reset_timeout", "slow_call", "backoff_max"],
+            &["failure_threshold", "half_open_max_calls", "success_threshold", "backoff_multiplier"],
+        ),
+        lines(&["min_interval", "reminder_every"], &["queue_size", "max_attempts"]),
+        prop::bool::ANY,
+    )
+        .prop_map(|(server, service, alerts, preset)| {
+            let kind = if preset {
+                "preset = \"kcb\"\nconsumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"\n"
+            } else {
+                "kind = \"tcp\"\naddress = \"127.0.0.1:9\"\n"
+            };
+            format!(
+                "[server]\n{server}[services.generated]\n{kind}{service}[alerts]\nstate_dir = \"/tmp/never-used\"\n{alerts}"
+            )
+        })
+}
+
+/// What running needs of an accepted config, short of opening sockets.
+fn runs(config: &Config) {
+    let metrics = Metrics::new();
+    let client = HttpClient::new().expect("HTTP client");
+    let registry =
+        Registry::build(config, &client, &metrics).expect("an accepted config builds its breakers");
+    assert_eq!(registry.len(), config.services.len());
+    let now = std::time::Instant::now();
+    let far = std::time::Duration::from_secs(3 * 86_400 * 366);
+    let alerts = &config.alerts;
+    for duration in [
+        config.server.shutdown_grace,
+        config.server.header_read_timeout,
+        config.server.idle_timeout,
+        alerts.min_interval,
+        alerts.reminder_every.unwrap_or_default(),
+    ]
+    .into_iter()
+    .chain(config.services.iter().flat_map(|s| {
+        [
+            s.policy.timeout,
+            s.policy.reset_timeout,
+            s.policy.backoff.as_ref().map_or_default(|b| b.max),
+        ]
+    })) {
+        assert!(duration <= far, "{duration:?} is beyond every bound");
+        assert!(now.checked_add(duration).is_some());
+    }
+    let printed = render_effective(config);
+    let again = Config::parse(&printed, "printed.toml", &TestEnv::with_fake_credentials());
+    assert!(
+        again.is_ok(),
+        "check --print of an accepted config is accepted:\n{printed}\n{:?}",
+        again.err()
+    );
+}
+
+trait MapOrDefault<T> {
+    fn map_or_default<U: Default>(self, f: impl FnOnce(T) -> U) -> U;
+}
+
+impl<T> MapOrDefault<T> for Option<T> {
+    fn map_or_default<U: Default>(self, f: impl FnOnce(T) -> U) -> U {
+        self.map(f).unwrap_or_default()
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_loader(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Config::parse_bytes(&bytes, "fuzz.toml", &TestEnv::with_fake_credentials());
+    }
+
+    #[test]
+    fn a_toml_shaped_file_never_panics_the_loader(text in "[a-z_\\[\\]. =\"\\n0-9${}:]{0,200}") {
+        let _ = Config::parse(&text, "fuzz.toml", &TestEnv::with_fake_credentials());
+    }
+}
+
+#[test]
+fn an_accepted_config_is_one_the_daemon_runs() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    // A fixed seed: the same configs every run, so the count below is stable.
+    let mut runner = TestRunner::new_with_rng(
+        cases(),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    let strategy = config();
+    let (mut accepted, mut rejected) = (0, 0);
+    for _ in 0..cases().cases {
+        let text = strategy.new_tree(&mut runner).expect("a case").current();
+        match Config::parse(&text, "generated.toml", &TestEnv::with_fake_credentials()) {
+            Ok(config) => {
+                runs(&config);
+                accepted += 1;
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    assert!(
+        accepted > 20 && rejected > 20,
+        "the generator covers both sides: {accepted} accepted, {rejected} rejected"
+    );
+}
