@@ -129,7 +129,7 @@ fn runs(config: &Config) {
         [
             s.policy.timeout,
             s.policy.reset_timeout,
-            s.policy.backoff.as_ref().map_or_default(|b| b.max),
+            s.policy.backoff.as_ref().map(|b| b.max).unwrap_or_default(),
         ]
     })) {
         assert!(duration <= far, "{duration:?} is beyond every bound");
@@ -142,16 +142,6 @@ fn runs(config: &Config) {
         "check --print of an accepted config is accepted:\n{printed}\n{:?}",
         again.err()
     );
-}
-
-trait MapOrDefault<T> {
-    fn map_or_default<U: Default>(self, f: impl FnOnce(T) -> U) -> U;
-}
-
-impl<T> MapOrDefault<T> for Option<T> {
-    fn map_or_default<U: Default>(self, f: impl FnOnce(T) -> U) -> U {
-        self.map(f).unwrap_or_default()
-    }
 }
 
 proptest! {
