@@ -101,18 +101,24 @@ def idle(starts=5):
     return statistics.median(times), rss
 
 
+def run_services(scratch, url, breaker):
+    """breakerd with 1,000 HTTP services checking `url` every second, run in `scratch`:
+    the process and its port."""
+    config = os.path.join(scratch, "load.toml")
+    with open(config, "w") as f:
+        for i in range(1000):
+            f.write(f'[services.svc-{i:04}]\nkind = "http"\nurl = "{url}"\nevery = "1s"\n{breaker}')
+    port = free_port()
+    daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
+                              env=clean_env(), cwd=scratch, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    return daemon, port
+
+
 def thousand_services(target_port, window):
     with tempfile.TemporaryDirectory() as scratch:
-        config = os.path.join(scratch, "load.toml")
-        with open(config, "w") as f:
-            f.write('[server]\nslow_call = "1s"\n')
-            for i in range(1000):
-                f.write(f'[services.svc-{i:04}]\nkind = "http"\nurl = "http://127.0.0.1:{target_port}/health"\n'
-                        f'every = "1s"\nfailure_threshold = 5\ntimeout = "5s"\nreset_timeout = "30s"\n')
-        port = free_port()
-        daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
-                                  env=clean_env(), cwd=scratch, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        daemon, port = run_services(scratch, f"http://127.0.0.1:{target_port}/health",
+                                    'failure_threshold = 5\ntimeout = "5s"\nreset_timeout = "30s"\n')
         try:
             wait_http(f"http://127.0.0.1:{port}/metrics")
             time.sleep(10)  # warm-up: first checks spread over 1 s, connection pool filled
@@ -143,15 +149,8 @@ def thousand_services(target_port, window):
 def hanging_services(target_port, window):
     """1,000 services whose provider keeps hanging and recovering: peak RSS and CPU."""
     with tempfile.TemporaryDirectory() as scratch:
-        config = os.path.join(scratch, "hanging.toml")
-        with open(config, "w") as f:
-            for i in range(1000):
-                f.write(f'[services.svc-{i:04}]\nkind = "http"\nurl = "http://127.0.0.1:{target_port}/flap"\n'
-                        f'every = "1s"\nfailure_threshold = 3\ntimeout = "2s"\nreset_timeout = "5s"\n')
-        port = free_port()
-        daemon = subprocess.Popen([BIN, "run", "--config", config, "--listen", f"127.0.0.1:{port}"],
-                                  env=clean_env(), cwd=scratch, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        daemon, port = run_services(scratch, f"http://127.0.0.1:{target_port}/flap",
+                                    'failure_threshold = 3\ntimeout = "2s"\nreset_timeout = "5s"\n')
         try:
             wait_http(f"http://127.0.0.1:{port}/metrics")
             cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()

@@ -41,6 +41,27 @@ async fn start(path: &Path) -> breakerd::daemon::RunningDaemon {
         .expect("daemon starts")
 }
 
+/// A daemon started from a file in a fresh directory with one healthy kcb service (failure
+/// threshold 3): the provider, the directory, the file, its text and the daemon.
+async fn started_with_kcb(
+    label: &str,
+) -> (
+    FakeProvider,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+    breakerd::daemon::RunningDaemon,
+) {
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let dir = scratch_dir(label);
+    let (server, creds) = secrets(&dir);
+    let path = dir.join("alerts.toml");
+    let good = format!("{server}{}", service("kcb", &healthy, 3, &creds));
+    std::fs::write(&path, &good).unwrap();
+    let daemon = start(&path).await;
+    (healthy, dir, path, good, daemon)
+}
+
 async fn reload_ok(address: std::net::SocketAddr) -> bool {
     let (_, text) = http_get(address, "/metrics").await;
     sample(&text, "breakerd_config_last_reload_successful") == Some(1.0)
@@ -117,13 +138,8 @@ async fn a_good_edit_applies_and_keeps_unchanged_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_edit_keeps_the_old_config_and_says_why() {
-    let healthy = FakeProvider::start(Mode::Healthy).await;
-    let dir = scratch_dir("reload-bad");
+    let (healthy, dir, path, good, daemon) = started_with_kcb("reload-bad").await;
     let (server, creds) = secrets(&dir);
-    let path = dir.join("alerts.toml");
-    let good = format!("{server}{}", service("kcb", &healthy, 3, &creds));
-    std::fs::write(&path, &good).unwrap();
-    let daemon = start(&path).await;
     let address = daemon.address();
     std::fs::write(&path, format!("{good}failure_treshold = 4\n")).unwrap();
     eventually(10, "the failed reload is reported", || async {
@@ -181,13 +197,7 @@ async fn a_bad_edit_keeps_the_old_config_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_naming_a_fifo_a_device_or_nothing_changes_nothing_and_freezes_nothing() {
-    let healthy = FakeProvider::start(Mode::Healthy).await;
-    let dir = scratch_dir("reload-hostile");
-    let (server, creds) = secrets(&dir);
-    let path = dir.join("alerts.toml");
-    let good = format!("{server}{}", service("kcb", &healthy, 3, &creds));
-    std::fs::write(&path, &good).unwrap();
-    let daemon = start(&path).await;
+    let (_healthy, dir, path, good, daemon) = started_with_kcb("reload-hostile").await;
     let address = daemon.address();
     let fifo = dir.join("fifo");
     assert!(
