@@ -67,6 +67,8 @@ pub struct Shared {
     pub history: Arc<History>,
     /// The status page's snapshot, shared by its clients.
     pub(crate) status_feed: status::StatusFeed,
+    /// Turns true when the daemon stops: streams end, so connections can close.
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -77,7 +79,8 @@ impl Shared {
             admin_token,
         }));
         let (_, outages) = watch::channel(Arc::default());
-        Self::live(published, outages, metrics, Arc::default(), None)
+        let (_, stopping) = watch::channel(false);
+        Self::live(published, outages, metrics, Arc::default(), None, stopping)
     }
 
     /// State that follows what the daemon publishes.
@@ -87,8 +90,10 @@ impl Shared {
         metrics: Arc<Metrics>,
         history: Arc<History>,
         reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
+            stopping,
             published,
             outages,
             metrics,

@@ -95,15 +95,16 @@ async fn launch(
         Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history)).await?;
     metrics.config_loaded(true);
     let (requests, receiver) = mpsc::channel::<ReloadRequest>(4);
+    let (stop, stopping) = watch::channel(false);
     let shared = Arc::new(Shared::live(
         supervisor.published(),
         supervisor.outages(),
         metrics,
         history,
         watched.as_ref().map(|_| requests),
+        stopping.clone(),
     ));
     let supervisor = Arc::new(Mutex::new(Some(supervisor)));
-    let (stop, stopping) = watch::channel(false);
     let reloader = watched.map(|(path, seen)| {
         tokio::spawn(reload_loop(
             path,

@@ -196,18 +196,33 @@ pub(crate) async fn stream(
         )));
     };
     let ticks = tokio::time::interval(STREAM_INTERVAL);
+    let stopping = state.stopping.clone();
     let events = futures_util::stream::unfold(
-        (state, ticks, client),
-        |(state, mut ticks, client)| async move {
-            ticks.tick().await;
+        (state, ticks, client, stopping),
+        |(state, mut ticks, client, mut stopping)| async move {
+            // The daemon stopping ends the stream, so its connection can close.
+            let stopped = tokio::select! {
+                _ = ticks.tick() => false,
+                () = daemon_stops(&mut stopping) => true,
+            };
+            if stopped {
+                return None;
+            }
             let json = state.status_feed.json(&state).await;
             Some((
                 Ok(Event::default().event("status").data(&*json)),
-                (state, ticks, client),
+                (state, ticks, client, stopping),
             ))
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Resolves when the daemon stops; never for state with no daemon behind it.
+async fn daemon_stops(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// `GET /api/v1/openapi.json`: the OpenAPI 3 document of every route.

@@ -142,6 +142,14 @@ async fn the_status_stream_serves_a_bounded_number_of_clients() {
     .await;
     let (status, _) = crate::support::http_get(daemon.address(), "/api/v1/status").await;
     assert_eq!(status, 200);
+    // Stopping the daemon ends every stream, rather than waiting out the shutdown grace.
+    let stopping = tokio::spawn(daemon.shutdown());
+    let mut follower = followers.pop().expect("a follower");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = follower.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when the daemon stops");
     drop(followers);
-    daemon.shutdown().await.expect("clean shutdown");
+    stopping.await.unwrap().expect("clean shutdown");
 }
