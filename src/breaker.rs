@@ -46,8 +46,8 @@ pub(crate) use backoff::Jitter;
 pub use call::{Classify, ErrorsAreFailures, Verdict};
 pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY};
 pub use error::{BreakerError, OpenError, TimeoutError};
-pub use event::{CallRecord, Outcome, Transition, TransitionReason};
-pub use permit::Permit;
+pub use event::{CallRecord, CallTag, Outcome, Transition, TransitionReason};
+pub use permit::{OwnedPermit, Permit};
 pub use policy::{
     Backoff, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_RESET_TIMEOUT,
     DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_BACKOFF_MULTIPLIER, MAX_DURATION,

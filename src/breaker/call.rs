@@ -95,13 +95,15 @@ impl Breaker {
         {
             Some(result) => {
                 match classifier.classify(&result) {
-                    Verdict::Success => permit.finish(Outcome::Success, None),
-                    Verdict::Ignore => permit.finish(Outcome::Ignored, None),
+                    Verdict::Success => permit.finish(Outcome::Success, None, None),
+                    Verdict::Ignore => permit.finish(Outcome::Ignored, None, None),
                     Verdict::Failure => match &result {
-                        Err(error) => permit.finish(Outcome::Failure, Some(error)),
-                        Ok(_) => {
-                            permit.finish(Outcome::Failure, Some(&"result classified as a failure"))
-                        }
+                        Err(error) => permit.finish(Outcome::Failure, None, Some(error)),
+                        Ok(_) => permit.finish(
+                            Outcome::Failure,
+                            None,
+                            Some(&"result classified as a failure"),
+                        ),
                     },
                 }
                 result.map_err(BreakerError::Inner)
@@ -111,7 +113,7 @@ impl Breaker {
                     service: self.inner.error_name.clone(),
                     timeout,
                 };
-                permit.finish(Outcome::Timeout, Some(&error));
+                permit.finish(Outcome::Timeout, None, Some(&error));
                 Err(BreakerError::Timeout(error))
             }
         }

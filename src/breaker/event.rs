@@ -51,6 +51,20 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What kind of call this was, as the caller labels it — say, a health check apart from a real
+/// call — handed back to the outcome hook untouched. Calls made with [`Breaker::call`] and
+/// [`Breaker::acquire`] carry [`CallTag::DEFAULT`].
+///
+/// [`Breaker::call`]: super::Breaker::call
+/// [`Breaker::acquire`]: super::Breaker::acquire
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CallTag(pub u8);
+
+impl CallTag {
+    /// The tag of calls that name none.
+    pub const DEFAULT: CallTag = CallTag(0);
+}
+
 /// One finished call, handed to the outcome hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallRecord {
@@ -60,6 +74,8 @@ pub struct CallRecord {
     pub duration: Option<Duration>,
     /// Whether it took longer than the policy's `slow_call_duration`.
     pub slow: bool,
+    /// The caller's label for the call.
+    pub tag: CallTag,
 }
 
 /// Why a breaker changed state.

@@ -132,3 +132,68 @@ async fn every_subscriber_gets_every_transition_in_order() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn tags_reach_the_hook_and_owned_permits_report_later() {
+    use breakerd::breaker::{CallRecord, CallTag, Outcome};
+    use std::sync::Mutex;
+    let seen: std::sync::Arc<Mutex<Vec<CallRecord>>> = std::sync::Arc::default();
+    let hook = std::sync::Arc::clone(&seen);
+    let breaker = breakerd::breaker::Breaker::builder("mpesa")
+        .failure_threshold(2)
+        .slow_call_duration(std::time::Duration::from_millis(500))
+        .on_outcome(move |record| hook.lock().unwrap().push(*record))
+        .build()
+        .unwrap();
+    let traffic = CallTag(1);
+    // A permit that outlives the scope it was taken in: the call is reported later.
+    let permit = breaker.acquire_owned(traffic).expect("closed");
+    let reported = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        permit.record_failure(&"HTTP 502");
+    });
+    reported.await.unwrap();
+    // A call made elsewhere, timed by its caller.
+    breaker
+        .acquire_tagged(traffic)
+        .expect("closed")
+        .record_measured(
+            Outcome::Timeout,
+            std::time::Duration::from_secs(3),
+            Some(&"no answer"),
+        );
+    assert_eq!(breaker.state(), breakerd::breaker::State::Open);
+    let _ = breaker.acquire_tagged(traffic).expect_err("open");
+    let _ = breaker.call(|| async { Ok::<_, String>(()) }).await;
+    let seen = seen.lock().unwrap().clone();
+    let summary: Vec<(Outcome, Option<u128>, bool, u8)> = seen
+        .iter()
+        .map(|r| {
+            (
+                r.outcome,
+                r.duration.map(|d| d.as_millis()),
+                r.slow,
+                r.tag.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Outcome::Failure, Some(700), true, 1),
+            (Outcome::Timeout, Some(3000), true, 1),
+            (Outcome::Rejected, None, false, 1),
+            (Outcome::Rejected, None, false, CallTag::DEFAULT.0),
+        ]
+    );
+    assert_eq!(
+        breaker.stats().last_failure.map(|f| f.reason).as_deref(),
+        Some("no answer")
+    );
+
+    // A dropped owned permit is a cancelled call and frees its trial slot.
+    breaker.reset();
+    let dropped = breaker.acquire_owned(traffic).expect("closed");
+    drop(dropped);
+    assert_eq!(breaker.stats().cancelled, 1);
+}
