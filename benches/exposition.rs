@@ -37,6 +37,7 @@ fn shared() -> Arc<Shared> {
                 Outcome::Success
             };
             service.metrics.call(
+                breakerd::metrics::Source::Check,
                 outcome,
                 Some(Duration::from_millis(3 + call * 40)),
                 call == 19,

@@ -138,6 +138,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Time a kept-alive connection may stay idle.
     pub idle_timeout: Duration,
+    /// Where the sidecar proxy listens; off when `None`.
+    pub proxy_listen: Option<SocketAddr>,
+    /// The bearer token applications report outcomes with, for every service without its own.
+    pub report_token: Option<Secret>,
 }
 
 /// One `[services.NAME]` table.
@@ -153,6 +157,34 @@ pub struct ServiceConfig {
     pub check: Check,
     /// Which changes of this service notify (default: `alerts.notify_on`).
     pub notify_on: Option<Vec<NotifyOn>>,
+    /// Where the proxy forwards this service's real calls: a preset's `base_url`, an `http`
+    /// service's `upstream`; `None` for services the proxy cannot carry.
+    pub upstream: Option<Url>,
+    /// Whether scheduled checks run while real traffic is flowing.
+    pub checks: Checks,
+    /// The bearer token applications report this service's outcomes with (else the server's).
+    pub report_token: Option<Secret>,
+}
+
+/// When a service's scheduled checks run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checks {
+    /// On every tick.
+    #[default]
+    Always,
+    /// Only when no real call has given the breaker an outcome within the last period, so a
+    /// busy service spends no provider quota on checks.
+    WhenIdle,
+}
+
+impl Checks {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Checks::Always => "always",
+            Checks::WhenIdle => "when_idle",
+        }
+    }
 }
 
 /// A change of state that can notify.
@@ -269,6 +301,16 @@ pub enum Check {
 }
 
 impl Check {
+    /// The provider's host, for the HTTP presets.
+    pub fn base_url(&self) -> Option<&Url> {
+        match self {
+            Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => Some(&c.base_url),
+            Check::AfricasTalking(c) => Some(&c.base_url),
+            Check::WhatsApp(c) => Some(&c.base_url),
+            Check::Smtp(_) | Check::Http(_) | Check::Tcp(_) => None,
+        }
+    }
+
     /// The preset or kind name: `mpesa`, `pesapal`, `kcb`, `africastalking`, `whatsapp`,
     /// `smtp`, `http` or `tcp`.
     pub fn kind(&self) -> &'static str {

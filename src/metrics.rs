@@ -21,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use exposition::{Format, write_service_families};
-pub use service::ServiceMetrics;
 use service::ServiceSeries;
+pub use service::{ServiceMetrics, Source};
 
 /// Latency buckets, 5 ms to 60 s.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -415,6 +415,7 @@ pub(crate) use crate::wall::unix_seconds;
 mod tests {
     use super::*;
     use crate::breaker::{Outcome, State};
+    use crate::metrics::Source;
     use crate::probe::FailureReason;
 
     #[test]
@@ -433,9 +434,9 @@ mod tests {
             "breakerd_breaker_state{service=\"mpesa\",state=\"closed\"} 1",
             "breakerd_breaker_state{service=\"mpesa\",state=\"open\"} 0",
             "breakerd_breaker_state{service=\"mpesa\",state=\"half_open\"} 0",
-            "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\"} 0",
-            "breakerd_call_duration_seconds_bucket{service=\"mpesa\",outcome=\"success\",le=\"0.005\"} 0",
-            "breakerd_slow_calls_total{service=\"mpesa\"} 0",
+            "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\",source=\"check\"} 0",
+            "breakerd_call_duration_seconds_bucket{service=\"mpesa\",outcome=\"success\",source=\"check\",le=\"0.005\"} 0",
+            "breakerd_slow_calls_total{service=\"mpesa\",source=\"check\"} 0",
             "breakerd_state_transitions_total{service=\"mpesa\",from=\"closed\",to=\"open\"} 0",
             "breakerd_consecutive_failures{service=\"mpesa\"} 0",
             "breakerd_failure_threshold{service=\"mpesa\"} 3",
@@ -461,8 +462,20 @@ mod tests {
     fn recording_moves_the_right_series_and_removal_drops_them() {
         let metrics = Metrics::new();
         let kcb = metrics.service("kcb", 3, Duration::from_secs(30), Duration::from_secs(120));
-        kcb.call(Outcome::Timeout, Some(Duration::from_secs(30)), true);
-        kcb.call(Outcome::Rejected, None, false);
+        kcb.call(
+            Source::Check,
+            Outcome::Timeout,
+            Some(Duration::from_secs(30)),
+            true,
+        );
+        kcb.call(Source::Check, Outcome::Rejected, None, false);
+        kcb.set_carries_traffic(true);
+        kcb.call(
+            Source::Traffic,
+            Outcome::Success,
+            Some(Duration::from_millis(80)),
+            false,
+        );
         kcb.set_state(
             State::Open,
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
@@ -474,11 +487,15 @@ mod tests {
         );
         let text = metrics.render_prometheus_text();
         for line in [
-            "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\"} 1",
-            "breakerd_calls_total{service=\"kcb\",outcome=\"rejected\"} 1",
-            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",le=\"30.0\"} 1",
-            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",le=\"10.0\"} 0",
-            "breakerd_slow_calls_total{service=\"kcb\"} 1",
+            "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\",source=\"check\"} 1",
+            "breakerd_calls_total{service=\"kcb\",outcome=\"rejected\",source=\"check\"} 1",
+            "breakerd_calls_total{service=\"kcb\",outcome=\"success\",source=\"traffic\"} 1",
+            "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\",source=\"traffic\"} 0",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",source=\"check\",le=\"30.0\"} 1",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",source=\"check\",le=\"10.0\"} 0",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"success\",source=\"traffic\",le=\"0.1\"} 1",
+            "breakerd_slow_calls_total{service=\"kcb\",source=\"check\"} 1",
+            "breakerd_slow_calls_total{service=\"kcb\",source=\"traffic\"} 0",
             "breakerd_breaker_state{service=\"kcb\",state=\"open\"} 1",
             "breakerd_breaker_state{service=\"kcb\",state=\"closed\"} 0",
             "breakerd_next_attempt_timestamp_seconds{service=\"kcb\"} 1700000000.0",

@@ -10,7 +10,8 @@ use crate::metrics::ServiceMetrics;
 
 /// A call finished: count it, and warn when it was slow.
 pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) {
-    metrics.call(record.outcome, record.duration, record.slow);
+    let source = crate::metrics::Source::of(record.tag);
+    metrics.call(source, record.outcome, record.duration, record.slow);
     if record.slow {
         let duration_ms = record.duration.map_or(0, |d| d.as_millis());
         warn!(

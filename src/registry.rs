@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
-use crate::config::{Config, Schedule, ServiceConfig, format_duration};
+use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics};
 use crate::observe;
 use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
@@ -85,10 +85,11 @@ impl Service {
     /// the probe and the metric handles of `config`.
     pub fn new(
         config: ServiceConfig,
-        slow_call: Duration,
+        server: &ServerConfig,
         client: HttpClient,
         metrics: &Metrics,
     ) -> Result<Self, PolicyError> {
+        let slow_call = server.slow_call;
         let handles = metrics.service(
             &config.name,
             config.policy.failure_threshold,
@@ -96,6 +97,7 @@ impl Service {
             config.policy.reset_timeout,
         );
         handles.set_probe_interval(schedule_interval(&config.schedule));
+        handles.set_carries_traffic(carries_traffic(&config, server));
         let policy = effective_policy(&config, slow_call);
         let slow_call_ms = Arc::new(AtomicU64::new(slow_call_millis(&policy)));
         let hook_metrics = handles.clone();
@@ -263,6 +265,14 @@ impl Service {
 
 /// The breaker policy of `config`, with the daemon-wide slow-call duration unless the service
 /// sets its own.
+/// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported
+/// by an application (a report token applies).
+pub fn carries_traffic(service: &ServiceConfig, server: &ServerConfig) -> bool {
+    (server.proxy_listen.is_some() && service.upstream.is_some())
+        || service.report_token.is_some()
+        || server.report_token.is_some()
+}
+
 /// The daemon-wide `server.slow_call = "0s"` turns slow-call logging off.
 pub fn effective_policy(config: &ServiceConfig, slow_call: Duration) -> Policy {
     let mut policy = config.policy.clone();
@@ -321,12 +331,7 @@ impl Registry {
     ) -> Result<Self, PolicyError> {
         let mut services = BTreeMap::new();
         for service in &config.services {
-            let built = Service::new(
-                service.clone(),
-                config.server.slow_call,
-                client.clone(),
-                metrics,
-            )?;
+            let built = Service::new(service.clone(), &config.server, client.clone(), metrics)?;
             services.insert(service.name.clone(), Arc::new(built));
         }
         Ok(Self { services })

@@ -20,7 +20,7 @@ use crate::history::History;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::probe::HttpClient;
-use crate::registry::{Registry, Service, effective_policy};
+use crate::registry::{Registry, Service, carries_traffic, effective_policy};
 use crate::scheduler;
 use crate::tasks::{self, TaskKind};
 
@@ -210,7 +210,7 @@ impl Supervisor {
             let Some(current) = self.running.get_mut(&wanted.name) else {
                 let built = Service::new(
                     wanted.clone(),
-                    next.server.slow_call,
+                    &next.server,
                     self.client.clone(),
                     &self.metrics,
                 )?;
@@ -219,6 +219,8 @@ impl Supervisor {
                 continue;
             };
             let old = Arc::clone(&current.service);
+            old.metrics
+                .set_carries_traffic(carries_traffic(wanted, &next.server));
             if old.config == *wanted && old.breaker.policy() == policy {
                 continue;
             }
@@ -248,7 +250,7 @@ impl Supervisor {
                     ));
                     let replacement = Service::new(
                         wanted.clone(),
-                        next.server.slow_call,
+                        &next.server,
                         self.client.clone(),
                         &self.metrics,
                     )?;

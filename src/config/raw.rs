@@ -28,6 +28,8 @@ pub(crate) struct RawServer {
     pub(crate) max_connections: Option<Spanned<i64>>,
     pub(crate) header_read_timeout: Option<Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) proxy_listen: Option<Spanned<String>>,
+    pub(crate) report_token: Option<Spanned<String>>,
 }
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.
@@ -78,8 +80,11 @@ pub(crate) struct RawService {
     pub(crate) json_equals: Option<Spanned<toml::Value>>,
 
     pub(crate) address: Option<Spanned<String>>,
+    pub(crate) upstream: Option<Spanned<String>>,
 
     pub(crate) notify_on: Option<RawList>,
+    pub(crate) checks: Option<Spanned<String>>,
+    pub(crate) report_token: Option<Spanned<String>>,
 }
 
 impl RawService {
@@ -110,6 +115,7 @@ impl RawService {
             ("json_field", span(&self.json_field)),
             ("json_equals", span(&self.json_equals)),
             ("address", span(&self.address)),
+            ("upstream", span(&self.upstream)),
         ]
         .into_iter()
         .filter_map(|(key, span)| span.map(|span| (key, span)))

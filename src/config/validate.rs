@@ -16,7 +16,7 @@ use super::errors::{LoadError, Problems, nearest};
 use super::raw::{RawAlerts, RawConfig, RawList, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
-    AfricasTalkingCheck, AlertmanagerConfig, AlertsConfig, ChannelFilter, Check, Config,
+    AfricasTalkingCheck, AlertmanagerConfig, AlertsConfig, ChannelFilter, Check, Checks, Config,
     Credential, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESEND_EVERY,
     DEFAULT_RESOLVE_FOR, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, EmailConfig, HttpCheck,
@@ -62,6 +62,7 @@ fn check_keys(preset_or_kind: &str) -> &'static [&'static str] {
             "body_contains",
             "json_field",
             "json_equals",
+            "upstream",
         ],
         "tcp" => &["address"],
         _ => &[],
@@ -220,6 +221,23 @@ impl Validator<'_> {
                 DEFAULT_IDLE_TIMEOUT,
                 false,
             ),
+            proxy_listen: raw.proxy_listen.as_ref().and_then(|listen| {
+                SocketAddr::from_str(listen.get_ref())
+                    .map_err(|_| {
+                        self.problems.at(
+                            listen.span(),
+                            format!(
+                                "server.proxy_listen \"{}\" is not an address: write IP:PORT, e.g. \"127.0.0.1:9478\"",
+                                listen.get_ref()
+                            ),
+                        );
+                    })
+                    .ok()
+            }),
+            report_token: raw
+                .report_token
+                .as_ref()
+                .and_then(|token| self.secret("server.report_token", token)),
         }
     }
 
@@ -254,6 +272,25 @@ impl Validator<'_> {
         let policy = self.policy(&raw, &kind, table_span.clone());
         let check = self.check(&raw, &kind, table_span);
         let notify_on = self.notify_list(raw.notify_on.as_ref());
+        let upstream = match (&check, &raw.upstream) {
+            (_, Some(upstream)) => self.url("upstream", upstream),
+            (Some(check), None) => check.base_url().cloned(),
+            (None, None) => None,
+        };
+        let checks = match &raw.checks {
+            None => Checks::Always,
+            Some(value) => match self
+                .one_of("checks", value, &["always", "when_idle"])
+                .as_deref()
+            {
+                Some("when_idle") => Checks::WhenIdle,
+                _ => Checks::Always,
+            },
+        };
+        let report_token = raw
+            .report_token
+            .as_ref()
+            .and_then(|token| self.secret("report_token", token));
         if self.problems_len() != before {
             return None;
         }
@@ -263,6 +300,9 @@ impl Validator<'_> {
             schedule,
             check: check?,
             notify_on,
+            upstream,
+            checks,
+            report_token,
         })
     }
 
@@ -997,6 +1037,18 @@ impl Validator<'_> {
     fn expand(&mut self, key: &str, raw: &Spanned<String>) -> Option<String> {
         match expand(raw.get_ref(), self.environment) {
             Ok(value) => Some(value),
+            Err(error) => {
+                self.problems.at(raw.span(), format!("{key}: {error}"));
+                None
+            }
+        }
+    }
+
+    /// A token that may be unset: an unset variable or an empty value means none.
+    fn secret(&mut self, key: &str, raw: &Spanned<String>) -> Option<Secret> {
+        match expand(raw.get_ref(), self.environment) {
+            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+            Ok(_) | Err(ExpandError::Unset(_)) => None,
             Err(error) => {
                 self.problems.at(raw.span(), format!("{key}: {error}"));
                 None

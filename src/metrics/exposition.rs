@@ -170,10 +170,13 @@ pub(crate) fn write_service_families(
         "Calls through the breaker, by outcome.",
     );
     for service in services {
-        for (outcome, count) in OUTCOME_LABELS.iter().zip(service.calls()) {
-            w.open("breakerd_calls", "_total", service.label());
-            w.label("outcome", outcome);
-            w.close_int(count);
+        for source in service.sources() {
+            for (outcome, count) in OUTCOME_LABELS.iter().zip(service.calls(*source)) {
+                w.open("breakerd_calls", "_total", service.label());
+                w.label("outcome", outcome);
+                w.label("source", source.as_str());
+                w.close_int(count);
+            }
         }
     }
 
@@ -183,34 +186,46 @@ pub(crate) fn write_service_families(
         "Latency of calls that ran (rejected calls have none).",
     );
     for service in services {
-        for (outcome, histogram) in service.histograms() {
-            let reading = histogram.read();
-            for (le, count) in LE_LABELS.iter().zip(reading.cumulative) {
+        for source in service.sources() {
+            let source_label = source.as_str();
+            for (outcome, histogram) in service.histograms(*source) {
+                let reading = histogram.read();
+                for (le, count) in LE_LABELS.iter().zip(reading.cumulative) {
+                    w.open("breakerd_call_duration_seconds", "_bucket", service.label());
+                    w.label("outcome", outcome);
+                    w.label("source", source_label);
+                    w.label("le", le);
+                    w.close_int(count);
+                }
                 w.open("breakerd_call_duration_seconds", "_bucket", service.label());
                 w.label("outcome", outcome);
-                w.label("le", le);
-                w.close_int(count);
+                w.label("source", source_label);
+                w.label("le", "+Inf");
+                w.close_int(reading.count);
+                w.open("breakerd_call_duration_seconds", "_sum", service.label());
+                w.label("outcome", outcome);
+                w.label("source", source_label);
+                w.close_float(reading.sum);
+                w.open("breakerd_call_duration_seconds", "_count", service.label());
+                w.label("outcome", outcome);
+                w.label("source", source_label);
+                w.close_int(reading.count);
             }
-            w.open("breakerd_call_duration_seconds", "_bucket", service.label());
-            w.label("outcome", outcome);
-            w.label("le", "+Inf");
-            w.close_int(reading.count);
-            w.open("breakerd_call_duration_seconds", "_sum", service.label());
-            w.label("outcome", outcome);
-            w.close_float(reading.sum);
-            w.open("breakerd_call_duration_seconds", "_count", service.label());
-            w.label("outcome", outcome);
-            w.close_int(reading.count);
         }
     }
 
-    w.ints(
+    w.family(
         "breakerd_slow_calls",
         Kind::Counter,
         "Calls slower than slow_call.",
-        services,
-        ServiceSeries::slow_calls,
     );
+    for service in services {
+        for source in service.sources() {
+            w.open("breakerd_slow_calls", "_total", service.label());
+            w.label("source", source.as_str());
+            w.close_int(service.slow_calls(*source));
+        }
+    }
 
     w.family(
         "breakerd_state_transitions",

@@ -2,7 +2,7 @@
 //! held together so recording touches no map and a scrape reads them in a fixed order.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
 use super::{TRANSITION_LABELS, unix_seconds};
-use crate::breaker::{Outcome, State};
+use crate::breaker::{CallTag, Outcome, State};
 use crate::probe::FailureReason;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -19,15 +19,64 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 /// The `outcome` values that have a latency histogram (rejected calls take no time).
 const TIMED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
 
+/// Where a call came from: the `source` label of the call metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A scheduled synthetic check.
+    Check,
+    /// A real call: proxied, or reported by an application.
+    Traffic,
+}
+
+impl Source {
+    /// Both, in the order they are written.
+    pub const ALL: [Source; 2] = [Source::Check, Source::Traffic];
+
+    /// The label value: `check` or `traffic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Check => "check",
+            Source::Traffic => "traffic",
+        }
+    }
+
+    /// The breaker tag that marks calls from this source.
+    pub fn tag(self) -> CallTag {
+        match self {
+            Source::Check => CallTag::DEFAULT,
+            Source::Traffic => CallTag(1),
+        }
+    }
+
+    /// The source a breaker tag names (an unknown tag counts as a check).
+    pub fn of(tag: CallTag) -> Source {
+        if tag == Source::Traffic.tag() {
+            Source::Traffic
+        } else {
+            Source::Check
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Source::Check => 0,
+            Source::Traffic => 1,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ServiceSeries {
     name: String,
     /// The name escaped for a label value.
     label: String,
     state: Gauge,
-    calls: [Counter; 4],
-    durations: [LatencyHistogram; 3],
-    slow_calls: Counter,
+    /// By source, then outcome.
+    calls: [[Counter; 4]; 2],
+    durations: [[LatencyHistogram; 3]; 2],
+    slow_calls: [Counter; 2],
+    /// Whether real traffic can reach this service (its `source="traffic"` series are written).
+    carries_traffic: AtomicBool,
     transitions: [Counter; TRANSITION_LABELS.len()],
     consecutive_failures: Gauge,
     failure_threshold: Gauge,
@@ -54,7 +103,8 @@ impl ServiceSeries {
             state: Gauge::default(),
             calls: Default::default(),
             durations: Default::default(),
-            slow_calls: Counter::default(),
+            slow_calls: Default::default(),
+            carries_traffic: AtomicBool::new(false),
             transitions: Default::default(),
             consecutive_failures: Gauge::default(),
             failure_threshold: Gauge::default(),
@@ -85,16 +135,30 @@ impl ServiceSeries {
         usize::try_from(self.state.get()).unwrap_or(0)
     }
 
-    pub(crate) fn calls(&self) -> [u64; 4] {
-        self.calls.each_ref().map(Counter::get)
+    /// The sources this service's call series are written for.
+    pub(crate) fn sources(&self) -> &'static [Source] {
+        if self.carries_traffic.load(Ordering::Relaxed) {
+            &Source::ALL
+        } else {
+            &Source::ALL[..1]
+        }
     }
 
-    pub(crate) fn histograms(&self) -> impl Iterator<Item = (&'static str, &LatencyHistogram)> {
-        TIMED_OUTCOMES.into_iter().zip(self.durations.iter())
+    pub(crate) fn calls(&self, source: Source) -> [u64; 4] {
+        self.calls[source.index()].each_ref().map(Counter::get)
     }
 
-    pub(crate) fn slow_calls(&self) -> u64 {
-        self.slow_calls.get()
+    pub(crate) fn histograms(
+        &self,
+        source: Source,
+    ) -> impl Iterator<Item = (&'static str, &LatencyHistogram)> {
+        TIMED_OUTCOMES
+            .into_iter()
+            .zip(self.durations[source.index()].iter())
+    }
+
+    pub(crate) fn slow_calls(&self, source: Source) -> u64 {
+        self.slow_calls[source.index()].get()
     }
 
     pub(crate) fn transitions(&self) -> [u64; TRANSITION_LABELS.len()] {
@@ -154,8 +218,8 @@ impl ServiceMetrics {
         self.series.name()
     }
 
-    /// Counts one call and its latency.
-    pub fn call(&self, outcome: Outcome, duration: Option<Duration>, slow: bool) {
+    /// Counts one call from `source` and its latency.
+    pub fn call(&self, source: Source, outcome: Outcome, duration: Option<Duration>, slow: bool) {
         let index = match outcome {
             Outcome::Success => 0,
             Outcome::Failure => 1,
@@ -164,13 +228,24 @@ impl ServiceMetrics {
             // Ignored results are not a provider outcome; the breaker's stats count them.
             Outcome::Ignored => return,
         };
-        self.series.calls[index].inc();
-        if let (Some(duration), Some(histogram)) = (duration, self.series.durations.get(index)) {
+        let source = source.index();
+        self.series.calls[source][index].inc();
+        if let (Some(duration), Some(histogram)) =
+            (duration, self.series.durations[source].get(index))
+        {
             histogram.observe(duration.as_secs_f64());
         }
         if slow {
-            self.series.slow_calls.inc();
+            self.series.slow_calls[source].inc();
         }
+    }
+
+    /// Says whether real traffic can reach the service, so its `source="traffic"` series
+    /// exist (at zero) or not.
+    pub fn set_carries_traffic(&self, carries: bool) {
+        self.series
+            .carries_traffic
+            .store(carries, Ordering::Relaxed);
     }
 
     /// Sets the state gauges and the next attempt.

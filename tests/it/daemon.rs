@@ -85,7 +85,7 @@ async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
     assert_eq!(
         sample(
             &text,
-            "breakerd_calls_total{service=\"mpesa\",outcome=\"failure\"}"
+            "breakerd_calls_total{service=\"mpesa\",outcome=\"failure\",source=\"check\"}"
         ),
         Some(3.0)
     );
@@ -117,7 +117,7 @@ async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
     assert!(
         sample(
             &text,
-            "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\"}"
+            "breakerd_calls_total{service=\"mpesa\",outcome=\"rejected\",source=\"check\"}"
         )
         .is_some_and(|n| n >= 2.0)
     );
@@ -155,7 +155,11 @@ async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
     fake.set_mode(Mode::Slow(Duration::from_millis(300)));
     eventually(10, "a slow check is counted", || async {
         let (_, text) = http_get(address, "/metrics").await;
-        sample(&text, "breakerd_slow_calls_total{service=\"mpesa\"}").is_some_and(|n| n >= 1.0)
+        sample(
+            &text,
+            "breakerd_slow_calls_total{service=\"mpesa\",source=\"check\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
     })
     .await;
     daemon.shutdown().await.expect("clean shutdown");
@@ -276,7 +280,7 @@ async fn checks_of_one_service_never_overlap_and_missed_ticks_are_counted() {
     let (_, text) = http_get(address, "/metrics").await;
     let successes = sample(
         &text,
-        "breakerd_calls_total{service=\"slow\",outcome=\"success\"}",
+        "breakerd_calls_total{service=\"slow\",outcome=\"success\",source=\"check\"}",
     )
     .unwrap_or(0.0);
     assert!(successes >= 1.0 && (successes as usize) <= fake.requests().len());

@@ -44,7 +44,11 @@ async fn the_demo_shows_breakers_opening_and_recovering_with_alerts() {
     assert!(down.starts_with("connect: "), "{down}");
     let (_, text) = http_get(address, "/metrics").await;
     assert!(
-        sample(&text, "breakerd_slow_calls_total{service=\"slow\"}").is_some_and(|n| n >= 1.0),
+        sample(
+            &text,
+            "breakerd_slow_calls_total{service=\"slow\",source=\"check\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
         "{text}"
     );
     demo.shutdown().await.expect("clean shutdown");
