@@ -6,7 +6,9 @@ mod admin;
 mod breakers;
 mod error;
 mod exposition;
+mod outcomes;
 mod status;
+mod token;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
 pub use error::ApiError;
+pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES};
 pub use status::MAX_STREAM_CLIENTS;
 
 use tokio::sync::watch;
@@ -46,6 +49,9 @@ pub struct Published {
     pub registry: Arc<Registry>,
     /// The admin bearer token; admin routes are off without one.
     pub admin_token: Option<Secret>,
+    /// The daemon-wide token applications report outcomes with (a service's own
+    /// `report_token` also works for that service).
+    pub report_token: Option<Secret>,
 }
 
 /// What the handlers share.
@@ -77,6 +83,7 @@ impl Shared {
         let (_, published) = watch::channel(Arc::new(Published {
             registry: Arc::new(registry),
             admin_token,
+            report_token: None,
         }));
         let (_, outages) = watch::channel(Arc::default());
         let (_, stopping) = watch::channel(false);
@@ -103,6 +110,16 @@ impl Shared {
             history,
             status_feed: status::StatusFeed::default(),
         }
+    }
+
+    /// What the daemon publishes, as it changes (for the proxy).
+    pub fn published(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.clone()
+    }
+
+    /// The daemon-wide report token.
+    pub fn report_token(&self) -> Option<Secret> {
+        self.published.borrow().report_token.clone()
     }
 
     /// The running services.
@@ -162,6 +179,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/circuit-breakers/{serviceName}/events",
             get(breakers::events),
+        )
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/outcomes",
+            post(outcomes::report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
         )
         .merge(admin)
         .method_not_allowed_fallback(method_not_allowed)

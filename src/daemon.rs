@@ -32,6 +32,8 @@ pub struct RunningDaemon {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The sidecar proxy's address and server, when `server.proxy_listen` is set.
+    proxy: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     supervisor: Arc<Mutex<Option<Supervisor>>>,
     reloader: Option<JoinHandle<()>>,
     grace: Duration,
@@ -74,12 +76,22 @@ async fn launch(
     if config.server.admin_token.is_none() {
         info!("admin routes are off: no server.admin_token is set");
     }
+    let proxy_listener = match config.server.proxy_listen {
+        Some(address) => Some(bind_proxy(address).await?),
+        None => None,
+    };
     let grace = config.server.shutdown_grace;
     let count = config.services.len();
     let descriptors = crate::serve::raise_descriptor_limit();
+    // With the proxy on, each of its connections also holds one to the upstream: the two
+    // listeners share the descriptors in thirds.
+    let budget = match &proxy_listener {
+        Some(_) => descriptors.map(|limit| limit / 3),
+        None => descriptors,
+    };
     let wanted = usize::try_from(config.server.max_connections).unwrap_or(usize::MAX);
     let limits = crate::serve::Limits {
-        max_connections: crate::serve::connection_cap(wanted, descriptors, count),
+        max_connections: crate::serve::connection_cap(wanted, budget, count),
         header_read_timeout: config.server.header_read_timeout,
         idle_timeout: config.server.idle_timeout,
     };
@@ -116,6 +128,24 @@ async fn launch(
         ))
     });
     let router = api::router(Arc::clone(&shared));
+    let proxy = match proxy_listener {
+        Some((listener, proxy_address)) => {
+            let proxy = Arc::new(
+                crate::proxy::Proxy::new(shared.published())
+                    .context("building the proxy's HTTP client")?,
+            );
+            let server = tokio::spawn(crate::serve::serve(
+                listener,
+                proxy.router(),
+                limits,
+                Arc::clone(&shared.metrics),
+                stopping.clone(),
+            ));
+            info!(address = %proxy_address, "breakerd is proxying /<service>/... to the services' upstreams");
+            Some((proxy_address, server))
+        }
+        None => None,
+    };
     let server = tokio::spawn(crate::serve::serve(
         listener,
         router,
@@ -129,10 +159,30 @@ async fn launch(
         shared,
         stop,
         server,
+        proxy,
         supervisor,
         reloader,
         grace,
     })
+}
+
+/// Binds the sidecar proxy's listener; a non-loopback address is allowed, with a warning.
+async fn bind_proxy(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(address).await.with_context(|| {
+        format!(
+            "cannot listen on {address} for the proxy (set server.proxy_listen to a free address)"
+        )
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("reading the proxy's listening address")?;
+    if !bound.ip().is_loopback() {
+        warn!(
+            address = %bound,
+            "server.proxy_listen is not a loopback address: anyone who can reach it can make calls with the credentials applications send through it; keep it on 127.0.0.1 or firewall it"
+        );
+    }
+    Ok((listener, bound))
 }
 
 /// Reloads on request and whenever the file's contents change (and settle).
@@ -246,6 +296,9 @@ async fn reload(
     if next.server.listen != old.listen {
         warn!(old = %old.listen, new = %next.server.listen, "server.listen changed: restart breakerd to apply it");
     }
+    if next.server.proxy_listen != old.proxy_listen {
+        warn!("server.proxy_listen changed: restart breakerd to apply it");
+    }
     if next.server.shutdown_grace != old.shutdown_grace {
         warn!("server.shutdown_grace changed: restart breakerd to apply it");
     }
@@ -272,6 +325,11 @@ impl RunningDaemon {
     /// The address it serves on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The sidecar proxy's address, when it runs.
+    pub fn proxy_address(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().map(|(address, _)| *address)
     }
 
     /// The shared state (registry, metrics).
@@ -306,24 +364,38 @@ impl RunningDaemon {
         if let Some(supervisor) = self.supervisor.lock().await.take() {
             supervisor.shutdown(deadline).await;
         }
-        let mut server = self.server;
-        let result = tokio::select! {
-            joined = &mut server => Some(joined),
-            _ = tokio::time::sleep_until(deadline) => None,
+        let proxied = match self.proxy {
+            Some((_, proxy)) => finish_server(proxy, deadline, self.grace, "proxy").await,
+            None => Ok(()),
         };
+        let served = finish_server(self.server, deadline, self.grace, "HTTP server").await;
         info!("breakerd stopped");
-        match result {
-            Some(joined) => joined
-                .context("the HTTP server task failed")?
-                .context("the HTTP server failed"),
-            None => {
-                server.abort();
-                warn!(
-                    "open HTTP connections did not close within {} ms",
-                    self.grace.as_millis()
-                );
-                Ok(())
-            }
+        served.and(proxied)
+    }
+}
+
+/// Waits for a server to close its connections, until `deadline`.
+async fn finish_server(
+    mut server: JoinHandle<std::io::Result<()>>,
+    deadline: tokio::time::Instant,
+    grace: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    let result = tokio::select! {
+        joined = &mut server => Some(joined),
+        _ = tokio::time::sleep_until(deadline) => None,
+    };
+    match result {
+        Some(joined) => joined
+            .with_context(|| format!("the {what} task failed"))?
+            .with_context(|| format!("the {what} failed")),
+        None => {
+            server.abort();
+            warn!(
+                "open {what} connections did not close within {} ms",
+                grace.as_millis()
+            );
+            Ok(())
         }
     }
 }

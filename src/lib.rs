@@ -16,6 +16,7 @@ pub mod history;
 pub mod metrics;
 pub mod observe;
 pub mod probe;
+pub mod proxy;
 pub mod registry;
 pub mod scheduler;
 pub mod serve;

@@ -1,7 +1,7 @@
 //! Synthetic checks: one file per kind (HTTP, SMTP, TCP) and the provider presets, each judging
 //! the answer the way its provider really answers, with a bounded failure reason.
 
-mod classify;
+pub(crate) mod classify;
 mod http;
 mod presets;
 mod redact;

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use serde::Serialize;
 
 use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
 use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
-use crate::metrics::{Metrics, ServiceMetrics};
+use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
 use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
 
@@ -76,6 +78,8 @@ pub struct Service {
     /// transition it causes reads it.
     last_failure: Arc<Mutex<Option<Cause>>>,
     recent: Mutex<VecDeque<CheckRecord>>,
+    /// When real traffic last gave the breaker an outcome (for `checks = "when_idle"`).
+    last_traffic: Arc<TrafficClock>,
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
 }
@@ -104,6 +108,8 @@ impl Service {
         let hook_slow_call = Arc::clone(&slow_call_ms);
         let last_failure: Arc<Mutex<Option<Cause>>> = Arc::default();
         let hook_last_failure = Arc::clone(&last_failure);
+        let last_traffic = Arc::new(TrafficClock::default());
+        let hook_last_traffic = Arc::clone(&last_traffic);
         let breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
             // Its transition pump keeps up; a short buffer keeps 1,000 services small.
@@ -111,6 +117,14 @@ impl Service {
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);
+                if record.tag == Source::Traffic.tag()
+                    && matches!(
+                        record.outcome,
+                        Outcome::Success | Outcome::Failure | Outcome::Timeout
+                    )
+                {
+                    hook_last_traffic.touch();
+                }
                 // A timed-out check never returns its own error: the hook, which runs before
                 // the breaker moves, records why.
                 if record.outcome == Outcome::Timeout {
@@ -131,6 +145,7 @@ impl Service {
             slow_call_ms,
             last_failure,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CHECKS)),
+            last_traffic,
             run_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -166,6 +181,7 @@ impl Service {
             slow_call_ms: Arc::clone(&previous.slow_call_ms),
             last_failure: Arc::clone(&previous.last_failure),
             recent: Mutex::new(recent.into_iter().collect()),
+            last_traffic: Arc::clone(&previous.last_traffic),
             run_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -190,6 +206,16 @@ impl Service {
     /// The last real failure (not a rejection by the breaker), if any since start.
     pub fn last_failure(&self) -> Option<Cause> {
         lock(&self.last_failure).clone()
+    }
+
+    /// Whether real traffic gave the breaker an outcome within the last `period`.
+    pub fn traffic_within(&self, period: Duration) -> bool {
+        self.last_traffic.within(period)
+    }
+
+    /// The time between two scheduled checks; for cron, between its next two times.
+    pub fn check_period(&self) -> Duration {
+        schedule_interval(&self.config.schedule)
     }
 
     /// The schedule in words: `every 30s` or the cron expression.
@@ -263,8 +289,41 @@ impl Service {
     }
 }
 
-/// The breaker policy of `config`, with the daemon-wide slow-call duration unless the service
-/// sets its own.
+/// When real traffic last gave a breaker an outcome, on tokio's clock; written by the outcome
+/// hook, read by the scheduler.
+#[derive(Debug)]
+struct TrafficClock {
+    origin: Instant,
+    /// Milliseconds after `origin`, plus one; 0 while no real call has finished.
+    last: AtomicU64,
+}
+
+impl Default for TrafficClock {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl TrafficClock {
+    fn touch(&self) {
+        let millis = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last.store(millis + 1, Ordering::Relaxed);
+    }
+
+    fn within(&self, period: Duration) -> bool {
+        match self.last.load(Ordering::Relaxed) {
+            0 => false,
+            last => {
+                let at = self.origin + Duration::from_millis(last - 1);
+                Instant::now().saturating_duration_since(at) < period
+            }
+        }
+    }
+}
+
 /// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported
 /// by an application (a report token applies).
 pub fn carries_traffic(service: &ServiceConfig, server: &ServerConfig) -> bool {
@@ -273,7 +332,8 @@ pub fn carries_traffic(service: &ServiceConfig, server: &ServerConfig) -> bool {
         || server.report_token.is_some()
 }
 
-/// The daemon-wide `server.slow_call = "0s"` turns slow-call logging off.
+/// The breaker policy of `config`, with the daemon-wide slow-call duration unless the service
+/// sets its own. The daemon-wide `server.slow_call = "0s"` turns slow-call logging off.
 pub fn effective_policy(config: &ServiceConfig, slow_call: Duration) -> Policy {
     let mut policy = config.policy.clone();
     if !slow_call.is_zero() {

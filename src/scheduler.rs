@@ -2,7 +2,8 @@
 //! spread across services, or cron. Runs of one service never overlap; a tick missed while a
 //! check was still running is skipped and counted, never run late. When the breaker half-opens
 //! the trial check runs at once, not at the next tick, so a breaker is half-open only as long as
-//! its trial call takes.
+//! its trial call takes. A service with `checks = "when_idle"` skips a scheduled check while
+//! real traffic has judged the provider within the last period; trials are never skipped.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
 use tracing::{debug, info};
 
 use crate::breaker::{Breaker, BreakerError, Outcome, State, Transition};
-use crate::config::Schedule;
+use crate::config::{Checks, Schedule};
 use crate::metrics::Metrics;
 use crate::probe::FailureReason;
 use crate::registry::{CheckRecord, Service};
@@ -86,8 +87,25 @@ async fn every(
             }
         }
         previous = Some(tick);
+        if busy_with_traffic(service, period) {
+            continue;
+        }
         run_check(service).await;
     }
+}
+
+/// With `checks = "when_idle"`: whether real traffic judged the provider within the last
+/// `period`, so this scheduled check can be skipped (and is counted as skipped).
+fn busy_with_traffic(service: &Service, period: Duration) -> bool {
+    let busy = service.config.checks == Checks::WhenIdle && service.traffic_within(period);
+    if busy {
+        service.metrics.skipped_for_traffic();
+        debug!(
+            service = service.name(),
+            "check skipped: real traffic judged the provider within the last period"
+        );
+    }
+    busy
 }
 
 /// Ticks skipped between two consecutive ticks of a `period` interval.
@@ -118,7 +136,9 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
             }
             _ = stopped(&mut shutdown) => return,
         }
-        run_check(service).await;
+        if !busy_with_traffic(service, service.check_period()) {
+            run_check(service).await;
+        }
         let skipped = schedule
             .after(&next)
             .take_while(|time| *time <= chrono::Utc::now())

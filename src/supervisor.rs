@@ -138,6 +138,7 @@ impl Supervisor {
         self.published.send_replace(Arc::new(Published {
             registry: Arc::new(registry),
             admin_token: self.config.server.admin_token.clone(),
+            report_token: self.config.server.report_token.clone(),
         }));
     }
 

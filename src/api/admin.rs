@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::breakers::{ServiceStats, all_stats, find, service_stats};
+use super::token::{bearer_token, constant_time_eq};
 use super::{ApiError, AppState};
 use crate::breaker::{Breaker, BreakerError, State as BreakerState, Stats};
 use crate::probe::ProbeError;
@@ -48,24 +49,6 @@ pub(crate) async fn guard(
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
-/// (RFC 9110, 11.1) and may be followed by more than one space.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start_matches(' '))
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing about the
-/// token but its length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 pub(crate) async fn reset(

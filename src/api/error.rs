@@ -28,6 +28,10 @@ pub enum ApiError {
     Unauthorized,
     /// Admin routes are off because no token is configured.
     AdminDisabled,
+    /// Outcome reports for this service are off: no report token applies.
+    ReportsDisabled(String),
+    /// No or wrong report token.
+    WrongReportToken,
     /// No such route.
     NoRoute(String),
     /// The route exists, not for this method (`METHOD /path` as asked); the router adds the
@@ -61,6 +65,19 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unauthorized => {
                 let body = json!({ "error": "admin route: send the admin token as `Authorization: Bearer <token>`" });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::ReportsDisabled(service) => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": format!("outcome reports for {service} are off: set report_token on the service or server.report_token to turn them on") }),
+            ),
+            ApiError::WrongReportToken => {
+                let body = json!({ "error": "outcome reports: send the report token as `Authorization: Bearer <token>` (the admin token does not work here)" });
                 return (
                     StatusCode::UNAUTHORIZED,
                     [(header::WWW_AUTHENTICATE, "Bearer")],

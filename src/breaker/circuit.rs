@@ -150,6 +150,20 @@ impl Breaker {
         Ok(())
     }
 
+    /// The time a call may take before it is cut.
+    pub fn timeout(&self) -> Duration {
+        self.inner.tunables.timeout()
+    }
+
+    /// The error a call cut at the timeout gets (for callers that time calls themselves, with
+    /// a permit).
+    pub fn timeout_error(&self) -> super::error::TimeoutError {
+        super::error::TimeoutError {
+            service: self.inner.error_name.clone(),
+            timeout: self.inner.tunables.timeout(),
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.inner.load().state()

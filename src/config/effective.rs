@@ -97,6 +97,12 @@ pub fn render(config: &Config) -> String {
         quoted(&format_duration(server.header_read_timeout)),
         quoted(&format_duration(server.idle_timeout)),
     );
+    if let Some(proxy) = server.proxy_listen {
+        let _ = writeln!(out, "proxy_listen = {}", quoted(&proxy.to_string()));
+    }
+    if server.report_token.is_some() {
+        let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
+    }
     for service in &config.services {
         let policy = &service.policy;
         let _ = writeln!(out, "\n[services.{}]", service.name);
@@ -150,6 +156,9 @@ pub fn render(config: &Config) -> String {
                     let _ = writeln!(out, "expect_status = [{}]", codes.join(", "));
                 }
                 redacted_headers(&mut out, &c.headers);
+                if let Some(upstream) = &service.upstream {
+                    let _ = writeln!(out, "upstream = {}", quoted(&redacted_url(upstream)));
+                }
             }
             Check::Tcp(c) => {
                 let _ = writeln!(out, "address = {}", quoted(&c.address));
@@ -196,6 +205,10 @@ pub fn render(config: &Config) -> String {
                 quoted(&format_duration(backoff.max)),
                 backoff.jitter
             );
+        }
+        let _ = writeln!(out, "checks = {}", quoted(service.checks.as_str()));
+        if service.report_token.is_some() {
+            let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
         }
         if let Some(list) = &service.notify_on {
             let _ = writeln!(out, "notify_on = {}", notify(list));

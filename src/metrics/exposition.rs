@@ -312,6 +312,13 @@ pub(crate) fn write_service_families(
         services,
         ServiceSeries::missed_ticks,
     );
+    w.ints(
+        "breakerd_probe_skipped_for_traffic",
+        Kind::Counter,
+        "Scheduled checks skipped because real traffic had judged the provider within the last period (checks = \"when_idle\").",
+        services,
+        ServiceSeries::skipped_for_traffic,
+    );
 }
 
 /// Escapes a label value for the text formats (backslash, double quote, newline).

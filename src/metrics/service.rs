@@ -88,6 +88,7 @@ pub(crate) struct ServiceSeries {
     probe_interval: FloatGauge,
     probe_failures: [Counter; FailureReason::ALL.len()],
     missed_ticks: Counter,
+    skipped_for_traffic: Counter,
 }
 
 impl ServiceSeries {
@@ -116,6 +117,7 @@ impl ServiceSeries {
             probe_interval: FloatGauge::default(),
             probe_failures: Default::default(),
             missed_ticks: Counter::default(),
+            skipped_for_traffic: Counter::default(),
         };
         series.failure_threshold.set(i64::from(failure_threshold));
         series.timeout.set(timeout.as_secs_f64());
@@ -203,6 +205,10 @@ impl ServiceSeries {
 
     pub(crate) fn missed_ticks(&self) -> u64 {
         self.missed_ticks.get()
+    }
+
+    pub(crate) fn skipped_for_traffic(&self) -> u64 {
+        self.skipped_for_traffic.get()
     }
 }
 
@@ -307,6 +313,12 @@ impl ServiceMetrics {
     /// Counts scheduled checks skipped because the previous one was still running.
     pub fn missed_ticks(&self, count: u64) {
         self.series.missed_ticks.inc_by(count);
+    }
+
+    /// Counts a scheduled check skipped because real traffic had judged the provider within
+    /// the last period (`checks = "when_idle"`).
+    pub fn skipped_for_traffic(&self) {
+        self.series.skipped_for_traffic.inc();
     }
 }
 

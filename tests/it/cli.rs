@@ -150,7 +150,9 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
     let simple = crate::support::scratch_dir("print").join("simple.toml");
     std::fs::write(
         &simple,
-        "[services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n",
+        "[server]\nproxy_listen = \"127.0.0.1:9478\"\n\
+         [services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n\
+         [services.h]\nkind = \"http\"\nurl = \"https://api.example.com/health\"\nupstream = \"https://api.example.com/v2\"\nchecks = \"when_idle\"\n",
     )
     .unwrap();
     let hooked = simple.with_file_name("webhook.toml");
@@ -182,6 +184,16 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "proxy_listen = \"127.0.0.1:9478\"",
+        "upstream = \"https://api.example.com/v2\"",
+        "checks = \"when_idle\"",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "missing {line:?} in\n{printed}"
+        );
+    }
     breakerd::config::Config::parse(
         &printed,
         "printed.toml",

@@ -212,3 +212,74 @@ async fn a_provider_that_echoes_the_request_leaks_no_secret_anywhere() {
     }
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_sent_through_the_proxy_appear_nowhere() {
+    use crate::support::receiver::Receiver;
+    let captured = captured();
+    let echo = FakeProvider::start(Mode::Echo).await;
+    let webhook = Receiver::start(&[]).await;
+    let daemon = start_daemon(&format!(
+        "[server]\nproxy_listen = \"127.0.0.1:0\"\n\
+         [services.proxied-echo]\nkind = \"http\"\nurl = \"{0}/health\"\nupstream = \"{0}\"\nevery = \"1h\"\nfailure_threshold = 2\nreset_timeout = \"1h\"\n\
+         [alerts]\nmin_interval = \"0s\"\n[[alerts.webhook]]\nurl = \"{1}\"\n",
+        echo.url(),
+        webhook.url()
+    ))
+    .await;
+    let proxy = daemon.proxy_address().expect("the proxy runs");
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = client
+            .post(format!(
+                "http://{proxy}/proxied-echo/v1/pay?access_token=query-credential"
+            ))
+            .header("authorization", "Bearer header-credential")
+            .header("apiKey", "apikey-credential")
+            .header("cookie", "session=cookie-credential")
+            .body("{\"password\":\"body-credential\"}")
+            .send()
+            .await
+            .expect("the proxy answers");
+        // The provider's echo is the application's own answer: it passes unchanged.
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(
+            status == 503 || body.contains("header-credential"),
+            "{status} {body}"
+        );
+    }
+    eventually(10, "the breaker opens and pages", || async {
+        !webhook.bodies().is_empty()
+    })
+    .await;
+    let mut shown = vec![captured.text()];
+    for path in [
+        "/api/v1/circuit-breakers",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/circuit-breakers/proxied-echo/events",
+    ] {
+        shown.push(crate::support::http_get(daemon.address(), path).await.1);
+    }
+    shown.extend(webhook.received().iter().map(|r| r.body.clone()));
+    let everything = shown.join("\n");
+    assert!(
+        everything.contains("HTTP 500 from the provider (a real call)"),
+        "the failure is shown: {everything}"
+    );
+    for secret in [
+        "query-credential",
+        "header-credential",
+        "apikey-credential",
+        "cookie-credential",
+        "body-credential",
+        "access_token",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+    daemon.shutdown().await.expect("clean shutdown");
+}

@@ -19,6 +19,7 @@ mod outages;
 mod packaging;
 mod paging;
 mod probes;
+mod proxy;
 mod reload;
 mod smtp;
 mod status_page;

@@ -1,0 +1,160 @@
+//! The sidecar proxy: `/<service>/<rest>` is forwarded to the service's upstream over its
+//! breaker, so an application in any language gets the breaker by changing its base URL. The
+//! call's outcome feeds the same breaker, metrics and alerts as the checks (`source="traffic"`);
+//! while the breaker is open the proxy answers at once with the seed's JSON and never contacts
+//! the provider. Bodies stream in both directions; nothing about a request (URL, headers,
+//! body) is logged or kept.
+
+mod answer;
+mod body;
+mod headers;
+mod judge;
+mod route;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::debug;
+
+pub use answer::ANSWER_HEADER;
+pub use judge::MAX_JUDGED_BODY;
+
+use crate::api::Published;
+use crate::metrics::Source;
+use crate::probe::classify;
+use body::{PendingVerdict, Upload, UploadProgress, Watched};
+use judge::Judge;
+
+/// Idle pooled connections kept per upstream host.
+const POOL_IDLE_PER_HOST: usize = 256;
+
+/// The proxy's state: the services as last published, and its own HTTP client (pooled,
+/// HTTP/1.1 or h2 as the upstream offers, redirects passed back to the caller, never followed).
+#[derive(Debug)]
+pub struct Proxy {
+    published: watch::Receiver<Arc<Published>>,
+    client: reqwest::Client,
+}
+
+impl Proxy {
+    /// A proxy to the services `published` names, as they change on reload.
+    pub fn new(published: watch::Receiver<Arc<Published>>) -> Result<Self, reqwest::Error> {
+        crate::probe::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { published, client })
+    }
+
+    /// The proxy's one route: every method on every path.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new().fallback(forward).with_state(self)
+    }
+}
+
+/// Forwards one request, or answers it without the provider.
+async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let registry = Arc::clone(&proxy.published.borrow().registry);
+    let route = match route::resolve(request.method(), request.uri(), &registry) {
+        Ok(route) => route,
+        Err(refusal) => return answer::refused(refusal),
+    };
+    let service = route.service;
+    let permit = match service.breaker.acquire_owned(Source::Traffic.tag()) {
+        Ok(permit) => permit,
+        Err(open) => return answer::open(&open),
+    };
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let head = parts.method == Method::HEAD;
+    let progress = Arc::new(UploadProgress::default());
+    let mut outbound = proxy
+        .client
+        .request(parts.method, route.target.clone())
+        .headers(headers::end_to_end(&parts.headers, true));
+    if !body.is_end_stream() {
+        let upload = Upload::new(body, Arc::clone(&progress));
+        outbound = outbound.body(reqwest::Body::wrap_stream(upload));
+    }
+    let deadline = started + service.breaker.timeout();
+    let answered = match tokio::time::timeout_at(deadline, outbound.send()).await {
+        Ok(Ok(answered)) => answered,
+        Ok(Err(error)) => {
+            let host = route.target.host_str().unwrap_or(service.name());
+            let failure = classify::http_error(error, host);
+            debug!(service = service.name(), %failure, "a real call failed");
+            body::record(permit, &service, judge::Verdict::Failure(failure.clone()));
+            return answer::unreachable(service.name(), &failure);
+        }
+        Err(_) if progress.waiting_for_client() => {
+            permit.record_ignored();
+            return answer::client_stalled(service.name());
+        }
+        Err(_) => {
+            let error = service.breaker.timeout_error();
+            service.note_failure(&crate::probe::ProbeError::new(
+                crate::probe::FailureReason::Timeout,
+                format!(
+                    "no answer within {} ms (a real call)",
+                    error.timeout().as_millis()
+                ),
+            ));
+            permit.record_timeout(&error);
+            return answer::timeout(&error);
+        }
+    };
+    let answered: axum::http::Response<reqwest::Body> = answered.into();
+    let (parts, upstream_body) = answered.into_parts();
+    let status = parts.status;
+    let judge = Judge::of(&service.config.check);
+    let pending = if !head
+        && judge.reads_body(status, is_json(&parts.headers))
+        && !longer_than(&parts.headers, MAX_JUDGED_BODY)
+    {
+        Some(PendingVerdict::new(
+            permit,
+            Arc::clone(&service),
+            judge,
+            status,
+            started,
+        ))
+    } else {
+        body::record(permit, &service, judge.verdict(status, None));
+        None
+    };
+    let watched = Watched::new(upstream_body, service.breaker.timeout(), pending);
+    let mut response = Response::new(Body::new(watched));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers::end_to_end(&parts.headers, false);
+    response
+}
+
+/// Whether an answer says its body is JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|kind| {
+            let kind = kind.trim();
+            kind.eq_ignore_ascii_case("application/json") || kind.ends_with("+json")
+        })
+}
+
+/// Whether an answer's `Content-Length` says its body is longer than `limit`.
+fn longer_than(headers: &HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
+}

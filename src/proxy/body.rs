@@ -1,0 +1,273 @@
+//! The two bodies a proxied call streams, watched on their way through without being held:
+//! the request's [`Upload`], which tells a client that stalls from an upstream that does, and
+//! the answer's [`Watched`] body, which ends a body that stops moving, and which reads the start
+//! of a JSON body for a judge while passing every byte on unchanged.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream, Bytes, HttpBody};
+use futures_util::Stream;
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use reqwest::StatusCode;
+use tokio::time::{Instant, Sleep};
+
+use super::judge::{Judge, MAX_JUDGED_BODY, Verdict};
+use crate::breaker::OwnedPermit;
+use crate::probe::{FailureReason, ProbeError, classify};
+use crate::registry::Service;
+
+/// A boxed error, as bodies carry them.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where a request's upload stands, as the handler reads it when the upstream is late.
+#[derive(Debug, Default)]
+pub(crate) struct UploadProgress(AtomicU8);
+
+const SENDING: u8 = 0;
+const WAITING_FOR_CLIENT: u8 = 1;
+const SENT: u8 = 2;
+
+impl UploadProgress {
+    /// Whether the proxy is waiting on the client for more of its body: a late answer is then
+    /// the client's doing, not the provider's.
+    pub(crate) fn waiting_for_client(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == WAITING_FOR_CLIENT
+    }
+}
+
+pin_project! {
+    /// A request body streamed to the upstream, noting whether it waits on the client.
+    pub(crate) struct Upload {
+        #[pin]
+        inner: BodyDataStream,
+        progress: Arc<UploadProgress>,
+    }
+}
+
+impl Upload {
+    pub(crate) fn new(body: Body, progress: Arc<UploadProgress>) -> Self {
+        Self {
+            inner: body.into_data_stream(),
+            progress,
+        }
+    }
+}
+
+impl Stream for Upload {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let polled = this.inner.poll_next(cx);
+        let progress = match &polled {
+            Poll::Pending => WAITING_FOR_CLIENT,
+            Poll::Ready(None) => SENT,
+            Poll::Ready(Some(_)) => SENDING,
+        };
+        this.progress.0.store(progress, Ordering::Relaxed);
+        polled
+    }
+}
+
+/// A call whose verdict waits for the start of its answer's body.
+#[derive(Debug)]
+pub(crate) struct PendingVerdict {
+    permit: OwnedPermit,
+    service: Arc<Service>,
+    judge: Judge,
+    status: StatusCode,
+    prefix: Vec<u8>,
+    /// The call's timeout, and when it runs out: no verdict by then is a timeout.
+    timeout: Duration,
+    deadline: Instant,
+}
+
+impl PendingVerdict {
+    pub(crate) fn new(
+        permit: OwnedPermit,
+        service: Arc<Service>,
+        judge: Judge,
+        status: StatusCode,
+        started: Instant,
+    ) -> Self {
+        let timeout = service.breaker.timeout();
+        Self {
+            permit,
+            service,
+            judge,
+            status,
+            prefix: Vec::new(),
+            timeout,
+            deadline: started + timeout,
+        }
+    }
+
+    /// Takes in a chunk; `false` once the body is longer than a judge reads.
+    fn take(&mut self, data: &[u8]) -> bool {
+        if self.prefix.len() + data.len() > MAX_JUDGED_BODY {
+            return false;
+        }
+        self.prefix.extend_from_slice(data);
+        true
+    }
+
+    /// Judges by the status and the body read (`None`: too long to read).
+    fn settle(self, whole: bool) {
+        let body = whole.then_some(self.prefix.as_slice());
+        let verdict = self.judge.verdict(self.status, body);
+        record(self.permit, &self.service, verdict);
+    }
+
+    fn fail(self, failure: ProbeError, outcome: FailureKind) {
+        self.service.note_failure(&failure);
+        match outcome {
+            FailureKind::Timeout => self.permit.record_timeout(&failure),
+            FailureKind::Failure => self.permit.record_failure(&failure),
+        }
+    }
+}
+
+enum FailureKind {
+    Timeout,
+    Failure,
+}
+
+/// Reports `verdict` through `permit`, noting a failure first so whoever hears of the
+/// transition it causes reads why.
+pub(crate) fn record(permit: OwnedPermit, service: &Service, verdict: Verdict) {
+    match verdict {
+        Verdict::Success => permit.record_success(),
+        Verdict::Ignore => permit.record_ignored(),
+        Verdict::Failure(failure) => {
+            service.note_failure(&failure);
+            permit.record_failure(&failure);
+        }
+    }
+}
+
+/// Why a watched body ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyCut {
+    /// No byte arrived for the idle limit (or the judged start of the body missed the call's
+    /// timeout).
+    #[error("the provider's answer stopped for {0:?}")]
+    Stalled(Duration),
+    /// The provider's connection broke mid-body.
+    #[error("the provider's answer broke off")]
+    Broken,
+}
+
+pin_project! {
+    /// An answer's body on its way to the client: ended when it stops moving for `idle`, and,
+    /// while a verdict waits on it, its start kept for the judge.
+    pub(crate) struct Watched {
+        #[pin]
+        inner: reqwest::Body,
+        #[pin]
+        timer: Sleep,
+        idle: Duration,
+        last_data: Instant,
+        pending: Option<PendingVerdict>,
+    }
+}
+
+impl Watched {
+    pub(crate) fn new(
+        inner: reqwest::Body,
+        idle: Duration,
+        pending: Option<PendingVerdict>,
+    ) -> Self {
+        let now = Instant::now();
+        let first = pending
+            .as_ref()
+            .map_or(now + idle, |pending| pending.deadline.min(now + idle));
+        Self {
+            inner,
+            timer: tokio::time::sleep_until(first),
+            idle,
+            last_data: now,
+            pending,
+        }
+    }
+
+    /// The moment the body is cut unless data arrives.
+    fn due(last_data: Instant, idle: Duration, pending: Option<&PendingVerdict>) -> Instant {
+        let stalled = last_data + idle;
+        pending.map_or(stalled, |pending| pending.deadline.min(stalled))
+    }
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.last_data = Instant::now();
+                    if let Some(pending) = this.pending.as_mut() {
+                        let kept = pending.take(data);
+                        // The server stops asking once the body says it has ended: judge now.
+                        let ended = this.inner.is_end_stream();
+                        if (!kept || ended)
+                            && let Some(pending) = this.pending.take()
+                        {
+                            // Past what a judge reads the status decides; at the end, the body.
+                            pending.settle(kept);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                if let Some(pending) = this.pending.take() {
+                    let failure = classify::http_error(error, pending.service.name());
+                    pending.fail(failure, FailureKind::Failure);
+                }
+                Poll::Ready(Some(Err(BodyCut::Broken.into())))
+            }
+            Poll::Ready(None) => {
+                if let Some(pending) = this.pending.take() {
+                    pending.settle(true);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => loop {
+                ready!(this.timer.as_mut().poll(cx));
+                let now = Instant::now();
+                let due = Self::due(*this.last_data, *this.idle, this.pending.as_ref());
+                if due > now {
+                    this.timer.as_mut().reset(due);
+                    continue;
+                }
+                if let Some(pending) = this.pending.take() {
+                    let detail = format!(
+                        "no complete answer within {} ms (a real call)",
+                        pending.timeout.as_millis()
+                    );
+                    let failure = ProbeError::new(FailureReason::Timeout, detail);
+                    pending.fail(failure, FailureKind::Timeout);
+                }
+                return Poll::Ready(Some(Err(BodyCut::Stalled(*this.idle).into())));
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,160 @@
+//! Where a proxied request goes: `/<service>/<rest>?<query>` to the service's upstream with
+//! `<rest>` and the query appended — and nowhere else. Only configured services, only their
+//! upstream's origin; absolute-form targets, `CONNECT`, and paths that try to climb out of
+//! the upstream's path (`..`, `.`, encoded slashes or backslashes) are refused.
+
+use std::sync::Arc;
+
+use axum::http::{Method, Uri};
+
+use crate::config::Url;
+use crate::registry::{Registry, Service};
+
+/// Why a request cannot be proxied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The request is not one a sidecar forwards (400).
+    BadRequest(String),
+    /// No such service, or one without an upstream (404).
+    NotFound(String),
+}
+
+/// A request's destination.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) service: Arc<Service>,
+    pub(crate) target: Url,
+}
+
+/// The route of a request with `method` and `uri` among `registry`'s services.
+pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result<Route, Refusal> {
+    if method == Method::CONNECT {
+        return Err(Refusal::BadRequest(
+            "CONNECT is not proxied: breakerd forwards requests to configured services only".into(),
+        ));
+    }
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return Err(Refusal::BadRequest(
+            "absolute-form request targets are not proxied: send /<service>/<path> to the proxy"
+                .into(),
+        ));
+    }
+    let path = uri.path();
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(Refusal::BadRequest("the path must start with /".into()));
+    };
+    let (name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    if name.is_empty() {
+        return Err(Refusal::NotFound(format!(
+            "name a service first: /<service>/<path> (services: {})",
+            registry.names().join(", ")
+        )));
+    }
+    let Some(service) = registry.get(name) else {
+        return Err(Refusal::NotFound(format!(
+            "unknown service \"{name}\"; known services: {}",
+            registry.names().join(", ")
+        )));
+    };
+    let Some(upstream) = &service.config.upstream else {
+        return Err(Refusal::NotFound(format!(
+            "service \"{name}\" has no upstream to proxy to (give a kind http service `upstream`; smtp and tcp services carry no HTTP)"
+        )));
+    };
+    check_segments(rest)?;
+    let mut target = upstream.clone();
+    let base = upstream.path().trim_end_matches('/');
+    target.set_path(&format!("{base}/{rest}"));
+    target.set_query(uri.query());
+    target.set_fragment(None);
+    if target.origin() != upstream.origin() {
+        return Err(Refusal::BadRequest(
+            "the path leaves the service's upstream".into(),
+        ));
+    }
+    Ok(Route {
+        service: Arc::clone(service),
+        target,
+    })
+}
+
+/// Refuses a path that could climb out of the upstream's path once decoded.
+fn check_segments(rest: &str) -> Result<(), Refusal> {
+    let lowered = rest.to_ascii_lowercase();
+    if rest.contains('\\') || lowered.contains("%2f") || lowered.contains("%5c") {
+        return Err(Refusal::BadRequest(
+            "encoded slashes and backslashes are not proxied".into(),
+        ));
+    }
+    for segment in lowered.split('/') {
+        let plain = segment.replace("%2e", ".");
+        if plain == ".." || plain == "." {
+            return Err(Refusal::BadRequest(
+                "dot segments (. and ..) are not proxied: they would leave the service's upstream"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        let config = crate::config::Config::parse(
+            "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"https://sandbox.safaricom.co.ke\"\n\
+             [services.api]\nkind = \"http\"\nurl = \"https://api.example.com/health\"\nupstream = \"https://api.example.com/v2/\"\n\
+             [services.mail]\npreset = \"smtp\"\nserver = \"smtp.example.com:587\"\n",
+            "t.toml",
+            &crate::config::ProcessEnvironment,
+        )
+        .unwrap();
+        let metrics = crate::metrics::Metrics::new();
+        let client = crate::probe::HttpClient::new().unwrap();
+        Registry::build(&config, &client, &metrics).unwrap()
+    }
+
+    fn route(method: &str, target: &str) -> Result<String, Refusal> {
+        let uri: Uri = target.parse().unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        resolve(&method, &uri, &registry()).map(|route| route.target.to_string())
+    }
+
+    #[test]
+    fn a_service_path_and_query_reach_its_upstream() {
+        assert_eq!(
+            route("POST", "/mpesa/mpesa/stkpush/v1/processrequest?x=1&y=%20"),
+            Ok("https://sandbox.safaricom.co.ke/mpesa/stkpush/v1/processrequest?x=1&y=%20".into())
+        );
+        assert_eq!(
+            route("GET", "/api/orders/7"),
+            Ok("https://api.example.com/v2/orders/7".into()),
+            "the upstream's own path is kept"
+        );
+        assert_eq!(
+            route("GET", "/mpesa"),
+            Ok("https://sandbox.safaricom.co.ke/".into())
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let bad = |method: &str, target: &str| match route(method, target) {
+            Err(Refusal::BadRequest(_)) => true,
+            other => panic!("{method} {target}: {other:?}"),
+        };
+        bad("GET", "http://evil.example.com/steal");
+        bad("CONNECT", "/mpesa/");
+        bad("GET", "/mpesa/../../etc/passwd");
+        bad("GET", "/mpesa/a/%2e%2E/b");
+        bad("GET", "/mpesa/a%2Fb");
+        bad("GET", "/mpesa/a%5cb");
+        bad("GET", "/mpesa/./x");
+        let missing = |target: &str| matches!(route("GET", target), Err(Refusal::NotFound(_)));
+        assert!(missing("/nope/x"), "unknown service");
+        assert!(missing("/mail/x"), "an smtp service has no upstream");
+        assert!(missing("/"), "no service named");
+    }
+}
