@@ -66,6 +66,12 @@ def outcome_colors():
             for name, color in colors.items()]
 
 
+def source_styles():
+    """Real traffic dashed, checks solid, so the two read apart in one panel."""
+    return [{"matcher": {"id": "byRegexp", "options": ".* traffic.*"},
+             "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}]
+
+
 def panels():
     rate = "$__rate_interval"
     return [
@@ -78,27 +84,32 @@ def panels():
               description="When each breaker opened, half-opened and closed.",
               mappings=STATE_MAPPINGS, thresholds=STATE_THRESHOLDS, color={"mode": "thresholds"},
               options={"showValue": "never", "mergeValues": True}),
-        panel("timeseries", "Calls per second by outcome",
-              [target(f"sum by (service, outcome) (rate(breakerd_calls_total{{{SEL}}}[{rate}]))",
-                      "{{service}} {{outcome}}")],
-              unit="reqps", overrides=outcome_colors(),
-              description="Checks and calls through each breaker: success, failure, timeout, rejected while open."),
-        panel("timeseries", "Failure ratio",
-              [target(f'sum by (service) (rate(breakerd_calls_total{{{SEL},outcome=~"failure|timeout"}}[{rate}]))'
-                      f' / sum by (service) (rate(breakerd_calls_total{{{SEL},outcome=~"success|failure|timeout"}}[{rate}]))')],
+        panel("timeseries", "Calls per second by source and outcome",
+              [target(f"sum by (service, source, outcome) (rate(breakerd_calls_total{{{SEL}}}[{rate}]))",
+                      "{{service}} {{source}} {{outcome}}")],
+              unit="reqps", overrides=outcome_colors() + source_styles(),
+              description="Synthetic checks (source=check, solid) and real calls through the proxy or reported "
+                          "to the outcome API (source=traffic, dashed), side by side: success, failure, timeout, "
+                          "rejected while open."),
+        panel("timeseries", "Failure ratio by source",
+              [target(f'sum by (service, source) (rate(breakerd_calls_total{{{SEL},outcome=~"failure|timeout"}}[{rate}]))'
+                      f' / sum by (service, source) (rate(breakerd_calls_total{{{SEL},outcome=~"success|failure|timeout"}}[{rate}]))',
+                      "{{service}} {{source}}")],
+              overrides=source_styles(),
               unit="percentunit",
               thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},
                                                         {"color": AMBER, "value": 0.2}, {"color": RED, "value": 0.5}]},
               custom={"thresholdsStyle": {"mode": "line"}},
               description="Share of calls that ran and failed; rising while closed is the early warning."),
-        panel("timeseries", "Latency p50 / p95 / p99",
-              [target(f"histogram_quantile({q}, sum by (service, le) (rate(breakerd_call_duration_seconds_bucket{{{SEL}}}[{rate}])))",
-                      f"{{{{service}}}} p{int(q * 100)}", ref)
+        panel("timeseries", "Latency p50 / p95 / p99 by source",
+              [target(f"histogram_quantile({q}, sum by (service, source, le) (rate(breakerd_call_duration_seconds_bucket{{{SEL}}}[{rate}])))",
+                      f"{{{{service}}}} {{{{source}}}} p{int(q * 100)}", ref)
                for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))],
               unit="s",
               thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None}, {"color": RED, "value": 1}]},
               custom={"thresholdsStyle": {"mode": "line"}},
-              description="Call latency from the histogram; the red line is the 1 s slow-call threshold."),
+              overrides=source_styles(),
+              description="Latency of checks and of real calls from the histogram; the red line is the 1 s slow-call threshold."),
         panel("heatmap", "Latency heatmap",
               [target(f"sum by (le) (increase(breakerd_call_duration_seconds_bucket{{{SEL}}}[{rate}]))", "{{le}}",
                       fmt="heatmap")],
@@ -106,13 +117,16 @@ def panels():
                                  "cellGap": 1},
               description="How call latencies are spread over the buckets (5 ms to 60 s)."),
         panel("timeseries", "Slow calls",
-              [target(f"sum by (service) (increase(breakerd_slow_calls_total{{{SEL}}}[{rate}]))")],
-              unit="short", description="Calls slower than slow_call (default 1 s)."),
+              [target(f"sum by (service, source) (increase(breakerd_slow_calls_total{{{SEL}}}[{rate}]))",
+                      "{{service}} {{source}}")],
+              unit="short", overrides=source_styles(),
+              description="Checks and real calls slower than slow_call (default 1 s)."),
         panel("timeseries", "Timeouts and rejections",
-              [target(f'sum by (service, outcome) (increase(breakerd_calls_total{{{SEL},outcome=~"timeout|rejected"}}[{rate}]))',
-                      "{{service}} {{outcome}}")],
-              unit="short", overrides=outcome_colors(),
-              description="Calls cut off at the timeout, and calls rejected by an open breaker."),
+              [target(f'sum by (service, source, outcome) (increase(breakerd_calls_total{{{SEL},outcome=~"timeout|rejected"}}[{rate}]))',
+                      "{{service}} {{source}} {{outcome}}")],
+              unit="short", overrides=outcome_colors() + source_styles(),
+              description="Calls cut off at the timeout, and calls rejected by an open breaker (real calls "
+                          "rejected are the ones the proxy answered at once with 503)."),
         panel("state-timeline", "Probe success",
               [target(f"max by (service) (breakerd_probe_success{{{SEL}}})")],
               mappings=[{"type": "value", "options": {"0": {"text": "FAIL", "color": RED},

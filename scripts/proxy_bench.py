@@ -10,7 +10,11 @@ upstream (examples/load_target.rs) called directly and through the proxy, in one
 4. Memory while streaming: 100 MB downloaded and 100 MB uploaded through the proxy; breakerd's
    resident memory before, at its peak (sampled every 20 ms), and after.
 
-Each wrk run is repeated --rounds times, direct and proxy alternating; figures are medians.
+The peer: where nginx is installed (Debian package nginx-light), nginx as a reverse proxy with
+keep-alive to the same upstream (2 workers, as breakerd has 2 runtime threads) is measured in
+the same runs, so the figures can be read against the cost of any proxy on this machine.
+
+Each wrk run is repeated --rounds times, direct and proxies alternating; figures are medians.
 Needs wrk (Debian package wrk). Usage: python3 scripts/proxy_bench.py [--seconds 5] [--rounds 3]
 Only loopback addresses are used.
 """
@@ -95,7 +99,7 @@ def download(port, path):
 
 def upload(port, path):
     def chunks():
-        block = b"y" * (1024 * 1024)
+        block = b"y" * 1_000_000
         for _ in range(STREAMED // len(block)):
             yield block
 
@@ -103,6 +107,39 @@ def upload(port, path):
     connection.request("POST", path, body=chunks(), headers={"Content-Length": str(STREAMED)})
     answer = json.loads(connection.getresponse().read())
     assert answer["bytes"] == STREAMED, answer
+
+
+NGINX_CONF = """worker_processes 2;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log crit;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+  upstream up {{ server 127.0.0.1:{target}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location /app/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+
+def start_nginx(work, target_port):
+    """nginx proxying /app/ to the upstream, or None when nginx is not installed."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not nginx:
+        return None, None
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(work=work, target=target_port, port=port))
+    process = subprocess.Popen([nginx, "-c", conf, "-p", work],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/app/health")
+    return process, f"http://127.0.0.1:{port}/app/health"
 
 
 def report_failures(api_port, service, token, count):
@@ -143,14 +180,17 @@ def main():
     daemon = subprocess.Popen([BIN, "run", "--config", config],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "RUST_LOG": "warn"})
+    nginx = None
     try:
         wait_http(f"{upstream}/health")
         wait_http(f"http://127.0.0.1:{api_port}/metrics")
         wait_http(f"http://127.0.0.1:{proxy_port}/app/health")
         direct, proxied = f"{upstream}/health", f"http://127.0.0.1:{proxy_port}/app/health"
+        nginx, peer = start_nginx(work, target_port)
+        urls = [direct, proxied] + ([peer] if peer else [])
 
-        one = median_runs([direct, proxied], 1, args.seconds, args.rounds)
-        many = median_runs([direct, proxied], 32, args.seconds, args.rounds)
+        one = median_runs(urls, 1, args.seconds, args.rounds)
+        many = median_runs(urls, 32, args.seconds, args.rounds)
         report_failures(api_port, "down", "bench-token", 3)
         rejected = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
                                args.seconds, args.rounds)
@@ -159,20 +199,28 @@ def main():
         up = peak_rss_during(daemon.pid, lambda: upload(proxy_port, "/app/upload"))
 
         print(f"\nmedians of {args.rounds} runs of {args.seconds} s each (wrk -t1, keep-alive)\n")
-        print("| measure | direct | through the proxy | difference |")
+        print("| measure | direct | through breakerd | through nginx |")
         print("|---|---|---|---|")
+        peer_cell = lambda text: text if peer else "(not installed)"  # noqa: E731
         for label, index in (("latency p50, one connection", 1), ("latency p99, one connection", 2)):
             d, p = one[direct][index], one[proxied][index]
-            print(f"| {label} | {d * 1000:.0f} µs | {p * 1000:.0f} µs | +{(p - d) * 1000:.0f} µs |")
+            n = one[peer][index] if peer else 0
+            print(f"| {label} | {d * 1000:.0f} µs | {p * 1000:.0f} µs (+{(p - d) * 1000:.0f}) | "
+                  + peer_cell(f"{n * 1000:.0f} µs (+{(n - d) * 1000:.0f})") + " |")
         d, p = many[direct][0], many[proxied][0]
-        print(f"| requests/s, 32 connections | {d:,.0f} | {p:,.0f} | {p / d:.0%} of direct |")
+        n = many[peer][0] if peer else 0
+        print(f"| requests/s, 32 connections | {d:,.0f} | {p:,.0f} ({p / d:.0%} of direct) | "
+              + peer_cell(f"{n:,.0f} ({n / d:.0%} of direct)") + " |")
         print(f"| rejection while open, p50 / p99 (round trip) | | {open_run[1] * 1000:.0f} µs / "
-              f"{open_run[2] * 1000:.0f} µs | {open_run[3]:,.0f} of {open_run[4]:,.0f} answers not 2xx |")
+              f"{open_run[2] * 1000:.0f} µs ({open_run[3]:,.0f} of {open_run[4]:,.0f} answers 503) | |")
         print(f"| RSS streaming 100 MB down: before / peak / after | | "
               f"{down[0]:.1f} / {down[1]:.1f} / {down[2]:.1f} MiB | |")
         print(f"| RSS streaming 100 MB up: before / peak / after | | "
               f"{up[0]:.1f} / {up[1]:.1f} / {up[2]:.1f} MiB | |")
     finally:
+        if nginx:
+            nginx.terminate()
+            nginx.wait(timeout=30)
         daemon.terminate()
         target.terminate()
         daemon.wait(timeout=30)

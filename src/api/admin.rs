@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::breakers::{ServiceStats, all_stats, find, service_stats};
-use super::token::{bearer_token, constant_time_eq};
+use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Breaker, BreakerError, State as BreakerState, Stats};
 use crate::probe::ProbeError;
@@ -39,13 +38,7 @@ pub(crate) async fn guard(
     let Some(token) = state.admin_token() else {
         return Err(ApiError::AdminDisabled);
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+    if !presents(request.headers(), &token) {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
@@ -303,17 +296,4 @@ fn test_breaker(state: &AppState, name: &str) -> Result<Breaker, ApiError> {
         .map_err(|error| ApiError::Internal(format!("test breaker policy: {error}")))?;
     breakers.insert(name.to_string(), breaker.clone());
     Ok(breaker)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn tokens_compare_by_content_and_length() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
-        assert!(constant_time_eq(b"", b""));
-    }
 }

@@ -7,13 +7,13 @@
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::breakers::find;
-use super::token::{bearer_token, constant_time_eq};
+use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Outcome, State as BreakerState};
 use crate::metrics::Source;
@@ -63,12 +63,7 @@ pub(crate) async fn report(
     else {
         return Err(ApiError::ReportsDisabled(name));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+    if !presents(&headers, &token) {
         return Err(ApiError::WrongReportToken);
     }
     let body = body.map_err(|rejection| {

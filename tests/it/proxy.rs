@@ -22,6 +22,13 @@ async fn proxy_daemon(check_url: &str, upstream: &str, extra: &str) -> RunningDa
     .await
 }
 
+/// An upstream, and a daemon proxying `app` to it (and checking it there).
+async fn app_behind_the_proxy() -> (Upstream, RunningDaemon) {
+    let upstream = Upstream::start().await;
+    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    (upstream, daemon)
+}
+
 fn proxy_url(daemon: &RunningDaemon, path: &str) -> String {
     format!(
         "http://{}{path}",
@@ -50,8 +57,7 @@ fn traffic(text: &str, service: &str, outcome: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_passes_through_unchanged_but_for_hop_by_hop_headers() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (upstream, daemon) = app_behind_the_proxy().await;
     let client = reqwest::Client::new();
     let response = client
         .put(proxy_url(
@@ -130,8 +136,7 @@ async fn a_call_passes_through_unchanged_but_for_hop_by_hop_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_through_in_both_directions() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (upstream, daemon) = app_behind_the_proxy().await;
     let client = reqwest::Client::new();
 
     // Download: 48 MiB, checked as it arrives.
@@ -289,8 +294,7 @@ async fn pesapal_errors_in_a_200_count_while_the_client_still_gets_the_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_own_errors_do_not_count_but_throttling_does() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (_upstream, daemon) = app_behind_the_proxy().await;
     let client = reqwest::Client::new();
     for code in [400, 401, 404, 422] {
         let response = client
@@ -380,8 +384,7 @@ async fn raw_status(address: std::net::SocketAddr, request: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn it_is_no_open_proxy_and_paths_cannot_leave_the_upstream() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (upstream, daemon) = app_behind_the_proxy().await;
     let proxy = daemon.proxy_address().unwrap();
     let before = upstream.hits();
     for request in [
@@ -422,8 +425,7 @@ async fn report(daemon: &RunningDaemon, token: &str, body: &str) -> (u16, serde_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outcome_api_moves_the_breaker_with_the_report_token_only() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (_upstream, daemon) = app_behind_the_proxy().await;
     let failures = r#"[{"outcome":"failure","durationMs":812,"reason":"http_status"},{"outcome":"timeout","durationMs":30000},{"outcome":"failure","durationMs":5}]"#;
     let (status, answer) = report(&daemon, "wrong", failures).await;
     assert_eq!(status, 401, "{answer}");
@@ -631,8 +633,7 @@ console.log(JSON.stringify(out));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_stops_with_the_daemon() {
-    let upstream = Upstream::start().await;
-    let daemon = proxy_daemon(&upstream.url(), &upstream.url(), "").await;
+    let (_upstream, daemon) = app_behind_the_proxy().await;
     let proxy = daemon.proxy_address().unwrap();
     tokio::time::timeout(Duration::from_secs(10), daemon.shutdown())
         .await
