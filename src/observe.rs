@@ -16,6 +16,7 @@ pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) 
         let duration_ms = record.duration.map_or(0, |d| d.as_millis());
         warn!(
             service = metrics.name(),
+            source = source.as_str(),
             duration_ms,
             outcome = record.outcome.as_str(),
             slow_call_ms = slow_call.as_millis(),

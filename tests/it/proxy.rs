@@ -347,6 +347,29 @@ async fn a_hanging_provider_gets_504_at_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_real_calls_are_counted_as_slow() {
+    let healthy = Upstream::start().await;
+    let slow = FakeProvider::start(Mode::Slow(Duration::from_millis(150))).await;
+    let daemon = proxy_daemon(&healthy.url(), &slow.url(), "slow_call = \"50ms\"\n").await;
+    let response = reqwest::Client::new()
+        .get(proxy_url(&daemon, "/app/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = metrics(&daemon).await;
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_slow_calls_total{service=\"app\",source=\"traffic\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(traffic(&text, "app", "success"), 1.0, "slow, yet a success");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_gets_502_without_its_address() {
     let healthy = Upstream::start().await;
     let port = crate::support::closed_port();
