@@ -7,7 +7,10 @@ upstream (examples/load_target.rs) called directly and through the proxy, in one
 2. Throughput: 32 keep-alive connections (wrk -c32), direct and through the proxy; the ratio.
 3. Rejection while open: the breaker opened through the outcome API, then wrk -c1 on the proxy
    (every answer is the 503 JSON, the upstream untouched); p50 and p99, round trip included.
-4. Memory while streaming: 100 MB downloaded and 100 MB uploaded through the proxy; breakerd's
+4. The same latencies and rejections with wrk, the upstream, breakerd and nginx all pinned to
+   one CPU (taskset): on this VM a wakeup across cores costs tens of microseconds, which the
+   default placement adds to every hop at random; pinned, what is left is the proxies' own work.
+5. Memory while streaming: 100 MB downloaded and 100 MB uploaded through the proxy; breakerd's
    resident memory before, at its peak (sampled every 20 ms), and after.
 
 The peer: where nginx is installed (Debian package nginx-light), nginx as a reverse proxy with
@@ -38,10 +41,11 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 STREAMED = 100 * 1000 * 1000
 
 
-def wrk(url, connections, seconds):
+def wrk(url, connections, seconds, cpu=None):
     """Requests per second, latency p50 and p99 in milliseconds, non-2xx answers, requests."""
+    pinned = ["taskset", "-c", cpu] if cpu else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        pinned + ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         capture_output=True, text=True, check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -54,16 +58,29 @@ def wrk(url, connections, seconds):
     return rate, latency["50"], latency["99"], int(non_2xx.group(1)) if non_2xx else 0, total
 
 
-def median_runs(urls, connections, seconds, rounds):
+def median_runs(urls, connections, seconds, rounds, cpu=None):
     """Alternates the urls `rounds` times; the median of each figure per url."""
     runs = {url: [] for url in urls}
     for _ in range(rounds):
         for url in urls:
-            runs[url].append(wrk(url, connections, seconds))
+            runs[url].append(wrk(url, connections, seconds, cpu))
     return {
         url: tuple(statistics.median(run[i] for run in results) for i in range(5))
         for url, results in runs.items()
     }
+
+
+def pin(processes, cpus):
+    """Moves every thread of `processes` and of their children to `cpus` (a taskset list)."""
+    pids = []
+    for process in processes:
+        pids.append(process.pid)
+        for task in os.listdir(f"/proc/{process.pid}/task"):
+            with open(f"/proc/{process.pid}/task/{task}/children") as f:
+                pids.extend(int(child) for child in f.read().split())
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)],
+                       stdout=subprocess.DEVNULL, check=True)
 
 
 def peak_rss_during(pid, action):
@@ -195,6 +212,13 @@ def main():
         rejected = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
                                args.seconds, args.rounds)
         open_run = next(iter(rejected.values()))
+        servers = [target, daemon] + ([nginx] if nginx else [])
+        pin(servers, "0")
+        one_pinned = median_runs(urls, 1, args.seconds, args.rounds, cpu="0")
+        rejected_pinned = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
+                                      args.seconds, args.rounds, cpu="0")
+        open_pinned = next(iter(rejected_pinned.values()))
+        pin(servers, f"0-{os.cpu_count() - 1}")
         down = peak_rss_during(daemon.pid, lambda: download(proxy_port, f"/app/download/{STREAMED}"))
         up = peak_rss_during(daemon.pid, lambda: upload(proxy_port, "/app/upload"))
 
@@ -202,17 +226,20 @@ def main():
         print("| measure | direct | through breakerd | through nginx |")
         print("|---|---|---|---|")
         peer_cell = lambda text: text if peer else "(not installed)"  # noqa: E731
-        for label, index in (("latency p50, one connection", 1), ("latency p99, one connection", 2)):
-            d, p = one[direct][index], one[proxied][index]
-            n = one[peer][index] if peer else 0
-            print(f"| {label} | {d * 1000:.0f} µs | {p * 1000:.0f} µs (+{(p - d) * 1000:.0f}) | "
-                  + peer_cell(f"{n * 1000:.0f} µs (+{(n - d) * 1000:.0f})") + " |")
+        for runs, where in ((one, "one connection"), (one_pinned, "one connection, all on one CPU")):
+            for label, index in (("latency p50", 1), ("latency p99", 2)):
+                d, p = runs[direct][index], runs[proxied][index]
+                n = runs[peer][index] if peer else 0
+                print(f"| {label}, {where} | {d * 1000:.0f} µs | {p * 1000:.0f} µs (+{(p - d) * 1000:.0f}) | "
+                      + peer_cell(f"{n * 1000:.0f} µs (+{(n - d) * 1000:.0f})") + " |")
         d, p = many[direct][0], many[proxied][0]
         n = many[peer][0] if peer else 0
         print(f"| requests/s, 32 connections | {d:,.0f} | {p:,.0f} ({p / d:.0%} of direct) | "
               + peer_cell(f"{n:,.0f} ({n / d:.0%} of direct)") + " |")
         print(f"| rejection while open, p50 / p99 (round trip) | | {open_run[1] * 1000:.0f} µs / "
               f"{open_run[2] * 1000:.0f} µs ({open_run[3]:,.0f} of {open_run[4]:,.0f} answers 503) | |")
+        print(f"| rejection while open, all on one CPU, p50 / p99 | | {open_pinned[1] * 1000:.0f} µs / "
+              f"{open_pinned[2] * 1000:.0f} µs ({open_pinned[3]:,.0f} of {open_pinned[4]:,.0f} answers 503) | |")
         print(f"| RSS streaming 100 MB down: before / peak / after | | "
               f"{down[0]:.1f} / {down[1]:.1f} / {down[2]:.1f} MiB | |")
         print(f"| RSS streaming 100 MB up: before / peak / after | | "
