@@ -6,6 +6,7 @@ mod admin;
 mod breakers;
 mod error;
 mod exposition;
+mod liveness;
 mod outcomes;
 mod status;
 mod token;
@@ -148,6 +149,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/circuit-breakers/{serviceName}/reset",
             post(admin::reset),
         )
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/force-open",
+            post(admin::force_open),
+        )
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/disable",
+            post(admin::disable),
+        )
         .route("/api/v1/circuit-breakers/reset-all", post(admin::reset_all))
         .route(
             "/api/v1/test-circuit-breaker/simulate-failure",
@@ -164,6 +173,8 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(admin::reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
     Router::new()
+        .route("/-/healthy", get(liveness::healthy))
+        .route("/-/ready", get(liveness::ready))
         .route("/", get(status::page))
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/openapi.json", get(status::openapi))

@@ -5,6 +5,9 @@ mod duration;
 mod effective;
 mod errors;
 mod file;
+mod keys;
+mod listen;
+mod notes;
 mod raw;
 mod secret;
 mod validate;
@@ -14,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
-pub use effective::render as render_effective;
+pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
 pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
+pub use listen::{ListenError, resolve_listen};
+pub use notes::unset_credentials;
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use url::Url;
 
@@ -164,6 +169,9 @@ pub struct ServiceConfig {
     pub checks: Checks,
     /// The bearer token applications report this service's outcomes with (else the server's).
     pub report_token: Option<Secret>,
+    /// The breaker starts (and stays, until reset) DISABLED: every call goes through and is
+    /// counted, nothing trips it, no outage is paged.
+    pub disabled: bool,
 }
 
 /// When a service's scheduled checks run.

@@ -99,7 +99,7 @@ async fn launch(
         warn!(
             wanted,
             serving = limits.max_connections,
-            open_file_limit = descriptors.unwrap_or_default(),
+            open_file_limit = descriptors,
             "server.max_connections lowered to leave descriptors for checks and alerts; raise the open-file limit (LimitNOFILE=) to serve more"
         );
     }

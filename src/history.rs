@@ -35,14 +35,23 @@ pub struct DeliveryRecord {
 
 #[derive(Debug, Default)]
 struct ServiceHistory {
-    transitions: VecDeque<Transition>,
+    /// Each change with its place in the order all changes were recorded.
+    transitions: VecDeque<(u64, Transition)>,
     deliveries: VecDeque<DeliveryRecord>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    services: BTreeMap<String, ServiceHistory>,
+    /// The sequence number of the next change recorded, across all services: changes within
+    /// the same millisecond still have an order.
+    next_sequence: u64,
 }
 
 /// The history of every service.
 #[derive(Debug, Default)]
 pub struct History {
-    services: Mutex<BTreeMap<String, ServiceHistory>>,
+    recorded: Mutex<Recorded>,
 }
 
 /// One service's history, newest last.
@@ -67,37 +76,123 @@ fn push<T>(queue: &mut VecDeque<T>, item: T) {
 impl History {
     /// Records a state change.
     pub fn transition(&self, event: &Transition) {
-        let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let sequence = recorded.next_sequence;
+        recorded.next_sequence += 1;
         push(
-            &mut services
+            &mut recorded
+                .services
                 .entry(event.service.to_string())
                 .or_default()
                 .transitions,
-            event.clone(),
+            (sequence, event.clone()),
         );
+    }
+
+    /// The `limit` newest state changes of the `services` named, newest first, in the order
+    /// they were recorded (not by timestamp, which ties within a millisecond).
+    pub fn recent_transitions<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a str>,
+        limit: usize,
+    ) -> Vec<Transition> {
+        let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<&(u64, Transition)> = services
+            .into_iter()
+            .filter_map(|service| recorded.services.get(service))
+            .flat_map(|history| history.transitions.iter())
+            .collect();
+        all.sort_unstable_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
+        all.into_iter()
+            .take(limit)
+            .map(|(_, event)| event.clone())
+            .collect()
     }
 
     /// Records how a notification's delivery to a channel ended.
     pub fn delivery(&self, service: &str, record: DeliveryRecord) {
-        let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
         push(
-            &mut services.entry(service.to_string()).or_default().deliveries,
+            &mut recorded
+                .services
+                .entry(service.to_string())
+                .or_default()
+                .deliveries,
             record,
         );
     }
 
     /// The recent events of `service`.
     pub fn events(&self, service: &str) -> ServiceEvents {
-        let services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
-        let history = services.get(service);
+        let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let history = recorded.services.get(service);
         ServiceEvents {
             service: service.to_string(),
             transitions: history
-                .map(|h| h.transitions.iter().cloned().collect())
+                .map(|h| {
+                    h.transitions
+                        .iter()
+                        .map(|(_, event)| event.clone())
+                        .collect()
+                })
                 .unwrap_or_default(),
             deliveries: history
                 .map(|h| h.deliveries.iter().cloned().collect())
                 .unwrap_or_default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::breaker::{State, TransitionReason};
+
+    fn change(service: &str, from: State, to: State, at: SystemTime) -> Transition {
+        Transition {
+            service: Arc::from(service),
+            from,
+            to,
+            reason: TransitionReason::TrialsSucceeded { count: 1 },
+            at: tokio::time::Instant::now(),
+            at_wall: at,
+            consecutive_failures: 0,
+            last_failure: None,
+            next_attempt: None,
+        }
+    }
+
+    #[test]
+    fn changes_in_the_same_millisecond_keep_the_order_they_happened_in() {
+        let history = History::default();
+        let same = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        history.transition(&change("b", State::Closed, State::Open, same));
+        history.transition(&change("a", State::Closed, State::Open, same));
+        history.transition(&change("b", State::Open, State::HalfOpen, same));
+        history.transition(&change("b", State::HalfOpen, State::Closed, same));
+        let newest_first: Vec<(String, State)> = history
+            .recent_transitions(["a", "b"], 3)
+            .into_iter()
+            .map(|event| (event.service.to_string(), event.to))
+            .collect();
+        assert_eq!(
+            newest_first,
+            [
+                ("b".to_string(), State::Closed),
+                ("b".to_string(), State::HalfOpen),
+                ("a".to_string(), State::Open),
+            ]
+        );
+        assert_eq!(
+            TransitionReason::TrialsSucceeded { count: 1 }.to_string(),
+            "1 trial call succeeded"
+        );
+        assert_eq!(
+            TransitionReason::TrialsSucceeded { count: 3 }.to_string(),
+            "3 trial calls succeeded"
+        );
     }
 }

@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use breakerd::config::Config;
+use std::time::Duration;
+
+use breakerd::config::{Config, parse_duration, resolve_listen};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 /// Circuit breakers, synthetic checks, Prometheus metrics and alerts for the external providers
 /// a business depends on.
 #[derive(Debug, Parser)]
-#[command(name = "breakerd", version, about)]
+#[command(name = "breakerd", version, about, after_help = ENVIRONMENT)]
 struct Cli {
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -20,6 +22,29 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What every subcommand's help ends with.
+const ENVIRONMENT: &str = "\
+Environment:
+  RUST_LOG       what to log, e.g. RUST_LOG=debug or RUST_LOG=info,breakerd::alert=debug
+                 (default info)
+  NO_COLOR       set to anything: no colour in text logs (colour is used only when stderr is a
+                 terminal anyway)
+  ${VAR}, ${file:/path} in alerts.toml are read from the environment and from secret files
+
+Exit codes:
+  run     0 stopped by SIGTERM or Ctrl-C; 1 the config is invalid or the daemon could not start
+  check   0 valid; 1 invalid (one PATH:LINE:COL line per problem); 2 the file cannot be read
+  health  0 the daemon answered 2xx; 1 it did not";
+
+/// What `run --help` adds: how a running daemon is controlled.
+const RUN_HELP: &str = "\
+While it runs:
+  SIGHUP or POST /-/reload (admin token)   reload alerts.toml; saving the file also reloads it.
+                                           A bad edit changes nothing and is logged.
+  SIGTERM or Ctrl-C                        stop: listeners close, running checks get
+                                           server.shutdown_grace, then are cancelled
+  GET /-/healthy, GET /-/ready             liveness and readiness (`breakerd health`)";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -29,21 +54,34 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon (SIGTERM or Ctrl-C stops it gracefully).
+    /// Run the daemon (SIGHUP reloads the config; SIGTERM or Ctrl-C stops it gracefully).
+    #[command(after_help = format!("{RUN_HELP}\n\n{ENVIRONMENT}"))]
     Run {
         /// The config file.
         #[arg(long, default_value = "alerts.toml")]
         config: PathBuf,
-        /// Listen here instead of at `server.listen`.
-        #[arg(long)]
+        /// Listen here instead of at `server.listen`: IP:PORT or HOST:PORT (e.g.
+        /// localhost:9477, resolved at start).
+        #[arg(long, value_parser = resolve_listen)]
         listen: Option<SocketAddr>,
     },
     /// Run the daemon against simulated providers on loopback, printing every alert: breakers
     /// open, half-open and close within a minute, with no credentials and no internet.
     Demo {
-        /// Where to serve the status page, `/metrics` and the API.
-        #[arg(long, default_value = "127.0.0.1:9477")]
+        /// Where to serve the status page, `/metrics` and the API (not 9477, so that the demo
+        /// and `breakerd run` can run side by side).
+        #[arg(long, default_value = DEMO_LISTEN, value_parser = resolve_listen)]
         listen: SocketAddr,
+    },
+    /// Ask a running daemon whether it is healthy, for container health checks: exit 0 when it
+    /// answers 2xx, 1 when it does not (or does not answer within the timeout).
+    Health {
+        /// What to ask: `/-/healthy` (alive) or `/-/ready` (started and not stopping).
+        #[arg(long, default_value = "http://127.0.0.1:9477/-/healthy")]
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Validate a config file without starting anything: exit 0 when valid, 1 with one
     /// `PATH:LINE:COL: problem` line each when not, 2 when the file cannot be read.
@@ -63,6 +101,7 @@ fn main() -> ExitCode {
         Command::Check { path, print } => check(&path, print),
         Command::Run { config, listen } => run(&config, listen),
         Command::Demo { listen } => demo(listen),
+        Command::Health { url, timeout } => health(&url, timeout),
     }
 }
 
@@ -70,11 +109,20 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Colour only for a person at a terminal: never into a file, a pipe or journald, and never
+/// when `NO_COLOR` is set to anything (<https://no-color.org>).
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 fn check(path: &std::path::Path, print: bool) -> ExitCode {
@@ -84,11 +132,12 @@ fn check(path: &std::path::Path, print: bool) -> ExitCode {
                 print!("{}", breakerd::config::render_effective(&config));
                 return ExitCode::SUCCESS;
             }
-            println!(
-                "{}: valid ({} services)",
-                path.display(),
-                config.services.len()
-            );
+            let count = config.services.len();
+            let noun = if count == 1 { "service" } else { "services" };
+            println!("{}: valid ({count} {noun})", path.display());
+            for note in breakerd::config::unset_credentials(&config) {
+                println!("note: {note}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -101,6 +150,30 @@ fn check(path: &std::path::Path, print: bool) -> ExitCode {
             }
         }
     }
+}
+
+/// The demo's default address: beside, not on, the daemon's 9477 and the proxy's 9478.
+const DEMO_LISTEN: &str = "127.0.0.1:9479";
+
+fn health(url: &str, timeout: Duration) -> ExitCode {
+    breakerd::probe::install_crypto_provider();
+    let ask = async {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|error| anyhow::anyhow!("cannot build an HTTP client: {error}"))?;
+        let answer = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!("{url}: no answer: {error}"))?;
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        println!("{url}: {status} {}", body.trim());
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        Ok(())
+    };
+    block_on("breakerd health", ask)
 }
 
 fn demo(listen: SocketAddr) -> ExitCode {

@@ -30,6 +30,7 @@ pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) 
 /// A breaker changed state: count it, and log it with its context.
 pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
     metrics.transition(event.from, event.to);
+    // Absent values are left out of the line, not logged as empty strings.
     let next_attempt = event
         .next_attempt
         .map(|t| humantime::format_rfc3339_seconds(t).to_string());
@@ -37,8 +38,8 @@ pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
         "circuit breaker {} {} -> {}: {}",
         event.service, event.from, event.to, event.reason
     );
-    let last_error = event.last_failure.as_deref().unwrap_or("");
-    let next = next_attempt.as_deref().unwrap_or("");
+    let last_error = event.last_failure.as_deref();
+    let next = next_attempt.as_deref();
     // tracing fixes an event's level at its call site, so the two levels share one field list.
     macro_rules! log_transition {
         ($level:ident) => {
@@ -58,5 +59,33 @@ pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
         log_transition!(warn);
     } else {
         log_transition!(info);
+    }
+}
+
+/// A duration in milliseconds as a log line shows it: whole milliseconds from 100 ms up, three
+/// significant digits below (`0.315`, `12.3`), never `0.31466000000000005`.
+pub fn log_ms(milliseconds: f64) -> f64 {
+    if !milliseconds.is_finite() || milliseconds <= 0.0 {
+        return 0.0;
+    }
+    if milliseconds >= 100.0 {
+        return milliseconds.round();
+    }
+    let scale = 10f64.powi(2 - milliseconds.log10().floor() as i32);
+    (milliseconds * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ms;
+
+    #[test]
+    fn log_durations_are_rounded() {
+        assert_eq!(log_ms(0.31466000000000005).to_string(), "0.315");
+        assert_eq!(log_ms(12.345).to_string(), "12.3");
+        assert_eq!(log_ms(1503.4).to_string(), "1503");
+        assert_eq!(log_ms(0.0004567).to_string(), "0.000457");
+        assert_eq!(log_ms(99.96).to_string(), "100");
+        assert_eq!(log_ms(f64::NAN), 0.0);
     }
 }

@@ -282,6 +282,7 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     } else {
         service.metrics.probe(reason, at);
     }
+    let duration_ms = crate::observe::log_ms(duration_ms);
     match (&record.reason, &record.detail) {
         (Some(reason), Some(detail)) => {
             info!(

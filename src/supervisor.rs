@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::alert::{AlertStage, OutageView, Restored, StageEvent};
 use crate::api::Published;
 use crate::breaker::{PolicyError, State, Transition};
-use crate::config::Config;
+use crate::config::{Config, service_changes};
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::observe;
@@ -110,6 +110,7 @@ impl Supervisor {
             }
             supervisor.launch(Arc::clone(service), slot, count);
         }
+        supervisor.hold_disabled(None);
         supervisor.start_schedulers();
         supervisor.publish();
         Ok(supervisor)
@@ -172,6 +173,25 @@ impl Supervisor {
             .insert(running.service.name().to_string(), running);
     }
 
+    /// Applies `disabled = true`: at start (`previous` is `None`) and when a reload sets or
+    /// clears it. A breaker the key disabled is reset when the key goes; one an operator
+    /// disabled or reset by hand is left alone while the key does not change.
+    fn hold_disabled(&self, previous: Option<&Config>) {
+        for running in self.running.values() {
+            let service = &running.service;
+            let wanted = service.config.disabled;
+            let was = previous
+                .and_then(|config| config.service(service.name()))
+                .map(|config| config.disabled);
+            let is_disabled = service.breaker.state() == State::Disabled;
+            match (wanted, was) {
+                (true, None | Some(false)) if !is_disabled => service.breaker.disable(),
+                (false, Some(true)) if is_disabled => service.breaker.reset(),
+                _ => {}
+            }
+        }
+    }
+
     fn start_schedulers(&mut self) {
         for running in self.running.values_mut() {
             if let Some((slot, slots)) = running.pending_schedule.take() {
@@ -225,10 +245,15 @@ impl Supervisor {
             if old.config == *wanted && old.breaker.policy() == policy {
                 continue;
             }
+            let what = match service_changes(&old.config, wanted) {
+                // The same table with a different policy: the server-wide slow_call changed.
+                keys if keys.is_empty() => "slow_call (from server.slow_call)".to_string(),
+                keys => keys.join(", "),
+            };
             match old.breaker.update_policy(&policy) {
                 Ok(()) => {
                     changes.push(format!(
-                        "{}: changed (breaker state and counts kept)",
+                        "{}: changed: {what} (breaker state and counts kept)",
                         wanted.name
                     ));
                     // Same breaker: the pump keeps forwarding; only the checks restart.
@@ -246,7 +271,7 @@ impl Supervisor {
                 Err(PolicyError::NeedsNewBreaker) => {
                     warn!(service = %wanted.name, "sliding window or backoff changed: a new breaker takes over the old one's state");
                     changes.push(format!(
-                        "{}: changed (new sliding window or backoff: a new breaker, state kept)",
+                        "{}: changed: {what} (new sliding window or backoff: a new breaker, state kept)",
                         wanted.name
                     ));
                     let replacement = Service::new(
@@ -267,6 +292,7 @@ impl Supervisor {
                 Err(error) => return Err(error.into()),
             }
         }
+        self.hold_disabled(Some(&self.config));
         if next.alerts != self.config.alerts {
             changes.push("alerts: changed".to_string());
         }
@@ -318,11 +344,7 @@ impl Supervisor {
 fn restore(service: &Service, kept: &Restored) {
     let state = service.restore(&kept.breaker, kept.last_failure.clone());
     if state != State::Closed {
-        let next_attempt = service
-            .breaker
-            .next_attempt()
-            .map(crate::wall::rfc3339)
-            .unwrap_or_default();
+        let next_attempt = service.breaker.next_attempt().map(crate::wall::rfc3339);
         info!(
             service = service.name(),
             state = state.as_str(),

@@ -1,4 +1,5 @@
-//! Admin routes: the bearer-token guard (constant-time), resets, and the seed's test routes.
+//! Admin routes: the bearer-token guard (constant-time), reset, force-open and disable, and the
+//! seed's test routes.
 //! Every input is bounded, so no request can tie the daemon up.
 
 use std::collections::BTreeMap;
@@ -50,6 +51,27 @@ pub(crate) async fn reset(
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(&state, &name)?;
     service.breaker.reset();
+    Ok(Json(service_stats(&service, &state.outages())))
+}
+
+/// `POST .../force-open`: every call is rejected (checks and proxied calls) until `/reset`.
+pub(crate) async fn force_open(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStats>, ApiError> {
+    let service = find(&state, &name)?;
+    service.breaker.force_open();
+    Ok(Json(service_stats(&service, &state.outages())))
+}
+
+/// `POST .../disable`: every call goes through and is counted, nothing trips the breaker,
+/// until `/reset`.
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStats>, ApiError> {
+    let service = find(&state, &name)?;
+    service.breaker.disable();
     Ok(Json(service_stats(&service, &state.outages())))
 }
 

@@ -125,9 +125,13 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         .iter()
         .map(|service| service_status(service, state.started, &outages))
         .collect();
-    let mut transitions: Vec<TransitionLine> = registry
-        .iter()
-        .flat_map(|service| state.history.events(service.name()).transitions)
+    let transitions: Vec<TransitionLine> = state
+        .history
+        .recent_transitions(
+            registry.iter().map(|service| service.name()),
+            RECENT_TRANSITIONS,
+        )
+        .into_iter()
         .map(|event| TransitionLine {
             service: event.service.to_string(),
             from: event.from,
@@ -136,8 +140,6 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
             at: rfc3339(event.at_wall),
         })
         .collect();
-    transitions.sort_by(|a, b| b.at.cmp(&a.at));
-    transitions.truncate(RECENT_TRANSITIONS);
     Snapshot {
         generated_at: rfc3339(SystemTime::now()),
         services,

@@ -135,8 +135,9 @@ impl fmt::Display for TransitionReason {
                 )
             }
             TransitionReason::ResetTimeoutElapsed => f.write_str("reset timeout elapsed"),
+            TransitionReason::TrialsSucceeded { count: 1 } => f.write_str("1 trial call succeeded"),
             TransitionReason::TrialsSucceeded { count } => {
-                write!(f, "{count} trial call(s) succeeded")
+                write!(f, "{count} trial calls succeeded")
             }
             TransitionReason::TrialFailed => f.write_str("trial call failed"),
             TransitionReason::ManualReset => f.write_str("reset by hand"),

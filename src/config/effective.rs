@@ -1,11 +1,12 @@
 //! The effective config as TOML: every default filled in, every secret shown as `<redacted>`
-//! (and an unset credential as the variable it waits for), for `breakerd check --print`.
+//! (and an unset credential as the variable it waits for), for `breakerd check --print` and for
+//! the reload log's list of what changed.
 
 use std::fmt::Write as _;
 
 use super::{
-    Check, Config, Credential, NotifyOn, Schedule, Secret, SmtpCheck, SmtpServer, WebhookFormat,
-    format_duration,
+    Check, Config, Credential, NotifyOn, Schedule, Secret, ServiceConfig, SmtpCheck, SmtpServer,
+    WebhookFormat, format_duration,
 };
 
 fn quoted(text: &str) -> String {
@@ -104,115 +105,8 @@ pub fn render(config: &Config) -> String {
         let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
     }
     for service in &config.services {
-        let policy = &service.policy;
         let _ = writeln!(out, "\n[services.{}]", service.name);
-        let (label, kind) = match &service.check {
-            Check::Http(_) | Check::Tcp(_) => ("kind", service.check.kind()),
-            _ => ("preset", service.check.kind()),
-        };
-        let _ = writeln!(out, "{label} = {}", quoted(kind));
-        match &service.check {
-            Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => {
-                let _ = writeln!(
-                    out,
-                    "base_url = {}\nconsumer_key = {}\nconsumer_secret = {}",
-                    quoted(c.base_url.as_str()),
-                    credential(&c.consumer_key),
-                    credential(&c.consumer_secret)
-                );
-            }
-            Check::AfricasTalking(c) => {
-                let _ = writeln!(
-                    out,
-                    "base_url = {}\nusername = {}\napi_key = {}",
-                    quoted(c.base_url.as_str()),
-                    credential(&c.username),
-                    credential(&c.api_key)
-                );
-                if let Some(floor) = c.min_balance {
-                    let _ = writeln!(out, "min_balance = {floor}");
-                }
-            }
-            Check::WhatsApp(c) => {
-                let _ = writeln!(
-                    out,
-                    "base_url = {}\napi_version = {}\nphone_number_id = {}\naccess_token = {}",
-                    quoted(c.base_url.as_str()),
-                    quoted(&c.api_version),
-                    credential(&c.phone_number_id),
-                    credential(&c.access_token)
-                );
-            }
-            Check::Smtp(c) => smtp(&mut out, c),
-            Check::Http(c) => {
-                let _ = writeln!(
-                    out,
-                    "url = {}\nmethod = {}",
-                    quoted(&redacted_url(&c.url)),
-                    quoted(&c.method)
-                );
-                if !c.expect_status.is_empty() {
-                    let codes: Vec<String> = c.expect_status.iter().map(u16::to_string).collect();
-                    let _ = writeln!(out, "expect_status = [{}]", codes.join(", "));
-                }
-                redacted_headers(&mut out, &c.headers);
-                if let Some(upstream) = &service.upstream {
-                    let _ = writeln!(out, "upstream = {}", quoted(&redacted_url(upstream)));
-                }
-            }
-            Check::Tcp(c) => {
-                let _ = writeln!(out, "address = {}", quoted(&c.address));
-            }
-        }
-        match &service.schedule {
-            Schedule::Every(period) => {
-                let _ = writeln!(out, "every = {}", quoted(&format_duration(*period)));
-            }
-            Schedule::Cron { expression, .. } => {
-                let _ = writeln!(out, "schedule = {}", quoted(expression));
-            }
-        }
-        let _ = writeln!(
-            out,
-            "failure_threshold = {}\ntimeout = {}\nreset_timeout = {}\nhalf_open_max_calls = {}\nsuccess_threshold = {}",
-            policy.failure_threshold,
-            quoted(&format_duration(policy.timeout)),
-            quoted(&format_duration(policy.reset_timeout)),
-            policy.half_open_max_calls,
-            policy.success_threshold
-        );
-        if let Some(slow) = policy.slow_call_duration {
-            let _ = writeln!(out, "slow_call = {}", quoted(&format_duration(slow)));
-        }
-        if let Some(window) = &policy.window {
-            let _ = writeln!(
-                out,
-                "window_size = {}\nminimum_calls = {}",
-                window.size, window.minimum_calls
-            );
-            if let Some(rate) = window.failure_rate_threshold {
-                let _ = writeln!(out, "failure_rate_threshold = {rate}");
-            }
-            if let Some(rate) = window.slow_call_rate_threshold {
-                let _ = writeln!(out, "slow_call_rate_threshold = {rate}");
-            }
-        }
-        if let Some(backoff) = &policy.backoff {
-            let _ = writeln!(
-                out,
-                "backoff_multiplier = {}\nbackoff_max = {}\nbackoff_jitter = {}",
-                backoff.multiplier,
-                quoted(&format_duration(backoff.max)),
-                backoff.jitter
-            );
-        }
-        let _ = writeln!(out, "checks = {}", quoted(service.checks.as_str()));
-        if service.report_token.is_some() {
-            let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
-        }
-        if let Some(list) = &service.notify_on {
-            let _ = writeln!(out, "notify_on = {}", notify(list));
-        }
+        service_table(&mut out, service);
     }
     let alerts = &config.alerts;
     let _ = writeln!(
@@ -272,6 +166,164 @@ pub fn render(config: &Config) -> String {
         );
     }
     out
+}
+
+/// The keys of one `[services.NAME]` table, one `key = value` line each.
+fn service_table(out: &mut String, service: &ServiceConfig) {
+    let policy = &service.policy;
+    let (label, kind) = match &service.check {
+        Check::Http(_) | Check::Tcp(_) => ("kind", service.check.kind()),
+        _ => ("preset", service.check.kind()),
+    };
+    let _ = writeln!(out, "{label} = {}", quoted(kind));
+    match &service.check {
+        Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => {
+            let _ = writeln!(
+                out,
+                "base_url = {}\nconsumer_key = {}\nconsumer_secret = {}",
+                quoted(c.base_url.as_str()),
+                credential(&c.consumer_key),
+                credential(&c.consumer_secret)
+            );
+        }
+        Check::AfricasTalking(c) => {
+            let _ = writeln!(
+                out,
+                "base_url = {}\nusername = {}\napi_key = {}",
+                quoted(c.base_url.as_str()),
+                credential(&c.username),
+                credential(&c.api_key)
+            );
+            if let Some(floor) = c.min_balance {
+                let _ = writeln!(out, "min_balance = {floor}");
+            }
+        }
+        Check::WhatsApp(c) => {
+            let _ = writeln!(
+                out,
+                "base_url = {}\napi_version = {}\nphone_number_id = {}\naccess_token = {}",
+                quoted(c.base_url.as_str()),
+                quoted(&c.api_version),
+                credential(&c.phone_number_id),
+                credential(&c.access_token)
+            );
+        }
+        Check::Smtp(c) => smtp(out, c),
+        Check::Http(c) => {
+            let _ = writeln!(
+                out,
+                "url = {}\nmethod = {}",
+                quoted(&redacted_url(&c.url)),
+                quoted(&c.method)
+            );
+            if !c.expect_status.is_empty() {
+                let codes: Vec<String> = c.expect_status.iter().map(u16::to_string).collect();
+                let _ = writeln!(out, "expect_status = [{}]", codes.join(", "));
+            }
+            redacted_headers(out, &c.headers);
+            if let Some(upstream) = &service.upstream {
+                let _ = writeln!(out, "upstream = {}", quoted(&redacted_url(upstream)));
+            }
+        }
+        Check::Tcp(c) => {
+            let _ = writeln!(out, "address = {}", quoted(&c.address));
+        }
+    }
+    match &service.schedule {
+        Schedule::Every(period) => {
+            let _ = writeln!(out, "every = {}", quoted(&format_duration(*period)));
+        }
+        Schedule::Cron { expression, .. } => {
+            let _ = writeln!(out, "schedule = {}", quoted(expression));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "failure_threshold = {}\ntimeout = {}\nreset_timeout = {}\nhalf_open_max_calls = {}\nsuccess_threshold = {}",
+        policy.failure_threshold,
+        quoted(&format_duration(policy.timeout)),
+        quoted(&format_duration(policy.reset_timeout)),
+        policy.half_open_max_calls,
+        policy.success_threshold
+    );
+    if let Some(slow) = policy.slow_call_duration {
+        let _ = writeln!(out, "slow_call = {}", quoted(&format_duration(slow)));
+    }
+    if let Some(window) = &policy.window {
+        let _ = writeln!(
+            out,
+            "window_size = {}\nminimum_calls = {}",
+            window.size, window.minimum_calls
+        );
+        if let Some(rate) = window.failure_rate_threshold {
+            let _ = writeln!(out, "failure_rate_threshold = {rate}");
+        }
+        if let Some(rate) = window.slow_call_rate_threshold {
+            let _ = writeln!(out, "slow_call_rate_threshold = {rate}");
+        }
+    }
+    if let Some(backoff) = &policy.backoff {
+        let _ = writeln!(
+            out,
+            "backoff_multiplier = {}\nbackoff_max = {}\nbackoff_jitter = {}",
+            backoff.multiplier,
+            quoted(&format_duration(backoff.max)),
+            backoff.jitter
+        );
+    }
+    let _ = writeln!(out, "checks = {}", quoted(service.checks.as_str()));
+    if service.report_token.is_some() {
+        let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
+    }
+    if service.disabled {
+        let _ = writeln!(out, "disabled = true");
+    }
+    if let Some(list) = &service.notify_on {
+        let _ = writeln!(out, "notify_on = {}", notify(list));
+    }
+}
+
+/// What changed between two versions of a service, for the reload log: one
+/// `key old → new` entry per changed key, secrets named but never shown.
+pub fn service_changes(old: &ServiceConfig, new: &ServiceConfig) -> Vec<String> {
+    fn lines(service: &ServiceConfig) -> Vec<(String, String)> {
+        let mut out = String::new();
+        service_table(&mut out, service);
+        out.lines()
+            .filter_map(|line| line.split_once(" = "))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+    let (before, after) = (lines(old), lines(new));
+    let value = |lines: &[(String, String)], key: &str| {
+        lines.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let keys = before.iter().chain(after.iter()).map(|(k, _)| k);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut changes = Vec::new();
+    for key in keys {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let (was, is) = (value(&before, key), value(&after, key));
+        if was == is {
+            continue;
+        }
+        let secret = [&was, &is]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| v.contains("<redacted>")));
+        changes.push(match (was, is) {
+            _ if secret => format!("{key} changed"),
+            (Some(was), Some(is)) => format!("{key} {was} → {is}"),
+            (None, Some(is)) => format!("{key} set to {is}"),
+            (Some(was), None) => format!("{key} {was} removed"),
+            (None, None) => continue,
+        });
+    }
+    if changes.is_empty() && old != new {
+        changes.push("a secret or a request detail changed (values not shown)".to_string());
+    }
+    changes
 }
 
 /// `headers = { Name = "<redacted>", ... }`: the names, never the values.

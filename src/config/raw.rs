@@ -1,5 +1,5 @@
-//! The file as written: serde structs that only check shape (unknown keys, types) and keep
-//! each value's place in the file, so validation can point at it.
+//! The file as written: serde structs that only check types and keep each value's place in the
+//! file, so validation can point at it. Unknown keys are found, all at once, by `keys`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -7,19 +7,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawConfig {
-    pub(crate) server: Option<Spanned<RawServer>>,
-    #[serde(default)]
-    pub(crate) services: BTreeMap<Spanned<String>, Spanned<RawService>>,
-    pub(crate) alerts: Option<Spanned<RawAlerts>>,
-}
-
 /// `[server]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
     pub(crate) listen: Option<Spanned<String>>,
     pub(crate) admin_token: Option<Spanned<String>>,
@@ -34,7 +23,6 @@ pub(crate) struct RawServer {
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawService {
     pub(crate) preset: Option<Spanned<String>>,
     pub(crate) kind: Option<Spanned<String>>,
@@ -85,6 +73,7 @@ pub(crate) struct RawService {
     pub(crate) notify_on: Option<RawList>,
     pub(crate) checks: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
+    pub(crate) disabled: Option<Spanned<bool>>,
 }
 
 impl RawService {
@@ -128,7 +117,6 @@ pub(crate) type RawList = Spanned<Vec<Spanned<String>>>;
 
 /// `[alerts]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawAlerts {
     pub(crate) state_dir: Option<Spanned<String>>,
     pub(crate) notify_on: Option<RawList>,
@@ -147,7 +135,6 @@ pub(crate) struct RawAlerts {
 
 /// `[[alerts.webhook]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawWebhook {
     pub(crate) url: Spanned<String>,
     pub(crate) name: Option<Spanned<String>>,
@@ -161,7 +148,6 @@ pub(crate) struct RawWebhook {
 
 /// `[alerts.email]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawEmail {
     pub(crate) server: Spanned<String>,
     pub(crate) tls: Option<Spanned<String>>,
@@ -176,7 +162,6 @@ pub(crate) struct RawEmail {
 
 /// `[[alerts.alertmanager]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawAlertmanager {
     pub(crate) url: Spanned<String>,
     pub(crate) name: Option<Spanned<String>>,

@@ -8,24 +8,28 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::Deserialize as _;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use url::Url;
 
 use super::duration::{format_duration, parse_duration};
 use super::errors::{LoadError, Problems, nearest};
-use super::raw::{RawAlerts, RawConfig, RawList, RawServer, RawService};
+use super::keys::report_unknown;
+use super::listen::resolve_listen;
+use super::raw::{RawAlerts, RawList, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
     AfricasTalkingCheck, AlertmanagerConfig, AlertsConfig, ChannelFilter, Check, Checks, Config,
     Credential, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESEND_EVERY,
-    DEFAULT_RESOLVE_FOR, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, EmailConfig, HttpCheck,
-    NotifyOn, OAuthCheck, Schedule, ServerConfig, ServiceConfig, SmtpCheck, SmtpServer, SmtpTls,
-    TcpCheck, WebhookConfig, WebhookFormat, WhatsAppCheck,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESEND_EVERY, DEFAULT_RESOLVE_FOR,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, EmailConfig, HttpCheck, NotifyOn, OAuthCheck,
+    Schedule, ServerConfig, ServiceConfig, SmtpCheck, SmtpServer, SmtpTls, TcpCheck, WebhookConfig,
+    WebhookFormat, WhatsAppCheck,
 };
 use crate::breaker::{Backoff, Policy, PolicyError, SlidingWindow};
 
-const PRESETS: &[&str] = &[
+pub(crate) const PRESETS: &[&str] = &[
     "mpesa",
     "pesapal",
     "kcb",
@@ -33,7 +37,7 @@ const PRESETS: &[&str] = &[
     "whatsapp",
     "smtp",
 ];
-const KINDS: &[&str] = &["http", "smtp", "tcp"];
+pub(crate) const KINDS: &[&str] = &["http", "smtp", "tcp"];
 const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const WEBHOOK_FORMATS: &[&str] = &["breakerd", "slack", "alertmanager"];
@@ -47,7 +51,7 @@ const DEFAULT_MINIMUM_CALLS: u32 = 10;
 const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
 
 /// The keys each preset or kind takes, beyond the schedule and breaker keys every service has.
-fn check_keys(preset_or_kind: &str) -> &'static [&'static str] {
+pub(crate) fn check_keys(preset_or_kind: &str) -> &'static [&'static str] {
     match preset_or_kind {
         "mpesa" | "pesapal" | "kcb" => &["base_url", "consumer_key", "consumer_secret"],
         "africastalking" => &["base_url", "username", "api_key", "min_balance"],
@@ -103,20 +107,22 @@ pub(crate) fn validate(
     environment: &dyn Environment,
 ) -> Result<Config, LoadError> {
     let mut problems = Problems::new(path, text);
-    let raw: RawConfig = match toml::from_str(text) {
-        Ok(raw) => raw,
+    let document = match DeTable::parse(text) {
+        Ok(document) => document.into_inner(),
         Err(error) => {
             let span = error.span().unwrap_or(0..0);
             problems.at(span, explain_toml_error(error.message()));
             return Err(problems.into_error());
         }
     };
+    report_unknown(&document, &mut problems);
+    let raw = sections(document, &mut problems);
     let mut validator = Validator {
         problems,
         environment,
     };
     let server = validator.server(raw.server);
-    if raw.services.is_empty() {
+    if !raw.has_services {
         // An empty or truncated file must never replace a running config with nothing.
         validator.problems.at(
             0..0,
@@ -137,22 +143,176 @@ pub(crate) fn validate(
     })
 }
 
-/// toml's message, with the nearest valid key added to an unknown-key error.
+/// The file's sections, each read on its own so that a wrong type in one service does not hide
+/// the problems of the others.
+struct Sections {
+    server: Option<Spanned<RawServer>>,
+    services: Vec<(Spanned<String>, Spanned<RawService>)>,
+    has_services: bool,
+    alerts: Option<Spanned<RawAlerts>>,
+}
+
+fn sections(document: DeTable<'_>, problems: &mut Problems<'_>) -> Sections {
+    let mut sections = Sections {
+        server: None,
+        services: Vec::new(),
+        has_services: false,
+        alerts: None,
+    };
+    for (key, value) in document {
+        match key.get_ref().as_ref() {
+            "server" => sections.server = typed(value, problems),
+            "alerts" => sections.alerts = typed(value, problems),
+            "services" => {
+                let span = value.span();
+                let DeValue::Table(services) = value.into_inner() else {
+                    problems.at(
+                        span,
+                        "`services` must be tables, one per service: [services.NAME]",
+                    );
+                    continue;
+                };
+                sections.has_services = !services.is_empty();
+                for (name, service) in services {
+                    let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                    if let Some(service) = typed(service, problems) {
+                        sections.services.push((name, service));
+                    }
+                }
+            }
+            _ => {} // reported by `report_unknown`
+        }
+    }
+    sections
+}
+
+/// One section read into its raw struct; a type problem is recorded at its place, with the key.
+fn typed<T: serde::de::DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Problems<'_>,
+) -> Option<Spanned<T>> {
+    let span = value.span();
+    let keys: Vec<(Range<usize>, String)> = match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .map(|(key, value)| (value.span(), key.get_ref().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    match Spanned::<T>::deserialize(ValueDeserializer::from(value)) {
+        Ok(section) => Some(section),
+        Err(error) => {
+            let at = error.span().unwrap_or(span);
+            let key = keys
+                .iter()
+                .find(|(value, _)| value.contains(&at.start))
+                .map(|(_, key)| key.as_str());
+            problems.at(at.clone(), explain_type_error(error.message(), key));
+            None
+        }
+    }
+}
+
+/// serde's "invalid type: string \"three\", expected i64" in the words of a config file.
+fn explain_type_error(message: &str, key: Option<&str>) -> String {
+    let message = message.trim_end();
+    let prefix = key.map(|key| format!("{key}: ")).unwrap_or_default();
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    else {
+        return format!("{prefix}{message}");
+    };
+    let expected = match expected {
+        "i64" | "u64" | "i32" | "u32" => "a whole number, e.g. 5",
+        "f64" | "f32" => "a number, e.g. 0.5",
+        "a string" => "a string in quotes",
+        "a sequence" => "a list, e.g. [\"a\", \"b\"]",
+        "a boolean" => "true or false",
+        other if other.starts_with("struct ") || other == "a map" => "a table",
+        other => other,
+    };
+    format!("{prefix}expected {expected}, found {found}")
+}
+
+/// toml's message, with what is allowed added where toml does not say it.
 fn explain_toml_error(message: &str) -> String {
     let message = message.trim_end();
     if message.starts_with("duplicate key") {
         return format!("{message} (each service name and each key may appear only once)");
     }
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message.to_string();
-    };
-    let Some((unknown, expected)) = rest.split_once('`') else {
-        return message.to_string();
-    };
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    match nearest(unknown, candidates.iter().copied()) {
-        Some(suggestion) => format!("{message}; did you mean `{suggestion}`?"),
-        None => message.to_string(),
+    message.to_string()
+}
+
+/// The fields of a cron schedule, in order, with what each allows.
+const CRON_FIELDS: &[(&str, &str)] = &[
+    ("seconds", "0-59"),
+    ("minutes", "0-59"),
+    ("hours", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day of week", "1-7 (1 is Sunday) or SUN-SAT"),
+    ("year", "1970-2099"),
+];
+
+/// Where in a cron schedule the cron crate's complaint is (a byte offset into it) and a
+/// one-line message naming the field and what it allows.
+fn cron_problem(expression: &str) -> (usize, String) {
+    const SHAPE: &str = "six fields, seconds first, and an optional year, e.g. \"0 */5 * * * *\"";
+    let fields: Vec<(usize, &str)> = expression
+        .split_whitespace()
+        .map(|field| {
+            (
+                field.as_ptr() as usize - expression.as_ptr() as usize,
+                field,
+            )
+        })
+        .collect();
+    if !(6..=7).contains(&fields.len()) {
+        return (
+            0,
+            format!(
+                "bad cron schedule \"{expression}\": it has {} fields; write {SHAPE}",
+                fields.len()
+            ),
+        );
+    }
+    for (index, (offset, field)) in fields.iter().enumerate() {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|other| if other == index { *field } else { "*" })
+            .collect();
+        if cron::Schedule::from_str(&alone.join(" ")).is_err() {
+            let (name, allowed) = CRON_FIELDS[index];
+            return (
+                *offset,
+                format!(
+                    "bad cron schedule: the {name} field \"{field}\" is not valid ({name}: {allowed}; \
+                     each field is *, a value, a list a,b, a range a-b or a step */n)"
+                ),
+            );
+        }
+    }
+    let why = cron::Schedule::from_str(expression)
+        .err()
+        .map(|error| cron_reason(&error.to_string(), expression))
+        .unwrap_or_default();
+    (
+        0,
+        format!("bad cron schedule \"{expression}\"{why}; write {SHAPE}"),
+    )
+}
+
+/// The cron crate's message without the copy of the expression and the caret line it adds.
+fn cron_reason(message: &str, expression: &str) -> String {
+    let reason: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && *line != expression.trim() && !line.starts_with('^'))
+        .collect();
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reason.join(" "))
     }
 }
 
@@ -164,19 +324,11 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn server(&mut self, raw: Option<Spanned<RawServer>>) -> ServerConfig {
         let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let listen = match &raw.listen {
-            Some(listen) => SocketAddr::from_str(listen.get_ref()).unwrap_or_else(|_| {
-                self.problems.at(
-                    listen.span(),
-                    format!(
-                        "server.listen \"{}\" is not an address: write IP:PORT, e.g. \"{DEFAULT_LISTEN}\"",
-                        listen.get_ref()
-                    ),
-                );
-                fallback_listen()
-            }),
-            None => fallback_listen(),
-        };
+        let listen = raw
+            .listen
+            .as_ref()
+            .and_then(|listen| self.listen_address("server.listen", listen))
+            .unwrap_or_else(fallback_listen);
         // An unset or empty token switches the admin routes off; that is not an error.
         let admin_token = raw.admin_token.as_ref().and_then(|token| {
             match expand(token.get_ref(), self.environment) {
@@ -221,24 +373,21 @@ impl Validator<'_> {
                 DEFAULT_IDLE_TIMEOUT,
                 false,
             ),
-            proxy_listen: raw.proxy_listen.as_ref().and_then(|listen| {
-                SocketAddr::from_str(listen.get_ref())
-                    .map_err(|_| {
-                        self.problems.at(
-                            listen.span(),
-                            format!(
-                                "server.proxy_listen \"{}\" is not an address: write IP:PORT, e.g. \"127.0.0.1:9478\"",
-                                listen.get_ref()
-                            ),
-                        );
-                    })
-                    .ok()
-            }),
+            proxy_listen: raw
+                .proxy_listen
+                .as_ref()
+                .and_then(|listen| self.listen_address("server.proxy_listen", listen)),
             report_token: raw
                 .report_token
                 .as_ref()
                 .and_then(|token| self.secret("server.report_token", token)),
         }
+    }
+
+    fn listen_address(&mut self, key: &str, listen: &Spanned<String>) -> Option<SocketAddr> {
+        resolve_listen(listen.get_ref())
+            .map_err(|error| self.problems.at(listen.span(), format!("{key} {error}")))
+            .ok()
     }
 
     fn service(
@@ -303,6 +452,10 @@ impl Validator<'_> {
             upstream,
             checks,
             report_token,
+            disabled: raw
+                .disabled
+                .as_ref()
+                .is_some_and(|disabled| *disabled.get_ref()),
         })
     }
 
@@ -398,14 +551,11 @@ impl Validator<'_> {
                     expression: expression.get_ref().clone(),
                     schedule: Box::new(schedule),
                 },
-                Err(error) => {
-                    self.problems.at(
-                        expression.span(),
-                        format!(
-                            "bad cron schedule \"{}\": {error} (write six fields with seconds first, e.g. \"*/30 * * * * *\")",
-                            expression.get_ref()
-                        ),
-                    );
+                Err(_) => {
+                    let (offset, message) = cron_problem(expression.get_ref());
+                    // The value's span starts at its opening quote.
+                    let start = expression.span().start + 1 + offset;
+                    self.problems.at(start..start, message);
                     Schedule::Every(DEFAULT_EVERY)
                 }
             },

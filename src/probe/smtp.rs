@@ -17,8 +17,9 @@ pub(crate) fn transport(
     let (host, port) = match &check.server {
         SmtpServer::Address { host, port } => (host.as_str(), *port),
         SmtpServer::Missing { variable } => {
+            // An unset variable is a missing credential, as for every other preset.
             return Err(ProbeError::new(
-                FailureReason::Connect,
+                FailureReason::Auth,
                 format!("server is not set: environment variable {variable} is empty or unset"),
             ));
         }

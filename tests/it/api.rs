@@ -338,3 +338,53 @@ async fn the_bearer_scheme_is_case_insensitive_and_wrong_methods_get_405_before_
         "405 answers are JSON like every other error"
     );
 }
+
+#[tokio::test]
+async fn force_open_and_disable_are_admin_routes_undone_by_reset() {
+    let state = state();
+    let route = |action: &str| format!("/api/v1/circuit-breakers/mpesa/{action}");
+    let (status, _) = send(&state, "POST", &route("force-open"), None, None).await;
+    assert_eq!(status, 401, "force-open needs the admin token");
+    let (status, body) = send(&state, "POST", &route("force-open"), Some(TOKEN), None).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("FORCED_OPEN")));
+    let breaker = state.registry().get("mpesa").unwrap().breaker.clone();
+    assert!(
+        breaker.call(|| async { Ok::<(), &str>(()) }).await.is_err(),
+        "a forced-open breaker rejects every call"
+    );
+    let (status, body) = send(&state, "POST", &route("disable"), Some(TOKEN), None).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("DISABLED")));
+    for _ in 0..10 {
+        let _ = breaker.call(|| async { Err::<(), &str>("down") }).await;
+    }
+    let (_, body) = send(&state, "GET", "/api/v1/circuit-breakers/mpesa", None, None).await;
+    assert_eq!(
+        body["state"], "DISABLED",
+        "failures do not trip a disabled breaker"
+    );
+    let (status, body) = send(&state, "POST", &route("reset"), Some(TOKEN), None).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("CLOSED")));
+    let (status, body) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/nope/disable",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn healthy_and_ready_answer_without_a_token() {
+    let state = state();
+    let (status, body) = send(&state, "GET", "/-/healthy", None, None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, Some("breakerd is Healthy.\n"))
+    );
+    let (status, body) = send(&state, "GET", "/-/ready", None, None).await;
+    assert_eq!((status, body.as_str()), (200, Some("breakerd is Ready.\n")));
+    let (status, _) = send(&state, "POST", "/-/ready", None, None).await;
+    assert_eq!(status, 405);
+}

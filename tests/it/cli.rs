@@ -53,7 +53,7 @@ fn check_accepts_the_bundled_config() {
     let (code, stdout, _) = check(&path);
     assert_eq!(code, 0);
     assert!(
-        stdout.ends_with("alerts.toml: valid (6 services)\n"),
+        stdout.contains("alerts.toml: valid (6 services)\n"),
         "{stdout}"
     );
 }
@@ -239,4 +239,207 @@ fn sighup_reloads_and_json_logs_are_one_object_per_line() {
     );
     signal(&daemon, "-TERM");
     assert!(daemon.wait().unwrap().success());
+}
+
+/// The daemon's first log lines, up to the one that says it is serving, with stderr a pipe or
+/// a terminal (a pseudo-terminal), and `NO_COLOR` set or not.
+fn first_log_lines(terminal: bool, no_color: bool) -> String {
+    use std::io::Read as _;
+    use std::os::fd::FromRawFd as _;
+
+    let dir = scratch_dir("colour");
+    let config = dir.join("alerts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.x]\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\nevery = \"1h\"\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR");
+    if no_color {
+        command.env("NO_COLOR", "1");
+    }
+    let reader: Box<dyn std::io::Read + Send> = if terminal {
+        let (mut leader, mut follower) = (0, 0);
+        // SAFETY: openpty writes two new descriptors, which are owned below.
+        let opened = unsafe {
+            libc::openpty(
+                &mut leader,
+                &mut follower,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(opened, 0, "openpty failed");
+        // SAFETY: both descriptors were just opened and nothing else owns them.
+        command.stderr(unsafe { Stdio::from_raw_fd(follower) });
+        Box::new(unsafe { std::fs::File::from_raw_fd(leader) })
+    } else {
+        command.stderr(Stdio::piped());
+        Box::new(std::io::empty())
+    };
+    let mut daemon = command.spawn().expect("start breakerd run");
+    let mut reader = match daemon.stderr.take() {
+        Some(pipe) => Box::new(pipe) as Box<dyn std::io::Read + Send>,
+        None => reader,
+    };
+    drop(command); // closes this process's copy of the terminal's follower side
+    let (lines, read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(count) = reader.read(&mut buffer) {
+            if count == 0 {
+                break;
+            }
+            text.extend_from_slice(&buffer[..count]);
+            if String::from_utf8_lossy(&text).contains("is serving") {
+                break;
+            }
+        }
+        let _ = lines.send(String::from_utf8_lossy(&text).into_owned());
+    });
+    let text = read
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the daemon logs that it is serving");
+    signal(&daemon, "-TERM");
+    let _ = daemon.wait();
+    assert!(text.contains("is serving"), "{text}");
+    text
+}
+
+#[test]
+fn log_lines_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    const ESCAPE: char = '\u{1b}';
+    let piped = first_log_lines(false, false);
+    assert!(!piped.contains(ESCAPE), "colour into a pipe: {piped:?}");
+    let terminal = first_log_lines(true, false);
+    assert!(
+        terminal.contains(ESCAPE),
+        "no colour on a terminal: {terminal:?}"
+    );
+    let no_color = first_log_lines(true, true);
+    assert!(
+        !no_color.contains(ESCAPE),
+        "colour despite NO_COLOR: {no_color:?}"
+    );
+}
+
+/// A child process that is killed when the test ends, even when it fails.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn health_exits_0_for_a_running_daemon_and_1_when_none_answers() {
+    let port = closed_port();
+    let bundled = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml"));
+    let daemon = Stopped(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(bundled)
+            // A host name, resolved at start, as Prometheus accepts one.
+            .args(["--listen", &format!("localhost:{port}")])
+            .current_dir(scratch_dir("health"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start breakerd run"),
+    );
+    wait_until_listening(port, "breakerd");
+    let health = |url: String| {
+        let output = Command::new(BIN)
+            .args(["health", "--timeout", "5s", "--url", &url])
+            .output()
+            .expect("run breakerd health");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = health(format!("http://127.0.0.1:{port}/-/ready"));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("200 OK breakerd is Ready."), "{stdout}");
+    let (code, _, _) = health(format!("http://127.0.0.1:{port}/-/healthy"));
+    assert_eq!(code, Some(0));
+    let (code, stdout, _) = health(format!("http://127.0.0.1:{port}/-/nothing-here"));
+    assert_eq!(code, Some(1), "a 404 is not healthy: {stdout}");
+    drop(daemon);
+    let (code, _, stderr) = health(format!("http://127.0.0.1:{}/-/healthy", closed_port()));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no answer"), "{stderr}");
+}
+
+#[test]
+fn help_names_the_signals_the_reload_route_rust_log_and_the_exit_codes() {
+    for args in [&["--help"][..], &["run", "--help"][..]] {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        for needle in [
+            "RUST_LOG",
+            "NO_COLOR",
+            "Exit codes",
+            "check   0 valid; 1 invalid",
+        ] {
+            assert!(help.contains(needle), "{args:?} lacks {needle}:\n{help}");
+        }
+    }
+    let output = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in ["SIGHUP", "POST /-/reload", "SIGTERM", "/-/ready"] {
+        assert!(help.contains(needle), "run --help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn check_notes_each_unset_credential_and_counts_in_words() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts.toml");
+    let output = Command::new(BIN)
+        .arg("check")
+        .arg(&path)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(notes.len(), 13, "{stdout}");
+    assert!(
+        notes.contains(
+            &"note: mpesa: MPESA_CONSUMER_KEY is not set; the check will fail with reason auth"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.contains("email: SMTP_SERVER is not set"))
+    );
+    let one = scratch_dir("check-one").join("one.toml");
+    std::fs::write(
+        &one,
+        "[services.x]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = check(&one);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.ends_with("one.toml: valid (1 service)\n"),
+        "{stdout}"
+    );
 }

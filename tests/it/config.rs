@@ -187,7 +187,9 @@ fn each_rule_has_its_exact_error_at_its_place() {
     let cases: &[(&str, &[&str])] = &[
         (
             "[services.mpesa]\npreset = \"mpesa\"\nfailure_treshold = 3\n",
-            &["alerts.toml:3:1: unknown field `failure_treshold`, expected one of"],
+            &[
+                "alerts.toml:3:1: unknown key `failure_treshold` in [services.mpesa]; did you mean `failure_threshold`?",
+            ],
         ),
         (
             "[services.mpesa]\npreset = \"mpsea\"\n",
@@ -229,7 +231,21 @@ fn each_rule_has_its_exact_error_at_its_place() {
         ),
         (
             "[services.x]\npreset = \"kcb\"\nschedule = \"every minute\"\n",
-            &["alerts.toml:3:12: bad cron schedule \"every minute\""],
+            &[
+                "alerts.toml:3:13: bad cron schedule \"every minute\": it has 2 fields; write six fields, seconds first, and an optional year, e.g. \"0 */5 * * * *\"",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nschedule = \"*/30 * 99 * * *\"\n",
+            &[
+                "alerts.toml:3:20: bad cron schedule: the hours field \"99\" is not valid (hours: 0-23; each field is *, a value, a list a,b, a range a-b or a step */n)",
+            ],
+        ),
+        (
+            "[services.x]\npreset = \"kcb\"\nschedule = '0 0 9 * FOO MON-FRI'\n",
+            &[
+                "alerts.toml:3:21: bad cron schedule: the month field \"FOO\" is not valid (month: 1-12 or JAN-DEC;",
+            ],
         ),
         (
             "[services.x]\npreset = \"kcb\"\nevery = \"1s\"\nschedule = \"* * * * * *\"\n",
@@ -304,7 +320,13 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[server]\nlisten = \"localhost:80:80\"\n",
             &[
-                "alerts.toml:2:10: server.listen \"localhost:80:80\" is not an address: write IP:PORT, e.g. \"127.0.0.1:9477\"",
+                "alerts.toml:2:10: server.listen \"localhost:80:80\" is not an address: write HOST:PORT or IP:PORT, e.g. \"127.0.0.1:9477\" or \"localhost:9477\"",
+            ],
+        ),
+        (
+            "[server]\nproxy_listen = \"localhost:http\"\n",
+            &[
+                "alerts.toml:2:16: server.proxy_listen \"localhost:http\" is not an address: write HOST:PORT or IP:PORT",
             ],
         ),
         (
@@ -362,6 +384,45 @@ fn every_problem_is_reported_not_just_the_first() {
     assert_eq!(got.len(), 2, "{got:#?}");
     assert!(got[0].starts_with("alerts.toml:3:11: timeout: bad duration \"soon\""));
     assert!(got[1].starts_with("alerts.toml:5:10: unknown preset \"nope\""));
+}
+
+#[test]
+fn misspelt_keys_do_not_hide_each_other_or_any_other_problem() {
+    let got = errors(
+        r#"[server]
+slow_cal = "2s"
+[services.mpesa]
+preset = "mpesa"
+failur_threshold = 3
+timeout = "soon"
+[services.kcb]
+preset = "kcb"
+failure_threshold = "three"
+reset_timout = "1m"
+[services.sms]
+preset = "africastalking"
+min_balanse = 10
+sandbox = true
+every = "0s"
+[alerts]
+min_intervl = "1m"
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "alerts.toml:2:1: unknown key `slow_cal` in [server]; did you mean `slow_call`?",
+            "alerts.toml:5:1: unknown key `failur_threshold` in [services.mpesa]; did you mean `failure_threshold`?",
+            "alerts.toml:6:11: timeout: bad duration \"soon\": a number must come first (write a number and a unit: ms, s, m, h, d, e.g. \"30s\" or \"1m30s\")",
+            "alerts.toml:9:21: failure_threshold: expected a whole number, e.g. 5, found string \"three\"",
+            "alerts.toml:10:1: unknown key `reset_timout` in [services.kcb]; did you mean `reset_timeout`?",
+            "alerts.toml:13:1: unknown key `min_balanse` in [services.sms]; did you mean `min_balance`?",
+            "alerts.toml:14:1: unknown key `sandbox` in [services.sms]: \"africastalking\" takes base_url, username, api_key, min_balance, besides the schedule, breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
+            "alerts.toml:15:9: every must be longer than 0s",
+            "alerts.toml:17:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",
+        ],
+        "every problem, in file order"
+    );
 }
 
 #[test]
@@ -474,4 +535,43 @@ reminder_every = "30d"
 max_attempts = 1000
 "#;
     assert_eq!(errors(limits), Vec::<String>::new());
+}
+
+#[test]
+fn a_reload_names_what_changed_and_never_a_secret_value() {
+    let parse = |key: &'static str, text: &str| {
+        let env = Env(BTreeMap::from([("KEY", key), ("SECRET", "s3cr3t-value")]));
+        Config::parse(text, "alerts.toml", &env)
+            .unwrap()
+            .services
+            .remove(0)
+    };
+    let old = parse(
+        "first-key-value",
+        "[services.mpesa]\npreset = \"mpesa\"\nconsumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"\n",
+    );
+    let new = parse(
+        "first-key-value",
+        "[services.mpesa]\npreset = \"mpesa\"\nconsumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"\nfailure_threshold = 5\nevery = \"1m\"\n",
+    );
+    assert_eq!(
+        breakerd::config::service_changes(&old, &new),
+        ["every \"30s\" → \"1m\"", "failure_threshold 3 → 5"]
+    );
+    let rotated = parse(
+        "second-key-value",
+        "[services.mpesa]\npreset = \"mpesa\"\nconsumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"\n",
+    );
+    let changes = breakerd::config::service_changes(&old, &rotated);
+    assert_eq!(
+        changes,
+        ["a secret or a request detail changed (values not shown)"]
+    );
+    let unset = parse(
+        "",
+        "[services.mpesa]\npreset = \"mpesa\"\nconsumer_key = \"${KEY}\"\nconsumer_secret = \"${SECRET}\"\n",
+    );
+    let changes = breakerd::config::service_changes(&old, &unset).join(", ");
+    assert_eq!(changes, "consumer_key changed");
+    assert!(!changes.contains("first-key-value") && !changes.contains("s3cr3t"));
 }

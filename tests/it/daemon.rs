@@ -353,3 +353,35 @@ async fn state_of_service(address: std::net::SocketAddr, service: &str) -> Strin
         .unwrap_or_default()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_marked_disabled_is_checked_but_never_trips() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let daemon = start_daemon(&format!("{}disabled = true\n", mpesa_config(&fake.url()))).await;
+    let address = daemon.address();
+    eventually(10, "failing checks are counted", || async {
+        get_json(address, "/api/v1/circuit-breakers/mpesa").await["failureCount"].as_u64()
+            >= Some(5)
+    })
+    .await;
+    assert_eq!(state_of(address).await, "DISABLED", "nothing trips it");
+    let (_, text) = http_get(address, "/metrics").await;
+    // The state gauge has three values; a disabled breaker lets calls through, as closed.
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_breaker_state{service=\"mpesa\",state=\"closed\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_state_transitions_total{service=\"mpesa\",from=\"closed\",to=\"open\"}"
+        ),
+        Some(0.0)
+    );
+    let (status, body) = http_get(address, "/-/ready").await;
+    assert_eq!((status, body.as_str()), (200, "breakerd is Ready.\n"));
+    daemon.shutdown().await.expect("clean shutdown");
+}

@@ -118,6 +118,26 @@ async fn state_changes_and_slow_calls_are_logged_without_secrets() {
         "{log}"
     );
     assert!(log.contains("check failed: HTTP 500"), "{log}");
+    let closed = log
+        .lines()
+        .find(|line| line.contains("HALF_OPEN -> CLOSED"))
+        .unwrap();
+    assert!(
+        !closed.contains("=\"\"") && !closed.contains("next_attempt"),
+        "no empty fields: {closed}"
+    );
+    for line in log.lines().filter(|line| line.contains("check failed")) {
+        let value = line
+            .split("duration_ms=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no duration in {line}"));
+        let digits = value.trim_start_matches(['0', '.']).replace('.', "");
+        assert!(
+            digits.len() <= 4 && value.parse::<f64>().is_ok(),
+            "a rounded duration: {line}"
+        );
+    }
     // Every daemon of this test binary logs here: none may log a secret.
     let everything = captured.text();
     for secret in [

@@ -20,6 +20,7 @@ mod packaging;
 mod paging;
 mod probes;
 mod proxy;
+mod readme;
 mod reload;
 mod smtp;
 mod status_page;

@@ -162,7 +162,7 @@ async fn a_bad_edit_keeps_the_old_config_and_says_why() {
     let line = good.lines().count() + 1;
     assert!(
         problem.contains(&format!(
-            "alerts.toml:{line}:1: unknown field `failure_treshold`"
+            "alerts.toml:{line}:1: unknown key `failure_treshold`"
         )),
         "{problem}"
     );

@@ -1,0 +1,214 @@
+//! The keys each table of the config file takes, and the pass that finds every unknown key in
+//! a document at once, each with the nearest valid key, so one typo never hides the others.
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::forward_to_deserialize_any;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::errors::{Problems, nearest};
+use super::raw::{RawAlertmanager, RawAlerts, RawEmail, RawServer, RawService, RawWebhook};
+use super::validate::{KINDS, PRESETS, check_keys};
+
+/// The tables at the top of the file.
+const TOP_LEVEL: &[&str] = &["server", "services", "alerts"];
+/// The most keys listed in an unknown-key message when no key is near enough to suggest.
+const MAX_LISTED: usize = 12;
+
+/// Reports every key of `document` that no table at its place takes.
+pub(crate) fn report_unknown(document: &DeTable<'_>, problems: &mut Problems<'_>) {
+    for (key, value) in document {
+        if !TOP_LEVEL.contains(&key.get_ref().as_ref()) {
+            unknown(problems, key, "the top level", TOP_LEVEL, None);
+            continue;
+        }
+        match (key.get_ref().as_ref(), value.get_ref()) {
+            ("server", DeValue::Table(table)) => {
+                table_keys(problems, table, "[server]", fields_of::<RawServer>())
+            }
+            ("services", DeValue::Table(services)) => {
+                for (name, service) in services {
+                    if let DeValue::Table(table) = service.get_ref() {
+                        service_keys(problems, name.get_ref(), table);
+                    }
+                }
+            }
+            ("alerts", DeValue::Table(table)) => alerts_keys(problems, table),
+            _ => {}
+        }
+    }
+}
+
+fn alerts_keys(problems: &mut Problems<'_>, alerts: &DeTable<'_>) {
+    table_keys(problems, alerts, "[alerts]", fields_of::<RawAlerts>());
+    for (key, value) in alerts {
+        let (place, fields) = match key.get_ref().as_ref() {
+            "webhook" => ("[[alerts.webhook]]", fields_of::<RawWebhook>()),
+            "email" => ("[alerts.email]", fields_of::<RawEmail>()),
+            "alertmanager" => ("[[alerts.alertmanager]]", fields_of::<RawAlertmanager>()),
+            _ => continue,
+        };
+        match value.get_ref() {
+            DeValue::Table(table) => table_keys(problems, table, place, fields),
+            DeValue::Array(entries) => {
+                for entry in entries {
+                    if let DeValue::Table(table) = entry.get_ref() {
+                        table_keys(problems, table, place, fields);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A service's keys: checked against every key a service takes, suggested from the ones its
+/// preset or kind takes.
+fn service_keys(problems: &mut Problems<'_>, name: &str, table: &DeTable<'_>) {
+    let preset_or_kind = ["preset", "kind"].iter().find_map(|key| {
+        table
+            .get(*key)
+            .and_then(|value| value.get_ref().as_str())
+            .filter(|value| !check_keys(value).is_empty())
+    });
+    let every_check_key = PRESETS
+        .iter()
+        .chain(KINDS)
+        .flat_map(|kind| check_keys(kind).iter().copied())
+        .collect::<Vec<_>>();
+    let own: Vec<&str> = fields_of::<RawService>()
+        .iter()
+        .copied()
+        .filter(|key| !every_check_key.contains(key))
+        .chain(preset_or_kind.map_or(&[][..], check_keys).iter().copied())
+        .collect();
+    let place = format!("[services.{name}]");
+    for (key, _) in table {
+        if !fields_of::<RawService>().contains(&key.get_ref().as_ref()) {
+            unknown(problems, key, &place, &own, preset_or_kind);
+        }
+    }
+}
+
+fn table_keys(problems: &mut Problems<'_>, table: &DeTable<'_>, place: &str, valid: &[&str]) {
+    for (key, _) in table {
+        if !valid.contains(&key.get_ref().as_ref()) {
+            unknown(problems, key, place, valid, None);
+        }
+    }
+}
+
+fn unknown(
+    problems: &mut Problems<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    place: &str,
+    valid: &[&str],
+    preset_or_kind: Option<&str>,
+) {
+    let word = key.get_ref();
+    let message = match nearest(word, valid.iter().copied()) {
+        Some(suggestion) => {
+            format!("unknown key `{word}` in {place}; did you mean `{suggestion}`?")
+        }
+        None => match preset_or_kind {
+            Some(kind) => format!(
+                "unknown key `{word}` in {place}: \"{kind}\" takes {}, besides the schedule, \
+                 breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
+                check_keys(kind).join(", ")
+            ),
+            None if valid.len() <= MAX_LISTED => format!(
+                "unknown key `{word}` in {place} (allowed here: {})",
+                valid.join(", ")
+            ),
+            None => format!(
+                "unknown key `{word}` in {place} (README, \"Configuration: alerts.toml\", lists the keys)"
+            ),
+        },
+    };
+    problems.at(key.span(), message);
+}
+
+/// The field names serde's derive gave `T`, read by asking `T` to deserialize itself from a
+/// deserializer that only records them: one list, kept by the struct itself.
+pub(crate) fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only structs have field names"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("field names recorded"))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_from_the_structs() {
+        assert!(fields_of::<RawService>().contains(&"slow_call"));
+        assert!(fields_of::<RawServer>().contains(&"proxy_listen"));
+    }
+
+    fn report(text: &str) -> Vec<String> {
+        let document = DeTable::parse(text).unwrap();
+        let mut problems = Problems::new("c.toml", text);
+        report_unknown(document.get_ref(), &mut problems);
+        match problems.into_error() {
+            super::super::LoadError::Invalid(errors) => {
+                errors.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_nearest_key() {
+        let lines = report(
+            "[server]\nlisen = \"x\"\n[services.b]\npreset = \"mpesa\"\nslow_cal = \"1s\"\n\
+             colour = 1\n[services.a]\nkind = \"tcp\"\nadres = \"x\"\n[alerts]\nmin_intervl = \"1s\"\n\
+             [[alerts.webhook]]\nurl = \"u\"\nsecrett = \"s\"\n",
+        );
+        assert_eq!(
+            lines,
+            [
+                "c.toml:2:1: unknown key `lisen` in [server]; did you mean `listen`?",
+                "c.toml:5:1: unknown key `slow_cal` in [services.b]; did you mean `slow_call`?",
+                "c.toml:6:1: unknown key `colour` in [services.b]: \"mpesa\" takes base_url, \
+                 consumer_key, consumer_secret, besides the schedule, breaker and alert keys every \
+                 service takes (README, \"Configuration: alerts.toml\")",
+                "c.toml:9:1: unknown key `adres` in [services.a]; did you mean `address`?",
+                "c.toml:11:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",
+                "c.toml:14:1: unknown key `secrett` in [[alerts.webhook]]; did you mean `secret`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_left_to_validation() {
+        // `url` is a key some service takes; validation says it does not apply to mpesa.
+        assert!(report("[services.m]\npreset = \"mpesa\"\nurl = \"x\"\n").is_empty());
+    }
+}
