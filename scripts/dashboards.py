@@ -212,7 +212,9 @@ def dashboard(uid, title, description, multi, items):
         "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
         "templating": {"list": [
             {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-             "current": {}, "hide": 0},
+             # The provisioned datasource (grafana/provisioning); Grafana falls back to the
+             # default Prometheus where there is none of that name.
+             "current": {"text": "breakerd-prometheus", "value": "breakerd-prometheus"}, "hide": 0},
             service_var,
         ]},
         "links": [{"title": "breakerd", "type": "dashboards", "tags": ["breakerd"], "asDropdown": True}],

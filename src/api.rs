@@ -8,6 +8,7 @@ mod error;
 mod exposition;
 mod liveness;
 mod outcomes;
+mod runbook;
 mod status;
 mod token;
 
@@ -174,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
     Router::new()
         .route("/-/healthy", get(liveness::healthy))
+        .route("/runbook", get(runbook::page))
         .route("/-/ready", get(liveness::ready))
         .route("/", get(status::page))
         .route("/api/v1/status", get(status::status))

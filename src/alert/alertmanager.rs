@@ -119,7 +119,17 @@ impl AlertmanagerChannel {
             "summary": format!("Circuit breaker {service} is {}", outage.state),
             "description": description,
         });
-        if let Some(url) = &self.config.runbook_url {
+        // The configured runbook, else the one this daemon serves, where alerts.api_url says
+        // how people reach it.
+        let runbook = self.config.runbook_url.clone().or_else(|| {
+            self.api_url.as_ref().map(|base| {
+                format!(
+                    "{}/runbook#breaker-open",
+                    base.as_str().trim_end_matches('/')
+                )
+            })
+        });
+        if let Some(url) = runbook {
             annotations["runbook_url"] = json!(url);
         }
         let mut alert = json!({

@@ -100,7 +100,12 @@ pub(crate) fn expand(text: &str, environment: &dyn Environment) -> Result<String
             rest = after;
             continue;
         };
-        let Some(close) = inner.find('}') else {
+        let close = if inner.starts_with("file:") {
+            matching_close(inner)
+        } else {
+            inner.find('}')
+        };
+        let Some(close) = close else {
             return Err(ExpandError::Malformed(
                 "\"${\" is not closed by \"}\"".to_string(),
             ));
@@ -113,8 +118,36 @@ pub(crate) fn expand(text: &str, environment: &dyn Environment) -> Result<String
     Ok(out)
 }
 
+/// The `}` that closes a `${file:...}` whose path may hold `${VAR}` references.
+fn matching_close(inner: &str) -> Option<usize> {
+    let bytes = inner.as_bytes();
+    let mut depth = 0usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'$' if bytes.get(index + 1) == Some(&b'{') => {
+                depth += 1;
+                index += 2;
+                continue;
+            }
+            b'}' if depth == 0 => return Some(index),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        index += 1;
+    }
+    None
+}
+
 fn resolve(reference: &str, environment: &dyn Environment) -> Result<String, ExpandError> {
     if let Some(path) = reference.strip_prefix("file:") {
+        // The path may name variables (`${file:${CREDENTIALS_DIRECTORY}/key}`), not files.
+        if path.contains("${file:") {
+            return Err(ExpandError::Malformed(
+                "a ${file:...} path cannot read another file".to_string(),
+            ));
+        }
+        let path = &expand(path, environment)?;
         if path.is_empty() {
             return Err(ExpandError::Malformed(
                 "\"${file:}\" names no file".to_string(),
@@ -209,6 +242,12 @@ mod tests {
             Ok("cost $5 or $5".to_string())
         );
         assert_eq!(expand("plain", &env), Ok("plain".to_string()));
+        // systemd's LoadCredential=: the directory comes from the environment.
+        let env = env.with_var("CREDENTIALS_DIRECTORY", "/run/secrets");
+        assert_eq!(
+            expand("${file:${CREDENTIALS_DIRECTORY}/key} and ${TOKEN}", &env),
+            Ok("from-file and s3cret".to_string())
+        );
     }
 
     #[test]
@@ -229,6 +268,14 @@ mod tests {
         assert_eq!(
             expand("${OPEN", &env).unwrap_err().to_string(),
             "\"${\" is not closed by \"}\" (write ${VAR} or ${file:/path})"
+        );
+        assert_eq!(
+            expand("${file:${UNSET_DIR}/key}", &env),
+            Err(ExpandError::Unset("UNSET_DIR".into()))
+        );
+        assert_eq!(
+            expand("${file:${file:/a}}", &env).unwrap_err().to_string(),
+            "a ${file:...} path cannot read another file (write ${VAR} or ${file:/path})"
         );
         assert_eq!(
             expand("${1BAD}", &env).unwrap_err().to_string(),

@@ -54,7 +54,8 @@ async fn a_webhook_that_recovers_gets_the_alert_exactly_once_signed() {
     assert_eq!(alert["kind"], "transition");
     assert_eq!(
         (alert["from"].as_str(), alert["to"].as_str()),
-        (Some("CLOSED"), Some("OPEN"))
+        (Some("CLOSED"), Some("OPEN")),
+        "{alert}"
     );
     assert_eq!(alert["reason"], "1 failure");
     assert!(

@@ -92,13 +92,39 @@ fn every_rule_has_a_runbook_section_and_a_test() {
             "no runbook section for {alert}"
         );
     }
-    for anchor in rules.lines().filter_map(|l| l.split("runbook.md#").nth(1)) {
-        let anchor = anchor.trim_end_matches('"');
+    let links: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
+        .collect();
+    assert_eq!(links.len(), 9, "one runbook link per rule");
+    for link in links {
+        let anchor = link
+            .trim_matches('"')
+            .strip_prefix("http://127.0.0.1:9477/runbook#")
+            .unwrap_or_else(|| panic!("{link} is not the daemon's own runbook"));
         assert!(
             runbook.contains(&format!("## {anchor}\n")),
             "runbook has no section #{anchor}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_daemon_serves_the_runbook_its_rules_link_to() {
+    let state =
+        crate::support::app_state("[services.x]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n");
+    let (status, page) = crate::support::send(&state, "GET", "/runbook", None, None).await;
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap_or_default().to_string();
+    let rules = std::fs::read_to_string(repo("grafana/prometheus/breakerd-rules.yml")).unwrap();
+    for anchor in rules.lines().filter_map(|l| l.split("/runbook#").nth(1)) {
+        let anchor = anchor.trim_end_matches('"');
+        assert!(
+            page.contains(&format!("<h2 id=\"{anchor}\">")),
+            "no #{anchor} in /runbook"
+        );
+    }
+    assert!(page.contains("<strong>BreakerdCircuitOpen</strong>"));
 }
 
 /// The example Alertmanager config's inhibit rules, against a real Alertmanager, with alerts

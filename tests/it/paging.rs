@@ -111,6 +111,17 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
         !notified_at(&am_hook, "firing").is_empty()
     })
     .await;
+    // With alerts.api_url set and no runbook_url, the runbook link is the daemon's own.
+    let firing = am_hook
+        .accepted()
+        .iter()
+        .map(|r| r.json())
+        .find(|json| json["status"] == "firing")
+        .unwrap();
+    assert_eq!(
+        firing["alerts"][0]["annotations"]["runbook_url"],
+        "http://breakerd.example.com/runbook#breaker-open"
+    );
     let status = get_json(address, "/api/v1/status").await;
     let card = &status["services"][0];
     assert_eq!(card["name"], "mpesa");
