@@ -151,11 +151,17 @@ impl Supervisor {
             let history = Arc::clone(&self.history);
             let stage = self.stage.intake();
             let metrics = Arc::clone(&self.metrics);
+            // Subscribed now, before any check can run: a change made before the pump task
+            // first runs (a breaker opening at once under load) is not lost. A restarted pump
+            // subscribes afresh.
+            let mut first = Some(service.breaker.subscribe());
             Task::spawn(|stopping| {
                 let context = service.name().to_string();
                 tasks::keep(TaskKind::TransitionPump, context, metrics, move || {
+                    let events = first.take().unwrap_or_else(|| service.breaker.subscribe());
                     pump_transitions(
                         Arc::clone(&service),
+                        events,
                         Arc::clone(&history),
                         stage.clone(),
                         stopping.clone(),
@@ -359,11 +365,11 @@ fn restore(service: &Service, kept: &Restored) {
 /// the alert stage with the service's last failure and the breaker's state to keep.
 async fn pump_transitions(
     service: Arc<Service>,
+    mut events: broadcast::Receiver<Transition>,
     history: Arc<History>,
     stage: mpsc::Sender<StageEvent>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut events = service.breaker.subscribe();
     {
         let forward = |event: Transition| {
             observe::transition(&service.metrics, &event);
