@@ -45,13 +45,23 @@ pub(crate) async fn guard(
     Ok(next.run(request).await)
 }
 
+/// Applies a by-hand control to `name`'s breaker; answers its new stats.
+fn by_hand(
+    state: &AppState,
+    name: &str,
+    control: fn(&Breaker),
+) -> Result<Json<ServiceStats>, ApiError> {
+    let service = find(state, name)?;
+    control(&service.breaker);
+    Ok(Json(service_stats(&service, &state.outages())))
+}
+
+/// `POST .../reset`: closes the breaker and clears its counts (undoes force-open and disable).
 pub(crate) async fn reset(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
-    let service = find(&state, &name)?;
-    service.breaker.reset();
-    Ok(Json(service_stats(&service, &state.outages())))
+    by_hand(&state, &name, Breaker::reset)
 }
 
 /// `POST .../force-open`: every call is rejected (checks and proxied calls) until `/reset`.
@@ -59,9 +69,7 @@ pub(crate) async fn force_open(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
-    let service = find(&state, &name)?;
-    service.breaker.force_open();
-    Ok(Json(service_stats(&service, &state.outages())))
+    by_hand(&state, &name, Breaker::force_open)
 }
 
 /// `POST .../disable`: every call goes through and is counted, nothing trips the breaker,
@@ -70,9 +78,7 @@ pub(crate) async fn disable(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
-    let service = find(&state, &name)?;
-    service.breaker.disable();
-    Ok(Json(service_stats(&service, &state.outages())))
+    by_hand(&state, &name, Breaker::disable)
 }
 
 pub(crate) async fn reset_all(
