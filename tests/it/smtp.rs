@@ -42,3 +42,17 @@ async fn a_closed_smtp_port_fails_as_connect() {
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Connect, "{error}");
 }
+
+#[tokio::test]
+async fn an_unset_smtp_server_fails_as_auth_like_every_unset_credential() {
+    // The fake credentials name no SMTP_SERVER: the variable is unset.
+    let probe = probe_for(
+        "[services.email]\npreset = \"smtp\"\nserver = \"${SMTP_SERVER_UNSET}\"\ntls = \"starttls\"\n",
+    );
+    let error = probe.run().await.unwrap_err();
+    assert_eq!(error.reason, FailureReason::Auth, "{error}");
+    assert!(
+        error.detail.contains("SMTP_SERVER_UNSET is empty or unset"),
+        "{error}"
+    );
+}
