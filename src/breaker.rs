@@ -51,7 +51,7 @@ pub use permit::{OwnedPermit, Permit};
 pub use policy::{
     Backoff, DEFAULT_FAILURE_THRESHOLD, DEFAULT_HALF_OPEN_MAX_CALLS, DEFAULT_RESET_TIMEOUT,
     DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MAX_BACKOFF_MULTIPLIER, MAX_DURATION,
-    MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy, PolicyError, SlidingWindow,
+    MAX_HALF_OPEN_COUNT, MAX_WINDOW_SIZE, Policy, PolicyError, PolicyField, SlidingWindow,
 };
 pub use snapshot::{Change, Snapshot};
 pub use state::State;

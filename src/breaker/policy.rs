@@ -1,6 +1,7 @@
 //! The breaker's tunable policy: thresholds, timeouts, the optional sliding window and the
 //! optional backoff of the open period, with the validation that keeps every value usable.
 
+use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -91,47 +92,100 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
+/// A policy setting, as errors name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyField {
+    /// [`Policy::failure_threshold`].
+    FailureThreshold,
+    /// [`Policy::half_open_max_calls`].
+    HalfOpenMaxCalls,
+    /// [`Policy::success_threshold`].
+    SuccessThreshold,
+    /// [`Policy::timeout`].
+    Timeout,
+    /// [`Policy::reset_timeout`].
+    ResetTimeout,
+    /// [`Policy::slow_call_duration`].
+    SlowCallDuration,
+    /// [`SlidingWindow::size`].
+    WindowSize,
+    /// [`SlidingWindow::minimum_calls`].
+    WindowMinimumCalls,
+    /// [`SlidingWindow::failure_rate_threshold`].
+    WindowFailureRateThreshold,
+    /// [`SlidingWindow::slow_call_rate_threshold`].
+    WindowSlowCallRateThreshold,
+    /// [`Backoff::multiplier`].
+    BackoffMultiplier,
+    /// [`Backoff::jitter`].
+    BackoffJitter,
+    /// [`Backoff::max`].
+    BackoffMax,
+}
+
+impl PolicyField {
+    /// The field's name in the library's own terms: `failure_threshold`, `window.size`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyField::FailureThreshold => "failure_threshold",
+            PolicyField::HalfOpenMaxCalls => "half_open_max_calls",
+            PolicyField::SuccessThreshold => "success_threshold",
+            PolicyField::Timeout => "timeout",
+            PolicyField::ResetTimeout => "reset_timeout",
+            PolicyField::SlowCallDuration => "slow_call_duration",
+            PolicyField::WindowSize => "window.size",
+            PolicyField::WindowMinimumCalls => "window.minimum_calls",
+            PolicyField::WindowFailureRateThreshold => "window.failure_rate_threshold",
+            PolicyField::WindowSlowCallRateThreshold => "window.slow_call_rate_threshold",
+            PolicyField::BackoffMultiplier => "backoff.multiplier",
+            PolicyField::BackoffJitter => "backoff.jitter",
+            PolicyField::BackoffMax => "backoff.max",
+        }
+    }
+}
+
+impl fmt::Display for PolicyField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A policy value that cannot work, with what is allowed.
 #[derive(Clone, Debug, Error, PartialEq)]
+#[error("{}", self.describe(PolicyField::as_str))]
 pub enum PolicyError {
     /// A count that must be at least one was zero.
-    #[error("{field} must be at least 1")]
     Zero {
         /// The policy field.
-        field: &'static str,
+        field: PolicyField,
     },
     /// A count was larger than the breaker can hold.
-    #[error("{field} is {value}, the largest allowed is {max}")]
     TooLarge {
         /// The policy field.
-        field: &'static str,
+        field: PolicyField,
         /// The value given.
         value: u64,
         /// The largest allowed.
         max: u64,
     },
     /// A duration that must be positive was zero.
-    #[error("{field} must be longer than 0s")]
     ZeroDuration {
         /// The policy field.
-        field: &'static str,
+        field: PolicyField,
     },
     /// A duration was longer than [`MAX_DURATION`].
-    #[error("{field} is longer than a year, the longest allowed")]
     TooLong {
         /// The policy field.
-        field: &'static str,
+        field: PolicyField,
     },
     /// A percentage was outside 0 < p <= 100.
-    #[error("{field} is {value}, allowed is a percentage above 0 and at most 100")]
     BadPercentage {
         /// The policy field.
-        field: &'static str,
+        field: PolicyField,
         /// The value given.
         value: f64,
     },
     /// The window's minimum exceeds its size, so rates would never be judged.
-    #[error("window.minimum_calls ({minimum}) is larger than window.size ({size})")]
     MinimumAboveSize {
         /// The minimum given.
         minimum: u32,
@@ -139,22 +193,16 @@ pub enum PolicyError {
         size: u32,
     },
     /// The window has neither a failure-rate nor a slow-call-rate threshold.
-    #[error("window needs failure_rate_threshold or slow_call_rate_threshold")]
     WindowWithoutThreshold,
     /// A slow-call rate was set without the duration that makes a call slow.
-    #[error("window.slow_call_rate_threshold needs slow_call_duration to be set")]
     SlowRateWithoutDuration,
     /// The backoff multiplier was below 1, above [`MAX_BACKOFF_MULTIPLIER`] or not a number.
-    #[error("backoff.multiplier is {}, allowed is a finite number from 1 to 1000", short(*.0))]
     BadMultiplier(f64),
     /// The backoff jitter was outside 0..=1.
-    #[error("backoff.jitter is {0}, allowed is a fraction from 0 to 1")]
     BadJitter(f64),
     /// A running breaker was asked to change its sliding window or backoff.
-    #[error("a different sliding window or backoff needs a new breaker")]
     NeedsNewBreaker,
     /// The backoff cap is shorter than the reset timeout it would grow from.
-    #[error("backoff.max ({max:?}) is shorter than reset_timeout ({reset_timeout:?})")]
     MaxBelowResetTimeout {
         /// The cap given.
         max: Duration,
@@ -163,16 +211,93 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// The setting the problem is about (the one to point at), if one.
+    pub fn field(&self) -> Option<PolicyField> {
+        match self {
+            PolicyError::Zero { field }
+            | PolicyError::TooLarge { field, .. }
+            | PolicyError::ZeroDuration { field }
+            | PolicyError::TooLong { field }
+            | PolicyError::BadPercentage { field, .. } => Some(*field),
+            PolicyError::MinimumAboveSize { .. } => Some(PolicyField::WindowMinimumCalls),
+            PolicyError::WindowWithoutThreshold => Some(PolicyField::WindowSize),
+            PolicyError::SlowRateWithoutDuration => Some(PolicyField::WindowSlowCallRateThreshold),
+            PolicyError::BadMultiplier(_) => Some(PolicyField::BackoffMultiplier),
+            PolicyError::BadJitter(_) => Some(PolicyField::BackoffJitter),
+            PolicyError::MaxBelowResetTimeout { .. } => Some(PolicyField::BackoffMax),
+            PolicyError::NeedsNewBreaker => None,
+        }
+    }
+
+    /// The message, with each setting named by `name` (the library's names in `Display`; a
+    /// config file can pass its own keys).
+    pub fn describe(&self, name: impl Fn(PolicyField) -> &'static str) -> String {
+        use PolicyField as F;
+        match self {
+            PolicyError::Zero { field } => format!("{} must be at least 1", name(*field)),
+            PolicyError::TooLarge { field, value, max } => {
+                format!("{} is {value}, the largest allowed is {max}", name(*field))
+            }
+            PolicyError::ZeroDuration { field } => {
+                format!("{} must be longer than 0s", name(*field))
+            }
+            PolicyError::TooLong { field } => {
+                format!(
+                    "{} is longer than a year, the longest allowed",
+                    name(*field)
+                )
+            }
+            PolicyError::BadPercentage { field, value } => format!(
+                "{} is {value}, allowed is a percentage above 0 and at most 100",
+                name(*field)
+            ),
+            PolicyError::MinimumAboveSize { minimum, size } => format!(
+                "{} ({minimum}) is larger than {} ({size})",
+                name(F::WindowMinimumCalls),
+                name(F::WindowSize)
+            ),
+            PolicyError::WindowWithoutThreshold => format!(
+                "a window needs {} or {}",
+                name(F::WindowFailureRateThreshold),
+                name(F::WindowSlowCallRateThreshold)
+            ),
+            PolicyError::SlowRateWithoutDuration => format!(
+                "{} needs {} to be set",
+                name(F::WindowSlowCallRateThreshold),
+                name(F::SlowCallDuration)
+            ),
+            PolicyError::BadMultiplier(value) => format!(
+                "{} is {}, allowed is a finite number from 1 to 1000",
+                name(F::BackoffMultiplier),
+                short(*value)
+            ),
+            PolicyError::BadJitter(value) => format!(
+                "{} is {value}, allowed is a fraction from 0 to 1",
+                name(F::BackoffJitter)
+            ),
+            PolicyError::NeedsNewBreaker => {
+                "a different sliding window or backoff needs a new breaker".to_string()
+            }
+            PolicyError::MaxBelowResetTimeout { max, reset_timeout } => format!(
+                "{} ({max:?}) is shorter than {} ({reset_timeout:?})",
+                name(F::BackoffMax),
+                name(F::ResetTimeout)
+            ),
+        }
+    }
+}
+
 impl Policy {
     /// Checks every value; a breaker is only ever built from a policy that passed.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        at_least_one("failure_threshold", self.failure_threshold)?;
-        half_open_count("half_open_max_calls", self.half_open_max_calls)?;
-        half_open_count("success_threshold", self.success_threshold)?;
-        positive("timeout", self.timeout)?;
-        positive("reset_timeout", self.reset_timeout)?;
+        at_least_one(PolicyField::FailureThreshold, self.failure_threshold)?;
+        half_open_count(PolicyField::HalfOpenMaxCalls, self.half_open_max_calls)?;
+        half_open_count(PolicyField::SuccessThreshold, self.success_threshold)?;
+        positive(PolicyField::Timeout, self.timeout)?;
+        positive(PolicyField::ResetTimeout, self.reset_timeout)?;
         if let Some(slow) = self.slow_call_duration {
-            positive("slow_call_duration", slow)?;
+            positive(PolicyField::SlowCallDuration, slow)?;
         }
         if let Some(window) = &self.window {
             self.validate_window(window)?;
@@ -184,15 +309,15 @@ impl Policy {
     }
 
     fn validate_window(&self, window: &SlidingWindow) -> Result<(), PolicyError> {
-        at_least_one("window.size", window.size)?;
+        at_least_one(PolicyField::WindowSize, window.size)?;
         if window.size > MAX_WINDOW_SIZE {
             return Err(PolicyError::TooLarge {
-                field: "window.size",
+                field: PolicyField::WindowSize,
                 value: window.size.into(),
                 max: MAX_WINDOW_SIZE.into(),
             });
         }
-        at_least_one("window.minimum_calls", window.minimum_calls)?;
+        at_least_one(PolicyField::WindowMinimumCalls, window.minimum_calls)?;
         if window.minimum_calls > window.size {
             return Err(PolicyError::MinimumAboveSize {
                 minimum: window.minimum_calls,
@@ -203,10 +328,10 @@ impl Policy {
             return Err(PolicyError::WindowWithoutThreshold);
         }
         if let Some(rate) = window.failure_rate_threshold {
-            percentage("window.failure_rate_threshold", rate)?;
+            percentage(PolicyField::WindowFailureRateThreshold, rate)?;
         }
         if let Some(rate) = window.slow_call_rate_threshold {
-            percentage("window.slow_call_rate_threshold", rate)?;
+            percentage(PolicyField::WindowSlowCallRateThreshold, rate)?;
             if self.slow_call_duration.is_none() {
                 return Err(PolicyError::SlowRateWithoutDuration);
             }
@@ -221,7 +346,7 @@ impl Policy {
         if !(0.0..=1.0).contains(&backoff.jitter) {
             return Err(PolicyError::BadJitter(backoff.jitter));
         }
-        bounded("backoff.max", backoff.max)?;
+        bounded(PolicyField::BackoffMax, backoff.max)?;
         if backoff.max < self.reset_timeout {
             return Err(PolicyError::MaxBelowResetTimeout {
                 max: backoff.max,
@@ -232,14 +357,14 @@ impl Policy {
     }
 }
 
-fn at_least_one(field: &'static str, value: u32) -> Result<(), PolicyError> {
+fn at_least_one(field: PolicyField, value: u32) -> Result<(), PolicyError> {
     if value == 0 {
         return Err(PolicyError::Zero { field });
     }
     Ok(())
 }
 
-fn half_open_count(field: &'static str, value: u32) -> Result<(), PolicyError> {
+fn half_open_count(field: PolicyField, value: u32) -> Result<(), PolicyError> {
     at_least_one(field, value)?;
     if value > MAX_HALF_OPEN_COUNT {
         return Err(PolicyError::TooLarge {
@@ -261,21 +386,21 @@ fn short(value: f64) -> String {
 }
 
 /// Positive and at most [`MAX_DURATION`].
-fn positive(field: &'static str, value: Duration) -> Result<(), PolicyError> {
+fn positive(field: PolicyField, value: Duration) -> Result<(), PolicyError> {
     if value.is_zero() {
         return Err(PolicyError::ZeroDuration { field });
     }
     bounded(field, value)
 }
 
-fn bounded(field: &'static str, value: Duration) -> Result<(), PolicyError> {
+fn bounded(field: PolicyField, value: Duration) -> Result<(), PolicyError> {
     if value > MAX_DURATION {
         return Err(PolicyError::TooLong { field });
     }
     Ok(())
 }
 
-fn percentage(field: &'static str, value: f64) -> Result<(), PolicyError> {
+fn percentage(field: PolicyField, value: f64) -> Result<(), PolicyError> {
     if !(value > 0.0 && value <= 100.0) {
         return Err(PolicyError::BadPercentage { field, value });
     }
@@ -396,7 +521,7 @@ mod tests {
                     }),
                     ..Policy::default()
                 },
-                "window needs failure_rate_threshold or slow_call_rate_threshold",
+                "a window needs window.failure_rate_threshold or window.slow_call_rate_threshold",
             ),
             (
                 Policy {

@@ -8,7 +8,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::errors::{Problems, nearest};
 use super::raw::{RawAlertmanager, RawAlerts, RawEmail, RawServer, RawService, RawWebhook};
-use super::validate::{KINDS, PRESETS, check_keys};
+use super::validate::kinds::{self, CheckKind};
 
 /// The tables at the top of the file.
 const TOP_LEVEL: &[&str] = &["server", "services", "alerts"];
@@ -65,27 +65,23 @@ fn alerts_keys(problems: &mut Problems<'_>, alerts: &DeTable<'_>) {
 /// A service's keys: checked against every key a service takes, suggested from the ones its
 /// preset or kind takes.
 fn service_keys(problems: &mut Problems<'_>, name: &str, table: &DeTable<'_>) {
-    let preset_or_kind = ["preset", "kind"].iter().find_map(|key| {
-        table
-            .get(*key)
-            .and_then(|value| value.get_ref().as_str())
-            .filter(|value| !check_keys(value).is_empty())
-    });
-    let every_check_key = PRESETS
+    let kind = [("preset", true), ("kind", false)]
         .iter()
-        .chain(KINDS)
-        .flat_map(|kind| check_keys(kind).iter().copied())
-        .collect::<Vec<_>>();
+        .find_map(|(key, is_preset)| {
+            let name = table.get(*key)?.get_ref().as_str()?;
+            kinds::find(name, *is_preset)
+        });
+    let every_check_key: Vec<&str> = kinds::every_check_key().collect();
     let own: Vec<&str> = fields_of::<RawService>()
         .iter()
         .copied()
         .filter(|key| !every_check_key.contains(key))
-        .chain(preset_or_kind.map_or(&[][..], check_keys).iter().copied())
+        .chain(kind.map_or(&[][..], |kind| kind.keys).iter().copied())
         .collect();
     let place = format!("[services.{name}]");
     for (key, _) in table {
         if !fields_of::<RawService>().contains(&key.get_ref().as_ref()) {
-            unknown(problems, key, &place, &own, preset_or_kind);
+            unknown(problems, key, &place, &own, kind);
         }
     }
 }
@@ -103,18 +99,19 @@ fn unknown(
     key: &Spanned<std::borrow::Cow<'_, str>>,
     place: &str,
     valid: &[&str],
-    preset_or_kind: Option<&str>,
+    kind: Option<&CheckKind>,
 ) {
     let word = key.get_ref();
     let message = match nearest(word, valid.iter().copied()) {
         Some(suggestion) => {
             format!("unknown key `{word}` in {place}; did you mean `{suggestion}`?")
         }
-        None => match preset_or_kind {
+        None => match kind {
             Some(kind) => format!(
-                "unknown key `{word}` in {place}: \"{kind}\" takes {}, besides the schedule, \
+                "unknown key `{word}` in {place}: \"{}\" takes {}, besides the schedule, \
                  breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
-                check_keys(kind).join(", ")
+                kind.name,
+                kind.keys.join(", ")
             ),
             None if valid.len() <= MAX_LISTED => format!(
                 "unknown key `{word}` in {place} (allowed here: {})",

@@ -1,0 +1,249 @@
+//! One entry per check kind and preset: the keys it takes, its defaults (base URL, the seed's
+//! thresholds) and how its check is built from the file. A new preset is one entry here and
+//! one probe function; nothing else in the config keeps a list of them.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::Validator;
+use crate::breaker::Policy;
+use crate::config::raw::RawService;
+use crate::config::secret::{ExpandError, expand};
+use crate::config::{
+    AfricasTalkingCheck, Check, OAuthCheck, SmtpCheck, SmtpServer, TcpCheck, WhatsAppCheck,
+};
+
+const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
+const OAUTH_KEYS: &[&str] = &["base_url", "consumer_key", "consumer_secret"];
+
+/// A preset (a provider) or a kind (a check of the user's own).
+pub(crate) struct CheckKind {
+    /// `preset = NAME` or `kind = NAME`.
+    pub(crate) name: &'static str,
+    /// Written `preset = ...` (a provider) rather than `kind = ...`.
+    pub(crate) is_preset: bool,
+    /// The check's own keys, beyond the schedule and breaker keys every service takes.
+    pub(crate) keys: &'static [&'static str],
+    /// The provider's sandbox host, for presets that call one.
+    pub(crate) base_url: Option<&'static str>,
+    /// The seed's thresholds: failures that open, timeout and reset timeout in seconds.
+    thresholds: (u32, u64, u64),
+    /// Builds the check from the service's table; problems go to the validator.
+    build: fn(&mut Validator<'_>, &RawService, &CheckKind, Range<usize>) -> Option<Check>,
+}
+
+/// Every preset and kind.
+pub(crate) const CHECK_KINDS: &[CheckKind] = &[
+    CheckKind {
+        name: "mpesa",
+        is_preset: true,
+        keys: OAUTH_KEYS,
+        base_url: Some("https://sandbox.safaricom.co.ke"),
+        thresholds: (3, 30, 120),
+        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Mpesa),
+    },
+    CheckKind {
+        name: "pesapal",
+        is_preset: true,
+        keys: OAUTH_KEYS,
+        base_url: Some("https://cybqa.pesapal.com/pesapalv3"),
+        thresholds: (3, 30, 120),
+        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Pesapal),
+    },
+    CheckKind {
+        name: "kcb",
+        is_preset: true,
+        keys: OAUTH_KEYS,
+        base_url: Some("https://uat.buni.kcbgroup.com"),
+        thresholds: (3, 30, 120),
+        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Kcb),
+    },
+    CheckKind {
+        name: "africastalking",
+        is_preset: true,
+        keys: &["base_url", "username", "api_key", "min_balance"],
+        base_url: Some("https://api.sandbox.africastalking.com"),
+        thresholds: (5, 10, 60),
+        build: |v, raw, kind, _| v.africastalking(raw, kind),
+    },
+    CheckKind {
+        name: "whatsapp",
+        is_preset: true,
+        keys: &["base_url", "api_version", "phone_number_id", "access_token"],
+        base_url: Some("https://graph.facebook.com"),
+        thresholds: (5, 15, 60),
+        build: |v, raw, kind, _| v.whatsapp(raw, kind),
+    },
+    CheckKind {
+        name: "smtp",
+        is_preset: true,
+        keys: &["server", "tls", "username", "password"],
+        base_url: None,
+        thresholds: (5, 15, 60),
+        build: |v, raw, _, table| v.smtp(raw, table),
+    },
+    CheckKind {
+        name: "http",
+        is_preset: false,
+        keys: &[
+            "url",
+            "method",
+            "headers",
+            "body",
+            "expect_status",
+            "body_contains",
+            "json_field",
+            "json_equals",
+            "upstream",
+        ],
+        base_url: None,
+        thresholds: (5, 10, 60),
+        build: |v, raw, _, table| v.http(raw, table).map(Check::Http),
+    },
+    CheckKind {
+        name: "smtp",
+        is_preset: false,
+        keys: &["server", "tls", "username", "password"],
+        base_url: None,
+        thresholds: (5, 15, 60),
+        build: |v, raw, _, table| v.smtp(raw, table),
+    },
+    CheckKind {
+        name: "tcp",
+        is_preset: false,
+        keys: &["address"],
+        base_url: None,
+        thresholds: (5, 10, 60),
+        build: |v, raw, _, table| v.tcp(raw, table),
+    },
+];
+
+/// The preset (`preset = NAME`) or kind (`kind = NAME`) called `name`.
+pub(crate) fn find(name: &str, is_preset: bool) -> Option<&'static CheckKind> {
+    CHECK_KINDS
+        .iter()
+        .find(|kind| kind.name == name && kind.is_preset == is_preset)
+}
+
+/// The names written after `preset =` (or `kind =`), in table order.
+pub(crate) fn names(presets: bool) -> Vec<&'static str> {
+    CHECK_KINDS
+        .iter()
+        .filter(|kind| kind.is_preset == presets)
+        .map(|kind| kind.name)
+        .collect()
+}
+
+/// The keys some check takes (any preset or kind).
+pub(crate) fn every_check_key() -> impl Iterator<Item = &'static str> {
+    CHECK_KINDS
+        .iter()
+        .flat_map(|kind| kind.keys.iter().copied())
+}
+
+impl CheckKind {
+    /// The breaker's policy when the file sets no threshold.
+    pub(crate) fn default_policy(&self) -> Policy {
+        let (failures, timeout, reset) = self.thresholds;
+        Policy {
+            failure_threshold: failures,
+            timeout: Duration::from_secs(timeout),
+            reset_timeout: Duration::from_secs(reset),
+            ..Policy::default()
+        }
+    }
+
+    /// `preset` or `kind`, as the file says it.
+    pub(crate) fn label(&self) -> &'static str {
+        if self.is_preset { "preset" } else { "kind" }
+    }
+
+    pub(super) fn build(
+        &self,
+        validator: &mut Validator<'_>,
+        raw: &RawService,
+        table: Range<usize>,
+    ) -> Option<Check> {
+        (self.build)(validator, raw, self, table)
+    }
+}
+
+impl Validator<'_> {
+    fn oauth(&mut self, raw: &RawService, kind: &CheckKind) -> Option<OAuthCheck> {
+        Some(OAuthCheck {
+            base_url: self.base_url(raw, kind)?,
+            consumer_key: self.credential("consumer_key", raw.consumer_key.as_ref()),
+            consumer_secret: self.credential("consumer_secret", raw.consumer_secret.as_ref()),
+        })
+    }
+
+    fn africastalking(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Check> {
+        Some(Check::AfricasTalking(AfricasTalkingCheck {
+            base_url: self.base_url(raw, kind)?,
+            username: self.credential("username", raw.username.as_ref()),
+            api_key: self.credential("api_key", raw.api_key.as_ref()),
+            min_balance: raw.min_balance.as_ref().and_then(|balance| {
+                let value = *balance.get_ref();
+                if value.is_finite() {
+                    return Some(value);
+                }
+                self.problems.at(
+                    balance.span(),
+                    format!("min_balance is {value}, allowed is a finite number"),
+                );
+                None
+            }),
+        }))
+    }
+
+    fn whatsapp(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Check> {
+        Some(Check::WhatsApp(WhatsAppCheck {
+            base_url: self.base_url(raw, kind)?,
+            api_version: raw.api_version.as_ref().map_or_else(
+                || DEFAULT_WHATSAPP_API_VERSION.to_string(),
+                |v| v.get_ref().clone(),
+            ),
+            phone_number_id: self.credential("phone_number_id", raw.phone_number_id.as_ref()),
+            access_token: self.credential("access_token", raw.access_token.as_ref()),
+        }))
+    }
+
+    fn smtp(&mut self, raw: &RawService, table: Range<usize>) -> Option<Check> {
+        let Some(server) = &raw.server else {
+            self.problems
+                .at(table, "an smtp check needs `server` (HOST:PORT)");
+            return None;
+        };
+        let credentials = match (&raw.username, &raw.password) {
+            (None, None) => None,
+            (username, password) => Some((
+                self.credential("username", username.as_ref()),
+                self.credential("password", password.as_ref()),
+            )),
+        };
+        // Like a credential, an unset server variable fails the check, not the config.
+        let server = match expand(server.get_ref(), self.environment) {
+            Err(ExpandError::Unset(variable)) => SmtpServer::Missing { variable },
+            _ => {
+                let (host, port) = self.host_port("server", server)?;
+                SmtpServer::Address { host, port }
+            }
+        };
+        Some(Check::Smtp(SmtpCheck {
+            server,
+            tls: self.tls(raw.tls.as_ref())?,
+            credentials,
+        }))
+    }
+
+    fn tcp(&mut self, raw: &RawService, table: Range<usize>) -> Option<Check> {
+        let Some(address) = &raw.address else {
+            self.problems
+                .at(table, "a tcp check needs `address` (HOST:PORT)");
+            return None;
+        };
+        let expanded = self.expand("address", address)?;
+        self.host_port_text("address", &expanded, address.span())?;
+        Some(Check::Tcp(TcpCheck { address: expanded }))
+    }
+}

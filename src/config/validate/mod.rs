@@ -1,0 +1,738 @@
+//! Turns the raw file into a [`Config`]: applies defaults, resolves secrets, and reports every
+//! problem at its place in the file, with what is allowed.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize as _;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use url::Url;
+
+use super::duration::{format_duration, parse_duration};
+use super::errors::{LoadError, Problems, nearest};
+use super::keys::report_unknown;
+use super::listen::resolve_listen;
+use super::raw::{RawAlerts, RawServer, RawService};
+use super::secret::{Environment, ExpandError, Secret, expand};
+use super::{
+    Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, Schedule, ServerConfig,
+    ServiceConfig, SmtpTls,
+};
+use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
+
+mod alerts;
+mod http;
+pub(crate) mod kinds;
+mod schedule;
+
+use kinds::CheckKind;
+use schedule::cron_problem;
+
+const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
+const MAX_NAME_LEN: usize = 64;
+/// Names that would collide with the API's fixed routes under `/api/v1/circuit-breakers/`.
+const RESERVED_NAMES: &[&str] = &["health", "metrics", "reset-all"];
+/// Calls a sliding window remembers when only its thresholds are given.
+const DEFAULT_WINDOW_SIZE: u32 = 20;
+/// Calls that must be in the window before its rates count, when not given.
+const DEFAULT_MINIMUM_CALLS: u32 = 10;
+
+pub(crate) fn validate(
+    text: &str,
+    path: &str,
+    environment: &dyn Environment,
+) -> Result<Config, LoadError> {
+    let mut problems = Problems::new(path, text);
+    let document = match DeTable::parse(text) {
+        Ok(document) => document.into_inner(),
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            problems.at(span, explain_toml_error(error.message()));
+            return Err(problems.into_error());
+        }
+    };
+    report_unknown(&document, &mut problems);
+    let raw = sections(document, &mut problems);
+    let mut validator = Validator {
+        problems,
+        environment,
+    };
+    let server = validator.server(raw.server);
+    if !raw.has_services {
+        // An empty or truncated file must never replace a running config with nothing.
+        validator.problems.at(
+            0..0,
+            "no services are configured: add at least one [services.NAME] table (see the bundled alerts.toml)",
+        );
+    }
+    let mut services = Vec::new();
+    for (name, service) in raw.services {
+        if let Some(service) = validator.service(name, service) {
+            services.push(service);
+        }
+    }
+    let alerts = validator.alerts(raw.alerts, &services);
+    validator.problems.into_result(Config {
+        server,
+        services,
+        alerts,
+    })
+}
+
+/// The file's sections, each read on its own so that a wrong type in one service does not hide
+/// the problems of the others.
+struct Sections {
+    server: Option<Spanned<RawServer>>,
+    services: Vec<(Spanned<String>, Spanned<RawService>)>,
+    has_services: bool,
+    alerts: Option<Spanned<RawAlerts>>,
+}
+
+fn sections(document: DeTable<'_>, problems: &mut Problems<'_>) -> Sections {
+    let mut sections = Sections {
+        server: None,
+        services: Vec::new(),
+        has_services: false,
+        alerts: None,
+    };
+    for (key, value) in document {
+        match key.get_ref().as_ref() {
+            "server" => sections.server = typed(value, problems),
+            "alerts" => sections.alerts = typed(value, problems),
+            "services" => {
+                let span = value.span();
+                let DeValue::Table(services) = value.into_inner() else {
+                    problems.at(
+                        span,
+                        "`services` must be tables, one per service: [services.NAME]",
+                    );
+                    continue;
+                };
+                sections.has_services = !services.is_empty();
+                for (name, service) in services {
+                    let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                    if let Some(service) = typed(service, problems) {
+                        sections.services.push((name, service));
+                    }
+                }
+            }
+            _ => {} // reported by `report_unknown`
+        }
+    }
+    sections
+}
+
+/// One section read into its raw struct; a type problem is recorded at its place, with the key.
+fn typed<T: serde::de::DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Problems<'_>,
+) -> Option<Spanned<T>> {
+    let span = value.span();
+    let keys: Vec<(Range<usize>, String)> = match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .map(|(key, value)| (value.span(), key.get_ref().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    match Spanned::<T>::deserialize(ValueDeserializer::from(value)) {
+        Ok(section) => Some(section),
+        Err(error) => {
+            let at = error.span().unwrap_or(span);
+            let key = keys
+                .iter()
+                .find(|(value, _)| value.contains(&at.start))
+                .map(|(_, key)| key.as_str());
+            problems.at(at.clone(), explain_type_error(error.message(), key));
+            None
+        }
+    }
+}
+
+/// serde's "invalid type: string \"three\", expected i64" in the words of a config file.
+fn explain_type_error(message: &str, key: Option<&str>) -> String {
+    let message = message.trim_end();
+    let prefix = key.map(|key| format!("{key}: ")).unwrap_or_default();
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    else {
+        return format!("{prefix}{message}");
+    };
+    let expected = match expected {
+        "i64" | "u64" | "i32" | "u32" => "a whole number, e.g. 5",
+        "f64" | "f32" => "a number, e.g. 0.5",
+        "a string" => "a string in quotes",
+        "a sequence" => "a list, e.g. [\"a\", \"b\"]",
+        "a boolean" => "true or false",
+        other if other.starts_with("struct ") || other == "a map" => "a table",
+        other => other,
+    };
+    format!("{prefix}expected {expected}, found {found}")
+}
+
+/// toml's message, with what is allowed added where toml does not say it.
+fn explain_toml_error(message: &str) -> String {
+    let message = message.trim_end();
+    if message.starts_with("duplicate key") {
+        return format!("{message} (each service name and each key may appear only once)");
+    }
+    message.to_string()
+}
+
+struct Validator<'a> {
+    problems: Problems<'a>,
+    environment: &'a dyn Environment,
+}
+
+impl Validator<'_> {
+    fn server(&mut self, raw: Option<Spanned<RawServer>>) -> ServerConfig {
+        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+        let listen = raw
+            .listen
+            .as_ref()
+            .and_then(|listen| self.listen_address("server.listen", listen))
+            .unwrap_or_else(fallback_listen);
+        // An unset or empty token switches the admin routes off; that is not an error.
+        let admin_token = raw.admin_token.as_ref().and_then(|token| {
+            match expand(token.get_ref(), self.environment) {
+                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+                Ok(_) | Err(ExpandError::Unset(_)) => None,
+                Err(error) => {
+                    self.problems
+                        .at(token.span(), format!("server.admin_token: {error}"));
+                    None
+                }
+            }
+        });
+        ServerConfig {
+            listen,
+            admin_token,
+            slow_call: self.duration(
+                "server.slow_call",
+                raw.slow_call.as_ref(),
+                DEFAULT_SLOW_CALL,
+                true,
+            ),
+            shutdown_grace: self.duration(
+                "server.shutdown_grace",
+                raw.shutdown_grace.as_ref(),
+                DEFAULT_SHUTDOWN_GRACE,
+                false,
+            ),
+            max_connections: self.count(
+                "server.max_connections",
+                raw.max_connections.as_ref(),
+                DEFAULT_MAX_CONNECTIONS,
+            ),
+            header_read_timeout: self.duration(
+                "server.header_read_timeout",
+                raw.header_read_timeout.as_ref(),
+                DEFAULT_HEADER_READ_TIMEOUT,
+                false,
+            ),
+            idle_timeout: self.duration(
+                "server.idle_timeout",
+                raw.idle_timeout.as_ref(),
+                DEFAULT_IDLE_TIMEOUT,
+                false,
+            ),
+            proxy_listen: raw
+                .proxy_listen
+                .as_ref()
+                .and_then(|listen| self.listen_address("server.proxy_listen", listen)),
+            report_token: raw
+                .report_token
+                .as_ref()
+                .and_then(|token| self.secret("server.report_token", token)),
+        }
+    }
+
+    fn listen_address(&mut self, key: &str, listen: &Spanned<String>) -> Option<SocketAddr> {
+        resolve_listen(listen.get_ref())
+            .map_err(|error| self.problems.at(listen.span(), format!("{key} {error}")))
+            .ok()
+    }
+
+    fn service(
+        &mut self,
+        name: Spanned<String>,
+        raw: Spanned<RawService>,
+    ) -> Option<ServiceConfig> {
+        let table_span = raw.span();
+        let raw = raw.into_inner();
+        let before = self.problems_len();
+        self.service_name(&name);
+        let kind = self.preset_or_kind(name.get_ref(), &raw, table_span.clone())?;
+        for (key, span) in raw.check_keys() {
+            if !kind.keys.contains(&key) {
+                self.problems.at(
+                    span,
+                    format!(
+                        "`{key}` does not apply to {} {} (its keys: {})",
+                        kind.label(),
+                        kind.name,
+                        kind.keys.join(", ")
+                    ),
+                );
+            }
+        }
+        let schedule = self.schedule(&raw);
+        let policy = self.policy(&raw, kind, table_span.clone());
+        let check = kind.build(self, &raw, table_span);
+        let notify_on = self.notify_list(raw.notify_on.as_ref());
+        let upstream = match (&check, &raw.upstream) {
+            (_, Some(upstream)) => self.url("upstream", upstream),
+            (Some(check), None) => check.base_url().cloned(),
+            (None, None) => None,
+        };
+        let checks = match &raw.checks {
+            None => Checks::Always,
+            Some(value) => match self
+                .one_of("checks", value, &["always", "when_idle"])
+                .as_deref()
+            {
+                Some("when_idle") => Checks::WhenIdle,
+                _ => Checks::Always,
+            },
+        };
+        let report_token = raw
+            .report_token
+            .as_ref()
+            .and_then(|token| self.secret("report_token", token));
+        if self.problems_len() != before {
+            return None;
+        }
+        Some(ServiceConfig {
+            name: name.into_inner(),
+            policy,
+            schedule,
+            check: check?,
+            notify_on,
+            upstream,
+            checks,
+            report_token,
+            disabled: raw
+                .disabled
+                .as_ref()
+                .is_some_and(|disabled| *disabled.get_ref()),
+        })
+    }
+
+    fn problems_len(&self) -> usize {
+        self.problems.count()
+    }
+
+    fn service_name(&mut self, name: &Spanned<String>) {
+        let value = name.get_ref();
+        let valid = !value.is_empty()
+            && value.len() <= MAX_NAME_LEN
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            self.problems.at(
+                name.span(),
+                format!(
+                    "service name \"{value}\" is not allowed: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'"
+                ),
+            );
+        } else if RESERVED_NAMES.contains(&value.as_str()) {
+            self.problems.at(
+                name.span(),
+                format!(
+                    "service name \"{value}\" is reserved by the API (reserved: {}); choose another",
+                    RESERVED_NAMES.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn preset_or_kind(
+        &mut self,
+        name: &str,
+        raw: &RawService,
+        table_span: Range<usize>,
+    ) -> Option<&'static CheckKind> {
+        let (presets, kinds) = (kinds::names(true), kinds::names(false));
+        let (value, is_preset) = match (&raw.preset, &raw.kind) {
+            (Some(_), Some(kind)) => {
+                self.problems
+                    .at(kind.span(), "set either `preset` or `kind`, not both");
+                return None;
+            }
+            (Some(preset), None) => (self.one_of("preset", preset, &presets)?, true),
+            (None, Some(kind)) => (self.one_of("kind", kind, &kinds)?, false),
+            (None, None) => {
+                self.problems.at(
+                    table_span,
+                    format!(
+                        "service {name} needs `preset` ({}) or `kind` ({})",
+                        presets.join(", "),
+                        kinds.join(", ")
+                    ),
+                );
+                return None;
+            }
+        };
+        kinds::find(&value, is_preset)
+    }
+
+    fn one_of(&mut self, key: &str, value: &Spanned<String>, allowed: &[&str]) -> Option<String> {
+        let text = value.get_ref();
+        if allowed.contains(&text.as_str()) {
+            return Some(text.clone());
+        }
+        let hint = nearest(text, allowed.iter().copied())
+            .map(|suggestion| format!("did you mean \"{suggestion}\"? "))
+            .unwrap_or_default();
+        self.problems.at(
+            value.span(),
+            format!(
+                "unknown {key} \"{text}\" ({hint}allowed: {})",
+                allowed.join(", ")
+            ),
+        );
+        None
+    }
+
+    fn schedule(&mut self, raw: &RawService) -> Schedule {
+        match (&raw.every, &raw.schedule) {
+            (Some(_), Some(schedule)) => {
+                self.problems.at(
+                    schedule.span(),
+                    "set either `every` or `schedule`, not both",
+                );
+                Schedule::Every(DEFAULT_EVERY)
+            }
+            (Some(every), None) => {
+                Schedule::Every(self.duration("every", Some(every), DEFAULT_EVERY, false))
+            }
+            (None, Some(expression)) => match cron::Schedule::from_str(expression.get_ref()) {
+                Ok(schedule) => Schedule::Cron {
+                    expression: expression.get_ref().clone(),
+                    schedule: Box::new(schedule),
+                },
+                Err(_) => {
+                    let (offset, message) = cron_problem(expression.get_ref());
+                    // The value's span starts at its opening quote.
+                    let start = expression.span().start + 1 + offset;
+                    self.problems.at(start..start, message);
+                    Schedule::Every(DEFAULT_EVERY)
+                }
+            },
+            (None, None) => Schedule::Every(DEFAULT_EVERY),
+        }
+    }
+
+    fn policy(&mut self, raw: &RawService, kind: &CheckKind, table_span: Range<usize>) -> Policy {
+        let defaults = kind.default_policy();
+        let mut policy = Policy {
+            failure_threshold: self.count(
+                "failure_threshold",
+                raw.failure_threshold.as_ref(),
+                defaults.failure_threshold,
+            ),
+            timeout: self.duration("timeout", raw.timeout.as_ref(), defaults.timeout, false),
+            reset_timeout: self.duration(
+                "reset_timeout",
+                raw.reset_timeout.as_ref(),
+                defaults.reset_timeout,
+                false,
+            ),
+            half_open_max_calls: self.count(
+                "half_open_max_calls",
+                raw.half_open_max_calls.as_ref(),
+                defaults.half_open_max_calls,
+            ),
+            success_threshold: self.count(
+                "success_threshold",
+                raw.success_threshold.as_ref(),
+                defaults.success_threshold,
+            ),
+            slow_call_duration: raw
+                .slow_call
+                .as_ref()
+                .map(|slow| self.duration("slow_call", Some(slow), DEFAULT_SLOW_CALL, false)),
+            window: None,
+            backoff: None,
+        };
+        let windowed = raw.window_size.is_some()
+            || raw.minimum_calls.is_some()
+            || raw.failure_rate_threshold.is_some()
+            || raw.slow_call_rate_threshold.is_some();
+        if windowed {
+            let size = self.count("window_size", raw.window_size.as_ref(), DEFAULT_WINDOW_SIZE);
+            policy.window = Some(SlidingWindow {
+                size,
+                minimum_calls: self.count(
+                    "minimum_calls",
+                    raw.minimum_calls.as_ref(),
+                    DEFAULT_MINIMUM_CALLS.min(size),
+                ),
+                failure_rate_threshold: raw
+                    .failure_rate_threshold
+                    .as_ref()
+                    .map(|rate| *rate.get_ref()),
+                slow_call_rate_threshold: raw
+                    .slow_call_rate_threshold
+                    .as_ref()
+                    .map(|rate| *rate.get_ref()),
+            });
+            if raw.slow_call_rate_threshold.is_some() && policy.slow_call_duration.is_none() {
+                // The daemon-wide slow_call applies; the breaker needs it spelled out.
+                policy.slow_call_duration = Some(DEFAULT_SLOW_CALL);
+            }
+        }
+        if raw.backoff_multiplier.is_some()
+            || raw.backoff_max.is_some()
+            || raw.backoff_jitter.is_some()
+        {
+            let multiplier = raw
+                .backoff_multiplier
+                .as_ref()
+                .map_or(2.0, |m| *m.get_ref());
+            let default_max = policy
+                .reset_timeout
+                .saturating_mul(8)
+                .min(super::duration_limit("backoff_max"));
+            policy.backoff = Some(Backoff {
+                multiplier,
+                max: self.duration("backoff_max", raw.backoff_max.as_ref(), default_max, false),
+                jitter: raw.backoff_jitter.as_ref().map_or(0.0, |j| *j.get_ref()),
+            });
+        }
+        if let Err(error) = policy.validate() {
+            let span = policy_error_span(&error, raw).unwrap_or(table_span);
+            self.problems.at(span, error.describe(config_key));
+        }
+        policy
+    }
+
+    fn tls(&mut self, raw: Option<&Spanned<String>>) -> Option<SmtpTls> {
+        let Some(raw) = raw else {
+            return Some(SmtpTls::StartTls);
+        };
+        match self.one_of("tls", raw, TLS_MODES)?.as_str() {
+            "none" => Some(SmtpTls::None),
+            "tls" => Some(SmtpTls::Tls),
+            _ => Some(SmtpTls::StartTls),
+        }
+    }
+
+    fn base_url(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Url> {
+        match &raw.base_url {
+            Some(url) => self.url("base_url", url),
+            None => Url::parse(kind.base_url.unwrap_or_default()).ok(),
+        }
+    }
+
+    fn url(&mut self, key: &str, raw: &Spanned<String>) -> Option<Url> {
+        let text = self.expand(key, raw)?;
+        match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
+            Ok(url) => {
+                self.problems.at(
+                    raw.span(),
+                    format!(
+                        "{key} must be an http:// or https:// URL with a host, not \"{}\"",
+                        url.scheme()
+                    ),
+                );
+                None
+            }
+            Err(error) => {
+                self.problems.at(
+                    raw.span(),
+                    format!(
+                        "{key} \"{}\" is not a URL: {error} (e.g. \"https://api.example.com\")",
+                        raw.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn host_port(&mut self, key: &str, raw: &Spanned<String>) -> Option<(String, u16)> {
+        let text = self.expand(key, raw)?;
+        self.host_port_text(key, &text, raw.span())
+    }
+
+    fn host_port_text(
+        &mut self,
+        key: &str,
+        text: &str,
+        span: Range<usize>,
+    ) -> Option<(String, u16)> {
+        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = port.parse::<u16>().ok().filter(|port| *port != 0)?;
+            (!host.is_empty()).then(|| (host.to_string(), port))
+        });
+        if parsed.is_none() {
+            self.problems.at(
+                span,
+                format!("{key} \"{text}\" is not HOST:PORT (e.g. \"smtp.example.com:587\")"),
+            );
+        }
+        parsed
+    }
+
+    fn credential(&mut self, key: &'static str, raw: Option<&Spanned<String>>) -> Credential {
+        let Some(raw) = raw else {
+            return Credential::Missing {
+                key,
+                variable: None,
+            };
+        };
+        match expand(raw.get_ref(), self.environment) {
+            Ok(value) if value.is_empty() => Credential::Missing {
+                key,
+                variable: None,
+            },
+            Ok(value) => Credential::Set(Secret::new(value)),
+            // An unset credential is not a config error: the check fails with reason `auth`.
+            Err(ExpandError::Unset(variable)) => Credential::Missing {
+                key,
+                variable: Some(variable),
+            },
+            Err(error) => {
+                self.problems.at(raw.span(), format!("{key}: {error}"));
+                Credential::Missing {
+                    key,
+                    variable: None,
+                }
+            }
+        }
+    }
+
+    fn expand(&mut self, key: &str, raw: &Spanned<String>) -> Option<String> {
+        match expand(raw.get_ref(), self.environment) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.problems.at(raw.span(), format!("{key}: {error}"));
+                None
+            }
+        }
+    }
+
+    /// A token that may be unset: an unset variable or an empty value means none.
+    fn secret(&mut self, key: &str, raw: &Spanned<String>) -> Option<Secret> {
+        match expand(raw.get_ref(), self.environment) {
+            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+            Ok(_) | Err(ExpandError::Unset(_)) => None,
+            Err(error) => {
+                self.problems.at(raw.span(), format!("{key}: {error}"));
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Duration {
+        let Some(raw) = raw else {
+            return default;
+        };
+        let limit = super::duration_limit(key);
+        match parse_duration(raw.get_ref()) {
+            Ok(duration) if duration.is_zero() && !zero_ok => {
+                self.problems
+                    .at(raw.span(), format!("{key} must be longer than 0s"));
+                default
+            }
+            Ok(duration) if duration > limit => {
+                self.problems.at(
+                    raw.span(),
+                    format!(
+                        "{key} is {}, the longest allowed is {}",
+                        raw.get_ref(),
+                        format_duration(limit)
+                    ),
+                );
+                default
+            }
+            Ok(duration) => duration,
+            Err(why) => {
+                self.problems.at(raw.span(), format!("{key}: {why}"));
+                default
+            }
+        }
+    }
+
+    fn count(&mut self, key: &str, raw: Option<&Spanned<i64>>, default: u32) -> u32 {
+        let Some(raw) = raw else {
+            return default;
+        };
+        let limit = super::count_limit(key);
+        match u32::try_from(*raw.get_ref()) {
+            Ok(value) if (1..=limit).contains(&value) => value,
+            _ => {
+                self.problems.at(
+                    raw.span(),
+                    format!(
+                        "{key} is {}, allowed is a whole number from 1 to {limit}",
+                        raw.get_ref(),
+                    ),
+                );
+                default
+            }
+        }
+    }
+}
+
+fn fallback_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9477))
+}
+
+/// The config key of a policy setting.
+fn config_key(field: PolicyField) -> &'static str {
+    match field {
+        PolicyField::FailureThreshold => "failure_threshold",
+        PolicyField::HalfOpenMaxCalls => "half_open_max_calls",
+        PolicyField::SuccessThreshold => "success_threshold",
+        PolicyField::Timeout => "timeout",
+        PolicyField::ResetTimeout => "reset_timeout",
+        PolicyField::SlowCallDuration => "slow_call",
+        PolicyField::WindowSize => "window_size",
+        PolicyField::WindowMinimumCalls => "minimum_calls",
+        PolicyField::WindowFailureRateThreshold => "failure_rate_threshold",
+        PolicyField::WindowSlowCallRateThreshold => "slow_call_rate_threshold",
+        PolicyField::BackoffMultiplier => "backoff_multiplier",
+        PolicyField::BackoffJitter => "backoff_jitter",
+        PolicyField::BackoffMax => "backoff_max",
+    }
+}
+
+/// The place in the file of the key a policy problem is about.
+fn policy_error_span(error: &PolicyError, raw: &RawService) -> Option<Range<usize>> {
+    fn span<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
+        value.as_ref().map(Spanned::span)
+    }
+    match error.field()? {
+        PolicyField::FailureThreshold => span(&raw.failure_threshold),
+        PolicyField::HalfOpenMaxCalls => span(&raw.half_open_max_calls),
+        PolicyField::SuccessThreshold => span(&raw.success_threshold),
+        PolicyField::Timeout => span(&raw.timeout),
+        PolicyField::ResetTimeout => span(&raw.reset_timeout),
+        PolicyField::SlowCallDuration => span(&raw.slow_call),
+        PolicyField::WindowSize => span(&raw.window_size).or_else(|| span(&raw.minimum_calls)),
+        PolicyField::WindowMinimumCalls => span(&raw.minimum_calls),
+        PolicyField::WindowFailureRateThreshold => span(&raw.failure_rate_threshold),
+        PolicyField::WindowSlowCallRateThreshold => span(&raw.slow_call_rate_threshold),
+        PolicyField::BackoffMultiplier => span(&raw.backoff_multiplier),
+        PolicyField::BackoffJitter => span(&raw.backoff_jitter),
+        PolicyField::BackoffMax => span(&raw.backoff_max),
+    }
+}
