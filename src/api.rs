@@ -6,6 +6,7 @@ mod admin;
 mod breakers;
 mod error;
 mod exposition;
+mod heartbeat;
 mod liveness;
 mod outcomes;
 mod runbook;
@@ -192,6 +193,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/circuit-breakers/{serviceName}/events",
             get(breakers::events),
+        )
+        .route(
+            "/api/v1/heartbeat/{serviceName}",
+            post(heartbeat::beat).layer(DefaultBodyLimit::max(heartbeat::MAX_HEARTBEAT_BYTES)),
+        )
+        .route(
+            "/api/v1/heartbeat/{serviceName}",
+            get(heartbeat::beat).layer(DefaultBodyLimit::max(heartbeat::MAX_HEARTBEAT_BYTES)),
         )
         .route(
             "/api/v1/circuit-breakers/{serviceName}/outcomes",

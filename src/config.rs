@@ -306,6 +306,9 @@ pub enum Check {
     Http(HttpCheck),
     /// A TCP connect.
     Tcp(TcpCheck),
+    /// Beats the application sends (`POST /api/v1/heartbeat/:service`); a gap longer than
+    /// `every` + `grace` fails.
+    Heartbeat(HeartbeatCheck),
 }
 
 impl Check {
@@ -315,7 +318,7 @@ impl Check {
             Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => Some(&c.base_url),
             Check::AfricasTalking(c) => Some(&c.base_url),
             Check::WhatsApp(c) => Some(&c.base_url),
-            Check::Smtp(_) | Check::Http(_) | Check::Tcp(_) => None,
+            Check::Smtp(_) | Check::Http(_) | Check::Tcp(_) | Check::Heartbeat(_) => None,
         }
     }
 
@@ -331,7 +334,31 @@ impl Check {
             Check::Smtp(_) => "smtp",
             Check::Http(_) => "http",
             Check::Tcp(_) => "tcp",
+            Check::Heartbeat(_) => "heartbeat",
         }
+    }
+}
+
+/// A heartbeat: the application says it is alive (say, each time an M-Pesa callback arrives).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeartbeatCheck {
+    /// The longest expected gap between two beats.
+    pub every: Duration,
+    /// How much later than `every` a beat may come before it counts as missed.
+    pub grace: Duration,
+    /// The bearer token beats must carry.
+    pub token: Secret,
+    /// Where the last beat's time is kept across restarts (`state_dir/heartbeats/NAME`).
+    pub state_file: PathBuf,
+}
+
+impl HeartbeatCheck {
+    /// How often the gap is checked: every `grace` (at least 1 s, at most `every`), so a
+    /// missed beat is seen within `grace` of its deadline.
+    pub fn check_period(&self) -> Duration {
+        self.grace
+            .max(Duration::from_secs(1))
+            .min(self.every.max(Duration::from_secs(1)))
     }
 }
 

@@ -2,6 +2,7 @@
 //! the answer the way its provider really answers, with a bounded failure reason.
 
 pub(crate) mod classify;
+pub(crate) mod heartbeat;
 mod http;
 mod presets;
 mod redact;
@@ -9,13 +10,14 @@ mod smtp;
 mod tcp;
 
 use std::fmt;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Check, Credential, Secret};
 
+pub use heartbeat::HeartbeatClock;
 pub use http::HttpClient;
 pub(crate) use redact::Redactor;
 pub(crate) use smtp::transport as smtp_transport;
@@ -49,11 +51,15 @@ pub enum FailureReason {
     /// The provider redirected the check elsewhere; checks never follow, so that no credential
     /// reaches another host.
     Redirect,
+    /// A heartbeat did not come within `every` + `grace`.
+    HeartbeatMissed,
+    /// The application reported a failed run (a heartbeat with `"outcome": "failure"`).
+    Reported,
 }
 
 impl FailureReason {
     /// Every reason, for metrics that start at zero.
-    pub const ALL: [FailureReason; 12] = [
+    pub const ALL: [FailureReason; 14] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Connect,
@@ -66,6 +72,8 @@ impl FailureReason {
         FailureReason::Balance,
         FailureReason::Protocol,
         FailureReason::Redirect,
+        FailureReason::HeartbeatMissed,
+        FailureReason::Reported,
     ];
 
     /// The label: `timeout`, `dns`, `connect`, `reset`, `tls`, `http_status`, `body`, `auth`,
@@ -84,6 +92,8 @@ impl FailureReason {
             FailureReason::Balance => "balance",
             FailureReason::Protocol => "protocol",
             FailureReason::Redirect => "redirect",
+            FailureReason::HeartbeatMissed => "heartbeat_missed",
+            FailureReason::Reported => "reported",
         }
     }
 }
@@ -162,6 +172,8 @@ pub struct ProbeSuccess {
 pub struct Probe {
     check: Check,
     client: HttpClient,
+    /// The beats of a heartbeat check, shared with the heartbeat route.
+    heartbeat: Option<Arc<HeartbeatClock>>,
     /// Its secrets, in every form they are sent in: never in what it reports.
     redactor: redact::Redactor,
 }
@@ -170,10 +182,34 @@ impl Probe {
     /// The check for `check`, sending HTTP through `client`.
     pub fn new(check: Check, client: HttpClient) -> Self {
         let redactor = redact::Redactor::of(&check);
+        let heartbeat = match &check {
+            Check::Heartbeat(heartbeat) => {
+                Some(Arc::new(HeartbeatClock::new(heartbeat.state_file.clone())))
+            }
+            _ => None,
+        };
         Self {
             check,
             client,
+            heartbeat,
             redactor,
+        }
+    }
+
+    /// The beats of a heartbeat check (`None` for other kinds).
+    pub fn heartbeat(&self) -> Option<&Arc<HeartbeatClock>> {
+        self.heartbeat.as_ref()
+    }
+
+    /// Takes over `previous`'s beats when both are heartbeats kept in the same file (a reload
+    /// that changed another key), so no beat is forgotten.
+    pub fn keep_beats_of(&mut self, previous: &Probe) {
+        if let (Check::Heartbeat(new), Check::Heartbeat(old), Some(clock)) =
+            (&self.check, &previous.check, &previous.heartbeat)
+        {
+            if new.state_file == old.state_file {
+                self.heartbeat = Some(Arc::clone(clock));
+            }
         }
     }
 
@@ -207,6 +243,13 @@ impl Probe {
             Check::Smtp(check) => smtp::check(check).await,
             Check::Http(check) => http::check(&self.client, check).await,
             Check::Tcp(check) => tcp::check(check).await,
+            Check::Heartbeat(check) => match &self.heartbeat {
+                Some(clock) => heartbeat::check(check, clock).await,
+                None => Err(ProbeError::new(
+                    FailureReason::HeartbeatMissed,
+                    "the heartbeat has no clock",
+                )),
+            },
         }
     }
 }

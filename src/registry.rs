@@ -102,6 +102,7 @@ impl Service {
         );
         handles.set_probe_interval(schedule_interval(&config.schedule));
         handles.set_carries_traffic(carries_traffic(&config, server));
+        handles.set_heartbeat(matches!(config.check, crate::config::Check::Heartbeat(_)));
         let policy = effective_policy(&config, slow_call);
         let slow_call_ms = Arc::new(AtomicU64::new(slow_call_millis(&policy)));
         let hook_metrics = handles.clone();
@@ -168,13 +169,16 @@ impl Service {
             config.policy.reset_timeout,
         );
         metrics.set_probe_interval(schedule_interval(&config.schedule));
+        metrics.set_heartbeat(matches!(config.check, crate::config::Check::Heartbeat(_)));
         let recent = if previous.config.check == config.check {
             previous.recent_checks()
         } else {
             Vec::new()
         };
+        let mut probe = Probe::new(config.check.clone(), client);
+        probe.keep_beats_of(&previous.probe);
         Self {
-            probe: Probe::new(config.check.clone(), client),
+            probe,
             config,
             breaker,
             metrics,

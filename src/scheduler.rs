@@ -243,6 +243,12 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         })
         .await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(clock) = service.probe.heartbeat() {
+        // A beat kept from the last run shows from the first check on.
+        if let Some(at) = clock.last().await {
+            service.metrics.heartbeat_seen(at);
+        }
+    }
     let (outcome, reason, detail, note) = match result {
         Ok(success) => (Outcome::Success, None, None, success.note),
         Err(BreakerError::Open(open)) => (

@@ -32,6 +32,8 @@ pub enum ApiError {
     ReportsDisabled(String),
     /// No or wrong report token.
     WrongReportToken,
+    /// No or wrong heartbeat token.
+    WrongHeartbeatToken,
     /// No such route.
     NoRoute(String),
     /// The route exists, not for this method (`METHOD /path` as asked); the router adds the
@@ -78,6 +80,15 @@ impl IntoResponse for ApiError {
             ),
             ApiError::WrongReportToken => {
                 let body = json!({ "error": "outcome reports: send the report token as `Authorization: Bearer <token>` (the admin token does not work here)" });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::WrongHeartbeatToken => {
+                let body = json!({ "error": "heartbeat: send the service's token as `Authorization: Bearer <token>` or `?token=`" });
                 return (
                     StatusCode::UNAUTHORIZED,
                     [(header::WWW_AUTHENTICATE, "Bearer")],

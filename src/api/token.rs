@@ -33,6 +33,11 @@ pub(crate) fn presents(headers: &HeaderMap, token: &Secret) -> bool {
     constant_time_eq(presented.as_bytes(), token.expose().as_bytes())
 }
 
+/// Whether `presented` (say, a `?token=` value) is exactly `token`.
+pub(crate) fn matches(presented: &str, token: &Secret) -> bool {
+    constant_time_eq(presented.as_bytes(), token.expose().as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,7 +172,7 @@ pub fn render(config: &Config) -> String {
 fn service_table(out: &mut String, service: &ServiceConfig) {
     let policy = &service.policy;
     let (label, kind) = match &service.check {
-        Check::Http(_) | Check::Tcp(_) => ("kind", service.check.kind()),
+        Check::Http(_) | Check::Tcp(_) | Check::Heartbeat(_) => ("kind", service.check.kind()),
         _ => ("preset", service.check.kind()),
     };
     let _ = writeln!(out, "{label} = {}", quoted(kind));
@@ -228,12 +228,24 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
         Check::Tcp(c) => {
             let _ = writeln!(out, "address = {}", quoted(&c.address));
         }
+        Check::Heartbeat(c) => {
+            let _ = writeln!(
+                out,
+                "token = {}\ngrace = {}",
+                quoted("<redacted>"),
+                quoted(&format_duration(c.grace))
+            );
+        }
     }
-    match &service.schedule {
-        Schedule::Every(period) => {
+    match (&service.check, &service.schedule) {
+        // A heartbeat's schedule is how often its gap is checked; `every` is the gap.
+        (Check::Heartbeat(c), _) => {
+            let _ = writeln!(out, "every = {}", quoted(&format_duration(c.every)));
+        }
+        (_, Schedule::Every(period)) => {
             let _ = writeln!(out, "every = {}", quoted(&format_duration(*period)));
         }
-        Schedule::Cron { expression, .. } => {
+        (_, Schedule::Cron { expression, .. }) => {
             let _ = writeln!(out, "schedule = {}", quoted(expression));
         }
     }

@@ -70,6 +70,9 @@ pub(crate) struct RawService {
     pub(crate) address: Option<Spanned<String>>,
     pub(crate) upstream: Option<Spanned<String>>,
 
+    pub(crate) token: Option<Spanned<String>>,
+    pub(crate) grace: Option<Spanned<String>>,
+
     pub(crate) notify_on: Option<RawList>,
     pub(crate) checks: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
@@ -105,6 +108,8 @@ impl RawService {
             ("json_equals", span(&self.json_equals)),
             ("address", span(&self.address)),
             ("upstream", span(&self.upstream)),
+            ("token", span(&self.token)),
+            ("grace", span(&self.grace)),
         ]
         .into_iter()
         .filter_map(|(key, span)| span.map(|span| (key, span)))

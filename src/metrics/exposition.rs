@@ -292,6 +292,19 @@ pub(crate) fn write_service_families(
         services,
         ServiceSeries::probe_interval,
     );
+    w.family(
+        "breakerd_heartbeat_last_timestamp_seconds",
+        Kind::Gauge,
+        "When a heartbeat service last received a beat (Unix time; 0 before the first).",
+    );
+    for service in services.iter().filter(|service| service.is_heartbeat()) {
+        w.open(
+            "breakerd_heartbeat_last_timestamp_seconds",
+            "",
+            service.label(),
+        );
+        w.close_float(service.heartbeat_last());
+    }
 
     w.family(
         "breakerd_probe_failures",

@@ -86,6 +86,9 @@ pub(crate) struct ServiceSeries {
     probe_success: Gauge,
     probe_last_run: FloatGauge,
     probe_interval: FloatGauge,
+    /// Whether the service is a heartbeat (its last beat is exported).
+    is_heartbeat: AtomicBool,
+    heartbeat_last: FloatGauge,
     probe_failures: [Counter; FailureReason::ALL.len()],
     missed_ticks: Counter,
     skipped_for_traffic: Counter,
@@ -115,6 +118,8 @@ impl ServiceSeries {
             probe_success: Gauge::default(),
             probe_last_run: FloatGauge::default(),
             probe_interval: FloatGauge::default(),
+            is_heartbeat: AtomicBool::new(false),
+            heartbeat_last: FloatGauge::default(),
             probe_failures: Default::default(),
             missed_ticks: Counter::default(),
             skipped_for_traffic: Counter::default(),
@@ -197,6 +202,14 @@ impl ServiceSeries {
 
     pub(crate) fn probe_interval(&self) -> f64 {
         self.probe_interval.get()
+    }
+
+    pub(crate) fn is_heartbeat(&self) -> bool {
+        self.is_heartbeat.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn heartbeat_last(&self) -> f64 {
+        self.heartbeat_last.get()
     }
 
     pub(crate) fn probe_failures(&self) -> [u64; FailureReason::ALL.len()] {
@@ -303,6 +316,18 @@ impl ServiceMetrics {
             .set(i64::from(failure_threshold));
         self.series.timeout.set(timeout.as_secs_f64());
         self.series.reset_timeout.set(reset_timeout.as_secs_f64());
+    }
+
+    /// Marks the service as a heartbeat (or not), so its last beat is exported.
+    pub fn set_heartbeat(&self, is_heartbeat: bool) {
+        self.series
+            .is_heartbeat
+            .store(is_heartbeat, Ordering::Relaxed);
+    }
+
+    /// Records when the last heartbeat came.
+    pub fn heartbeat_seen(&self, at: SystemTime) {
+        self.series.heartbeat_last.set(unix_seconds(at));
     }
 
     /// Sets the time between two scheduled checks (rules use it to spot a stale check).

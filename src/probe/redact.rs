@@ -52,6 +52,7 @@ impl Redactor {
                 redactor.add_all(http.body.clone());
             }
             Check::Tcp(_) => {}
+            Check::Heartbeat(heartbeat) => redactor.add_all([secret_text(&heartbeat.token)]),
         }
         redactor
             .needles

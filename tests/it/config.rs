@@ -200,13 +200,13 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\nkind = \"ftp\"\n",
             &[
-                "alerts.toml:2:8: unknown kind \"ftp\" (did you mean \"http\"? allowed: http, smtp, tcp)",
+                "alerts.toml:2:8: unknown kind \"ftp\" (did you mean \"http\"? allowed: http, smtp, tcp, heartbeat)",
             ],
         ),
         (
             "[services.x]\nevery = \"30s\"\n",
             &[
-                "alerts.toml:1:1: service x needs `preset` (mpesa, pesapal, kcb, africastalking, whatsapp, smtp) or `kind` (http, smtp, tcp)",
+                "alerts.toml:1:1: service x needs `preset` (mpesa, pesapal, kcb, africastalking, whatsapp, smtp) or `kind` (http, smtp, tcp, heartbeat)",
             ],
         ),
         (
@@ -234,6 +234,26 @@ fn each_rule_has_its_exact_error_at_its_place() {
             &[
                 "alerts.toml:3:13: bad cron schedule \"every minute\": it has 2 fields; write six fields, seconds first, and an optional year, e.g. \"0 */5 * * * *\"",
             ],
+        ),
+        (
+            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"t\"\n",
+            &[
+                "alerts.toml:1:1: a heartbeat needs `every`: the longest expected gap between two beats, e.g. \"30m\"",
+            ],
+        ),
+        (
+            "[services.hb]\nkind = \"heartbeat\"\nevery = \"30m\"\n",
+            &["alerts.toml:1:1: a heartbeat needs `token`: the bearer token its beats carry"],
+        ),
+        (
+            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"t\"\nschedule = \"0 * * * * *\"\n",
+            &[
+                "alerts.toml:4:12: a heartbeat takes `every` (the longest expected gap between beats), not a cron `schedule`",
+            ],
+        ),
+        (
+            "[services.hb]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ngrace = \"1m\"\n",
+            &["alerts.toml:4:9: `grace` does not apply to kind tcp (its keys: address)"],
         ),
         (
             "[services.x]\npreset = \"kcb\"\nschedule = \"*/30 * 99 * * *\"\n",

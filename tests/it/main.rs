@@ -12,6 +12,7 @@ mod config_properties;
 mod daemon;
 mod demo;
 mod hardening;
+mod heartbeat;
 mod logs;
 mod observability;
 mod openapi;

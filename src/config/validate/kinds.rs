@@ -3,6 +3,7 @@
 //! one probe function; nothing else in the config keeps a list of them.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Validator;
@@ -10,10 +11,13 @@ use crate::breaker::Policy;
 use crate::config::raw::RawService;
 use crate::config::secret::{ExpandError, expand};
 use crate::config::{
-    AfricasTalkingCheck, Check, OAuthCheck, SmtpCheck, SmtpServer, TcpCheck, WhatsAppCheck,
+    AfricasTalkingCheck, Check, DEFAULT_EVERY, HeartbeatCheck, OAuthCheck, SmtpCheck, SmtpServer,
+    TcpCheck, WhatsAppCheck,
 };
 
 const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
+/// How late a heartbeat may be when `grace` is not set.
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 const OAUTH_KEYS: &[&str] = &["base_url", "consumer_key", "consumer_secret"];
 
 /// A preset (a provider) or a kind (a check of the user's own).
@@ -115,6 +119,15 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
         base_url: None,
         thresholds: (5, 10, 60),
         build: |v, raw, _, table| v.tcp(raw, table),
+    },
+    CheckKind {
+        name: "heartbeat",
+        is_preset: false,
+        keys: &["token", "grace"],
+        base_url: None,
+        // One missed beat is the outage; a trial a minute later sees whether beats resumed.
+        thresholds: (1, 10, 60),
+        build: |v, raw, _, table| v.heartbeat(raw, table),
     },
 ];
 
@@ -233,6 +246,45 @@ impl Validator<'_> {
             server,
             tls: self.tls(raw.tls.as_ref())?,
             credentials,
+        }))
+    }
+
+    fn heartbeat(&mut self, raw: &RawService, table: Range<usize>) -> Option<Check> {
+        if let Some(schedule) = &raw.schedule {
+            self.problems.at(
+                schedule.span(),
+                "a heartbeat takes `every` (the longest expected gap between beats), not a cron `schedule`",
+            );
+            return None;
+        }
+        let Some(every) = &raw.every else {
+            self.problems.at(
+                table,
+                "a heartbeat needs `every`: the longest expected gap between two beats, e.g. \"30m\"",
+            );
+            return None;
+        };
+        let Some(token) = &raw.token else {
+            self.problems.at(
+                table,
+                "a heartbeat needs `token`: the bearer token its beats carry, e.g. \"${MPESA_CALLBACK_HEARTBEAT_TOKEN}\"",
+            );
+            return None;
+        };
+        let token = self.secret("token", token)?;
+        if token.is_empty() {
+            self.problems.at(
+                table,
+                "a heartbeat's `token` is empty: beats could not prove who sent them",
+            );
+            return None;
+        }
+        Some(Check::Heartbeat(HeartbeatCheck {
+            every: self.duration("every", Some(every), DEFAULT_EVERY, false),
+            grace: self.duration("grace", raw.grace.as_ref(), DEFAULT_GRACE, true),
+            token,
+            // Set once `[alerts] state_dir` is known.
+            state_file: PathBuf::new(),
         }))
     }
 

@@ -18,9 +18,9 @@ use super::listen::resolve_listen;
 use super::raw::{RawAlerts, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
-    Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, Schedule, ServerConfig,
-    ServiceConfig, SmtpTls,
+    Check, Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL,
+    Schedule, ServerConfig, ServiceConfig, SmtpTls,
 };
 use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
 
@@ -76,6 +76,11 @@ pub(crate) fn validate(
         }
     }
     let alerts = validator.alerts(raw.alerts, &services);
+    for service in &mut services {
+        if let Check::Heartbeat(heartbeat) = &mut service.check {
+            heartbeat.state_file = alerts.state_dir.join("heartbeats").join(&service.name);
+        }
+    }
     validator.problems.into_result(Config {
         server,
         services,
@@ -281,9 +286,12 @@ impl Validator<'_> {
                 );
             }
         }
-        let schedule = self.schedule(&raw);
+        let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
         let check = kind.build(self, &raw, table_span);
+        if let Some(Check::Heartbeat(heartbeat)) = &check {
+            schedule = Schedule::Every(heartbeat.check_period());
+        }
         let notify_on = self.notify_list(raw.notify_on.as_ref());
         let upstream = match (&check, &raw.upstream) {
             (_, Some(upstream)) => self.url("upstream", upstream),
