@@ -4,6 +4,7 @@
 pub(crate) mod classify;
 pub(crate) mod heartbeat;
 mod http;
+mod observed;
 mod presets;
 mod redact;
 mod smtp;
@@ -19,6 +20,7 @@ use crate::config::{Check, Credential, Secret};
 
 pub use heartbeat::HeartbeatClock;
 pub use http::HttpClient;
+pub use observed::Observed;
 pub(crate) use redact::Redactor;
 pub(crate) use smtp::transport as smtp_transport;
 
@@ -231,6 +233,11 @@ impl Probe {
                 Err(failure)
             }
         }
+    }
+
+    /// Runs the check once, as [`run`](Self::run), and returns what it observed on the way.
+    pub async fn run_observed(&self) -> (Result<ProbeSuccess, ProbeError>, Observed) {
+        observed::observing(self.run()).await
     }
 
     async fn run_unredacted(&self) -> Result<ProbeSuccess, ProbeError> {

@@ -41,6 +41,9 @@ pub struct CheckRecord {
     /// A remark on a passed check (quality rating, balance).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The HTTP status of the answer, for checks that got one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 fn serialize_time<S: serde::Serializer>(

@@ -232,16 +232,24 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let _one_at_a_time = service.run_lock.lock().await;
     let at = SystemTime::now();
     let started = Instant::now();
+    let http_status = std::sync::Mutex::new(None);
     let result = service
         .breaker
         .call(|| async {
-            let result = service.probe.run().await;
+            let (result, observed) = service.probe.run_observed().await;
+            *http_status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = observed.http_status;
             if let Err(failure) = &result {
                 service.note_failure(failure);
             }
             result
         })
         .await;
+    // A check that timed out or was rejected saw no answer.
+    let http_status = http_status
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Some(clock) = service.probe.heartbeat() {
         // A beat kept from the last run shows from the first check on.
@@ -281,12 +289,14 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         reason,
         detail,
         note,
+        http_status,
     };
     if outcome == Outcome::Rejected {
         // The schedule is alive even while the breaker turns checks away.
         service.metrics.probe_scheduled(at);
     } else {
         service.metrics.probe(reason, at);
+        service.metrics.probe_http_status(http_status);
     }
     let duration_ms = crate::observe::log_ms(duration_ms);
     match (&record.reason, &record.detail) {

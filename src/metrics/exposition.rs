@@ -292,6 +292,13 @@ pub(crate) fn write_service_families(
         services,
         ServiceSeries::probe_interval,
     );
+    w.ints(
+        "breakerd_probe_http_status_code",
+        Kind::Gauge,
+        "The HTTP status of the last check's answer (0 when none came: not HTTP, or no answer).",
+        services,
+        ServiceSeries::probe_http_status,
+    );
     w.family(
         "breakerd_heartbeat_last_timestamp_seconds",
         Kind::Gauge,

@@ -86,6 +86,7 @@ pub(crate) struct ServiceSeries {
     probe_success: Gauge,
     probe_last_run: FloatGauge,
     probe_interval: FloatGauge,
+    probe_http_status: Gauge,
     /// Whether the service is a heartbeat (its last beat is exported).
     is_heartbeat: AtomicBool,
     heartbeat_last: FloatGauge,
@@ -118,6 +119,7 @@ impl ServiceSeries {
             probe_success: Gauge::default(),
             probe_last_run: FloatGauge::default(),
             probe_interval: FloatGauge::default(),
+            probe_http_status: Gauge::default(),
             is_heartbeat: AtomicBool::new(false),
             heartbeat_last: FloatGauge::default(),
             probe_failures: Default::default(),
@@ -202,6 +204,10 @@ impl ServiceSeries {
 
     pub(crate) fn probe_interval(&self) -> f64 {
         self.probe_interval.get()
+    }
+
+    pub(crate) fn probe_http_status(&self) -> u64 {
+        u64::try_from(self.probe_http_status.get()).unwrap_or(0)
     }
 
     pub(crate) fn is_heartbeat(&self) -> bool {
@@ -301,6 +307,13 @@ impl ServiceMetrics {
         {
             self.series.probe_failures[index].inc();
         }
+    }
+
+    /// Records the HTTP status of the last check's answer (0 when none came).
+    pub fn probe_http_status(&self, status: Option<u16>) {
+        self.series
+            .probe_http_status
+            .set(i64::from(status.unwrap_or(0)));
     }
 
     /// Records a scheduled check that the breaker rejected: the schedule ran, the provider

@@ -93,6 +93,7 @@ pub(crate) async fn send(
         .await
         .map_err(|error| http_error(error, &host))?;
     let status = response.status();
+    super::observed::http_status(status.as_u16());
     let redirect_to = status
         .is_redirection()
         .then(|| response.headers().get(reqwest::header::LOCATION))

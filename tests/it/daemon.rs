@@ -385,3 +385,45 @@ async fn a_service_marked_disabled_is_checked_but_never_trips() {
     assert_eq!((status, body.as_str()), (200, "breakerd is Ready.\n"));
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_answers_http_status_is_exported_and_shown() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    let daemon = start_daemon(&format!(
+        "{}[services.port]\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\nevery = \"100ms\"\n",
+        mpesa_config(&fake.url()),
+        crate::support::closed_port()
+    ))
+    .await;
+    let address = daemon.address();
+    let status_of = |service: &'static str| async move {
+        let (_, text) = http_get(address, "/metrics").await;
+        sample(
+            &text,
+            &format!("breakerd_probe_http_status_code{{service=\"{service}\"}}"),
+        )
+    };
+    eventually(10, "the token answer's status is exported", || async {
+        status_of("mpesa").await == Some(200.0)
+    })
+    .await;
+    let stats = get_json(address, "/api/v1/circuit-breakers/mpesa").await;
+    assert_eq!(stats["lastCheck"]["httpStatus"], 200, "{stats}");
+    eventually(10, "the tcp check has run", || async {
+        get_json(address, "/api/v1/circuit-breakers/port").await["lastCheck"]["outcome"]
+            == "failure"
+    })
+    .await;
+    assert_eq!(status_of("port").await, Some(0.0), "no HTTP answer: 0");
+    fake.set_mode(Mode::Status(503));
+    eventually(10, "a 503 is exported", || async {
+        status_of("mpesa").await == Some(503.0)
+    })
+    .await;
+    let stats = get_json(address, "/api/v1/circuit-breakers/mpesa").await;
+    assert!(
+        stats["lastCheck"]["httpStatus"] == 503 || stats["lastCheck"]["outcome"] == "rejected",
+        "{stats}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
