@@ -138,7 +138,7 @@ def panels():
               [target(f"sum by (service, reason) (increase(breakerd_probe_failures_total{{{SEL}}}[{rate}]))",
                       "{{service}} {{reason}}")],
               unit="short", custom={"drawStyle": "bars", "stacking": {"mode": "normal"}},
-              description="Why checks fail: timeout, dns, connect, reset, tls, http_status, body, auth, throttled, balance, protocol."),
+              description="Why checks fail: timeout, dns, connect, reset, tls, http_status, body, auth, throttled, balance, protocol, redirect, heartbeat_missed, reported."),
         panel("stat", "Time until next trial call",
               [target(f"clamp_min(max by (service) (breakerd_next_attempt_timestamp_seconds{{{SEL}}}) - time(), 0)")],
               unit="s", thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},
@@ -155,6 +155,26 @@ def panels():
                           "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
                                          {"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}],
               description="Failures in a row beside the configured threshold that opens the breaker."),
+        panel("stat", "HTTP status of the last check",
+              [target(f"max by (service) (breakerd_probe_http_status_code{{{SEL}}})")],
+              thresholds={"mode": "absolute", "steps": [{"color": "text", "value": None},
+                                                        {"color": GREEN, "value": 200},
+                                                        {"color": AMBER, "value": 300},
+                                                        {"color": RED, "value": 400}]},
+              color={"mode": "thresholds"},
+              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              description="The status code of the last answer each check got; 0 when none came (not HTTP, a timeout, a refused connection)."),
+        panel("stat", "TLS certificate expiry",
+              [target(f"(min by (service) (breakerd_tls_cert_not_after_timestamp_seconds{{{SEL}}}) - time()) / 86400")],
+              unit="d",
+              thresholds={"mode": "absolute", "steps": [{"color": RED, "value": None},
+                                                        {"color": AMBER, "value": 3},
+                                                        {"color": GREEN, "value": 14}]},
+              color={"mode": "thresholds"},
+              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              description="Days until the certificate each HTTPS service presents expires (BreakerdCertificateExpiringSoon: 14 days warning, 3 critical)."),
         panel("table", "Configured thresholds",
               [target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "", "A", "table"),
                target(f"max by (service) (breakerd_timeout_seconds{{{SEL}}})", "", "B", "table"),
@@ -224,9 +244,9 @@ def dashboard(uid, title, description, multi, items):
 
 def main():
     overview = layout(panels(), [(8, 6), (16, 6), (12, 8), (12, 8), (12, 8), (12, 8), (8, 7), (8, 7), (8, 7),
-                                 (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     drill = layout(panels(), [(6, 5), (18, 5), (12, 8), (12, 8), (12, 9), (12, 9), (8, 7), (8, 7), (8, 7),
-                              (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     outputs = {
         "breakerd-overview.json": dashboard("breakerd-overview", "breakerd / Overview",
                                             "Every breaker, check and alert channel at a glance.", True, overview),

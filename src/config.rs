@@ -172,6 +172,18 @@ pub struct ServiceConfig {
     /// The breaker starts (and stays, until reset) DISABLED: every call goes through and is
     /// counted, nothing trips it, no outage is paged.
     pub disabled: bool,
+    /// Certificate authorities trusted besides the system's, for this service's HTTPS checks
+    /// (`ca_file`: a private CA).
+    pub ca: Option<CaBundle>,
+}
+
+/// PEM certificates read from a `ca_file`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaBundle {
+    /// The file, as configured.
+    pub path: String,
+    /// Its PEM text (checked to hold at least one certificate).
+    pub pem: String,
 }
 
 /// When a service's scheduled checks run.

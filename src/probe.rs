@@ -1,6 +1,7 @@
 //! Synthetic checks: one file per kind (HTTP, SMTP, TCP) and the provider presets, each judging
 //! the answer the way its provider really answers, with a bounded failure reason.
 
+pub(crate) mod certificate;
 pub(crate) mod classify;
 pub(crate) mod heartbeat;
 mod http;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Check, Credential, Secret};
 
+pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
 pub use http::HttpClient;
 pub use observed::Observed;

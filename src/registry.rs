@@ -44,6 +44,9 @@ pub struct CheckRecord {
     /// The HTTP status of the answer, for checks that got one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// The certificate the server presented, for HTTPS checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::probe::CertificateInfo>,
 }
 
 fn serialize_time<S: serde::Serializer>(
@@ -142,7 +145,7 @@ impl Service {
             })
             .build()?;
         Ok(Self {
-            probe: Probe::new(config.check.clone(), client),
+            probe: Probe::new(config.check.clone(), client_for(&config, client)),
             config,
             breaker,
             metrics: handles,
@@ -178,7 +181,7 @@ impl Service {
         } else {
             Vec::new()
         };
-        let mut probe = Probe::new(config.check.clone(), client);
+        let mut probe = Probe::new(config.check.clone(), client_for(&config, client));
         probe.keep_beats_of(&previous.probe);
         Self {
             probe,
@@ -372,6 +375,18 @@ fn schedule_interval(schedule: &Schedule) -> Duration {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data behind; keep using it.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared client, or one that also trusts the service's `ca_file`.
+fn client_for(config: &ServiceConfig, shared: HttpClient) -> HttpClient {
+    let Some(ca) = &config.ca else {
+        return shared;
+    };
+    HttpClient::trusting(&ca.pem).unwrap_or_else(|failure| {
+        // Validation parsed the file; should reqwest still refuse it, say so and go on.
+        tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
+        shared
+    })
 }
 
 /// The nearest-rank percentile of sorted values; 0 when there are none.

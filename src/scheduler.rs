@@ -16,7 +16,7 @@ use tracing::{debug, info};
 use crate::breaker::{Breaker, BreakerError, Outcome, State, Transition};
 use crate::config::{Checks, Schedule};
 use crate::metrics::Metrics;
-use crate::probe::FailureReason;
+use crate::probe::{FailureReason, Observed};
 use crate::registry::{CheckRecord, Service};
 use crate::tasks::{self, TaskKind};
 
@@ -232,14 +232,14 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let _one_at_a_time = service.run_lock.lock().await;
     let at = SystemTime::now();
     let started = Instant::now();
-    let http_status = std::sync::Mutex::new(None);
+    let seen = std::sync::Mutex::new(Observed::default());
     let result = service
         .breaker
         .call(|| async {
             let (result, observed) = service.probe.run_observed().await;
-            *http_status
+            *seen
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = observed.http_status;
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = observed;
             if let Err(failure) = &result {
                 service.note_failure(failure);
             }
@@ -247,7 +247,7 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         })
         .await;
     // A check that timed out or was rejected saw no answer.
-    let http_status = http_status
+    let seen = seen
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -289,14 +289,18 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         reason,
         detail,
         note,
-        http_status,
+        http_status: seen.http_status,
+        tls: seen.certificate,
     };
     if outcome == Outcome::Rejected {
         // The schedule is alive even while the breaker turns checks away.
         service.metrics.probe_scheduled(at);
     } else {
         service.metrics.probe(reason, at);
-        service.metrics.probe_http_status(http_status);
+        service.metrics.probe_http_status(record.http_status);
+        if let Some(certificate) = &record.tls {
+            service.metrics.tls_not_after(certificate.not_after);
+        }
     }
     let duration_ms = crate::observe::log_ms(duration_ms);
     match (&record.reason, &record.detail) {

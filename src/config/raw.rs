@@ -72,6 +72,7 @@ pub(crate) struct RawService {
 
     pub(crate) token: Option<Spanned<String>>,
     pub(crate) grace: Option<Spanned<String>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
 
     pub(crate) notify_on: Option<RawList>,
     pub(crate) checks: Option<Spanned<String>>,
@@ -109,6 +110,7 @@ impl RawService {
             ("address", span(&self.address)),
             ("upstream", span(&self.upstream)),
             ("token", span(&self.token)),
+            ("ca_file", span(&self.ca_file)),
             ("grace", span(&self.grace)),
         ]
         .into_iter()

@@ -300,6 +300,22 @@ pub(crate) fn write_service_families(
         ServiceSeries::probe_http_status,
     );
     w.family(
+        "breakerd_tls_cert_not_after_timestamp_seconds",
+        Kind::Gauge,
+        "When the certificate the service's HTTPS server last presented expires (Unix time).",
+    );
+    for service in services
+        .iter()
+        .filter(|service| service.tls_not_after() > 0.0)
+    {
+        w.open(
+            "breakerd_tls_cert_not_after_timestamp_seconds",
+            "",
+            service.label(),
+        );
+        w.close_float(service.tls_not_after());
+    }
+    w.family(
         "breakerd_heartbeat_last_timestamp_seconds",
         Kind::Gauge,
         "When a heartbeat service last received a beat (Unix time; 0 before the first).",

@@ -87,6 +87,8 @@ pub(crate) struct ServiceSeries {
     probe_last_run: FloatGauge,
     probe_interval: FloatGauge,
     probe_http_status: Gauge,
+    /// The end of the validity of the last certificate a check saw (0: none seen).
+    tls_not_after: FloatGauge,
     /// Whether the service is a heartbeat (its last beat is exported).
     is_heartbeat: AtomicBool,
     heartbeat_last: FloatGauge,
@@ -120,6 +122,7 @@ impl ServiceSeries {
             probe_last_run: FloatGauge::default(),
             probe_interval: FloatGauge::default(),
             probe_http_status: Gauge::default(),
+            tls_not_after: FloatGauge::default(),
             is_heartbeat: AtomicBool::new(false),
             heartbeat_last: FloatGauge::default(),
             probe_failures: Default::default(),
@@ -208,6 +211,10 @@ impl ServiceSeries {
 
     pub(crate) fn probe_http_status(&self) -> u64 {
         u64::try_from(self.probe_http_status.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn tls_not_after(&self) -> f64 {
+        self.tls_not_after.get()
     }
 
     pub(crate) fn is_heartbeat(&self) -> bool {
@@ -307,6 +314,11 @@ impl ServiceMetrics {
         {
             self.series.probe_failures[index].inc();
         }
+    }
+
+    /// Records the end of the validity of the certificate a check saw.
+    pub fn tls_not_after(&self, not_after: SystemTime) {
+        self.series.tls_not_after.set(unix_seconds(not_after));
     }
 
     /// Records the HTTP status of the last check's answer (0 when none came).

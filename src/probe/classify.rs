@@ -61,7 +61,49 @@ fn describe(error: &(dyn StdError + 'static)) -> String {
         }
         current = error.source();
     }
-    parts.join(": ")
+    let text = parts.join(": ");
+    // rustls' certificate errors reach us as text (the HTTP stack wraps them): say which.
+    match text.split_once("invalid peer certificate: ") {
+        Some((before, problem)) => {
+            let words = if problem.starts_with("UnknownIssuer") {
+                certificate_problem(&rustls::CertificateError::UnknownIssuer)
+            } else if problem.starts_with("Expired") || problem.contains("expired") {
+                certificate_problem(&rustls::CertificateError::Expired)
+            } else if problem.starts_with("NotValidYet") {
+                certificate_problem(&rustls::CertificateError::NotValidYet)
+            } else if problem.starts_with("NotValidForName")
+                || problem.contains("not valid for name")
+            {
+                certificate_problem(&rustls::CertificateError::NotValidForName)
+            } else {
+                format!("the server's certificate is not trusted: {problem}")
+            };
+            format!("{before}{words}")
+        }
+        None => text,
+    }
+}
+
+/// What is wrong with a server's certificate, in words.
+fn certificate_problem(problem: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as Problem;
+    match problem {
+        Problem::Expired | Problem::ExpiredContext { .. } => {
+            "the server's certificate has expired".to_string()
+        }
+        Problem::NotValidYet | Problem::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (or this machine's clock is wrong)"
+                .to_string()
+        }
+        Problem::UnknownIssuer => "the server's certificate is not trusted: unknown issuer \
+            (for a private CA, set ca_file)"
+            .to_string(),
+        Problem::NotValidForName | Problem::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for this host name".to_string()
+        }
+        Problem::Revoked => "the server's certificate has been revoked".to_string(),
+        other => format!("the server's certificate is not trusted: {other:?}"),
+    }
 }
 
 /// A reqwest failure as a probe failure, named by host only.

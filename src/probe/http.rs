@@ -19,16 +19,30 @@ pub struct HttpClient(reqwest::Client);
 impl HttpClient {
     /// Builds the client.
     pub fn new() -> Result<Self, reqwest::Error> {
+        Ok(Self(Self::builder().build()?))
+    }
+
+    /// A client that also trusts the certificate authorities in `pem` (a service's `ca_file`),
+    /// with its own connection pool.
+    pub fn trusting(pem: &str) -> Result<Self, reqwest::Error> {
+        let mut builder = Self::builder();
+        for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
+            builder = builder.add_root_certificate(certificate);
+        }
+        Ok(Self(builder.build()?))
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
+        reqwest::Client::builder()
             .user_agent(concat!("breakerd/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(4)
             // Credentials travel in headers, bodies and query strings that reqwest would carry
             // to wherever a redirect points: follow none, and send no Referer.
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
-            .build()?;
-        Ok(Self(client))
+            // The server's certificate, for its expiry, issuer and subject.
+            .tls_info(true)
     }
 }
 
@@ -94,6 +108,14 @@ pub(crate) async fn send(
         .map_err(|error| http_error(error, &host))?;
     let status = response.status();
     super::observed::http_status(status.as_u16());
+    if let Some(info) = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(reqwest::tls::TlsInfo::peer_certificate)
+        .and_then(super::certificate::parse)
+    {
+        super::observed::certificate(info);
+    }
     let redirect_to = status
         .is_redirection()
         .then(|| response.headers().get(reqwest::header::LOCATION))

@@ -1,15 +1,20 @@
-//! What a check saw on the way besides its verdict — the HTTP status of the last answer —
+//! What a check saw on the way besides its verdict — the HTTP status of the last answer, the
+//! server's certificate —
 //! collected by the code that sees it (the HTTP sender) without threading it through every
 //! preset's judge: a task-local slot that [`Probe::run_observed`](super::Probe::run_observed)
 //! opens around one run.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::CertificateInfo;
+
 /// What one run of a check observed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     /// The status of the last HTTP answer, if one came.
     pub http_status: Option<u16>,
+    /// The certificate the server presented, for HTTPS.
+    pub certificate: Option<CertificateInfo>,
 }
 
 tokio::task_local! {
@@ -20,7 +25,7 @@ tokio::task_local! {
 pub(crate) async fn observing<T>(work: impl Future<Output = T>) -> (T, Observed) {
     let slot = Arc::new(Mutex::new(Observed::default()));
     let output = OBSERVED.scope(Arc::clone(&slot), work).await;
-    let observed = *slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let observed = slot.lock().unwrap_or_else(PoisonError::into_inner).clone();
     (output, observed)
 }
 
@@ -30,5 +35,14 @@ pub(crate) fn http_status(status: u16) {
         slot.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .http_status = Some(status);
+    });
+}
+
+/// Records the certificate an HTTPS server presented.
+pub(crate) fn certificate(info: CertificateInfo) {
+    let _ = OBSERVED.try_with(|slot| {
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .certificate = Some(info);
     });
 }

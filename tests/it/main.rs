@@ -6,6 +6,7 @@ mod breaker_concurrency;
 mod breaker_controls;
 mod breaker_states;
 mod breaker_window;
+mod certificates;
 mod cli;
 mod config;
 mod config_properties;

@@ -10,6 +10,7 @@ use std::process::Command;
 use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::prometheus::Prometheus;
 use crate::support::receiver::Receiver;
+use crate::support::tls::{Authority, TlsServer};
 use crate::support::{eventually, http_get, scratch_dir, start_daemon};
 
 fn repo(path: &str) -> PathBuf {
@@ -33,7 +34,7 @@ fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
 fn promtool_checks_and_unit_tests_the_rules() {
     let dir = repo("grafana/prometheus");
     let (ok, said) = run("promtool", &["check", "rules", "breakerd-rules.yml"], &dir);
-    assert!(ok && said.contains("SUCCESS: 9 rules found"), "{said}");
+    assert!(ok && said.contains("SUCCESS: 11 rules found"), "{said}");
     let (ok, said) = run(
         "promtool",
         &["test", "rules", "breakerd-rules.test.yml"],
@@ -81,7 +82,7 @@ fn every_rule_has_a_runbook_section_and_a_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 9);
+    assert_eq!(alerts.len(), 11);
     for alert in alerts {
         assert!(
             tests.contains(&format!("alertname: {alert}")),
@@ -96,7 +97,7 @@ fn every_rule_has_a_runbook_section_and_a_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
         .collect();
-    assert_eq!(links.len(), 9, "one runbook link per rule");
+    assert_eq!(links.len(), 11, "one runbook link per rule");
     for link in links {
         let anchor = link
             .trim_matches('"')
@@ -250,22 +251,40 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-fn config_with_alerts(fake: &FakeProvider, receiver: &Receiver) -> String {
+fn config_with_alerts(fake: &FakeProvider, receiver: &Receiver, tls: &Https) -> String {
     format!(
         "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
          every = \"200ms\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\n\
+         [services.internal]\nkind = \"http\"\nurl = \"{}\"\nca_file = \"{}\"\nevery = \"200ms\"\n\
          [alerts]\nstate_dir = \"{}\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
         fake.url(),
+        tls.server.url(),
+        tls.ca_file.display(),
         scratch_dir("observability").display(),
         receiver.url()
     )
+}
+
+/// An HTTPS service whose certificate a private CA signed, so the certificate series exist.
+struct Https {
+    server: TlsServer,
+    ca_file: std::path::PathBuf,
+}
+
+async fn https() -> Https {
+    let authority = Authority::new("observability CA");
+    let ca_file = scratch_dir("observability-ca").join("ca.pem");
+    std::fs::write(&ca_file, authority.pem()).unwrap();
+    let server = TlsServer::start(&authority, "internal.test", time::Duration::days(30)).await;
+    Https { server, ca_file }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_names_only_exported_metrics() {
     let fake = FakeProvider::start(Mode::Status(500)).await;
     let receiver = Receiver::start(&[]).await;
-    let daemon = start_daemon(&config_with_alerts(&fake, &receiver)).await;
+    let tls = https().await;
+    let daemon = start_daemon(&config_with_alerts(&fake, &receiver, &tls)).await;
     let (_, exposition) = http_get(daemon.address(), "/metrics").await;
     let exported: BTreeSet<String> = exposition
         .lines()
@@ -296,7 +315,8 @@ async fn every_query_names_only_exported_metrics() {
 async fn against_a_real_prometheus_every_panel_has_data_and_the_open_rule_fires() {
     let fake = FakeProvider::start(Mode::Status(500)).await;
     let receiver = Receiver::start(&[]).await;
-    let daemon = start_daemon(&config_with_alerts(&fake, &receiver)).await;
+    let tls = https().await;
+    let daemon = start_daemon(&config_with_alerts(&fake, &receiver, &tls)).await;
     let rules = repo("grafana/prometheus/breakerd-rules.yml");
     let prometheus = Prometheus::scraping(
         &daemon.address().to_string(),

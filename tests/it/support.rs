@@ -215,6 +215,7 @@ pub mod alertmanager;
 pub mod browser;
 pub mod prometheus;
 pub mod receiver;
+pub mod tls;
 pub mod upstream;
 
 /// Starts a daemon from config text on a free loopback port; state is kept in a fresh

@@ -18,7 +18,7 @@ use crate::config::{
 const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
 /// How late a heartbeat may be when `grace` is not set.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-const OAUTH_KEYS: &[&str] = &["base_url", "consumer_key", "consumer_secret"];
+const OAUTH_KEYS: &[&str] = &["base_url", "consumer_key", "consumer_secret", "ca_file"];
 
 /// A preset (a provider) or a kind (a check of the user's own).
 pub(crate) struct CheckKind {
@@ -65,7 +65,7 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
     CheckKind {
         name: "africastalking",
         is_preset: true,
-        keys: &["base_url", "username", "api_key", "min_balance"],
+        keys: &["base_url", "username", "api_key", "min_balance", "ca_file"],
         base_url: Some("https://api.sandbox.africastalking.com"),
         thresholds: (5, 10, 60),
         build: |v, raw, kind, _| v.africastalking(raw, kind),
@@ -73,7 +73,13 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
     CheckKind {
         name: "whatsapp",
         is_preset: true,
-        keys: &["base_url", "api_version", "phone_number_id", "access_token"],
+        keys: &[
+            "base_url",
+            "api_version",
+            "phone_number_id",
+            "access_token",
+            "ca_file",
+        ],
         base_url: Some("https://graph.facebook.com"),
         thresholds: (5, 15, 60),
         build: |v, raw, kind, _| v.whatsapp(raw, kind),
@@ -99,6 +105,7 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
             "json_field",
             "json_equals",
             "upstream",
+            "ca_file",
         ],
         base_url: None,
         thresholds: (5, 10, 60),

@@ -18,7 +18,7 @@ use super::listen::resolve_listen;
 use super::raw::{RawAlerts, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
-    Check, Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
+    CaBundle, Check, Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL,
     Schedule, ServerConfig, ServiceConfig, SmtpTls,
 };
@@ -312,6 +312,7 @@ impl Validator<'_> {
             .report_token
             .as_ref()
             .and_then(|token| self.secret("report_token", token));
+        let ca = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
         if self.problems_len() != before {
             return None;
         }
@@ -324,6 +325,7 @@ impl Validator<'_> {
             upstream,
             checks,
             report_token,
+            ca,
             disabled: raw
                 .disabled
                 .as_ref()
@@ -333,6 +335,33 @@ impl Validator<'_> {
 
     fn problems_len(&self) -> usize {
         self.problems.count()
+    }
+
+    /// A `ca_file`: PEM certificates, read now (at most 64 KiB, like a secret file).
+    fn ca_file(&mut self, file: &Spanned<String>) -> Option<CaBundle> {
+        let path = self.expand("ca_file", file)?;
+        let pem = match self.environment.read_file(&path) {
+            Ok(pem) => pem,
+            Err(reason) => {
+                self.problems.at(
+                    file.span(),
+                    format!("ca_file: cannot read {path}: {reason}"),
+                );
+                return None;
+            }
+        };
+        match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+            Ok(certificates) if !certificates.is_empty() => Some(CaBundle { path, pem }),
+            _ => {
+                self.problems.at(
+                    file.span(),
+                    format!(
+                        "ca_file: {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn service_name(&mut self, name: &Spanned<String>) {
