@@ -165,6 +165,10 @@ def panels():
               options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
               description="The status code of the last answer each check got; 0 when none came (not HTTP, a timeout, a refused connection)."),
+        panel("timeseries", "Where checks spend their time",
+              [target(f"max by (service, phase) (breakerd_probe_phase_seconds{{{SEL}}})", "{{service}} {{phase}}")],
+              unit="s", custom={"drawStyle": "bars", "stacking": {"mode": "normal"}},
+              description="The last HTTP check of each service by phase: dns, connect (TCP and TLS), first_byte (the server), body."),
         panel("stat", "TLS certificate expiry",
               [target(f"(min by (service) (breakerd_tls_cert_not_after_timestamp_seconds{{{SEL}}}) - time()) / 86400")],
               unit="d",
@@ -244,9 +248,9 @@ def dashboard(uid, title, description, multi, items):
 
 def main():
     overview = layout(panels(), [(8, 6), (16, 6), (12, 8), (12, 8), (12, 8), (12, 8), (8, 7), (8, 7), (8, 7),
-                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     drill = layout(panels(), [(6, 5), (18, 5), (12, 8), (12, 8), (12, 9), (12, 9), (8, 7), (8, 7), (8, 7),
-                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     outputs = {
         "breakerd-overview.json": dashboard("breakerd-overview", "breakerd / Overview",
                                             "Every breaker, check and alert channel at a glance.", True, overview),

@@ -175,6 +175,9 @@ pub struct ServiceConfig {
     /// Certificate authorities trusted besides the system's, for this service's HTTPS checks
     /// (`ca_file`: a private CA).
     pub ca: Option<CaBundle>,
+    /// HTTP checks keep their connection between runs (`reuse_connections = true`) instead of
+    /// opening a fresh one each time.
+    pub reuse_connections: bool,
 }
 
 /// PEM certificates read from a `ca_file`.

@@ -8,23 +8,45 @@ use tracing::{info, warn};
 use crate::breaker::{CallRecord, Transition};
 use crate::metrics::ServiceMetrics;
 
-/// A call finished: count it, and warn when it was slow.
+/// A call finished: count it, and warn when a real call was slow (a slow check is logged by
+/// its scheduler, which knows where its time went).
 pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) {
     let source = crate::metrics::Source::of(record.tag);
     metrics.call(source, record.outcome, record.duration, record.slow);
-    if record.slow {
-        let duration_ms = record.duration.map_or(0, |d| d.as_millis());
-        warn!(
-            service = metrics.name(),
-            source = source.as_str(),
-            duration_ms,
-            outcome = record.outcome.as_str(),
-            slow_call_ms = slow_call.as_millis(),
-            "slow call: {} took {duration_ms} ms (over {} ms)",
+    if record.slow && source == crate::metrics::Source::Traffic {
+        slow(
             metrics.name(),
-            slow_call.as_millis()
+            source,
+            record.outcome,
+            record.duration.unwrap_or_default(),
+            slow_call,
+            None,
         );
     }
+}
+
+/// Warns of a slow call: `slow call: mpesa took 1503 ms (over 1000 ms): dns 2, connect 40, ...`.
+pub fn slow(
+    service: &str,
+    source: crate::metrics::Source,
+    outcome: crate::breaker::Outcome,
+    took: Duration,
+    slow_call: Duration,
+    phases: Option<&crate::probe::Phases>,
+) {
+    let duration_ms = took.as_millis();
+    let breakdown = phases
+        .map(|phases| format!(": {}", phases.words()))
+        .unwrap_or_default();
+    warn!(
+        service,
+        source = source.as_str(),
+        duration_ms,
+        outcome = outcome.as_str(),
+        slow_call_ms = slow_call.as_millis(),
+        "slow call: {service} took {duration_ms} ms (over {} ms){breakdown}",
+        slow_call.as_millis()
+    );
 }
 
 /// A breaker changed state: count it, and log it with its context.

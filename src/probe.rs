@@ -6,6 +6,7 @@ pub(crate) mod classify;
 pub(crate) mod heartbeat;
 mod http;
 mod observed;
+pub(crate) mod phases;
 mod presets;
 mod redact;
 mod smtp;
@@ -23,6 +24,7 @@ pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
 pub use http::HttpClient;
 pub use observed::Observed;
+pub use phases::Phases;
 pub(crate) use redact::Redactor;
 pub(crate) use smtp::transport as smtp_transport;
 

@@ -47,6 +47,9 @@ pub struct CheckRecord {
     /// The certificate the server presented, for HTTPS checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::probe::CertificateInfo>,
+    /// Where an HTTP check's time went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<crate::probe::Phases>,
 }
 
 fn serialize_time<S: serde::Serializer>(
@@ -377,16 +380,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The shared client, or one that also trusts the service's `ca_file`.
+/// The shared client, or one that also trusts the service's `ca_file`; keeping connections
+/// only with `reuse_connections = true`.
 fn client_for(config: &ServiceConfig, shared: HttpClient) -> HttpClient {
-    let Some(ca) = &config.ca else {
-        return shared;
+    let client = match &config.ca {
+        None => shared,
+        Some(ca) => HttpClient::trusting(&ca.pem).unwrap_or_else(|failure| {
+            // Validation parsed the file; should reqwest still refuse it, say so and go on.
+            tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
+            shared
+        }),
     };
-    HttpClient::trusting(&ca.pem).unwrap_or_else(|failure| {
-        // Validation parsed the file; should reqwest still refuse it, say so and go on.
-        tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
-        shared
-    })
+    if config.reuse_connections {
+        client
+    } else {
+        client.fresh_connections()
+    }
 }
 
 /// The nearest-rank percentile of sorted values; 0 when there are none.

@@ -291,13 +291,32 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         note,
         http_status: seen.http_status,
         tls: seen.certificate,
+        phases: seen.phases,
     };
+    let slow_call = service.breaker.policy().slow_call_duration;
+    let took = started.elapsed();
+    if let Some(slow_call) = slow_call
+        && outcome != Outcome::Rejected
+        && took > slow_call
+    {
+        crate::observe::slow(
+            service.name(),
+            crate::metrics::Source::Check,
+            outcome,
+            took,
+            slow_call,
+            record.phases.as_ref(),
+        );
+    }
     if outcome == Outcome::Rejected {
         // The schedule is alive even while the breaker turns checks away.
         service.metrics.probe_scheduled(at);
     } else {
         service.metrics.probe(reason, at);
         service.metrics.probe_http_status(record.http_status);
+        service
+            .metrics
+            .probe_phases(&record.phases.unwrap_or_default());
         if let Some(certificate) = &record.tls {
             service.metrics.tls_not_after(certificate.not_after);
         }

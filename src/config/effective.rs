@@ -290,6 +290,9 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
     if service.disabled {
         let _ = writeln!(out, "disabled = true");
     }
+    if service.reuse_connections {
+        let _ = writeln!(out, "reuse_connections = true");
+    }
     if let Some(ca) = &service.ca {
         let _ = writeln!(out, "ca_file = {}", quoted(&ca.path));
     }

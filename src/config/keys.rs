@@ -194,7 +194,7 @@ mod tests {
                 "c.toml:2:1: unknown key `lisen` in [server]; did you mean `listen`?",
                 "c.toml:5:1: unknown key `slow_cal` in [services.b]; did you mean `slow_call`?",
                 "c.toml:6:1: unknown key `colour` in [services.b]: \"mpesa\" takes base_url, \
-                 consumer_key, consumer_secret, ca_file, besides the schedule, breaker and alert keys every \
+                 consumer_key, consumer_secret, ca_file, reuse_connections, besides the schedule, breaker and alert keys every \
                  service takes (README, \"Configuration: alerts.toml\")",
                 "c.toml:9:1: unknown key `adres` in [services.a]; did you mean `address`?",
                 "c.toml:11:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",

@@ -73,6 +73,7 @@ pub(crate) struct RawService {
     pub(crate) token: Option<Spanned<String>>,
     pub(crate) grace: Option<Spanned<String>>,
     pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) reuse_connections: Option<Spanned<bool>>,
 
     pub(crate) notify_on: Option<RawList>,
     pub(crate) checks: Option<Spanned<String>>,
@@ -111,6 +112,7 @@ impl RawService {
             ("upstream", span(&self.upstream)),
             ("token", span(&self.token)),
             ("ca_file", span(&self.ca_file)),
+            ("reuse_connections", span(&self.reuse_connections)),
             ("grace", span(&self.grace)),
         ]
         .into_iter()

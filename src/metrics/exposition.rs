@@ -300,6 +300,18 @@ pub(crate) fn write_service_families(
         ServiceSeries::probe_http_status,
     );
     w.family(
+        "breakerd_probe_phase_seconds",
+        Kind::Gauge,
+        "Where the last HTTP check's time went: dns, connect (TCP and TLS), first_byte, body; 0 for a reused connection's dns and connect, and for checks that are not HTTP.",
+    );
+    for service in services {
+        for (phase, seconds) in super::service::PHASES.iter().zip(service.phases()) {
+            w.open("breakerd_probe_phase_seconds", "", service.label());
+            w.label("phase", phase);
+            w.close_float(seconds);
+        }
+    }
+    w.family(
         "breakerd_tls_cert_not_after_timestamp_seconds",
         Kind::Gauge,
         "When the certificate the service's HTTPS server last presented expires (Unix time).",

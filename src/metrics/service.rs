@@ -14,6 +14,9 @@ use super::{TRANSITION_LABELS, unix_seconds};
 use crate::breaker::{CallTag, Outcome, State};
 use crate::probe::FailureReason;
 
+/// The `phase` label values of `breakerd_probe_phase_seconds`, in order.
+pub(crate) const PHASES: [&str; 4] = ["dns", "connect", "first_byte", "body"];
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The `outcome` values that have a latency histogram (rejected calls take no time).
@@ -89,6 +92,8 @@ pub(crate) struct ServiceSeries {
     probe_http_status: Gauge,
     /// The end of the validity of the last certificate a check saw (0: none seen).
     tls_not_after: FloatGauge,
+    /// The phases of the last HTTP check: dns, connect, first_byte, body.
+    phases: [FloatGauge; PHASES.len()],
     /// Whether the service is a heartbeat (its last beat is exported).
     is_heartbeat: AtomicBool,
     heartbeat_last: FloatGauge,
@@ -123,6 +128,7 @@ impl ServiceSeries {
             probe_interval: FloatGauge::default(),
             probe_http_status: Gauge::default(),
             tls_not_after: FloatGauge::default(),
+            phases: Default::default(),
             is_heartbeat: AtomicBool::new(false),
             heartbeat_last: FloatGauge::default(),
             probe_failures: Default::default(),
@@ -211,6 +217,10 @@ impl ServiceSeries {
 
     pub(crate) fn probe_http_status(&self) -> u64 {
         u64::try_from(self.probe_http_status.get()).unwrap_or(0)
+    }
+
+    pub(crate) fn phases(&self) -> [f64; PHASES.len()] {
+        self.phases.each_ref().map(FloatGauge::get)
     }
 
     pub(crate) fn tls_not_after(&self) -> f64 {
@@ -313,6 +323,13 @@ impl ServiceMetrics {
             && let Some(index) = FailureReason::ALL.iter().position(|known| *known == reason)
         {
             self.series.probe_failures[index].inc();
+        }
+    }
+
+    /// Records where the last HTTP check's time went.
+    pub fn probe_phases(&self, phases: &crate::probe::Phases) {
+        for (gauge, (_, took)) in self.series.phases.iter().zip(phases.labelled()) {
+            gauge.set(took.as_secs_f64());
         }
     }
 

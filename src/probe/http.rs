@@ -12,24 +12,49 @@ use crate::config::{HttpCheck, Url};
 /// The most of an answer body a check reads; the rest is ignored.
 pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The HTTP client every check shares (one connection pool, rustls with the ring provider).
+/// The HTTP clients checks and alerts share (rustls with the ring provider): one that keeps
+/// connections, one that opens a fresh connection for every request.
 #[derive(Clone)]
-pub struct HttpClient(reqwest::Client);
+pub struct HttpClient {
+    /// What [`request`](Self::request) sends with.
+    client: reqwest::Client,
+    /// A client that keeps no connection.
+    fresh: reqwest::Client,
+}
 
 impl HttpClient {
-    /// Builds the client.
+    /// Builds the clients; requests keep connections (alerts, `reuse_connections = true`).
     pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self(Self::builder().build()?))
+        Self::with_roots(Ok)
     }
 
-    /// A client that also trusts the certificate authorities in `pem` (a service's `ca_file`),
-    /// with its own connection pool.
+    /// Clients that also trust the certificate authorities in `pem` (a service's `ca_file`),
+    /// with their own connections.
     pub fn trusting(pem: &str) -> Result<Self, reqwest::Error> {
-        let mut builder = Self::builder();
-        for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
-            builder = builder.add_root_certificate(certificate);
+        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())?;
+        Self::with_roots(|mut builder| {
+            for certificate in &certificates {
+                builder = builder.add_root_certificate(certificate.clone());
+            }
+            Ok(builder)
+        })
+    }
+
+    fn with_roots(
+        roots: impl Fn(reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, reqwest::Error>,
+    ) -> Result<Self, reqwest::Error> {
+        let client = roots(Self::builder())?.build()?;
+        let fresh = roots(Self::builder().pool_max_idle_per_host(0))?.build()?;
+        Ok(Self { client, fresh })
+    }
+
+    /// The same, sending every request on a fresh connection: DNS, connect and TLS are seen
+    /// (and timed) on each check, as blackbox_exporter and Gatus do.
+    pub fn fresh_connections(&self) -> Self {
+        Self {
+            client: self.fresh.clone(),
+            fresh: self.fresh.clone(),
         }
-        Ok(Self(builder.build()?))
     }
 
     fn builder() -> reqwest::ClientBuilder {
@@ -43,6 +68,9 @@ impl HttpClient {
             .referer(false)
             // The server's certificate, for its expiry, issuer and subject.
             .tls_info(true)
+            // Lookups and new connections time themselves, for the phases of a check.
+            .dns_resolver(std::sync::Arc::new(super::phases::TimedResolver))
+            .connector_layer(super::phases::TimedConnect)
     }
 }
 
@@ -102,10 +130,12 @@ pub(crate) async fn send(
     url: &Url,
 ) -> Result<Answer, ProbeError> {
     let host = url.host_str().unwrap_or("host").to_string();
+    let sent = tokio::time::Instant::now();
     let mut response = request
         .send()
         .await
         .map_err(|error| http_error(error, &host))?;
+    let until_headers = sent.elapsed();
     let status = response.status();
     super::observed::http_status(status.as_u16());
     if let Some(info) = response
@@ -135,6 +165,7 @@ pub(crate) async fn send(
             break;
         }
     }
+    super::observed::exchange(until_headers, sent.elapsed() - until_headers);
     Ok(Answer {
         status,
         body,
@@ -144,7 +175,7 @@ pub(crate) async fn send(
 
 impl HttpClient {
     pub(crate) fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
-        self.0.request(method, url.clone())
+        self.client.request(method, url.clone())
     }
 }
 

@@ -6,7 +6,10 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use super::CertificateInfo;
+use super::phases::Phases;
 
 /// What one run of a check observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,6 +18,12 @@ pub struct Observed {
     pub http_status: Option<u16>,
     /// The certificate the server presented, for HTTPS.
     pub certificate: Option<CertificateInfo>,
+    /// Where an HTTP check's time went.
+    pub phases: Option<Phases>,
+    /// Time spent resolving and connecting in this run (the connector's time includes the
+    /// resolver's); the sender turns them into phases.
+    pub(crate) dns: Duration,
+    pub(crate) connect_total: Duration,
 }
 
 tokio::task_local! {
@@ -44,5 +53,36 @@ pub(crate) fn certificate(info: CertificateInfo) {
         slot.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .certificate = Some(info);
+    });
+}
+
+fn with(update: impl FnOnce(&mut Observed)) {
+    let _ =
+        OBSERVED.try_with(|slot| update(&mut slot.lock().unwrap_or_else(PoisonError::into_inner)));
+}
+
+/// Records a host-name lookup's time.
+pub(crate) fn dns(took: Duration) {
+    with(|observed| observed.dns += took);
+}
+
+/// Records a new connection's time (its lookup included).
+pub(crate) fn connect(took: Duration) {
+    with(|observed| observed.connect_total += took);
+}
+
+/// Records an HTTP exchange: from send to headers, and the body; the connection's share of the
+/// first comes from what the resolver and connector recorded.
+pub(crate) fn exchange(until_headers: Duration, body: Duration) {
+    with(|observed| {
+        let connect_total = observed.connect_total.max(observed.dns);
+        observed.phases = Some(Phases {
+            dns: observed.dns,
+            connect: connect_total - observed.dns,
+            first_byte: until_headers.saturating_sub(connect_total),
+            body,
+        });
+        observed.dns = Duration::ZERO;
+        observed.connect_total = Duration::ZERO;
     });
 }

@@ -216,7 +216,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\npreset = \"kcb\"\nurl = \"http://127.0.0.1/\"\n",
             &[
-                "alerts.toml:3:7: `url` does not apply to preset kcb (its keys: base_url, consumer_key, consumer_secret, ca_file)",
+                "alerts.toml:3:7: `url` does not apply to preset kcb (its keys: base_url, consumer_key, consumer_secret, ca_file, reuse_connections)",
             ],
         ),
         (
@@ -437,7 +437,7 @@ min_intervl = "1m"
             "alerts.toml:9:21: failure_threshold: expected a whole number, e.g. 5, found string \"three\"",
             "alerts.toml:10:1: unknown key `reset_timout` in [services.kcb]; did you mean `reset_timeout`?",
             "alerts.toml:13:1: unknown key `min_balanse` in [services.sms]; did you mean `min_balance`?",
-            "alerts.toml:14:1: unknown key `sandbox` in [services.sms]: \"africastalking\" takes base_url, username, api_key, min_balance, ca_file, besides the schedule, breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
+            "alerts.toml:14:1: unknown key `sandbox` in [services.sms]: \"africastalking\" takes base_url, username, api_key, min_balance, ca_file, reuse_connections, besides the schedule, breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
             "alerts.toml:15:9: every must be longer than 0s",
             "alerts.toml:17:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",
         ],

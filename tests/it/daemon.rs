@@ -32,7 +32,8 @@ async fn a_failing_provider_opens_the_breaker_and_recovery_closes_it() {
     .await;
     let stats = get_json(address, "/api/v1/circuit-breakers/mpesa").await;
     assert_eq!(stats["failureCount"], 3, "{stats}");
-    assert_eq!(stats["lastCheck"]["reason"], "http_status");
+    // The last check may already be one the open breaker rejected; the cause stays.
+    assert_eq!(stats["cause"]["reason"], "http_status", "{stats}");
     assert!(stats["nextAttempt"].as_str().is_some(), "{stats}");
     assert!(
         stats["lastFailure"]["reason"]
@@ -425,5 +426,56 @@ async fn the_last_answers_http_status_is_exported_and_shown() {
         stats["lastCheck"]["httpStatus"] == 503 || stats["lastCheck"]["outcome"] == "rejected",
         "{stats}"
     );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_open_a_fresh_connection_and_say_where_their_time_went() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    // By host name, so the lookup is a phase too.
+    let base = fake.url().replace("127.0.0.1", "localhost");
+    let service = |name: &str, extra: &str| {
+        format!(
+            "[services.{name}]\npreset = \"kcb\"\nbase_url = \"{base}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\nevery = \"100ms\"\n{extra}"
+        )
+    };
+    let daemon = start_daemon(&format!(
+        "{}{}",
+        service("fresh", ""),
+        service("pooled", "reuse_connections = true\n")
+    ))
+    .await;
+    let address = daemon.address();
+    let phase = |service: &'static str, phase: &'static str| async move {
+        let (_, text) = http_get(address, "/metrics").await;
+        sample(
+            &text,
+            &format!("breakerd_probe_phase_seconds{{service=\"{service}\",phase=\"{phase}\"}}"),
+        )
+        .unwrap_or(-1.0)
+    };
+    // Several checks in, the fresh service still looks up and connects every time; the pooled
+    // one reuses its connection (no lookup, no connect).
+    eventually(10, "both services have checked a few times", || async {
+        let fresh = get_json(address, "/api/v1/circuit-breakers/fresh").await;
+        let pooled = get_json(address, "/api/v1/circuit-breakers/pooled").await;
+        fresh["successCount"].as_u64() >= Some(3) && pooled["successCount"].as_u64() >= Some(3)
+    })
+    .await;
+    assert!(phase("fresh", "dns").await > 0.0, "a fresh check resolves");
+    assert!(phase("fresh", "connect").await > 0.0, "and connects");
+    assert!(phase("fresh", "first_byte").await > 0.0);
+    eventually(
+        5,
+        "the pooled service's last check reused its connection",
+        || async { phase("pooled", "connect").await == 0.0 && phase("pooled", "dns").await == 0.0 },
+    )
+    .await;
+    let stats = get_json(address, "/api/v1/circuit-breakers/fresh").await;
+    let phases = &stats["lastCheck"]["phases"];
+    for key in ["dnsMs", "connectMs", "firstByteMs", "bodyMs"] {
+        assert!(phases[key].is_number(), "{key} in {stats}");
+    }
+    assert!(phases["connectMs"].as_f64() > Some(0.0), "{stats}");
     daemon.shutdown().await.expect("clean shutdown");
 }

@@ -118,6 +118,14 @@ async fn state_changes_and_slow_calls_are_logged_without_secrets() {
         "{log}"
     );
     assert!(log.contains("check failed: HTTP 500"), "{log}");
+    let slow = log
+        .lines()
+        .find(|line| line.contains("slow call: pesapal-logs took"))
+        .unwrap();
+    assert!(
+        slow.contains("ms): dns 0, connect ") && slow.contains(", first byte "),
+        "a slow check says where its time went: {slow}"
+    );
     let closed = log
         .lines()
         .find(|line| line.contains("HALF_OPEN -> CLOSED"))

@@ -18,7 +18,13 @@ use crate::config::{
 const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
 /// How late a heartbeat may be when `grace` is not set.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-const OAUTH_KEYS: &[&str] = &["base_url", "consumer_key", "consumer_secret", "ca_file"];
+const OAUTH_KEYS: &[&str] = &[
+    "base_url",
+    "consumer_key",
+    "consumer_secret",
+    "ca_file",
+    "reuse_connections",
+];
 
 /// A preset (a provider) or a kind (a check of the user's own).
 pub(crate) struct CheckKind {
@@ -65,7 +71,14 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
     CheckKind {
         name: "africastalking",
         is_preset: true,
-        keys: &["base_url", "username", "api_key", "min_balance", "ca_file"],
+        keys: &[
+            "base_url",
+            "username",
+            "api_key",
+            "min_balance",
+            "ca_file",
+            "reuse_connections",
+        ],
         base_url: Some("https://api.sandbox.africastalking.com"),
         thresholds: (5, 10, 60),
         build: |v, raw, kind, _| v.africastalking(raw, kind),
@@ -106,6 +119,7 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
             "json_equals",
             "upstream",
             "ca_file",
+            "reuse_connections",
         ],
         base_url: None,
         thresholds: (5, 10, 60),

@@ -326,6 +326,10 @@ impl Validator<'_> {
             checks,
             report_token,
             ca,
+            reuse_connections: raw
+                .reuse_connections
+                .as_ref()
+                .is_some_and(|reuse| *reuse.get_ref()),
             disabled: raw
                 .disabled
                 .as_ref()
