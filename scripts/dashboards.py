@@ -138,7 +138,7 @@ def panels():
               [target(f"sum by (service, reason) (increase(breakerd_probe_failures_total{{{SEL}}}[{rate}]))",
                       "{{service}} {{reason}}")],
               unit="short", custom={"drawStyle": "bars", "stacking": {"mode": "normal"}},
-              description="Why checks fail: timeout, dns, connect, reset, tls, http_status, body, auth, throttled, balance, protocol, redirect, heartbeat_missed, reported."),
+              description="Why checks fail: timeout, dns, connect, reset, tls, http_status, body, auth, throttled, balance, protocol, redirect, dns_nxdomain, dns_servfail, dns_mismatch, heartbeat_missed, reported."),
         panel("stat", "Time until next trial call",
               [target(f"clamp_min(max by (service) (breakerd_next_attempt_timestamp_seconds{{{SEL}}}) - time(), 0)")],
               unit="s", thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},

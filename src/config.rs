@@ -321,6 +321,8 @@ pub enum Check {
     Http(HttpCheck),
     /// A TCP connect.
     Tcp(TcpCheck),
+    /// A DNS lookup: the name must resolve (to the expected values).
+    Dns(DnsCheck),
     /// Beats the application sends (`POST /api/v1/heartbeat/:service`); a gap longer than
     /// `every` + `grace` fails.
     Heartbeat(HeartbeatCheck),
@@ -333,7 +335,11 @@ impl Check {
             Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => Some(&c.base_url),
             Check::AfricasTalking(c) => Some(&c.base_url),
             Check::WhatsApp(c) => Some(&c.base_url),
-            Check::Smtp(_) | Check::Http(_) | Check::Tcp(_) | Check::Heartbeat(_) => None,
+            Check::Smtp(_)
+            | Check::Http(_)
+            | Check::Tcp(_)
+            | Check::Dns(_)
+            | Check::Heartbeat(_) => None,
         }
     }
 
@@ -349,9 +355,57 @@ impl Check {
             Check::Smtp(_) => "smtp",
             Check::Http(_) => "http",
             Check::Tcp(_) => "tcp",
+            Check::Dns(_) => "dns",
             Check::Heartbeat(_) => "heartbeat",
         }
     }
+}
+
+/// The record types a DNS check asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsRecord {
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+    /// An alias.
+    Cname,
+    /// Mail servers.
+    Mx,
+    /// Text.
+    Txt,
+}
+
+impl DnsRecord {
+    /// Every type, as the config spells it.
+    pub const ALL: [(&'static str, DnsRecord); 5] = [
+        ("A", DnsRecord::A),
+        ("AAAA", DnsRecord::Aaaa),
+        ("CNAME", DnsRecord::Cname),
+        ("MX", DnsRecord::Mx),
+        ("TXT", DnsRecord::Txt),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, record)| *record == self)
+            .map_or("A", |(name, _)| name)
+    }
+}
+
+/// A DNS check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsCheck {
+    /// The name looked up.
+    pub name: String,
+    /// The record type.
+    pub record: DnsRecord,
+    /// The server asked (`None`: the system's resolvers, from /etc/resolv.conf).
+    pub server: Option<SocketAddr>,
+    /// Values that must all be in the answer (none: any answer passes).
+    pub expect: Vec<String>,
 }
 
 /// A heartbeat: the application says it is alive (say, each time an M-Pesa callback arrives).

@@ -3,6 +3,7 @@
 
 pub(crate) mod certificate;
 pub(crate) mod classify;
+mod dns;
 pub(crate) mod heartbeat;
 mod http;
 mod observed;
@@ -57,6 +58,12 @@ pub enum FailureReason {
     /// The provider redirected the check elsewhere; checks never follow, so that no credential
     /// reaches another host.
     Redirect,
+    /// The name does not exist (NXDOMAIN).
+    DnsNxdomain,
+    /// The DNS server failed or refused to answer (SERVFAIL, REFUSED).
+    DnsServfail,
+    /// The answer lacks an expected value, or the name has no record of that type.
+    DnsMismatch,
     /// A heartbeat did not come within `every` + `grace`.
     HeartbeatMissed,
     /// The application reported a failed run (a heartbeat with `"outcome": "failure"`).
@@ -65,7 +72,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, for metrics that start at zero.
-    pub const ALL: [FailureReason; 14] = [
+    pub const ALL: [FailureReason; 17] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Connect,
@@ -78,6 +85,9 @@ impl FailureReason {
         FailureReason::Balance,
         FailureReason::Protocol,
         FailureReason::Redirect,
+        FailureReason::DnsNxdomain,
+        FailureReason::DnsServfail,
+        FailureReason::DnsMismatch,
         FailureReason::HeartbeatMissed,
         FailureReason::Reported,
     ];
@@ -98,6 +108,9 @@ impl FailureReason {
             FailureReason::Balance => "balance",
             FailureReason::Protocol => "protocol",
             FailureReason::Redirect => "redirect",
+            FailureReason::DnsNxdomain => "dns_nxdomain",
+            FailureReason::DnsServfail => "dns_servfail",
+            FailureReason::DnsMismatch => "dns_mismatch",
             FailureReason::HeartbeatMissed => "heartbeat_missed",
             FailureReason::Reported => "reported",
         }
@@ -254,6 +267,7 @@ impl Probe {
             Check::Smtp(check) => smtp::check(check).await,
             Check::Http(check) => http::check(&self.client, check).await,
             Check::Tcp(check) => tcp::check(check).await,
+            Check::Dns(check) => dns::check(check).await,
             Check::Heartbeat(check) => match &self.heartbeat {
                 Some(clock) => heartbeat::check(check, clock).await,
                 None => Err(ProbeError::new(

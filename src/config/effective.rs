@@ -172,7 +172,9 @@ pub fn render(config: &Config) -> String {
 fn service_table(out: &mut String, service: &ServiceConfig) {
     let policy = &service.policy;
     let (label, kind) = match &service.check {
-        Check::Http(_) | Check::Tcp(_) | Check::Heartbeat(_) => ("kind", service.check.kind()),
+        Check::Http(_) | Check::Tcp(_) | Check::Dns(_) | Check::Heartbeat(_) => {
+            ("kind", service.check.kind())
+        }
         _ => ("preset", service.check.kind()),
     };
     let _ = writeln!(out, "{label} = {}", quoted(kind));
@@ -227,6 +229,21 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
         }
         Check::Tcp(c) => {
             let _ = writeln!(out, "address = {}", quoted(&c.address));
+        }
+        Check::Dns(c) => {
+            let _ = writeln!(
+                out,
+                "name = {}\nrecord = {}",
+                quoted(&c.name),
+                quoted(c.record.as_str())
+            );
+            if let Some(server) = c.server {
+                let _ = writeln!(out, "server = {}", quoted(&server.to_string()));
+            }
+            if !c.expect.is_empty() {
+                let values: Vec<String> = c.expect.iter().map(|v| quoted(v)).collect();
+                let _ = writeln!(out, "expect = [{}]", values.join(", "));
+            }
         }
         Check::Heartbeat(c) => {
             let _ = writeln!(

@@ -33,7 +33,7 @@ fn missing(check: &Check) -> Vec<String> {
             .iter()
             .flat_map(|(username, password)| [username, password])
             .collect(),
-        Check::Http(_) | Check::Tcp(_) | Check::Heartbeat(_) => Vec::new(),
+        Check::Http(_) | Check::Tcp(_) | Check::Dns(_) | Check::Heartbeat(_) => Vec::new(),
     };
     let server = match check {
         Check::Smtp(smtp) => match &smtp.server {

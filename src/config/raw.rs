@@ -74,6 +74,9 @@ pub(crate) struct RawService {
     pub(crate) grace: Option<Spanned<String>>,
     pub(crate) ca_file: Option<Spanned<String>>,
     pub(crate) reuse_connections: Option<Spanned<bool>>,
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) record: Option<Spanned<String>>,
+    pub(crate) expect: Option<RawList>,
 
     pub(crate) notify_on: Option<RawList>,
     pub(crate) checks: Option<Spanned<String>>,
@@ -113,6 +116,9 @@ impl RawService {
             ("token", span(&self.token)),
             ("ca_file", span(&self.ca_file)),
             ("reuse_connections", span(&self.reuse_connections)),
+            ("name", span(&self.name)),
+            ("record", span(&self.record)),
+            ("expect", span(&self.expect)),
             ("grace", span(&self.grace)),
         ]
         .into_iter()

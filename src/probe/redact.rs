@@ -51,7 +51,7 @@ impl Redactor {
                 redactor.add_all(http.url.query_pairs().map(|(_, value)| value.into_owned()));
                 redactor.add_all(http.body.clone());
             }
-            Check::Tcp(_) => {}
+            Check::Tcp(_) | Check::Dns(_) => {}
             Check::Heartbeat(heartbeat) => redactor.add_all([secret_text(&heartbeat.token)]),
         }
         redactor

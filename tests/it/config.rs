@@ -200,13 +200,13 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\nkind = \"ftp\"\n",
             &[
-                "alerts.toml:2:8: unknown kind \"ftp\" (did you mean \"http\"? allowed: http, smtp, tcp, heartbeat)",
+                "alerts.toml:2:8: unknown kind \"ftp\" (did you mean \"http\"? allowed: http, smtp, tcp, dns, heartbeat)",
             ],
         ),
         (
             "[services.x]\nevery = \"30s\"\n",
             &[
-                "alerts.toml:1:1: service x needs `preset` (mpesa, pesapal, kcb, africastalking, whatsapp, smtp) or `kind` (http, smtp, tcp, heartbeat)",
+                "alerts.toml:1:1: service x needs `preset` (mpesa, pesapal, kcb, africastalking, whatsapp, smtp) or `kind` (http, smtp, tcp, dns, heartbeat)",
             ],
         ),
         (
@@ -234,6 +234,18 @@ fn each_rule_has_its_exact_error_at_its_place() {
             &[
                 "alerts.toml:3:13: bad cron schedule \"every minute\": it has 2 fields; write six fields, seconds first, and an optional year, e.g. \"0 */5 * * * *\"",
             ],
+        ),
+        (
+            "[services.d]\nkind = \"dns\"\nrecord = \"A\"\n",
+            &["alerts.toml:1:1: a dns check needs `name`: the host name to look up"],
+        ),
+        (
+            "[services.d]\nkind = \"dns\"\nname = \"x.test\"\nrecord = \"SRV\"\n",
+            &["alerts.toml:4:10: unknown record \"SRV\" (allowed: A, AAAA, CNAME, MX, TXT)"],
+        ),
+        (
+            "[services.d]\nkind = \"dns\"\nname = \"x.test\"\nserver = \"dns.google\"\n",
+            &["alerts.toml:4:10: server \"dns.google\" is not an address: write IP or IP:PORT"],
         ),
         (
             "[services.hb]\nkind = \"heartbeat\"\ntoken = \"t\"\n",

@@ -12,6 +12,7 @@ mod config;
 mod config_properties;
 mod daemon;
 mod demo;
+mod dns;
 mod hardening;
 mod heartbeat;
 mod logs;

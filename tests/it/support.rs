@@ -213,6 +213,7 @@ pub async fn send(
 
 pub mod alertmanager;
 pub mod browser;
+pub mod dns_server;
 pub mod prometheus;
 pub mod receiver;
 pub mod tls;

@@ -10,9 +10,11 @@ use super::Validator;
 use crate::breaker::Policy;
 use crate::config::raw::RawService;
 use crate::config::secret::{ExpandError, expand};
+use std::net::SocketAddr;
+
 use crate::config::{
-    AfricasTalkingCheck, Check, DEFAULT_EVERY, HeartbeatCheck, OAuthCheck, SmtpCheck, SmtpServer,
-    TcpCheck, WhatsAppCheck,
+    AfricasTalkingCheck, Check, DEFAULT_EVERY, DnsCheck, DnsRecord, HeartbeatCheck, OAuthCheck,
+    SmtpCheck, SmtpServer, TcpCheck, WhatsAppCheck,
 };
 
 const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
@@ -140,6 +142,14 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
         base_url: None,
         thresholds: (5, 10, 60),
         build: |v, raw, _, table| v.tcp(raw, table),
+    },
+    CheckKind {
+        name: "dns",
+        is_preset: false,
+        keys: &["name", "record", "server", "expect"],
+        base_url: None,
+        thresholds: (3, 5, 60),
+        build: |v, raw, _, table| v.dns(raw, table),
     },
     CheckKind {
         name: "heartbeat",
@@ -306,6 +316,62 @@ impl Validator<'_> {
             token,
             // Set once `[alerts] state_dir` is known.
             state_file: PathBuf::new(),
+        }))
+    }
+
+    fn dns(&mut self, raw: &RawService, table: Range<usize>) -> Option<Check> {
+        let Some(name) = &raw.name else {
+            self.problems.at(
+                table,
+                "a dns check needs `name`: the host name to look up, e.g. \"api.safaricom.co.ke\"",
+            );
+            return None;
+        };
+        let record = match &raw.record {
+            None => DnsRecord::A,
+            Some(record) => {
+                let allowed: Vec<&str> = DnsRecord::ALL.iter().map(|(name, _)| *name).collect();
+                let text = self.one_of("record", record, &allowed)?;
+                DnsRecord::ALL
+                    .iter()
+                    .find(|(name, _)| *name == text)
+                    .map(|(_, record)| *record)?
+            }
+        };
+        let server = match &raw.server {
+            None => None,
+            Some(server) => {
+                let text = server.get_ref();
+                let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+                    text.parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                });
+                if parsed.is_none() {
+                    self.problems.at(
+                        server.span(),
+                        format!("server \"{text}\" is not an address: write IP or IP:PORT, e.g. \"1.1.1.1\" or \"127.0.0.1:5353\""),
+                    );
+                    return None;
+                }
+                parsed
+            }
+        };
+        let expect = raw
+            .expect
+            .as_ref()
+            .map(|list| {
+                list.get_ref()
+                    .iter()
+                    .map(|value| value.get_ref().clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Check::Dns(DnsCheck {
+            name: name.get_ref().trim_end_matches('.').to_string(),
+            record,
+            server,
+            expect,
         }))
     }
 
