@@ -233,7 +233,14 @@ pub async fn start_daemon(text: &str) -> breakerd::daemon::RunningDaemon {
 
 /// GETs `path` from the daemon: status and body text.
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let response = reqwest::get(format!("http://{address}{path}"))
+    // Bounded, so a daemon that stops answering fails the test rather than hanging it.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    let response = client
+        .get(format!("http://{address}{path}"))
+        .send()
         .await
         .expect("daemon answers");
     let status = response.status().as_u16();

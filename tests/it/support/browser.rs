@@ -26,7 +26,12 @@ impl Browser {
         super::wait_until_listening(port, "chromedriver");
         let base = format!("http://127.0.0.1:{port}");
         let profile = super::scratch_dir("chromium");
-        let client = reqwest::Client::new();
+        // A stuck chromedriver (seen once when two suites ran at the same time) fails the test
+        // instead of hanging it: no WebDriver command here takes a minute.
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("WebDriver client");
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
