@@ -72,6 +72,11 @@ def source_styles():
              "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}]
 
 
+# A stat panel showing one value per service, named.
+PER_SERVICE_STAT = {"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
+                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+
+
 def panels():
     rate = "$__rate_interval"
     return [
@@ -144,8 +149,7 @@ def panels():
               unit="s", thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None},
                                                                    {"color": RED, "value": 1}]},
               color={"mode": "thresholds"},
-              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
-                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              options=PER_SERVICE_STAT,
               description="How long an open breaker still rejects calls; 0 when not open."),
         panel("timeseries", "Consecutive failures and threshold",
               [target(f"max by (service) (breakerd_consecutive_failures{{{SEL}}})", "{{service}} failures in a row", "A"),
@@ -162,8 +166,7 @@ def panels():
                                                         {"color": AMBER, "value": 300},
                                                         {"color": RED, "value": 400}]},
               color={"mode": "thresholds"},
-              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
-                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              options=PER_SERVICE_STAT,
               description="The status code of the last answer each check got; 0 when none came (not HTTP, a timeout, a refused connection)."),
         panel("timeseries", "Where checks spend their time",
               [target(f"max by (service, phase) (breakerd_probe_phase_seconds{{{SEL}}})", "{{service}} {{phase}}")],
@@ -176,8 +179,7 @@ def panels():
                                                         {"color": AMBER, "value": 3},
                                                         {"color": GREEN, "value": 14}]},
               color={"mode": "thresholds"},
-              options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name",
-                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              options=PER_SERVICE_STAT,
               description="Days until the certificate each HTTPS service presents expires (BreakerdCertificateExpiringSoon: 14 days warning, 3 critical)."),
         panel("table", "Configured thresholds",
               [target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "", "A", "table"),
