@@ -1,6 +1,7 @@
 //! The `breakerd` command line: parse flags, start logging, call into the library, turn an
 //! error into an exit code.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,15 +129,18 @@ fn colour_wanted() -> bool {
 fn check(path: &std::path::Path, print: bool) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            // Written, not printed: `breakerd check alerts.toml | head -1` closing the pipe
+            // early is not an error worth a panic.
+            let mut out = std::io::stdout().lock();
             if print {
-                print!("{}", breakerd::config::render_effective(&config));
+                let _ = write!(out, "{}", breakerd::config::render_effective(&config));
                 return ExitCode::SUCCESS;
             }
             let count = config.services.len();
             let noun = if count == 1 { "service" } else { "services" };
-            println!("{}: valid ({count} {noun})", path.display());
+            let _ = writeln!(out, "{}: valid ({count} {noun})", path.display());
             for note in breakerd::config::unset_credentials(&config) {
-                println!("note: {note}");
+                let _ = writeln!(out, "note: {note}");
             }
             ExitCode::SUCCESS
         }

@@ -94,6 +94,14 @@ pub struct Service {
 }
 
 impl Service {
+    /// The slow-call threshold in force (kept current across reloads), if any.
+    pub fn slow_call(&self) -> Option<Duration> {
+        match self.slow_call_ms.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(Duration::from_millis(millis)),
+        }
+    }
+
     /// Builds the breaker (with the outcome hook that feeds metrics and the slow-call log),
     /// the probe and the metric handles of `config`.
     pub fn new(

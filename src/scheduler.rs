@@ -293,7 +293,7 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         tls: seen.certificate,
         phases: seen.phases,
     };
-    let slow_call = service.breaker.policy().slow_call_duration;
+    let slow_call = service.slow_call();
     let took = started.elapsed();
     if let Some(slow_call) = slow_call
         && outcome != Outcome::Rejected

@@ -66,35 +66,23 @@ impl IntoResponse for ApiError {
                 json!({ "error": message }),
             ),
             ApiError::Unauthorized => {
-                let body = json!({ "error": "admin route: send the admin token as `Authorization: Bearer <token>`" });
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    Json(body),
-                )
-                    .into_response();
+                return bearer_challenge(
+                    "admin route: send the admin token as `Authorization: Bearer <token>`",
+                );
             }
             ApiError::ReportsDisabled(service) => (
                 StatusCode::FORBIDDEN,
                 json!({ "error": format!("outcome reports for {service} are off: set report_token on the service or server.report_token to turn them on") }),
             ),
             ApiError::WrongReportToken => {
-                let body = json!({ "error": "outcome reports: send the report token as `Authorization: Bearer <token>` (the admin token does not work here)" });
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    Json(body),
-                )
-                    .into_response();
+                return bearer_challenge(
+                    "outcome reports: send the report token as `Authorization: Bearer <token>` (the admin token does not work here)",
+                );
             }
             ApiError::WrongHeartbeatToken => {
-                let body = json!({ "error": "heartbeat: send the service's token as `Authorization: Bearer <token>` or `?token=`" });
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    Json(body),
-                )
-                    .into_response();
+                return bearer_challenge(
+                    "heartbeat: send the service's token as `Authorization: Bearer <token>` or `?token=`",
+                );
             }
             ApiError::AdminDisabled => (
                 StatusCode::FORBIDDEN,
@@ -143,4 +131,14 @@ impl From<JsonRejection> for ApiError {
             _ => ApiError::BadRequest(format!("malformed JSON body: {}", rejection.body_text())),
         }
     }
+}
+
+/// A 401 that says which token to send, with the `WWW-Authenticate: Bearer` challenge.
+fn bearer_challenge(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": message })),
+    )
+        .into_response()
 }

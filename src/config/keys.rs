@@ -71,18 +71,26 @@ fn service_keys(problems: &mut Problems<'_>, name: &str, table: &DeTable<'_>) {
             let name = table.get(*key)?.get_ref().as_str()?;
             kinds::find(name, *is_preset)
         });
+    let known = fields_of::<RawService>();
+    let unknown_keys: Vec<_> = table
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| !known.contains(&key.get_ref().as_ref()))
+        .collect();
+    if unknown_keys.is_empty() {
+        return;
+    }
+    // Suggestions come from what this service takes: the common keys and its kind's own.
     let every_check_key: Vec<&str> = kinds::every_check_key().collect();
-    let own: Vec<&str> = fields_of::<RawService>()
+    let own: Vec<&str> = known
         .iter()
         .copied()
         .filter(|key| !every_check_key.contains(key))
         .chain(kind.map_or(&[][..], |kind| kind.keys).iter().copied())
         .collect();
     let place = format!("[services.{name}]");
-    for (key, _) in table {
-        if !fields_of::<RawService>().contains(&key.get_ref().as_ref()) {
-            unknown(problems, key, &place, &own, kind);
-        }
+    for key in unknown_keys {
+        unknown(problems, key, &place, &own, kind);
     }
 }
 
