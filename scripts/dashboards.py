@@ -171,7 +171,7 @@ def panels():
         panel("timeseries", "Where checks spend their time",
               [target(f"max by (service, phase) (breakerd_probe_phase_seconds{{{SEL}}})", "{{service}} {{phase}}")],
               unit="s", custom={"drawStyle": "bars", "stacking": {"mode": "normal"}},
-              description="The last HTTP check of each service by phase: dns, connect (TCP and TLS), first_byte (the server), body."),
+              description="The last HTTP check of each service by phase: dns, connect (TCP), tls (the handshake), first_byte (the request and the server's time), body."),
         panel("stat", "TLS certificate expiry",
               [target(f"(min by (service) (breakerd_tls_cert_not_after_timestamp_seconds{{{SEL}}}) - time()) / 86400")],
               unit="d",
@@ -180,7 +180,12 @@ def panels():
                                                         {"color": GREEN, "value": 14}]},
               color={"mode": "thresholds"},
               options=PER_SERVICE_STAT,
-              description="Days until the certificate each HTTPS service presents expires (BreakerdCertificateExpiringSoon: 14 days warning, 3 critical)."),
+              description="Days until the first certificate in the chain each HTTPS service presents expires (BreakerdCertificateExpiringSoon: 14 days warning, 3 critical)."),
+        panel("stat", "Since the last heartbeat",
+              [target(f"time() - max by (service) (breakerd_heartbeat_last_timestamp_seconds{{{SEL}}})")],
+              unit="s",
+              options=PER_SERVICE_STAT,
+              description="How long ago each heartbeat service was last told its event happened (POST /api/v1/heartbeat/<service>); the check fails once this passes every + grace."),
         panel("table", "Configured thresholds",
               [target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "", "A", "table"),
                target(f"max by (service) (breakerd_timeout_seconds{{{SEL}}})", "", "B", "table"),
@@ -250,9 +255,9 @@ def dashboard(uid, title, description, multi, items):
 
 def main():
     overview = layout(panels(), [(8, 6), (16, 6), (12, 8), (12, 8), (12, 8), (12, 8), (8, 7), (8, 7), (8, 7),
-                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     drill = layout(panels(), [(6, 5), (18, 5), (12, 8), (12, 8), (12, 9), (12, 9), (8, 7), (8, 7), (8, 7),
-                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     outputs = {
         "breakerd-overview.json": dashboard("breakerd-overview", "breakerd / Overview",
                                             "Every breaker, check and alert channel at a glance.", True, overview),

@@ -180,13 +180,13 @@ pub struct ServiceConfig {
     pub reuse_connections: bool,
 }
 
-/// PEM certificates read from a `ca_file`.
+/// The certificates read from a `ca_file` (PEM).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaBundle {
     /// The file, as configured.
     pub path: String,
-    /// Its PEM text (checked to hold at least one certificate).
-    pub pem: String,
+    /// Its certificates, DER (at least one).
+    pub certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// When a service's scheduled checks run.
@@ -516,6 +516,8 @@ pub struct SmtpCheck {
     pub tls: SmtpTls,
     /// AUTH user and password, when the server needs them.
     pub credentials: Option<(Credential, Credential)>,
+    /// Certificate authorities trusted besides the system's (the service's `ca_file`).
+    pub ca: Option<CaBundle>,
 }
 
 /// A generic HTTP check.

@@ -12,6 +12,7 @@ mod presets;
 mod redact;
 mod smtp;
 mod tcp;
+mod tls;
 
 use std::fmt;
 use std::sync::{Arc, Once};
@@ -23,7 +24,7 @@ use crate::config::{Check, Credential, Secret};
 
 pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
-pub use http::HttpClient;
+pub use http::{ClientError, HttpClient};
 pub use observed::Observed;
 pub use phases::Phases;
 pub(crate) use redact::Redactor;

@@ -393,8 +393,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn client_for(config: &ServiceConfig, shared: HttpClient) -> HttpClient {
     let client = match &config.ca {
         None => shared,
-        Some(ca) => HttpClient::trusting(&ca.pem).unwrap_or_else(|failure| {
-            // Validation parsed the file; should reqwest still refuse it, say so and go on.
+        Some(ca) => HttpClient::trusting(ca.certificates.clone()).unwrap_or_else(|failure| {
+            // Validation parsed the file; should TLS still refuse it, say so and go on.
             tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
             shared
         }),

@@ -302,7 +302,7 @@ pub(crate) fn write_service_families(
     w.family(
         "breakerd_probe_phase_seconds",
         Kind::Gauge,
-        "Where the last HTTP check's time went: dns, connect (TCP and TLS), first_byte, body; 0 for a reused connection's dns and connect, and for checks that are not HTTP.",
+        "Where the last HTTP check's time went: dns, connect (TCP), tls (the handshake), first_byte, body; 0 for a reused connection's dns, connect and tls, and for checks that are not HTTP.",
     );
     for service in services {
         for (phase, seconds) in super::service::PHASES.iter().zip(service.phases()) {

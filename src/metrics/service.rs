@@ -15,7 +15,7 @@ use crate::breaker::{CallTag, Outcome, State};
 use crate::probe::FailureReason;
 
 /// The `phase` label values of `breakerd_probe_phase_seconds`, in order.
-pub(crate) const PHASES: [&str; 4] = ["dns", "connect", "first_byte", "body"];
+pub(crate) const PHASES: [&str; 5] = crate::probe::Phases::LABELS;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -92,7 +92,7 @@ pub(crate) struct ServiceSeries {
     probe_http_status: Gauge,
     /// The end of the validity of the last certificate a check saw (0: none seen).
     tls_not_after: FloatGauge,
-    /// The phases of the last HTTP check: dns, connect, first_byte, body.
+    /// The phases of the last HTTP check: dns, connect, tls, first_byte, body.
     phases: [FloatGauge; PHASES.len()],
     /// Whether the service is a heartbeat (its last beat is exported).
     is_heartbeat: AtomicBool,
@@ -328,7 +328,7 @@ impl ServiceMetrics {
 
     /// Records where the last HTTP check's time went.
     pub fn probe_phases(&self, phases: &crate::probe::Phases) {
-        for (gauge, (_, took)) in self.series.phases.iter().zip(phases.labelled()) {
+        for (gauge, took) in self.series.phases.iter().zip(phases.durations()) {
             gauge.set(took.as_secs_f64());
         }
     }

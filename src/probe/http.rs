@@ -6,7 +6,7 @@ use std::fmt;
 use reqwest::{Method, StatusCode};
 
 use super::classify::http_error;
-use super::{FailureReason, ProbeError, ProbeSuccess, install_crypto_provider};
+use super::{FailureReason, ProbeError, ProbeSuccess};
 use crate::config::{HttpCheck, Url};
 
 /// The most of an answer body a check reads; the rest is ignored.
@@ -24,27 +24,24 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// Builds the clients; requests keep connections (alerts, `reuse_connections = true`).
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Self::with_roots(Ok)
+    pub fn new() -> Result<Self, ClientError> {
+        Self::with_roots(Vec::new())
     }
 
-    /// Clients that also trust the certificate authorities in `pem` (a service's `ca_file`),
+    /// Clients that also trust the certificate authorities `roots` (a service's `ca_file`),
     /// with their own connections.
-    pub fn trusting(pem: &str) -> Result<Self, reqwest::Error> {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())?;
-        Self::with_roots(|mut builder| {
-            for certificate in &certificates {
-                builder = builder.add_root_certificate(certificate.clone());
-            }
-            Ok(builder)
-        })
+    pub fn trusting(
+        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Self, ClientError> {
+        Self::with_roots(roots)
     }
 
     fn with_roots(
-        roots: impl Fn(reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, reqwest::Error>,
-    ) -> Result<Self, reqwest::Error> {
-        let client = roots(Self::builder())?.build()?;
-        let fresh = roots(Self::builder().pool_max_idle_per_host(0))?.build()?;
+        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Self, ClientError> {
+        let tls = super::tls::client_config(roots)?;
+        let client = Self::builder(tls.clone()).build()?;
+        let fresh = Self::builder(tls).pool_max_idle_per_host(0).build()?;
         Ok(Self { client, fresh })
     }
 
@@ -57,17 +54,15 @@ impl HttpClient {
         }
     }
 
-    fn builder() -> reqwest::ClientBuilder {
-        install_crypto_provider();
+    fn builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("breakerd/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(4)
             // Credentials travel in headers, bodies and query strings that reqwest would carry
             // to wherever a redirect points: follow none, and send no Referer.
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
-            // The server's certificate, for its expiry, issuer and subject.
-            .tls_info(true)
             // Lookups and new connections time themselves, for the phases of a check.
             .dns_resolver(std::sync::Arc::new(super::phases::TimedResolver))
             .connector_layer(super::phases::TimedConnect)
@@ -78,6 +73,17 @@ impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("HttpClient")
     }
+}
+
+/// Why the HTTP clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS settings (e.g. a trusted root rustls cannot use).
+    #[error("TLS settings: {0}")]
+    Tls(#[from] rustls::Error),
+    /// reqwest's own settings.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
 }
 
 /// An answer as the judges see it.
@@ -138,14 +144,6 @@ pub(crate) async fn send(
     let until_headers = sent.elapsed();
     let status = response.status();
     super::observed::http_status(status.as_u16());
-    if let Some(info) = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(reqwest::tls::TlsInfo::peer_certificate)
-        .and_then(super::certificate::parse)
-    {
-        super::observed::certificate(info);
-    }
     let redirect_to = status
         .is_redirection()
         .then(|| response.headers().get(reqwest::header::LOCATION))

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::CertificateInfo;
 use super::phases::Phases;
 
@@ -24,6 +26,10 @@ pub struct Observed {
     /// resolver's); the sender turns them into phases.
     pub(crate) dns: Duration,
     pub(crate) connect_total: Duration,
+    /// The TLS handshakes' share of `connect_total`.
+    pub(crate) tls: Duration,
+    /// When the handshake of the connection being opened began.
+    pub(crate) tls_started: Option<Instant>,
 }
 
 tokio::task_local! {
@@ -66,9 +72,19 @@ pub(crate) fn dns(took: Duration) {
     with(|observed| observed.dns += took);
 }
 
-/// Records a new connection's time (its lookup included).
-pub(crate) fn connect(took: Duration) {
-    with(|observed| observed.connect_total += took);
+/// Records that a TLS handshake begins (the TCP connection is up).
+pub(crate) fn tls_started() {
+    with(|observed| observed.tls_started = Some(Instant::now()));
+}
+
+/// Records a new connection opened since `started` (its lookup and handshake included).
+pub(crate) fn connected(started: Instant) {
+    with(|observed| {
+        observed.connect_total += started.elapsed();
+        if let Some(handshake) = observed.tls_started.take() {
+            observed.tls += handshake.elapsed();
+        }
+    });
 }
 
 /// Records an HTTP exchange: from send to headers, and the body; the connection's share of the
@@ -78,11 +94,15 @@ pub(crate) fn exchange(until_headers: Duration, body: Duration) {
         let connect_total = observed.connect_total.max(observed.dns);
         observed.phases = Some(Phases {
             dns: observed.dns,
-            connect: connect_total - observed.dns,
+            connect: connect_total
+                .saturating_sub(observed.dns)
+                .saturating_sub(observed.tls),
+            tls: observed.tls,
             first_byte: until_headers.saturating_sub(connect_total),
             body,
         });
         observed.dns = Duration::ZERO;
         observed.connect_total = Duration::ZERO;
+        observed.tls = Duration::ZERO;
     });
 }

@@ -1,6 +1,6 @@
-//! Where a check's time goes: DNS (a resolver that times itself), connect (a layer around
-//! reqwest's connector: TCP and, for HTTPS, the TLS handshake), first byte and body (timed by
-//! the sender). Each part reports into the run's observation slot; a reused connection reports
+//! Where a check's time goes: DNS (a resolver that times itself), connect and TLS (a layer
+//! around reqwest's connector, split where the handshake begins — see `tls`), first byte and
+//! body (timed by the sender). Each part reports into the run's observation slot; a reused connection reports
 //! no DNS and no connect.
 
 use std::future::Future;
@@ -18,8 +18,10 @@ use super::observed;
 pub struct Phases {
     /// Resolving the host name (0: an address, or a reused connection).
     pub dns: Duration,
-    /// Opening the connection: TCP, and the TLS handshake for HTTPS (0: reused).
+    /// Opening the TCP connection (0: reused).
     pub connect: Duration,
+    /// The TLS handshake, for HTTPS (0: plain HTTP, or reused).
+    pub tls: Duration,
     /// From the request sent to the answer's headers: the server's time.
     pub first_byte: Duration,
     /// Reading the answer's body.
@@ -27,22 +29,21 @@ pub struct Phases {
 }
 
 impl Phases {
-    /// `(label, duration)` for each phase, in order, as the metric labels them.
-    pub fn labelled(&self) -> [(&'static str, Duration); 4] {
-        [
-            ("dns", self.dns),
-            ("connect", self.connect),
-            ("first_byte", self.first_byte),
-            ("body", self.body),
-        ]
+    /// The phases' names, in order, as the metric labels them.
+    pub const LABELS: [&'static str; 5] = ["dns", "connect", "tls", "first_byte", "body"];
+
+    /// Each phase's duration, in the order of [`LABELS`](Self::LABELS).
+    pub fn durations(&self) -> [Duration; 5] {
+        [self.dns, self.connect, self.tls, self.first_byte, self.body]
     }
 
-    /// `dns 2, connect 40, first byte 1100, body 3` (milliseconds), for log lines.
+    /// `dns 2, connect 40, tls 310, first byte 1100, body 3` (milliseconds), for log lines.
     pub fn words(&self) -> String {
         format!(
-            "dns {}, connect {}, first byte {}, body {}",
+            "dns {}, connect {}, tls {}, first byte {}, body {}",
             self.dns.as_millis(),
             self.connect.as_millis(),
+            self.tls.as_millis(),
             self.first_byte.as_millis(),
             self.body.as_millis()
         )
@@ -52,10 +53,11 @@ impl Phases {
 impl Serialize for Phases {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let mut out = serializer.serialize_struct("Phases", 4)?;
+        let mut out = serializer.serialize_struct("Phases", 5)?;
         let ms = |duration: Duration| crate::observe::log_ms(duration.as_secs_f64() * 1000.0);
         out.serialize_field("dnsMs", &ms(self.dns))?;
         out.serialize_field("connectMs", &ms(self.connect))?;
+        out.serialize_field("tlsMs", &ms(self.tls))?;
         out.serialize_field("firstByteMs", &ms(self.first_byte))?;
         out.serialize_field("bodyMs", &ms(self.body))?;
         out.end()
@@ -112,7 +114,7 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let connected = connecting.await;
-            observed::connect(started.elapsed());
+            observed::connected(started);
             connected
         })
     }

@@ -189,6 +189,7 @@ mod tests {
                 Credential::Set(Secret::new("alerts@example.com")),
                 Credential::Set(Secret::new("hunter22")),
             )),
+            ca: None,
         });
         let redactor = Redactor::of(&check);
         let plain = base64(b"\0alerts@example.com\0hunter22");

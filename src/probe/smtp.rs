@@ -27,8 +27,17 @@ pub(crate) fn transport(
     let tls = match check.tls {
         SmtpTls::None => Tls::None,
         SmtpTls::StartTls | SmtpTls::Tls => {
-            let parameters = TlsParameters::new(host.to_string())
-                .map_err(|error| ProbeError::new(FailureReason::Tls, format!("{host}: {error}")))?;
+            let tls_error = |error: lettre::transport::smtp::Error| {
+                ProbeError::new(FailureReason::Tls, format!("{host}: {error}"))
+            };
+            let mut parameters = TlsParameters::builder(host.to_string());
+            for certificate in check.ca.iter().flat_map(|ca| &ca.certificates) {
+                parameters = parameters.add_root_certificate(
+                    lettre::transport::smtp::client::Certificate::from_der(certificate.to_vec())
+                        .map_err(tls_error)?,
+                );
+            }
+            let parameters = parameters.build_rustls().map_err(tls_error)?;
             if check.tls == SmtpTls::Tls {
                 Tls::Wrapper(parameters)
             } else {

@@ -83,11 +83,111 @@ async fn certificates_are_read_expired_and_untrusted_ones_fail_as_tls() {
     let (reason, detail) = failure("untrusted").await;
     assert_eq!(reason, "tls", "{detail}");
     assert!(detail.contains("not trusted"), "{detail}");
+    // What was presented is shown even when it fails: the expired date, the stranger's issuer.
     let (_, text) = http_get(address, "/metrics").await;
-    assert!(
-        !text.contains("breakerd_tls_cert_not_after_timestamp_seconds{service=\"untrusted\"}"),
-        "no expiry without a trusted handshake"
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_tls_cert_not_after_timestamp_seconds{service=\"expired\"}"
+        ),
+        Some(expired.not_after.unix_timestamp() as f64)
     );
+    assert_eq!(
+        sample(
+            &text,
+            "breakerd_tls_cert_not_after_timestamp_seconds{service=\"untrusted\"}"
+        ),
+        Some(stranger.not_after.unix_timestamp() as f64)
+    );
+    let stats = get_json(address, "/api/v1/circuit-breakers/untrusted").await;
+    assert_eq!(
+        stats["lastCheck"]["tls"]["issuer"], "CN=someone else",
+        "{stats}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_earliest_expiry_in_the_chain_counts_and_the_handshake_is_its_own_phase() {
+    let root = Authority::new("breakerd test root");
+    let ca_file = scratch_dir("ca-chain").join("ca.pem");
+    std::fs::write(&ca_file, root.pem()).unwrap();
+    // The intermediate lapses long before the server's own certificate.
+    let soon = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        + time::Duration::days(5);
+    let intermediate = root.intermediate("breakerd test intermediate", soon);
+    let server = TlsServer::start(&intermediate, "chain.test", time::Duration::days(60)).await;
+    let daemon = start_daemon(&format!(
+        "{}{}reuse_connections = true\n",
+        service("fresh", &server, Some(&ca_file)),
+        service("pooled", &server, Some(&ca_file)),
+    ))
+    .await;
+    let address = daemon.address();
+    let expected = Some(soon.unix_timestamp() as f64);
+    let metric = |name: String| async move {
+        let (_, text) = http_get(address, "/metrics").await;
+        sample(&text, &name)
+    };
+    let expiry = |service: &str| {
+        format!("breakerd_tls_cert_not_after_timestamp_seconds{{service=\"{service}\"}}")
+    };
+    eventually(10, "both services have checked three times", || async {
+        let fresh = get_json(address, "/api/v1/circuit-breakers/fresh").await;
+        let pooled = get_json(address, "/api/v1/circuit-breakers/pooled").await;
+        fresh["successCount"].as_u64() >= Some(3) && pooled["successCount"].as_u64() >= Some(3)
+    })
+    .await;
+    assert_eq!(metric(expiry("fresh")).await, expected);
+    // A reused connection shows no certificate; the last reading stays.
+    assert_eq!(metric(expiry("pooled")).await, expected);
+    let stats = get_json(address, "/api/v1/circuit-breakers/fresh").await;
+    let check = &stats["lastCheck"];
+    assert_eq!(check["tls"]["subject"], "CN=chain.test", "{stats}");
+    assert_eq!(check["tls"]["issuer"], "CN=breakerd test intermediate");
+    assert!(check["phases"]["tlsMs"].as_f64() > Some(0.0), "{stats}");
+    assert!(check["phases"]["connectMs"].as_f64() > Some(0.0), "{stats}");
+    let tls =
+        metric("breakerd_probe_phase_seconds{service=\"fresh\",phase=\"tls\"}".to_string()).await;
+    assert!(tls > Some(0.0), "{tls:?}");
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_checks_trust_their_ca_file() {
+    let authority = Authority::new("breakerd mail CA");
+    let dir = scratch_dir("smtps");
+    let (certificate, key) = authority.issue_files("mail.test", &dir);
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, authority.pem()).unwrap();
+    let server = crate::support::smtp_server::SmtpServer::start_smtps(&certificate, &key);
+    let service = |name: &str, extra: &str| {
+        format!(
+            "[services.{name}]\nkind = \"smtp\"\nserver = \"127.0.0.1:{}\"\ntls = \"tls\"\nevery = \"100ms\"\nfailure_threshold = 100\n{extra}",
+            server.port
+        )
+    };
+    let daemon = start_daemon(&format!(
+        "{}{}",
+        service("trusted", &format!("ca_file = \"{}\"\n", ca_file.display())),
+        service("stranger", "")
+    ))
+    .await;
+    let address = daemon.address();
+    let last = |service: &'static str| async move {
+        get_json(address, &format!("/api/v1/circuit-breakers/{service}")).await["lastCheck"].clone()
+    };
+    eventually(10, "both SMTP services have checked", || async {
+        last("trusted").await["outcome"].is_string()
+            && last("stranger").await["outcome"].is_string()
+    })
+    .await;
+    let trusted = last("trusted").await;
+    assert_eq!(trusted["outcome"], "success", "{trusted}");
+    let stranger = last("stranger").await;
+    assert_eq!(stranger["reason"], "tls", "{stranger}");
     daemon.shutdown().await.expect("clean shutdown");
 }
 

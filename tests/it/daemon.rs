@@ -465,6 +465,11 @@ async fn checks_open_a_fresh_connection_and_say_where_their_time_went() {
     assert!(phase("fresh", "dns").await > 0.0, "a fresh check resolves");
     assert!(phase("fresh", "connect").await > 0.0, "and connects");
     assert!(phase("fresh", "first_byte").await > 0.0);
+    assert_eq!(
+        phase("fresh", "tls").await,
+        0.0,
+        "plain HTTP has no handshake"
+    );
     eventually(
         5,
         "the pooled service's last check reused its connection",
@@ -473,7 +478,7 @@ async fn checks_open_a_fresh_connection_and_say_where_their_time_went() {
     .await;
     let stats = get_json(address, "/api/v1/circuit-breakers/fresh").await;
     let phases = &stats["lastCheck"]["phases"];
-    for key in ["dnsMs", "connectMs", "firstByteMs", "bodyMs"] {
+    for key in ["dnsMs", "connectMs", "tlsMs", "firstByteMs", "bodyMs"] {
         assert!(phases[key].is_number(), "{key} in {stats}");
     }
     assert!(phases["connectMs"].as_f64() > Some(0.0), "{stats}");

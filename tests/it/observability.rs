@@ -256,6 +256,7 @@ fn config_with_alerts(fake: &FakeProvider, receiver: &Receiver, tls: &Https) -> 
         "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
          every = \"200ms\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\n\
          [services.internal]\nkind = \"http\"\nurl = \"{}\"\nca_file = \"{}\"\nevery = \"200ms\"\n\
+         [services.callbacks]\nkind = \"heartbeat\"\nevery = \"30m\"\ntoken = \"beat-token\"\n\
          [alerts]\nstate_dir = \"{}\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
         fake.url(),
         tls.server.url(),
@@ -285,6 +286,12 @@ async fn every_query_names_only_exported_metrics() {
     let receiver = Receiver::start(&[]).await;
     let tls = https().await;
     let daemon = start_daemon(&config_with_alerts(&fake, &receiver, &tls)).await;
+    // The certificate series appear once the HTTPS check has run.
+    eventually(10, "the HTTPS check has read its certificate", || async {
+        let (_, exposition) = http_get(daemon.address(), "/metrics").await;
+        exposition.contains("breakerd_tls_cert_not_after_timestamp_seconds{")
+    })
+    .await;
     let (_, exposition) = http_get(daemon.address(), "/metrics").await;
     let exported: BTreeSet<String> = exposition
         .lines()

@@ -158,6 +158,7 @@ impl Validator<'_> {
                     server: SmtpServer::Address { host, port },
                     tls,
                     credentials,
+                    ca: None,
                 },
                 from: email.from.get_ref().clone(),
                 to,

@@ -102,7 +102,7 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
     CheckKind {
         name: "smtp",
         is_preset: true,
-        keys: &["server", "tls", "username", "password"],
+        keys: &["server", "tls", "username", "password", "ca_file"],
         base_url: None,
         thresholds: (5, 15, 60),
         build: |v, raw, _, table| v.smtp(raw, table),
@@ -130,7 +130,7 @@ pub(crate) const CHECK_KINDS: &[CheckKind] = &[
     CheckKind {
         name: "smtp",
         is_preset: false,
-        keys: &["server", "tls", "username", "password"],
+        keys: &["server", "tls", "username", "password", "ca_file"],
         base_url: None,
         thresholds: (5, 15, 60),
         build: |v, raw, _, table| v.smtp(raw, table),
@@ -277,6 +277,7 @@ impl Validator<'_> {
             server,
             tls: self.tls(raw.tls.as_ref())?,
             credentials,
+            ca: None,
         }))
     }
 

@@ -288,7 +288,7 @@ impl Validator<'_> {
         }
         let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
-        let check = kind.build(self, &raw, table_span);
+        let mut check = kind.build(self, &raw, table_span);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
         }
@@ -313,6 +313,9 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|token| self.secret("report_token", token));
         let ca = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
+        if let Some(Check::Smtp(smtp)) = &mut check {
+            smtp.ca = ca.clone();
+        }
         if self.problems_len() != before {
             return None;
         }
@@ -354,8 +357,13 @@ impl Validator<'_> {
                 return None;
             }
         };
-        match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
-            Ok(certificates) if !certificates.is_empty() => Some(CaBundle { path, pem }),
+        use rustls::pki_types::pem::PemObject as _;
+        let certificates =
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+        match certificates {
+            Ok(certificates) if !Vec::is_empty(&certificates) => {
+                Some(CaBundle { path, certificates })
+            }
             _ => {
                 self.problems.at(
                     file.span(),

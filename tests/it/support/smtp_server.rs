@@ -14,6 +14,20 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// An SMTPS server (TLS from the first byte) presenting `certificate` (PEM files).
+    pub fn start_smtps(certificate: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::start_with(&[
+            "--smtpscert".as_ref(),
+            certificate.as_os_str(),
+            "--smtpskey".as_ref(),
+            key.as_os_str(),
+        ])
+    }
+
+    fn start_with(extra: &[&std::ffi::OsStr]) -> Self {
         let port = super::closed_port();
         let mailbox = super::scratch_dir("mailbox").join("maildir");
         let child = Command::new("/usr/bin/python3")
@@ -26,6 +40,7 @@ impl SmtpServer {
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
             ])
+            .args(extra)
             .arg(&mailbox)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -13,6 +13,9 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 pub struct Authority {
     certificate: rcgen::Certificate,
     key: KeyPair,
+    /// What a server it signed for presents after its own certificate: the intermediates up
+    /// to (not including) the root.
+    chain: Vec<CertificateDer<'static>>,
 }
 
 impl Authority {
@@ -22,12 +25,57 @@ impl Authority {
         params.distinguished_name.push(DnType::CommonName, name);
         let key = KeyPair::generate().unwrap();
         let certificate = params.self_signed(&key).unwrap();
-        Self { certificate, key }
+        Self {
+            certificate,
+            key,
+            chain: Vec::new(),
+        }
+    }
+
+    /// An intermediate CA signed by `self`, valid until `not_after`.
+    pub fn intermediate(&self, name: &str, not_after: time::OffsetDateTime) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.not_before =
+            not_after.min(time::OffsetDateTime::now_utc()) - time::Duration::days(30);
+        params.not_after = not_after;
+        let key = KeyPair::generate().unwrap();
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .unwrap();
+        let mut chain = vec![certificate.der().clone()];
+        chain.extend(self.chain.iter().cloned());
+        Self {
+            certificate,
+            key,
+            chain,
+        }
     }
 
     /// The CA certificate as PEM, for a `ca_file`.
     pub fn pem(&self) -> String {
         self.certificate.pem()
+    }
+
+    /// A server certificate for 127.0.0.1 named `name`, valid for 30 days, and its key, as PEM
+    /// files in `dir` (for servers that read files).
+    pub fn issue_files(
+        &self,
+        name: &str,
+        dir: &std::path::Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let now = time::OffsetDateTime::now_utc();
+        let (certificate, key) = self.issue(
+            name,
+            now - time::Duration::days(1),
+            now + time::Duration::days(30),
+        );
+        let certificate_path = dir.join(format!("{name}.crt"));
+        let key_path = dir.join(format!("{name}.key"));
+        std::fs::write(&certificate_path, certificate.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (certificate_path, key_path)
     }
 
     /// A server certificate for 127.0.0.1 named `name`, valid from `not_before` to `not_after`.
@@ -37,6 +85,19 @@ impl Authority {
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
     ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let (certificate, key) = self.issue(name, not_before, not_after);
+        (
+            certificate.der().clone(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> (rcgen::Certificate, KeyPair) {
         let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
         params
             .subject_alt_names
@@ -48,10 +109,7 @@ impl Authority {
         let certificate = params
             .signed_by(&key, &self.certificate, &self.key)
             .unwrap();
-        (
-            certificate.der().clone(),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
+        (certificate, key)
     }
 }
 
@@ -77,7 +135,12 @@ impl TlsServer {
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![certificate], key)
+            .with_single_cert(
+                std::iter::once(certificate)
+                    .chain(authority.chain.iter().cloned())
+                    .collect(),
+                key,
+            )
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,122 @@
+//! The TLS settings HTTP checks connect with: the platform's trusted roots (plus a service's
+//! `ca_file`), no session resumption (so every new connection shows and verifies the server's
+//! certificate), and two observers reporting into the run's observation slot: the handshake's
+//! start, which splits the `tls` phase from TCP's `connect`, and the chain the server
+//! presented, for its earliest expiry.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionStore, Resumption, Tls12ClientSessionValue};
+use rustls::client::{Tls12Resumption, Tls13ClientSessionValue};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureScheme};
+
+use super::observed;
+
+/// A client configuration for checks, trusting the platform's roots and `extra_roots`.
+pub(crate) fn client_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    super::install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let platform =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainReader(platform)))
+        .with_no_client_auth();
+    config.resumption =
+        Resumption::store(Arc::new(HandshakeStart)).tls12_resumption(Tls12Resumption::Disabled);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The platform's verifier, reading the presented chain first: the leaf's issuer and subject,
+/// and the earliest expiry of any certificate in it (recorded before verifying, so an
+/// expired or untrusted chain is seen too).
+#[derive(Debug)]
+struct ChainReader(rustls_platform_verifier::Verifier);
+
+impl ServerCertVerifier for ChainReader {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(mut leaf) = super::certificate::parse(end_entity) {
+            let earliest = intermediates
+                .iter()
+                .filter_map(|certificate| super::certificate::parse(certificate))
+                .map(|certificate| certificate.not_after)
+                .min();
+            if let Some(earliest) = earliest {
+                leaf.not_after = leaf.not_after.min(earliest);
+            }
+            observed::certificate(leaf);
+        }
+        self.0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.0.root_hint_subjects()
+    }
+}
+
+/// A session store that keeps nothing: rustls asks it for a key-exchange hint as the first
+/// step of every handshake, which marks where TCP's part of the connection ends and TLS's
+/// begins.
+#[derive(Debug)]
+struct HandshakeStart;
+
+impl ClientSessionStore for HandshakeStart {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: NamedGroup) {}
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        observed::tls_started();
+        None
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, _: Tls12ClientSessionValue) {}
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        None
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, _: Tls13ClientSessionValue) {}
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        None
+    }
+}
