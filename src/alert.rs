@@ -11,6 +11,8 @@ mod failure;
 mod notification;
 mod outage;
 mod outbox;
+mod quiet;
+mod silences;
 mod stage;
 mod store;
 mod webhook;
@@ -22,6 +24,11 @@ pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF};
 pub use notification::{Notification, NotificationKind, OutageInfo};
 pub use outage::Outage;
 pub(crate) use outage::in_outage;
+pub use quiet::{Hold, QuietView};
+pub use silences::{
+    MAX_COMMENT_CHARS, MAX_SILENCE, MAX_SILENCES, NewSilence, Silence, SilenceError,
+};
+pub use stage::Silencer;
 pub(crate) use stage::{AlertStage, Restored, StageEvent};
 pub use webhook::{SIGNATURE_HEADER, sign};
 
@@ -32,6 +39,30 @@ use outbox::Outbox;
 /// Every service's current outage, or the last one that ended: what the Alertmanager channels
 /// and the API read.
 pub type OutageView = BTreeMap<String, Arc<Outage>>;
+
+/// What the alert stage publishes for the API, and the way to its silences.
+#[derive(Clone, Debug)]
+pub struct AlertFeeds {
+    /// Every service's outage.
+    pub outages: tokio::sync::watch::Receiver<Arc<OutageView>>,
+    /// Which services' pages are held, and the active silences.
+    pub quiet: tokio::sync::watch::Receiver<Arc<QuietView>>,
+    /// Makes and ends silences; `None` without a stage (fixed test setups).
+    pub silencer: Option<Silencer>,
+}
+
+impl AlertFeeds {
+    /// Feeds that never change: no outages, nothing held, no silences.
+    pub fn fixed() -> Self {
+        let (_, outages) = tokio::sync::watch::channel(Arc::default());
+        let (_, quiet) = tokio::sync::watch::channel(Arc::default());
+        Self {
+            outages,
+            quiet,
+            silencer: None,
+        }
+    }
+}
 
 /// What the stage and the delivery tasks share.
 #[derive(Debug)]

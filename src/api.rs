@@ -10,6 +10,7 @@ mod heartbeat;
 mod liveness;
 mod outcomes;
 mod runbook;
+mod silences;
 mod status;
 mod token;
 
@@ -21,7 +22,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
 pub use error::ApiError;
@@ -30,7 +31,7 @@ pub use status::MAX_STREAM_CLIENTS;
 
 use tokio::sync::watch;
 
-use crate::alert::OutageView;
+use crate::alert::{AlertFeeds, OutageView, QuietView};
 use crate::breaker::Breaker;
 use crate::config::Secret;
 use crate::history::History;
@@ -62,8 +63,8 @@ pub struct Published {
 pub struct Shared {
     /// The services and the admin token, as last published.
     published: watch::Receiver<Arc<Published>>,
-    /// Every service's outage, as the alert stage books them.
-    outages: watch::Receiver<Arc<OutageView>>,
+    /// What the alert stage publishes: outages, holds, silences; and its silencer.
+    alerts: AlertFeeds,
     /// The metric families.
     pub metrics: Arc<Metrics>,
     /// Where reload requests go; `None` when the daemon has no config file to reload.
@@ -88,15 +89,21 @@ impl Shared {
             admin_token,
             report_token: None,
         }));
-        let (_, outages) = watch::channel(Arc::default());
         let (_, stopping) = watch::channel(false);
-        Self::live(published, outages, metrics, Arc::default(), None, stopping)
+        Self::live(
+            published,
+            AlertFeeds::fixed(),
+            metrics,
+            Arc::default(),
+            None,
+            stopping,
+        )
     }
 
     /// State that follows what the daemon publishes.
     pub(crate) fn live(
         published: watch::Receiver<Arc<Published>>,
-        outages: watch::Receiver<Arc<OutageView>>,
+        alerts: AlertFeeds,
         metrics: Arc<Metrics>,
         history: Arc<History>,
         reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
@@ -105,7 +112,7 @@ impl Shared {
         Self {
             stopping,
             published,
-            outages,
+            alerts,
             metrics,
             reload,
             test_breakers: Mutex::default(),
@@ -137,7 +144,17 @@ impl Shared {
 
     /// Every service's current outage, or the last one that ended.
     pub fn outages(&self) -> Arc<OutageView> {
-        Arc::clone(&self.outages.borrow())
+        Arc::clone(&self.alerts.outages.borrow())
+    }
+
+    /// Which services' pages are held, and the active silences.
+    pub fn quiet(&self) -> Arc<QuietView> {
+        Arc::clone(&self.alerts.quiet.borrow())
+    }
+
+    /// Makes and ends silences, when the daemon's alert stage runs.
+    pub fn silencer(&self) -> Option<crate::alert::Silencer> {
+        self.alerts.silencer.clone()
     }
 }
 
@@ -173,6 +190,8 @@ pub fn router(state: AppState) -> Router {
             post(admin::test_external_services),
         )
         .route("/-/reload", post(admin::reload))
+        .route("/api/v1/silences", post(silences::create))
+        .route("/api/v1/silences/{id}", delete(silences::end))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::guard));
     Router::new()
         .route("/-/healthy", get(liveness::healthy))
@@ -183,6 +202,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(status::openapi))
         .route("/api/v1/status/stream", get(status::stream))
         .route("/metrics", get(exposition::metrics))
+        .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/circuit-breakers", get(breakers::all))
         .route("/api/v1/circuit-breakers/health", get(breakers::health))
         .route(

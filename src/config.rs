@@ -7,6 +7,7 @@ mod errors;
 mod file;
 mod keys;
 mod listen;
+mod maintenance;
 mod notes;
 mod raw;
 mod secret;
@@ -22,6 +23,7 @@ pub use errors::{ConfigError, LoadError};
 pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use listen::{ListenError, resolve_listen};
+pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
 pub use notes::unset_credentials;
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use url::Url;
@@ -74,6 +76,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("slow_call", HOUR),
     ("backoff_max", Duration::from_secs(7 * 86_400)),
     ("alerts.min_interval", DAY),
+    ("maintenance.duration", maintenance::MAX_MAINTENANCE),
     ("alerts.reminder_every", Duration::from_secs(30 * 86_400)),
     ("alerts.webhook.timeout", Duration::from_secs(5 * 60)),
     ("alerts.email.timeout", Duration::from_secs(5 * 60)),
@@ -124,6 +127,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// `[alerts]`.
     pub alerts: AlertsConfig,
+    /// `[[maintenance]]`: when pages are held.
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 /// `[server]`: the HTTP listener and daemon-wide settings.
@@ -178,6 +183,9 @@ pub struct ServiceConfig {
     /// HTTP checks keep their connection between runs (`reuse_connections = true`) instead of
     /// opening a fresh one each time.
     pub reuse_connections: bool,
+    /// Services this one depends on (`depends_on`): while one of them is in an outage, this
+    /// one's outage is booked but not paged separately.
+    pub depends_on: Vec<String>,
 }
 
 /// The certificates read from a `ca_file` (PEM).

@@ -110,7 +110,7 @@ async fn launch(
     let (stop, stopping) = watch::channel(false);
     let shared = Arc::new(Shared::live(
         supervisor.published(),
-        supervisor.outages(),
+        supervisor.alert_feeds(),
         metrics,
         history,
         watched.as_ref().map(|_| requests),

@@ -33,11 +33,25 @@ pub struct DeliveryRecord {
     pub at: String,
 }
 
+/// A service's pages started or stopped being held.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRecord {
+    /// `true`: pages started being held; `false`: they go out again.
+    pub held: bool,
+    /// Why, in words (`maintenance (Safaricom M-Pesa maintenance) until …`); empty when
+    /// released.
+    pub why: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
 #[derive(Debug, Default)]
 struct ServiceHistory {
     /// Each change with its place in the order all changes were recorded.
     transitions: VecDeque<(u64, Transition)>,
     deliveries: VecDeque<DeliveryRecord>,
+    holds: VecDeque<HoldRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +78,8 @@ pub struct ServiceEvents {
     pub transitions: Vec<Transition>,
     /// Its recent alert deliveries.
     pub deliveries: Vec<DeliveryRecord>,
+    /// When its pages started and stopped being held (maintenance, silences, dependencies).
+    pub holds: Vec<HoldRecord>,
 }
 
 fn push<T>(queue: &mut VecDeque<T>, item: T) {
@@ -122,6 +138,19 @@ impl History {
         );
     }
 
+    /// Records that `service`'s pages started or stopped being held.
+    pub fn hold(&self, service: &str, record: HoldRecord) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        push(
+            &mut recorded
+                .services
+                .entry(service.to_string())
+                .or_default()
+                .holds,
+            record,
+        );
+    }
+
     /// The recent events of `service`.
     pub fn events(&self, service: &str) -> ServiceEvents {
         let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,6 +167,9 @@ impl History {
                 .unwrap_or_default(),
             deliveries: history
                 .map(|h| h.deliveries.iter().cloned().collect())
+                .unwrap_or_default(),
+            holds: history
+                .map(|h| h.holds.iter().cloned().collect())
                 .unwrap_or_default(),
         }
     }

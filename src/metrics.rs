@@ -138,6 +138,17 @@ pub struct Metrics {
     connections_refused: Counter,
     /// The size of the last exposition, to allocate the next one at once.
     last_size: AtomicUsize,
+    /// Services whose pages are held, and why (as the alert stage last published).
+    held: RwLock<Arc<HeldServices>>,
+}
+
+/// Which services a maintenance window or a silence covers now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldServices {
+    /// Services in a maintenance window.
+    pub maintenance: std::collections::BTreeSet<String>,
+    /// Services under a silence.
+    pub silenced: std::collections::BTreeSet<String>,
 }
 
 impl Default for Metrics {
@@ -231,6 +242,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             last_size: AtomicUsize::new(64 * 1024),
+            held: RwLock::default(),
         }
     }
 
@@ -262,6 +274,12 @@ impl Metrics {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);
+    }
+
+    /// Which services are in maintenance or silenced now (`breakerd_maintenance`,
+    /// `breakerd_silenced`).
+    pub fn set_held(&self, held: HeldServices) {
+        *self.held.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(held);
     }
 
     /// Creates the alert series of `channel` at zero.
@@ -362,7 +380,8 @@ impl Metrics {
         {
             let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
             let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
-            write_service_families(&mut out, format, &list);
+            let held = Arc::clone(&self.held.read().unwrap_or_else(PoisonError::into_inner));
+            write_service_families(&mut out, format, &list, &held);
         }
         let mut process = String::with_capacity(2048);
         // Writing to a String cannot fail.

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::alert::{AlertStage, OutageView, Restored, StageEvent};
+use crate::alert::{AlertStage, Restored, StageEvent};
 use crate::api::Published;
 use crate::breaker::{PolicyError, State, Transition};
 use crate::config::{Config, service_changes};
@@ -121,9 +121,13 @@ impl Supervisor {
         self.published.subscribe()
     }
 
-    /// Every service's outage, as the alert stage books them.
-    pub(crate) fn outages(&self) -> watch::Receiver<Arc<OutageView>> {
-        self.stage.outages()
+    /// What the alert stage publishes (outages, holds, silences) and its silencer.
+    pub(crate) fn alert_feeds(&self) -> crate::alert::AlertFeeds {
+        crate::alert::AlertFeeds {
+            outages: self.stage.outages(),
+            quiet: self.stage.quiet(),
+            silencer: Some(self.stage.silencer()),
+        }
     }
 
     pub(crate) fn config(&self) -> &Config {

@@ -67,8 +67,8 @@ impl AlertmanagerChannel {
             && self.max_attempts == other.max_attempts
     }
 
-    /// The outages this channel reports at `now`: every ongoing one, and those that ended
-    /// within `resolve_for`.
+    /// The outages this channel reports at `now`: every ongoing one that has been paged, and
+    /// those that ended within `resolve_for`.
     fn reported<'a>(
         &self,
         outages: &'a OutageView,
@@ -82,6 +82,9 @@ impl AlertmanagerChannel {
                     .as_ref()
                     .is_none_or(|list| list.iter().any(|s| s == *service))
             })
+            // An outage whose page is held (maintenance, a silence, its upstream's outage)
+            // reaches Alertmanager when the page goes out, as on every other channel.
+            .filter(|(_, outage)| !outage.held)
             .filter(|(_, outage)| {
                 outage.ended_at.is_none_or(|ended| {
                     now.duration_since(ended).unwrap_or_default() <= self.config.resolve_for

@@ -93,6 +93,10 @@ pub struct Notification {
     pub dashboard_url: Option<String>,
     /// Link to this service's stats in the API.
     pub api_url: Option<String>,
+    /// The services that depend on this one (`depends_on`): while it is in an outage, their
+    /// own outages are not paged separately.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependants: Vec<String>,
 }
 
 impl Notification {
@@ -176,6 +180,17 @@ impl Notification {
         })
     }
 
+    /// The dependants in words, while this service is in an outage.
+    fn affects(&self) -> Option<String> {
+        (self.is_problem() && !self.dependants.is_empty()).then(|| {
+            format!(
+                "{} (they depend on {}; their own pages are held until it recovers)",
+                self.dependants.join(", "),
+                self.service
+            )
+        })
+    }
+
     /// The plain-text email body.
     pub fn text_body(&self) -> String {
         let mut body = format!(
@@ -199,6 +214,9 @@ impl Notification {
         }
         if let Some(next) = self.next_attempt {
             body.push_str(&format!("Next attempt: {}\n", rfc3339(next)));
+        }
+        if let Some(affects) = self.affects() {
+            body.push_str(&format!("Affects:      {affects}\n"));
         }
         if self.kind == NotificationKind::Flapping {
             body.push_str(&format!(
@@ -236,6 +254,9 @@ impl Notification {
         }
         if let Some(next) = self.next_attempt {
             fields.push(json!({"title": "Next attempt", "value": rfc3339(next), "short": true}));
+        }
+        if let Some(affects) = self.affects() {
+            fields.push(json!({"title": "Affects", "value": affects, "short": false}));
         }
         json!({
             "text": self.subject(),
@@ -335,6 +356,7 @@ pub(crate) fn sample() -> Notification {
         changes: 1,
         dashboard_url: Some("https://grafana.example.com/d/breakerd".into()),
         api_url: Some("https://breakerd.example.com/api/v1/circuit-breakers/mpesa".into()),
+        dependants: Vec::new(),
     }
 }
 

@@ -90,6 +90,11 @@ pub struct Outage {
     /// When it ended.
     #[serde(with = "serde_rfc3339::option", default)]
     pub ended_at: Option<SystemTime>,
+    /// Its start has not been paged: it began while the service's pages were held
+    /// (maintenance, a silence, an upstream's outage). It is paged when the hold ends, if it
+    /// still lasts.
+    #[serde(default)]
+    pub held: bool,
     /// The latest change within it, which reminders repeat.
     latest: Change,
 }
@@ -103,6 +108,7 @@ impl Outage {
             failed_trials: 0,
             cause: change.cause.clone(),
             ended_at: None,
+            held: false,
             latest: change.clone(),
         }
     }
@@ -190,6 +196,9 @@ pub(crate) struct Ledger {
     told: Option<State>,
     held: Option<(Held, Instant)>,
     next_reminder: Option<Instant>,
+    /// Pages are held now (maintenance, a silence, an upstream's outage): changes are booked,
+    /// nothing is sent, and what on-call has not been told goes out when the hold ends.
+    quiet: bool,
 }
 
 impl Ledger {
@@ -217,7 +226,9 @@ impl Ledger {
         let class = match (ongoing, in_outage(change.to)) {
             (false, true) => {
                 // Also where the opening itself was missed: whatever starts an outage pages.
-                self.outage = Some(Outage::start(&change));
+                let mut outage = Outage::start(&change);
+                outage.held = self.quiet;
+                self.outage = Some(outage);
                 self.next_reminder = rules.reminder_every.map(|every| now + every);
                 NotifyOn::Open
             }
@@ -235,7 +246,7 @@ impl Ledger {
             (false, false) if change.to == State::Disabled => NotifyOn::Disabled,
             (false, false) => return None,
         };
-        if !rules.notify_on.contains(&class) {
+        if self.quiet || !rules.notify_on.contains(&class) {
             return None;
         }
         let mut change = change;
@@ -285,6 +296,16 @@ impl Ledger {
     /// reminder.
     pub(crate) fn on_timer(&mut self, rules: &Rules, now: Instant, wall: SystemTime) -> Vec<Page> {
         let mut pages = Vec::new();
+        if self.quiet {
+            // Held changes are told when the hold ends; reminders keep their rhythm unsent.
+            self.held = None;
+            if let (Some(at), Some(every)) = (self.next_reminder, rules.reminder_every)
+                && at <= now
+            {
+                self.next_reminder = Some(now + every);
+            }
+            return pages;
+        }
         if self.held.as_ref().is_some_and(|(_, due)| *due <= now)
             && let Some((held, _)) = self.held.take()
         {
@@ -315,6 +336,54 @@ impl Ledger {
             }
         }
         pages
+    }
+
+    /// Whether its pages are held now.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Holds pages (`quiet`) or lets them go again. When a hold ends, on-call is told what
+    /// changed meanwhile, once: an outage still going on that they were not told of pages
+    /// (with its cause), one they were told of that ended pages its recovery; else nothing.
+    pub(crate) fn set_quiet(&mut self, quiet: bool, rules: &Rules, now: Instant) -> Option<Page> {
+        let was_quiet = std::mem::replace(&mut self.quiet, quiet);
+        let was_held = self.outage.as_ref().is_some_and(|outage| outage.held);
+        // Nothing to tell while held, nor when nothing was held (a held outage kept on disk
+        // across a restart counts as held).
+        if quiet || !(was_quiet || was_held) {
+            return None;
+        }
+        let outage = self.outage.as_mut()?;
+        outage.held = false;
+        let told_outage = self.told.is_some_and(in_outage) && !was_held;
+        let class = match (outage.is_ongoing(), told_outage) {
+            (true, false) => NotifyOn::Open,
+            (false, true) => NotifyOn::of(outage.state),
+            _ => return None,
+        };
+        if class == NotifyOn::Open {
+            self.next_reminder = rules.reminder_every.map(|every| now + every);
+        }
+        if !rules.notify_on.contains(&class) {
+            return None;
+        }
+        let mut change = outage.latest.clone();
+        if class == NotifyOn::Open {
+            change.from = State::Closed;
+        }
+        change.cause.clone_from(&outage.cause);
+        let page = Page {
+            kind: NotificationKind::Transition,
+            class,
+            change,
+            changes: 1,
+            outage: Some(outage.info()),
+        };
+        self.held = None;
+        self.last_sent = Some(now);
+        self.told = Some(page.change.to);
+        Some(page)
     }
 
     /// Ends the outage in progress, if any, at `wall` (its service left the config); returns
@@ -372,6 +441,7 @@ impl Ledger {
             next_reminder: record
                 .next_reminder
                 .map(|at| within(at, "alerts.reminder_every")),
+            quiet: false,
         }
     }
 }
@@ -506,6 +576,118 @@ mod tests {
 
     fn due(ledger: &mut Ledger, rules: &Rules) -> Vec<Page> {
         ledger.on_timer(rules, Instant::now(), crate::wall::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_that_starts_while_held_pages_once_when_the_hold_ends() {
+        let rules = rules(&[NotifyOn::Open, NotifyOn::Closed], 30, Some(600));
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.set_quiet(true, &rules, Instant::now()), None);
+        let opened = ledger.on_change(
+            change(CLOSED, OPEN, Some("HTTP 500")),
+            &rules,
+            Instant::now(),
+        );
+        assert_eq!(opened, None, "nothing pages while held");
+        assert!(ledger.outage().is_some_and(|outage| outage.held));
+        assert!(cycles(&mut ledger, &rules, 5).is_empty());
+        advance(3600).await;
+        assert!(
+            due(&mut ledger, &rules).is_empty(),
+            "no reminder while held"
+        );
+        let page = ledger
+            .set_quiet(false, &rules, Instant::now())
+            .expect("the outage pages when the hold ends");
+        assert_eq!(
+            (page.class, page.change.from, page.change.to),
+            (NotifyOn::Open, CLOSED, OPEN)
+        );
+        assert_eq!(
+            page.change.cause.as_ref().map(|c| c.detail.as_str()),
+            Some("HTTP 500")
+        );
+        assert_eq!(page.outage.map(|o| o.failed_trials), Some(5));
+        assert!(!ledger.outage().is_some_and(|outage| outage.held));
+        assert_eq!(
+            ledger.set_quiet(false, &rules, Instant::now()),
+            None,
+            "once"
+        );
+        // It is an outage like any other from now on: reminders, then one recovery.
+        advance(600).await;
+        assert_eq!(due(&mut ledger, &rules).len(), 1);
+        ledger.on_change(change(OPEN, HALF, None), &rules, Instant::now());
+        let closed = ledger.on_change(change(HALF, CLOSED, None), &rules, Instant::now());
+        assert_eq!(closed.map(|page| page.class), Some(NotifyOn::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_over_an_outage_on_call_knows_tells_only_its_end() {
+        let rules = default_rules();
+        let mut ledger = Ledger::default();
+        assert!(
+            ledger
+                .on_change(
+                    change(CLOSED, OPEN, Some("HTTP 500")),
+                    &rules,
+                    Instant::now()
+                )
+                .is_some()
+        );
+        ledger.set_quiet(true, &rules, Instant::now());
+        assert!(cycles(&mut ledger, &rules, 3).is_empty());
+        // Still down when the hold ends: on-call knows already.
+        assert_eq!(ledger.set_quiet(false, &rules, Instant::now()), None);
+        // Recovered during a second hold: the recovery is told when it ends.
+        ledger.set_quiet(true, &rules, Instant::now());
+        ledger.on_change(change(OPEN, HALF, None), &rules, Instant::now());
+        assert_eq!(
+            ledger.on_change(change(HALF, CLOSED, None), &rules, Instant::now()),
+            None
+        );
+        let page = ledger
+            .set_quiet(false, &rules, Instant::now())
+            .expect("the recovery");
+        assert_eq!((page.class, page.change.to), (NotifyOn::Closed, CLOSED));
+        assert_eq!(
+            page.change.cause.map(|c| c.detail),
+            Some("HTTP 500".to_string())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_over_within_its_hold_is_never_paged() {
+        let rules = default_rules();
+        let mut ledger = Ledger::default();
+        ledger.set_quiet(true, &rules, Instant::now());
+        ledger.on_change(
+            change(CLOSED, OPEN, Some("HTTP 500")),
+            &rules,
+            Instant::now(),
+        );
+        ledger.on_change(change(OPEN, HALF, None), &rules, Instant::now());
+        ledger.on_change(change(HALF, CLOSED, None), &rules, Instant::now());
+        assert_eq!(ledger.set_quiet(false, &rules, Instant::now()), None);
+        assert!(!ledger.outage().is_some_and(|outage| outage.held));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_outage_kept_on_disk_pages_after_a_restart_outside_the_hold() {
+        let rules = default_rules();
+        let mut ledger = Ledger::default();
+        ledger.set_quiet(true, &rules, Instant::now());
+        ledger.on_change(
+            change(CLOSED, OPEN, Some("HTTP 500")),
+            &rules,
+            Instant::now(),
+        );
+        let clock = ClockPair::now();
+        let mut restored = Ledger::restore(ledger.record(&clock), &clock);
+        let page = restored
+            .set_quiet(false, &rules, Instant::now())
+            .expect("a restart does not lose the held page");
+        assert_eq!(page.class, NotifyOn::Open);
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,11 +20,13 @@ use super::email::EmailChannel;
 use super::notification::Notification;
 use super::outage::{Change, ClockPair, Ledger, Outage, Page, Rules};
 use super::outbox::Outbox;
+use super::quiet::{self, Facts, Hold, QuietView};
+use super::silences::{NewSilence, Silence, SilenceError, Silences};
 use super::store::{ServiceRecord, Store};
 use super::webhook::WebhookChannel;
 use super::{OutageView, Shared};
 use crate::breaker::{Snapshot, Transition, TransitionReason};
-use crate::config::{AlertsConfig, Config};
+use crate::config::{AlertsConfig, Config, MaintenanceWindow};
 use crate::history::History;
 use crate::metrics::{AlertOutcome, Metrics};
 use crate::probe::{Cause, HttpClient};
@@ -57,6 +59,9 @@ pub(crate) struct Restored {
 struct Settings {
     alerts: AlertsConfig,
     rules: BTreeMap<String, Rules>,
+    windows: Vec<MaintenanceWindow>,
+    /// Each service's upstreams (`depends_on`), for services that name any.
+    depends_on: BTreeMap<String, Vec<String>>,
 }
 
 impl Settings {
@@ -77,7 +82,18 @@ impl Settings {
                 (service.name.clone(), rules)
             })
             .collect();
-        Self { alerts, rules }
+        let depends_on = config
+            .services
+            .iter()
+            .filter(|service| !service.depends_on.is_empty())
+            .map(|service| (service.name.clone(), service.depends_on.clone()))
+            .collect();
+        Self {
+            alerts,
+            rules,
+            windows: config.maintenance.clone(),
+            depends_on,
+        }
     }
 
     fn rules(&self, service: &str) -> Rules {
@@ -92,6 +108,8 @@ impl Settings {
 enum Command {
     Reconfigure(Box<Settings>, oneshot::Sender<Result<(), String>>),
     Forget(String),
+    Silence(NewSilence, oneshot::Sender<Result<Silence, SilenceError>>),
+    Unsilence(String, oneshot::Sender<Result<Silence, SilenceError>>),
     Shutdown {
         last: Vec<(String, Restored)>,
         deadline: Instant,
@@ -105,6 +123,7 @@ pub(crate) struct AlertStage {
     intake: mpsc::Sender<StageEvent>,
     commands: mpsc::Sender<Command>,
     outages: watch::Receiver<Arc<OutageView>>,
+    quiet: watch::Receiver<Arc<QuietView>>,
     task: JoinHandle<()>,
 }
 
@@ -113,6 +132,8 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Reconfigure(..) => "Reconfigure",
             Command::Forget(_) => "Forget",
+            Command::Silence(..) => "Silence",
+            Command::Unsilence(..) => "Unsilence",
             Command::Shutdown { .. } => "Shutdown",
         })
     }
@@ -180,11 +201,15 @@ impl AlertStage {
             history,
         });
         let (view, outages) = watch::channel(Arc::new(OutageView::new()));
+        let (quiet_view, quiet) = watch::channel(Arc::new(QuietView::default()));
         let (stop, _) = watch::channel(false);
+        let silences = Silences::open(state_dir).await;
         let mut stage = Stage {
             settings: Settings {
                 alerts: AlertsConfig::default(),
                 rules: BTreeMap::new(),
+                windows: Vec::new(),
+                depends_on: BTreeMap::new(),
             },
             ledgers,
             breakers: breakers.clone(),
@@ -198,12 +223,18 @@ impl AlertStage {
             next_id,
             view,
             stop,
+            silences,
+            quiet_view,
+            next_quiet_change: None,
         };
         stage.publish();
         stage
             .reconfigure(settings)
             .map_err(|why| anyhow::anyhow!("{why}"))?;
         stage.resend_outbox().await;
+        // Outages whose pages were held when breakerd stopped page now if the hold is over.
+        stage.refresh_all_holds().await;
+        stage.publish();
         let restored_outages = stage
             .ledgers
             .values()
@@ -223,6 +254,7 @@ impl AlertStage {
                 intake,
                 commands,
                 outages,
+                quiet,
                 task,
             },
             breakers,
@@ -237,6 +269,18 @@ impl AlertStage {
     /// The outages, as they change.
     pub(crate) fn outages(&self) -> watch::Receiver<Arc<OutageView>> {
         self.outages.clone()
+    }
+
+    /// Which services' pages are held, and the active silences, as they change.
+    pub(crate) fn quiet(&self) -> watch::Receiver<Arc<QuietView>> {
+        self.quiet.clone()
+    }
+
+    /// What makes and ends silences (for the API).
+    pub(crate) fn silencer(&self) -> Silencer {
+        Silencer {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Applies the alert settings of `config` in place.
@@ -276,6 +320,46 @@ impl AlertStage {
             error!("the alert stage failed: {failure}");
         }
     }
+}
+
+/// Makes and ends silences through the stage, which owns them.
+#[derive(Clone, Debug)]
+pub struct Silencer {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Silencer {
+    /// Makes a silence (written down before this returns).
+    pub(crate) async fn silence(&self, new: NewSilence) -> Result<Silence, SilenceError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Silence(new, reply))
+            .await
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Ends the silence `id`.
+    pub(crate) async fn unsilence(&self, id: String) -> Result<Silence, SilenceError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Unsilence(id, reply))
+            .await
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> SilenceError {
+    SilenceError::Storage("the alert stage has stopped".to_string())
 }
 
 /// A running channel: the settings its task reads, its queue (direct channels only), its task.
@@ -366,6 +450,10 @@ struct Stage {
     next_id: u64,
     view: watch::Sender<Arc<OutageView>>,
     stop: watch::Sender<bool>,
+    silences: Silences,
+    quiet_view: watch::Sender<Arc<QuietView>>,
+    /// When a maintenance window next opens or closes, or a silence ends.
+    next_quiet_change: Option<Instant>,
 }
 
 /// The cause worth telling with `transition`: the last real failure when failures moved the
@@ -402,10 +490,8 @@ impl Stage {
                         return;
                     }
                     let metrics = Arc::clone(&self.shared.metrics);
-                    tasks::guard(&metrics, TaskKind::AlertStage, "a command", async {
-                        self.on_command(command);
-                    })
-                    .await;
+                    tasks::guard(&metrics, TaskKind::AlertStage, "a command", self.on_command(command))
+                        .await;
                 }
                 Some(event) = intake.recv() => {
                     self.on_event(event).await;
@@ -437,13 +523,37 @@ impl Stage {
         self.ledgers
             .values()
             .filter_map(Ledger::next_deadline)
+            .chain(self.next_quiet_change)
             .min()
     }
 
-    fn on_command(&mut self, command: Command) {
+    async fn on_command(&mut self, command: Command) {
         match command {
             Command::Reconfigure(settings, reply) => {
                 let _ = reply.send(self.reconfigure(*settings));
+                self.refresh_all_holds().await;
+            }
+            Command::Silence(new, reply) => {
+                let made = self.silences.create(new, crate::wall::now()).await;
+                if let Ok(silence) = &made {
+                    info!(
+                        id = %silence.id,
+                        services = %silence.services.join(", "),
+                        until = %crate::wall::rfc3339(silence.until),
+                        comment = %silence.comment,
+                        "silence made"
+                    );
+                }
+                let _ = reply.send(made);
+                self.refresh_all_holds().await;
+            }
+            Command::Unsilence(id, reply) => {
+                let ended = self.silences.end(&id).await;
+                if let Ok(silence) = &ended {
+                    info!(id = %silence.id, services = %silence.services.join(", "), "silence ended");
+                }
+                let _ = reply.send(ended);
+                self.refresh_all_holds().await;
             }
             Command::Forget(service) => {
                 // Its outage ends with it: Alertmanager hears so at once.
@@ -485,6 +595,8 @@ impl Stage {
             },
         );
         let rules = self.settings.rules(&service);
+        self.ledgers.entry(service.clone()).or_default();
+        self.refresh_holds(&service).await;
         let page = self.ledgers.entry(service.clone()).or_default().on_change(
             change,
             &rules,
@@ -494,10 +606,95 @@ impl Stage {
         if let Some(page) = page {
             self.send(&service, page).await;
         }
+        // Its outage starting or ending holds or frees the pages of what depends on it.
+        for dependant in quiet::dependants(&self.settings.depends_on, &service) {
+            self.refresh_holds(&dependant).await;
+        }
+    }
+
+    /// The holds on `service` now.
+    fn holds_of(&self, service: &str, now: std::time::SystemTime) -> Vec<Hold> {
+        let silences: Vec<&Silence> = self.silences.active(now).collect();
+        let in_outage = |name: &str| {
+            self.ledgers
+                .get(name)
+                .and_then(Ledger::outage)
+                .is_some_and(Outage::is_ongoing)
+        };
+        Facts {
+            windows: &self.settings.windows,
+            silences: &silences,
+            depends_on: &self.settings.depends_on,
+            in_outage: &in_outage,
+            now,
+        }
+        .holds(service)
+    }
+
+    /// Holds or frees `service`'s pages as its holds say; a hold that ends tells on-call what
+    /// changed meanwhile.
+    async fn refresh_holds(&mut self, service: &str) {
+        let holds = self.holds_of(service, crate::wall::now());
+        let rules = self.settings.rules(service);
+        let Some(ledger) = self.ledgers.get_mut(service) else {
+            return;
+        };
+        let was = ledger.is_quiet();
+        let page = ledger.set_quiet(!holds.is_empty(), &rules, Instant::now());
+        let record = |held: bool, why: String| crate::history::HoldRecord {
+            held,
+            why,
+            at: crate::wall::rfc3339(crate::wall::now()),
+        };
+        match (was, holds.first()) {
+            (false, Some(hold)) => {
+                let why = describe(hold);
+                info!(service = %service, hold = hold.kind(), "pages are held: {why}");
+                self.shared.history.hold(service, record(true, why));
+            }
+            (true, None) => {
+                info!(service = %service, "pages are no longer held");
+                self.shared
+                    .history
+                    .hold(service, record(false, String::new()));
+            }
+            _ => {}
+        }
+        if let Some(page) = page {
+            self.save(service);
+            self.send(service, page).await;
+        }
+    }
+
+    /// Drops expired silences and refreshes every service's holds; notes when they next
+    /// change by the clock.
+    async fn refresh_all_holds(&mut self) {
+        let now = crate::wall::now();
+        self.silences.expire(now).await;
+        let services: Vec<String> = self.settings.rules.keys().cloned().collect();
+        for service in &services {
+            self.ledgers.entry(service.clone()).or_default();
+            self.refresh_holds(service).await;
+        }
+        let silences: Vec<&Silence> = self.silences.active(now).collect();
+        let next = Facts {
+            windows: &self.settings.windows,
+            silences: &silences,
+            depends_on: &self.settings.depends_on,
+            in_outage: &|_| false,
+            now,
+        }
+        .next_change();
+        self.next_quiet_change = next.map(|at| {
+            Instant::now() + at.duration_since(now).unwrap_or_default() + Duration::from_millis(1)
+        });
     }
 
     async fn on_timers(&mut self) {
         let now = Instant::now();
+        if self.next_quiet_change.is_some_and(|at| at <= now) {
+            self.refresh_all_holds().await;
+        }
         let wall = crate::wall::now();
         let due: Vec<String> = self
             .ledgers
@@ -556,6 +753,39 @@ impl Stage {
             *current = Arc::new(view);
             true
         });
+        let now = crate::wall::now();
+        let quiet = QuietView {
+            holds: self
+                .settings
+                .rules
+                .keys()
+                .filter_map(|service| {
+                    let holds = self.holds_of(service, now);
+                    (!holds.is_empty()).then(|| (service.clone(), holds))
+                })
+                .collect(),
+            silences: self.silences.active(now).cloned().collect(),
+        };
+        let metrics = &self.shared.metrics;
+        self.quiet_view.send_if_modified(|current| {
+            if **current == quiet {
+                return false;
+            }
+            let held = |kind: &str| {
+                quiet
+                    .holds
+                    .iter()
+                    .filter(|(_, holds)| holds.iter().any(|hold| hold.kind() == kind))
+                    .map(|(service, _)| service.clone())
+                    .collect()
+            };
+            metrics.set_held(crate::metrics::HeldServices {
+                maintenance: held("maintenance"),
+                silenced: held("silenced"),
+            });
+            *current = Arc::new(quiet);
+            true
+        });
     }
 
     fn notification(&mut self, service: &str, page: Page) -> Notification {
@@ -585,6 +815,7 @@ impl Stage {
                     base.as_str().trim_end_matches('/')
                 )
             }),
+            dependants: quiet::dependants(&self.settings.depends_on, service),
         }
     }
 
@@ -801,6 +1032,27 @@ fn direct_channels(
         });
     }
     Ok(channels)
+}
+
+/// A hold in words, for logs.
+fn describe(hold: &Hold) -> String {
+    match hold {
+        Hold::Maintenance { reason, until } => {
+            format!(
+                "maintenance ({reason}) until {}",
+                crate::wall::rfc3339(*until)
+            )
+        }
+        Hold::Silenced { comment, until, .. } => {
+            format!(
+                "silenced ({comment}) until {}",
+                crate::wall::rfc3339(*until)
+            )
+        }
+        Hold::Dependency { upstream } => {
+            format!("{upstream}, which it depends on, is in an outage")
+        }
+    }
 }
 
 fn far_future() -> Instant {

@@ -186,7 +186,7 @@ fn write_batch(dir: &Path, batch: BTreeMap<String, Option<Vec<u8>>>) {
     }
 }
 
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -220,7 +220,7 @@ fn read_all(dir: &Path) -> BTreeMap<String, ServiceRecord> {
             Ok(record) => {
                 records.insert(service, record);
             }
-            Err(why) => set_aside(&path, &why),
+            Err(why) => set_aside(&path, &why, "that service starts afresh"),
         }
     }
     records
@@ -245,7 +245,8 @@ fn read_one(path: &Path, service: &str) -> Result<ServiceRecord, String> {
     Ok(file.record)
 }
 
-fn set_aside(path: &Path, why: &str) {
+/// Moves an unreadable file aside (`*.unreadable-<ms>`) and says so, with what follows from it.
+pub(super) fn set_aside(path: &Path, why: &str, consequence: &str) {
     let aside = path.with_extension(format!(
         "json.unreadable-{}",
         crate::wall::unix_millis(crate::wall::now())
@@ -254,11 +255,11 @@ fn set_aside(path: &Path, why: &str) {
         Ok(()) => warn!(
             path = %path.display(),
             moved_to = %aside.display(),
-            "a state file could not be read and was set aside; that service starts afresh: {why}"
+            "a state file could not be read and was set aside; {consequence}: {why}"
         ),
         Err(failure) => warn!(
             path = %path.display(),
-            "a state file could not be read and could not be set aside ({failure}); ignored: {why}"
+            "a state file could not be read and could not be set aside ({failure}); {consequence}: {why}"
         ),
     }
 }

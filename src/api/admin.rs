@@ -53,7 +53,11 @@ fn by_hand(
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(state, name)?;
     control(&service.breaker);
-    Ok(Json(service_stats(&service, &state.outages())))
+    Ok(Json(service_stats(
+        &service,
+        &state.outages(),
+        &state.quiet(),
+    )))
 }
 
 /// `POST .../reset`: closes the breaker and clears its counts (undoes force-open and disable).

@@ -30,6 +30,10 @@ pub(crate) struct ServiceStats {
     /// The outage in progress, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     outage: Option<OutageInfo>,
+    /// Why its pages are held now (maintenance, a silence, an upstream's outage); absent when
+    /// they go out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    held: Vec<crate::alert::Hold>,
 }
 
 /// The outage `service` is in, if any.
@@ -40,7 +44,11 @@ pub(crate) fn ongoing_outage(outages: &OutageView, service: &str) -> Option<Outa
         .map(|outage| outage.info())
 }
 
-pub(crate) fn service_stats(service: &Service, outages: &OutageView) -> ServiceStats {
+pub(crate) fn service_stats(
+    service: &Service,
+    outages: &OutageView,
+    quiet: &crate::alert::QuietView,
+) -> ServiceStats {
     let breaker = service.breaker.stats();
     // The stage books outages a moment after the breaker moves: trust the breaker's state.
     let outage = crate::alert::in_outage(breaker.state)
@@ -53,15 +61,21 @@ pub(crate) fn service_stats(service: &Service, outages: &OutageView) -> ServiceS
         last_check: service.last_check(),
         cause: service.last_failure(),
         outage,
+        held: quiet.of(service.name()).to_vec(),
     }
 }
 
 pub(crate) fn all_stats(state: &AppState) -> BTreeMap<String, ServiceStats> {
-    let outages = state.outages();
+    let (outages, quiet) = (state.outages(), state.quiet());
     state
         .registry()
         .iter()
-        .map(|service| (service.name().to_string(), service_stats(service, &outages)))
+        .map(|service| {
+            (
+                service.name().to_string(),
+                service_stats(service, &outages, &quiet),
+            )
+        })
         .collect()
 }
 
@@ -85,7 +99,11 @@ pub(crate) async fn one(
     Path(name): Path<String>,
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(&state, &name)?;
-    Ok(Json(service_stats(&service, &state.outages())))
+    Ok(Json(service_stats(
+        &service,
+        &state.outages(),
+        &state.quiet(),
+    )))
 }
 
 /// The service's recent transitions and alert deliveries.

@@ -36,6 +36,8 @@ pub enum ApiError {
     WrongHeartbeatToken,
     /// No such route.
     NoRoute(String),
+    /// The route exists; the thing it names does not (e.g. an ended silence).
+    NotFound(String),
     /// The route exists, not for this method (`METHOD /path` as asked); the router adds the
     /// `Allow` header.
     MethodNotAllowed(String),
@@ -88,6 +90,7 @@ impl IntoResponse for ApiError {
                 StatusCode::FORBIDDEN,
                 json!({ "error": "admin routes are off: set server.admin_token in the config to turn them on" }),
             ),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({ "error": message })),
             ApiError::NoRoute(route) => (
                 StatusCode::NOT_FOUND,
                 json!({ "error": format!("no route {route}") }),

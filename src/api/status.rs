@@ -56,6 +56,8 @@ struct ServiceStatus {
     cause: Option<crate::probe::Cause>,
     /// The outage in progress, if any.
     outage: Option<crate::alert::OutageInfo>,
+    /// Why its pages are held now (empty: they go out).
+    held: Vec<crate::alert::Hold>,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +77,8 @@ pub(crate) struct Snapshot {
     generated_at: String,
     services: Vec<ServiceStatus>,
     transitions: Vec<TransitionLine>,
+    /// Active silences.
+    silences: Vec<crate::alert::Silence>,
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -85,6 +89,7 @@ fn service_status(
     service: &Service,
     started: SystemTime,
     outages: &crate::alert::OutageView,
+    quiet: &crate::alert::QuietView,
 ) -> ServiceStatus {
     let stats = service.breaker.stats();
     let since = stats
@@ -115,15 +120,16 @@ fn service_status(
         outage: crate::alert::in_outage(stats.state)
             .then(|| super::breakers::ongoing_outage(outages, service.name()))
             .flatten(),
+        held: quiet.of(service.name()).to_vec(),
     }
 }
 
 pub(crate) fn snapshot(state: &AppState) -> Snapshot {
     let registry = state.registry();
-    let outages = state.outages();
+    let (outages, quiet) = (state.outages(), state.quiet());
     let services: Vec<ServiceStatus> = registry
         .iter()
-        .map(|service| service_status(service, state.started, &outages))
+        .map(|service| service_status(service, state.started, &outages, &quiet))
         .collect();
     let transitions: Vec<TransitionLine> = state
         .history
@@ -144,6 +150,7 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         generated_at: rfc3339(SystemTime::now()),
         services,
         transitions,
+        silences: quiet.silences.clone(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{
     Check, Config, Credential, NotifyOn, Schedule, Secret, ServiceConfig, SmtpCheck, SmtpServer,
-    WebhookFormat, format_duration,
+    WebhookFormat, WindowTimes, format_duration,
 };
 
 fn quoted(text: &str) -> String {
@@ -165,6 +165,36 @@ pub fn render(config: &Config) -> String {
             quoted(&am.severity)
         );
     }
+    for window in &config.maintenance {
+        let _ = writeln!(out, "\n[[maintenance]]");
+        if let Some(services) = &window.services {
+            let names: Vec<String> = services.iter().map(|name| quoted(name)).collect();
+            let _ = writeln!(out, "services = [{}]", names.join(", "));
+        }
+        match &window.when {
+            WindowTimes::Recurring {
+                expression,
+                duration,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "schedule = {}\nduration = {}",
+                    quoted(expression),
+                    quoted(&format_duration(*duration))
+                );
+            }
+            WindowTimes::Once { start, end } => {
+                let _ = writeln!(
+                    out,
+                    "start = {}\nend = {}",
+                    quoted(&crate::wall::rfc3339(*start)),
+                    quoted(&crate::wall::rfc3339(*end))
+                );
+            }
+        }
+        let _ = writeln!(out, "reason = {}", quoted(&window.reason));
+    }
     out
 }
 
@@ -315,6 +345,10 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
     }
     if let Some(list) = &service.notify_on {
         let _ = writeln!(out, "notify_on = {}", notify(list));
+    }
+    if !service.depends_on.is_empty() {
+        let names: Vec<String> = service.depends_on.iter().map(|name| quoted(name)).collect();
+        let _ = writeln!(out, "depends_on = [{}]", names.join(", "));
     }
 }
 

@@ -7,11 +7,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::errors::{Problems, nearest};
-use super::raw::{RawAlertmanager, RawAlerts, RawEmail, RawServer, RawService, RawWebhook};
+use super::raw::{
+    RawAlertmanager, RawAlerts, RawEmail, RawMaintenance, RawServer, RawService, RawWebhook,
+};
 use super::validate::kinds::{self, CheckKind};
 
 /// The tables at the top of the file.
-const TOP_LEVEL: &[&str] = &["server", "services", "alerts"];
+const TOP_LEVEL: &[&str] = &["server", "services", "alerts", "maintenance"];
 /// The most keys listed in an unknown-key message when no key is near enough to suggest.
 const MAX_LISTED: usize = 12;
 
@@ -34,6 +36,18 @@ pub(crate) fn report_unknown(document: &DeTable<'_>, problems: &mut Problems<'_>
                 }
             }
             ("alerts", DeValue::Table(table)) => alerts_keys(problems, table),
+            ("maintenance", DeValue::Array(entries)) => {
+                for entry in entries {
+                    if let DeValue::Table(table) = entry.get_ref() {
+                        table_keys(
+                            problems,
+                            table,
+                            "[[maintenance]]",
+                            fields_of::<RawMaintenance>(),
+                        );
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -82,6 +82,7 @@ pub(crate) struct RawService {
     pub(crate) checks: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) disabled: Option<Spanned<bool>>,
+    pub(crate) depends_on: Option<RawList>,
 }
 
 impl RawService {
@@ -146,6 +147,17 @@ pub(crate) struct RawAlerts {
     pub(crate) email: Option<Spanned<RawEmail>>,
     #[serde(default)]
     pub(crate) alertmanager: Vec<Spanned<RawAlertmanager>>,
+}
+
+/// `[[maintenance]]`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawMaintenance {
+    pub(crate) services: Option<RawList>,
+    pub(crate) schedule: Option<Spanned<String>>,
+    pub(crate) duration: Option<Spanned<String>>,
+    pub(crate) start: Option<Spanned<String>>,
+    pub(crate) end: Option<Spanned<String>>,
+    pub(crate) reason: Option<Spanned<String>>,
 }
 
 /// `[[alerts.webhook]]`.

@@ -142,6 +142,7 @@ pub(crate) fn write_service_families(
     out: &mut String,
     format: Format,
     services: &[&ServiceSeries],
+    held: &super::HeldServices,
 ) {
     let mut w = Writer {
         out,
@@ -309,6 +310,24 @@ pub(crate) fn write_service_families(
             w.open("breakerd_probe_phase_seconds", "", service.label());
             w.label("phase", phase);
             w.close_float(seconds);
+        }
+    }
+    for (name, help, set) in [
+        (
+            "breakerd_maintenance",
+            "1 while a [[maintenance]] window covers the service: checks run, pages are held.",
+            &held.maintenance,
+        ),
+        (
+            "breakerd_silenced",
+            "1 while a silence made through the API covers the service: pages are held.",
+            &held.silenced,
+        ),
+    ] {
+        w.family(name, Kind::Gauge, help);
+        for service in services {
+            w.open(name, "", service.label());
+            w.close_int(u64::from(set.contains(service.name())));
         }
     }
     w.family(

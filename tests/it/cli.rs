@@ -152,7 +152,9 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         &simple,
         "[server]\nproxy_listen = \"127.0.0.1:9478\"\n\
          [services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n\
-         [services.h]\nkind = \"http\"\nurl = \"https://api.example.com/health\"\nupstream = \"https://api.example.com/v2\"\nchecks = \"when_idle\"\n",
+         [services.h]\nkind = \"http\"\nurl = \"https://api.example.com/health\"\nupstream = \"https://api.example.com/v2\"\nchecks = \"when_idle\"\ndepends_on = [\"t\"]\n\
+         [[maintenance]]\nservices = [\"h\"]\nschedule = \"0 0 22 * * Sun\"\nduration = \"2h\"\nreason = \"Sunday window\"\n\
+         [[maintenance]]\nstart = \"2026-12-01T22:00:00+03:00\"\nend = \"2026-12-02T01:00:00+03:00\"\n",
     )
     .unwrap();
     let hooked = simple.with_file_name("webhook.toml");
@@ -188,18 +190,30 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         "proxy_listen = \"127.0.0.1:9478\"",
         "upstream = \"https://api.example.com/v2\"",
         "checks = \"when_idle\"",
+        "depends_on = [\"t\"]",
+        "schedule = \"0 0 22 * * Sun\"",
+        "start = \"2026-12-01T19:00:00.000Z\"",
+        "reason = \"maintenance\"",
     ] {
         assert!(
             printed.lines().any(|l| l == line),
             "missing {line:?} in\n{printed}"
         );
     }
-    breakerd::config::Config::parse(
+    let reparsed = breakerd::config::Config::parse(
         &printed,
         "printed.toml",
         &crate::support::TestEnv::default(),
     )
     .unwrap_or_else(|error| panic!("the printed config does not parse:\n{error}\n{printed}"));
+    let original = breakerd::config::Config::parse(
+        &std::fs::read_to_string(&simple).unwrap(),
+        "simple.toml",
+        &crate::support::TestEnv::default(),
+    )
+    .unwrap();
+    assert_eq!(reparsed.maintenance, original.maintenance);
+    assert_eq!(reparsed.services, original.services);
 }
 
 #[test]

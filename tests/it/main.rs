@@ -23,6 +23,7 @@ mod packaging;
 mod paging;
 mod probes;
 mod proxy;
+mod quiet;
 mod readme;
 mod reload;
 mod smtp;

@@ -10,8 +10,11 @@ async fn the_status_page_follows_a_breaker_opening_live() {
     let fake = FakeProvider::start(Mode::Healthy).await;
     let daemon = start_daemon(&format!(
         "[services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{url}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\nevery = \"200ms\"\n\
-         [services.status-page]\nkind = \"http\"\nurl = \"{url}/health\"\nevery = \"200ms\"\n",
-        url = fake.url()
+         [services.status-page]\nkind = \"http\"\nurl = \"{url}/health\"\nevery = \"200ms\"\n\
+         [[maintenance]]\nservices = [\"status-page\"]\nstart = \"{start}\"\nend = \"{end}\"\nreason = \"moving racks\"\n",
+        url = fake.url(),
+        start = humantime::format_rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(60)),
+        end = humantime::format_rfc3339(std::time::SystemTime::now() + std::time::Duration::from_secs(3600)),
     ))
     .await;
     let browser = Browser::start().await;
@@ -56,6 +59,16 @@ async fn the_status_page_follows_a_breaker_opening_live() {
             .is_some_and(|cause| cause.starts_with("http_status — HTTP 503"))
     })
     .await;
+    // The maintenance window shows as a badge on its card only.
+    let badge = browser
+        .text("#svc-status-page .held-maintenance")
+        .await
+        .unwrap_or_default();
+    assert!(
+        badge.starts_with("maintenance until ") && badge.ends_with(": moving racks"),
+        "{badge}"
+    );
+    assert_eq!(browser.text("#svc-mpesa .held").await, None);
     let outage = browser
         .text("#svc-status-page .outage")
         .await

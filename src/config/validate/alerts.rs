@@ -264,7 +264,11 @@ impl Validator<'_> {
         Some(list)
     }
 
-    fn service_list(&mut self, raw: Option<&RawList>, names: &[&str]) -> Option<Vec<String>> {
+    pub(super) fn service_list(
+        &mut self,
+        raw: Option<&RawList>,
+        names: &[&str],
+    ) -> Option<Vec<String>> {
         let raw = raw?;
         let mut list = Vec::new();
         for item in raw.get_ref() {

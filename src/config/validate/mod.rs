@@ -15,7 +15,7 @@ use super::duration::{format_duration, parse_duration};
 use super::errors::{LoadError, Problems, nearest};
 use super::keys::report_unknown;
 use super::listen::resolve_listen;
-use super::raw::{RawAlerts, RawServer, RawService};
+use super::raw::{RawAlerts, RawList, RawMaintenance, RawServer, RawService};
 use super::secret::{Environment, ExpandError, Secret, expand};
 use super::{
     CaBundle, Check, Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
@@ -27,6 +27,7 @@ use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
 mod alerts;
 mod http;
 pub(crate) mod kinds;
+mod quiet;
 mod schedule;
 
 use kinds::CheckKind;
@@ -70,11 +71,17 @@ pub(crate) fn validate(
         );
     }
     let mut services = Vec::new();
+    let mut depends_on: Vec<(String, RawList)> = Vec::new();
     for (name, service) in raw.services {
+        if let Some(list) = &service.get_ref().depends_on {
+            depends_on.push((name.get_ref().clone(), list.clone()));
+        }
         if let Some(service) = validator.service(name, service) {
             services.push(service);
         }
     }
+    validator.dependencies(&depends_on, &mut services);
+    let maintenance = validator.maintenance(raw.maintenance, &services);
     let alerts = validator.alerts(raw.alerts, &services);
     for service in &mut services {
         if let Check::Heartbeat(heartbeat) = &mut service.check {
@@ -85,6 +92,7 @@ pub(crate) fn validate(
         server,
         services,
         alerts,
+        maintenance,
     })
 }
 
@@ -95,6 +103,7 @@ struct Sections {
     services: Vec<(Spanned<String>, Spanned<RawService>)>,
     has_services: bool,
     alerts: Option<Spanned<RawAlerts>>,
+    maintenance: Vec<Spanned<RawMaintenance>>,
 }
 
 fn sections(document: DeTable<'_>, problems: &mut Problems<'_>) -> Sections {
@@ -103,11 +112,27 @@ fn sections(document: DeTable<'_>, problems: &mut Problems<'_>) -> Sections {
         services: Vec::new(),
         has_services: false,
         alerts: None,
+        maintenance: Vec::new(),
     };
     for (key, value) in document {
         match key.get_ref().as_ref() {
             "server" => sections.server = typed(value, problems),
             "alerts" => sections.alerts = typed(value, problems),
+            "maintenance" => {
+                let span = value.span();
+                let DeValue::Array(entries) = value.into_inner() else {
+                    problems.at(
+                        span,
+                        "`maintenance` must be a list of tables, one per window: [[maintenance]]",
+                    );
+                    continue;
+                };
+                sections.maintenance.extend(
+                    entries
+                        .into_iter()
+                        .filter_map(|entry| typed(entry, problems)),
+                );
+            }
             "services" => {
                 let span = value.span();
                 let DeValue::Table(services) = value.into_inner() else {
@@ -329,6 +354,7 @@ impl Validator<'_> {
             checks,
             report_token,
             ca,
+            depends_on: Vec::new(),
             reuse_connections: raw
                 .reuse_connections
                 .as_ref()
@@ -461,20 +487,28 @@ impl Validator<'_> {
             (Some(every), None) => {
                 Schedule::Every(self.duration("every", Some(every), DEFAULT_EVERY, false))
             }
-            (None, Some(expression)) => match cron::Schedule::from_str(expression.get_ref()) {
-                Ok(schedule) => Schedule::Cron {
+            (None, Some(expression)) => match self.cron(expression) {
+                Some(schedule) => Schedule::Cron {
                     expression: expression.get_ref().clone(),
                     schedule: Box::new(schedule),
                 },
-                Err(_) => {
-                    let (offset, message) = cron_problem(expression.get_ref());
-                    // The value's span starts at its opening quote.
-                    let start = expression.span().start + 1 + offset;
-                    self.problems.at(start..start, message);
-                    Schedule::Every(DEFAULT_EVERY)
-                }
+                None => Schedule::Every(DEFAULT_EVERY),
             },
             (None, None) => Schedule::Every(DEFAULT_EVERY),
+        }
+    }
+
+    /// A cron schedule (seconds first); a problem points at the field that is wrong.
+    fn cron(&mut self, expression: &Spanned<String>) -> Option<cron::Schedule> {
+        match cron::Schedule::from_str(expression.get_ref()) {
+            Ok(schedule) => Some(schedule),
+            Err(_) => {
+                let (offset, message) = cron_problem(expression.get_ref());
+                // The value's span starts at its opening quote.
+                let start = expression.span().start + 1 + offset;
+                self.problems.at(start..start, message);
+                None
+            }
         }
     }
 

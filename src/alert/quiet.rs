@@ -1,0 +1,155 @@
+//! Why a service's pages are held right now: an open maintenance window, a silence, or an
+//! upstream (`depends_on`) in an outage. Pure: handed the windows, the silences, which
+//! services are in an outage and the time, it answers per service and says when the answer
+//! next changes by the clock. The alert stage publishes the answer for the API, the status
+//! page and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::silences::Silence;
+use crate::config::MaintenanceWindow;
+use crate::wall::serde_rfc3339;
+
+/// One reason a service's pages are held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Hold {
+    /// A `[[maintenance]]` window is open.
+    #[serde(rename_all = "camelCase")]
+    Maintenance {
+        /// Its reason.
+        reason: String,
+        /// When it closes.
+        #[serde(with = "serde_rfc3339")]
+        until: SystemTime,
+    },
+    /// A silence made through the API.
+    #[serde(rename_all = "camelCase")]
+    Silenced {
+        /// The silence's id.
+        id: String,
+        /// Its comment.
+        comment: String,
+        /// When it ends.
+        #[serde(with = "serde_rfc3339")]
+        until: SystemTime,
+    },
+    /// A service it depends on is in an outage.
+    #[serde(rename_all = "camelCase")]
+    Dependency {
+        /// That service.
+        upstream: String,
+    },
+}
+
+impl Hold {
+    /// `maintenance`, `silenced`, `dependency`: for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Hold::Maintenance { .. } => "maintenance",
+            Hold::Silenced { .. } => "silenced",
+            Hold::Dependency { .. } => "dependency",
+        }
+    }
+}
+
+/// What the stage publishes: every held service's holds, and the active silences.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuietView {
+    /// Services with at least one hold.
+    pub holds: BTreeMap<String, Vec<Hold>>,
+    /// Active silences, oldest first.
+    pub silences: Vec<Silence>,
+}
+
+impl QuietView {
+    /// The holds of `service` (none: its pages go out).
+    pub fn of(&self, service: &str) -> &[Hold] {
+        self.holds.get(service).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a maintenance window covers `service` now.
+    pub fn in_maintenance(&self, service: &str) -> bool {
+        self.of(service)
+            .iter()
+            .any(|hold| matches!(hold, Hold::Maintenance { .. }))
+    }
+
+    /// Whether a silence covers `service` now.
+    pub fn silenced(&self, service: &str) -> bool {
+        self.of(service)
+            .iter()
+            .any(|hold| matches!(hold, Hold::Silenced { .. }))
+    }
+}
+
+/// What decides holds.
+pub(crate) struct Facts<'a> {
+    pub(crate) windows: &'a [MaintenanceWindow],
+    pub(crate) silences: &'a [&'a Silence],
+    /// Each service's upstreams.
+    pub(crate) depends_on: &'a BTreeMap<String, Vec<String>>,
+    /// Whether a service is in an outage now.
+    pub(crate) in_outage: &'a dyn Fn(&str) -> bool,
+    pub(crate) now: SystemTime,
+}
+
+impl Facts<'_> {
+    /// Every hold on `service` now.
+    pub(crate) fn holds(&self, service: &str) -> Vec<Hold> {
+        let mut holds: Vec<Hold> = self
+            .windows
+            .iter()
+            .filter(|window| window.covers(service))
+            .filter_map(|window| {
+                window.open_until(self.now).map(|until| Hold::Maintenance {
+                    reason: window.reason.clone(),
+                    until,
+                })
+            })
+            .collect();
+        holds.extend(
+            self.silences
+                .iter()
+                .filter(|silence| silence.covers(service, self.now))
+                .map(|silence| Hold::Silenced {
+                    id: silence.id.clone(),
+                    comment: silence.comment.clone(),
+                    until: silence.until,
+                }),
+        );
+        holds.extend(
+            self.depends_on
+                .get(service)
+                .into_iter()
+                .flatten()
+                .filter(|upstream| (self.in_outage)(upstream))
+                .map(|upstream| Hold::Dependency {
+                    upstream: upstream.clone(),
+                }),
+        );
+        holds
+    }
+
+    /// The next moment after `now` at which a window opens or closes or a silence ends.
+    pub(crate) fn next_change(&self) -> Option<SystemTime> {
+        let windows = self
+            .windows
+            .iter()
+            .filter_map(|window| window.next_change(self.now));
+        let silences = self.silences.iter().map(|silence| silence.until);
+        windows.chain(silences).min()
+    }
+}
+
+/// The services that name `service` in their `depends_on`.
+pub(crate) fn dependants(depends_on: &BTreeMap<String, Vec<String>>, service: &str) -> Vec<String> {
+    depends_on
+        .iter()
+        .filter(|(_, upstreams)| upstreams.iter().any(|name| name == service))
+        .map(|(dependant, _)| dependant.clone())
+        .collect()
+}
