@@ -5,9 +5,11 @@
 //! queue, retries and on-disk outbox, and Alertmanager, kept in step with the outages.
 
 mod alertmanager;
+mod connectivity;
 mod delivery;
 mod email;
 mod failure;
+mod grouping;
 mod notification;
 mod outage;
 mod outbox;
@@ -20,11 +22,12 @@ mod webhook;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use connectivity::{GUARD_EVERY, GUARD_TIMEOUT};
 pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF};
 pub use notification::{Notification, NotificationKind, OutageInfo};
 pub use outage::Outage;
 pub(crate) use outage::in_outage;
-pub use quiet::{Hold, QuietView};
+pub use quiet::{Hold, Offline, QuietView};
 pub use silences::{
     MAX_COMMENT_CHARS, MAX_SILENCE, MAX_SILENCES, NewSilence, Silence, SilenceError,
 };

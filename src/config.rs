@@ -76,6 +76,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("slow_call", HOUR),
     ("backoff_max", Duration::from_secs(7 * 86_400)),
     ("alerts.min_interval", DAY),
+    ("alerts.group_wait", Duration::from_secs(600)),
     ("maintenance.duration", maintenance::MAX_MAINTENANCE),
     ("alerts.reminder_every", Duration::from_secs(30 * 86_400)),
     ("alerts.webhook.timeout", Duration::from_secs(5 * 60)),
@@ -152,6 +153,38 @@ pub struct ServerConfig {
     pub proxy_listen: Option<SocketAddr>,
     /// The bearer token applications report outcomes with, for every service without its own.
     pub report_token: Option<Secret>,
+    /// The connectivity guard (`connectivity`): breakerd is online while any of these answers;
+    /// when none does, provider pages are held and one "offline" notification goes out.
+    pub connectivity: Vec<ConnectivityTarget>,
+}
+
+/// The most entries `server.connectivity` takes.
+pub const MAX_CONNECTIVITY_TARGETS: usize = 16;
+
+/// One entry of `server.connectivity`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectivityTarget {
+    /// `tcp://HOST:PORT`: reachable when a TCP connection opens.
+    Tcp {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A configured service: reachable while its breaker is not in an outage.
+    Service(String),
+}
+
+impl std::fmt::Display for ConnectivityTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectivityTarget::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            ConnectivityTarget::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            ConnectivityTarget::Service(name) => f.write_str(name),
+        }
+    }
 }
 
 /// One `[services.NAME]` table.
@@ -567,6 +600,9 @@ pub struct AlertsConfig {
     pub min_interval: Duration,
     /// Reminders while a breaker stays open; off when `None`.
     pub reminder_every: Option<Duration>,
+    /// Outages that start (or end) within this long of each other are sent as one
+    /// notification per channel; off when `None`.
+    pub group_wait: Option<Duration>,
     /// Notifications waiting per channel before new ones are dropped.
     pub queue_size: usize,
     /// Delivery attempts before a notification is given up.
@@ -590,6 +626,7 @@ impl Default for AlertsConfig {
             notify_on: vec![NotifyOn::Open, NotifyOn::Closed],
             min_interval: DEFAULT_MIN_INTERVAL,
             reminder_every: None,
+            group_wait: None,
             queue_size: DEFAULT_QUEUE_SIZE,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             dashboard_url: None,

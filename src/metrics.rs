@@ -136,6 +136,7 @@ pub struct Metrics {
     task_panics: Family<TaskLabel, Counter>,
     connections_open: Gauge,
     connections_refused: Counter,
+    offline: Gauge,
     /// The size of the last exposition, to allocate the next one at once.
     last_size: AtomicUsize,
     /// Services whose pages are held, and why (as the alert stage last published).
@@ -222,6 +223,12 @@ impl Metrics {
             "Inbound HTTP connections closed at once because server.max_connections were open",
             connections_refused.clone(),
         );
+        let offline = Gauge::default();
+        registry.register(
+            "offline",
+            "1 while the connectivity guard (server.connectivity) reaches none of its targets: provider pages are held",
+            offline.clone(),
+        );
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -241,6 +248,7 @@ impl Metrics {
             task_panics,
             connections_open,
             connections_refused,
+            offline,
             last_size: AtomicUsize::new(64 * 1024),
             held: RwLock::default(),
         }
@@ -280,6 +288,11 @@ impl Metrics {
     /// `breakerd_silenced`).
     pub fn set_held(&self, held: HeldServices) {
         *self.held.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(held);
+    }
+
+    /// Whether the connectivity guard says breakerd is offline (`breakerd_offline`).
+    pub fn set_offline(&self, offline: bool) {
+        self.offline.set(i64::from(offline));
     }
 
     /// Creates the alert series of `channel` at zero.

@@ -91,6 +91,15 @@ impl DirectChannel {
                 .is_none_or(|list| list.iter().any(|s| s == service))
     }
 
+    /// Whether it takes a notice about breakerd itself (offline, online again) of `class`:
+    /// its `services` do not narrow those.
+    pub(crate) fn takes_notice(&self, class: NotifyOn) -> bool {
+        self.filter()
+            .notify_on
+            .as_ref()
+            .is_none_or(|list| list.contains(&class))
+    }
+
     /// Whether `other` sends the same way (a reload that changed nothing here).
     pub(crate) fn same_as(&self, other: &DirectChannel) -> bool {
         self.max_attempts == other.max_attempts
@@ -161,18 +170,18 @@ pub(crate) fn finish(
     if outcome == AlertOutcome::Sent {
         shared.metrics.alert_delivered(channel, now);
     }
-    shared.history.delivery(
-        &notification.service,
-        DeliveryRecord {
-            notification: notification.id,
-            subject: notification.subject(),
-            channel: channel.to_string(),
-            outcome,
-            attempts,
-            error: error.map(str::to_string),
-            at: crate::wall::rfc3339(now),
-        },
-    );
+    let record = DeliveryRecord {
+        notification: notification.id,
+        subject: notification.subject(),
+        channel: channel.to_string(),
+        outcome,
+        attempts,
+        error: error.map(str::to_string),
+        at: crate::wall::rfc3339(now),
+    };
+    for service in notification.services() {
+        shared.history.delivery(service, record.clone());
+    }
     let service = &notification.service;
     match (outcome, error) {
         (AlertOutcome::Sent, _) => info!(

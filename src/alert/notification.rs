@@ -23,6 +23,13 @@ pub enum NotificationKind {
     Flapping,
     /// An outage is still going on.
     Reminder,
+    /// The connectivity guard lost every target: breakerd is offline, provider pages are held.
+    Offline,
+    /// The connectivity guard reaches a target again.
+    Online,
+    /// Outages that started (or ended) within `alerts.group_wait` of each other, sent as one:
+    /// `group` holds each service's own notification.
+    Grouped,
 }
 
 /// The outage a notification belongs to: from the breaker opening until it closes again.
@@ -97,9 +104,59 @@ pub struct Notification {
     /// own outages are not paged separately.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependants: Vec<String>,
+    /// For a grouped notification: each service's own notification, by service name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<Notification>,
 }
 
 impl Notification {
+    /// One notification standing for `members` (sorted by service), as id `id`; `None` for
+    /// fewer than two.
+    pub(crate) fn grouped(id: u64, members: Vec<Notification>) -> Option<Self> {
+        let first = members.get(1).and(members.first())?;
+        let at = members
+            .iter()
+            .map(|member| member.at)
+            .max()
+            .unwrap_or(first.at);
+        Some(Notification {
+            id,
+            kind: NotificationKind::Grouped,
+            service: members
+                .iter()
+                .map(|member| member.service.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            from: first.from,
+            to: first.to,
+            reason: format!("{} services changed within the group wait", members.len()),
+            at,
+            at_unix_ms: crate::wall::unix_millis(at),
+            consecutive_failures: 0,
+            last_failure: None,
+            cause: None,
+            outage: None,
+            next_attempt: None,
+            changes: u32::try_from(members.len()).unwrap_or(u32::MAX),
+            dashboard_url: first.dashboard_url.clone(),
+            api_url: None,
+            dependants: Vec::new(),
+            group: members,
+        })
+    }
+
+    /// The services it is about: each member of a group, or its one service.
+    pub fn services(&self) -> Vec<&str> {
+        if self.group.is_empty() {
+            vec![self.service.as_str()]
+        } else {
+            self.group
+                .iter()
+                .map(|member| member.service.as_str())
+                .collect()
+        }
+    }
+
     /// Whether the service is in an outage after this notification.
     pub fn is_problem(&self) -> bool {
         matches!(self.to, State::Open | State::ForcedOpen | State::HalfOpen)
@@ -117,10 +174,64 @@ impl Notification {
         format!(": {detail}")
     }
 
+    /// `: <detail>` of the cause cut short, for a line about several services.
+    fn short_cause(&self) -> String {
+        let Some(cause) = &self.cause else {
+            return String::new();
+        };
+        let mut detail: String = cause.detail.chars().take(40).collect();
+        if detail.len() < cause.detail.len() {
+            detail.push('…');
+        }
+        format!(": {detail}")
+    }
+
     /// One line: the email subject and the chat message's headline.
     pub fn subject(&self) -> String {
         let service = &self.service;
         match self.kind {
+            NotificationKind::Offline => format!(
+                "[breakerd] {service} is offline: none of its connectivity checks answer; provider pages are held"
+            ),
+            NotificationKind::Online => {
+                let length = self
+                    .outage
+                    .as_ref()
+                    .map(|outage| format!(" (offline for {})", span(outage.length(self.at))))
+                    .unwrap_or_default();
+                format!(
+                    "[breakerd] {service} is online again{length}; what is still down pages now"
+                )
+            }
+            NotificationKind::Grouped if self.is_problem() => format!(
+                "[breakerd] {} services are {}: {}",
+                self.group.len(),
+                self.to,
+                self.group
+                    .iter()
+                    .map(|member| format!("{}{}", member.service, member.short_cause()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            NotificationKind::Grouped => format!(
+                "[breakerd] {} services are {} again: {}",
+                self.group.len(),
+                self.to,
+                self.group
+                    .iter()
+                    .map(|member| match &member.outage {
+                        Some(outage) => {
+                            format!(
+                                "{} (after {})",
+                                member.service,
+                                span(outage.length(member.at))
+                            )
+                        }
+                        None => member.service.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             NotificationKind::Flapping => format!(
                 "[breakerd] {service} is flapping ({} changes), now {}",
                 self.changes, self.to
@@ -193,6 +304,28 @@ impl Notification {
 
     /// The plain-text email body.
     pub fn text_body(&self) -> String {
+        if !self.group.is_empty() {
+            let mut body = format!("{}\n", self.subject());
+            for member in &self.group {
+                let own = member.text_body();
+                // Each member's body without its signature, indented under its headline.
+                let lines: Vec<&str> = own
+                    .lines()
+                    .take_while(|line| *line != "-- breakerd")
+                    .filter(|line| !line.is_empty())
+                    .collect();
+                body.push('\n');
+                for (index, line) in lines.iter().enumerate() {
+                    let indent = if index == 0 { "" } else { "    " };
+                    body.push_str(&format!("{indent}{line}\n"));
+                }
+            }
+            if let Some(url) = &self.dashboard_url {
+                body.push_str(&format!("\nDashboard:    {url}\n"));
+            }
+            body.push_str("\n-- breakerd\n");
+            return body;
+        }
         let mut body = format!(
             "{}\n\nService:      {}\nTransition:   {} -> {}\nReason:       {}\nAt:           {}\nFailures:     {} in a row\n",
             self.subject(),
@@ -236,6 +369,18 @@ impl Notification {
 
     /// A Slack-compatible incoming-webhook message.
     pub fn slack_json(&self) -> Value {
+        if !self.group.is_empty() {
+            let attachments: Vec<Value> = self
+                .group
+                .iter()
+                .map(|member| {
+                    let mut attachment = member.slack_json()["attachments"][0].clone();
+                    attachment["title"] = json!(member.subject());
+                    attachment
+                })
+                .collect();
+            return json!({ "text": self.subject(), "attachments": attachments });
+        }
         let color = match self.to {
             State::Closed => "#2eb886",
             State::HalfOpen => "#daa038",
@@ -271,6 +416,23 @@ impl Notification {
 
     /// Alertmanager's webhook format (version "4"), so receivers written for it work unchanged.
     pub fn alertmanager_webhook_json(&self) -> Value {
+        if !self.group.is_empty() {
+            let mut grouped = self.group[0].alertmanager_webhook_json();
+            let alerts: Vec<Value> = self
+                .group
+                .iter()
+                .map(|member| member.alertmanager_webhook_json()["alerts"][0].clone())
+                .collect();
+            let firing = self.group.iter().any(Notification::is_problem);
+            grouped["status"] = json!(if firing { "firing" } else { "resolved" });
+            grouped["groupKey"] = json!("{}:{alertname=\"CircuitBreakerOpen\"}");
+            grouped["groupLabels"] = json!({ "alertname": "CircuitBreakerOpen" });
+            grouped["commonLabels"] =
+                json!({ "alertname": "CircuitBreakerOpen", "severity": "critical" });
+            grouped["commonAnnotations"] = json!({ "summary": self.subject() });
+            grouped["alerts"] = json!(alerts);
+            return grouped;
+        }
         let status = if self.is_problem() {
             "firing"
         } else {
@@ -357,6 +519,7 @@ pub(crate) fn sample() -> Notification {
         dashboard_url: Some("https://grafana.example.com/d/breakerd".into()),
         api_url: Some("https://breakerd.example.com/api/v1/circuit-breakers/mpesa".into()),
         dependants: Vec::new(),
+        group: Vec::new(),
     }
 }
 

@@ -338,11 +338,6 @@ impl Ledger {
         pages
     }
 
-    /// Whether its pages are held now.
-    pub(crate) fn is_quiet(&self) -> bool {
-        self.quiet
-    }
-
     /// Holds pages (`quiet`) or lets them go again. When a hold ends, on-call is told what
     /// changed meanwhile, once: an outage still going on that they were not told of pages
     /// (with its cause), one they were told of that ended pages its recovery; else nothing.

@@ -43,6 +43,27 @@ pub enum Hold {
         /// That service.
         upstream: String,
     },
+    /// breakerd is offline: no connectivity target answers.
+    #[serde(rename_all = "camelCase")]
+    Offline {
+        /// Since when.
+        #[serde(with = "serde_rfc3339")]
+        since: SystemTime,
+    },
+    /// Its outage has just started; the connectivity guard looks whether breakerd is offline
+    /// before it pages (a few seconds at most).
+    CheckingConnectivity,
+}
+
+/// breakerd is offline: since when, and what the guard could not reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offline {
+    /// Since when.
+    #[serde(with = "serde_rfc3339")]
+    pub since: SystemTime,
+    /// Each target and why it failed.
+    pub failures: Vec<String>,
 }
 
 impl Hold {
@@ -52,6 +73,8 @@ impl Hold {
             Hold::Maintenance { .. } => "maintenance",
             Hold::Silenced { .. } => "silenced",
             Hold::Dependency { .. } => "dependency",
+            Hold::Offline { .. } => "offline",
+            Hold::CheckingConnectivity => "checkingConnectivity",
         }
     }
 }
@@ -63,6 +86,8 @@ pub struct QuietView {
     pub holds: BTreeMap<String, Vec<Hold>>,
     /// Active silences, oldest first.
     pub silences: Vec<Silence>,
+    /// Whether breakerd is offline (the connectivity guard).
+    pub offline: Option<Offline>,
 }
 
 impl QuietView {

@@ -15,9 +15,11 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
 use super::alertmanager::{self, AlertmanagerChannel};
+use super::connectivity::{self, GUARD_TIMEOUT, Reachability};
 use super::delivery::{self, DirectChannel, Job, Transport};
 use super::email::EmailChannel;
-use super::notification::Notification;
+use super::grouping::Grouping;
+use super::notification::{Notification, NotificationKind, OutageInfo};
 use super::outage::{Change, ClockPair, Ledger, Outage, Page, Rules};
 use super::outbox::Outbox;
 use super::quiet::{self, Facts, Hold, QuietView};
@@ -26,7 +28,7 @@ use super::store::{ServiceRecord, Store};
 use super::webhook::WebhookChannel;
 use super::{OutageView, Shared};
 use crate::breaker::{Snapshot, Transition, TransitionReason};
-use crate::config::{AlertsConfig, Config, MaintenanceWindow};
+use crate::config::{AlertsConfig, Config, ConnectivityTarget, MaintenanceWindow};
 use crate::history::History;
 use crate::metrics::{AlertOutcome, Metrics};
 use crate::probe::{Cause, HttpClient};
@@ -62,6 +64,8 @@ struct Settings {
     windows: Vec<MaintenanceWindow>,
     /// Each service's upstreams (`depends_on`), for services that name any.
     depends_on: BTreeMap<String, Vec<String>>,
+    /// The connectivity guard's targets.
+    connectivity: Vec<ConnectivityTarget>,
 }
 
 impl Settings {
@@ -93,6 +97,7 @@ impl Settings {
             rules,
             windows: config.maintenance.clone(),
             depends_on,
+            connectivity: config.server.connectivity.clone(),
         }
     }
 
@@ -210,6 +215,7 @@ impl AlertStage {
                 rules: BTreeMap::new(),
                 windows: Vec::new(),
                 depends_on: BTreeMap::new(),
+                connectivity: Vec::new(),
             },
             ledgers,
             breakers: breakers.clone(),
@@ -226,6 +232,14 @@ impl AlertStage {
             silences,
             quiet_view,
             next_quiet_change: None,
+            guard: None,
+            reachability: mpsc::channel(4),
+            tcp_reachable: None,
+            offline: None,
+            verifying: std::collections::BTreeSet::new(),
+            verifying_until: None,
+            announced: std::collections::BTreeSet::new(),
+            grouping: Grouping::default(),
         };
         stage.publish();
         stage
@@ -454,6 +468,29 @@ struct Stage {
     quiet_view: watch::Sender<Arc<QuietView>>,
     /// When a maintenance window next opens or closes, or a silence ends.
     next_quiet_change: Option<Instant>,
+    /// The connectivity guard's probe, while it has `tcp://` targets.
+    guard: Option<Guard>,
+    /// Where the guard's probes report, and where the stage reads them.
+    reachability: (mpsc::Sender<Reachability>, mpsc::Receiver<Reachability>),
+    /// Whether a `tcp://` target answered the last look (`None`: none yet, or none configured).
+    tcp_reachable: Option<Reachability>,
+    /// Since when breakerd has been offline, and why.
+    offline: Option<super::quiet::Offline>,
+    /// Services whose outage has just started and waits for the guard's answer before paging.
+    verifying: std::collections::BTreeSet<String>,
+    /// When waiting for the guard gives up.
+    verifying_until: Option<Instant>,
+    /// Services whose hold by maintenance, a silence or a dependency was logged.
+    announced: std::collections::BTreeSet<String>,
+    /// Outage starts and ends waiting out `alerts.group_wait`.
+    grouping: Grouping,
+}
+
+/// The running probe of the connectivity guard.
+struct Guard {
+    targets: Vec<ConnectivityTarget>,
+    ask: mpsc::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// The cause worth telling with `transition`: the last real failure when failures moved the
@@ -493,6 +530,11 @@ impl Stage {
                     tasks::guard(&metrics, TaskKind::AlertStage, "a command", self.on_command(command))
                         .await;
                 }
+                Some(found) = self.reachability.1.recv() => {
+                    let metrics = Arc::clone(&self.shared.metrics);
+                    tasks::guard(&metrics, TaskKind::AlertStage, "connectivity", self.on_reachability(found))
+                        .await;
+                }
                 Some(event) = intake.recv() => {
                     self.on_event(event).await;
                     self.take_queued(&mut intake, EVENT_BATCH).await;
@@ -524,6 +566,8 @@ impl Stage {
             .values()
             .filter_map(Ledger::next_deadline)
             .chain(self.next_quiet_change)
+            .chain(self.verifying_until)
+            .chain(self.grouping.next_due())
             .min()
     }
 
@@ -565,6 +609,7 @@ impl Stage {
                     self.departed.insert(service.clone(), Arc::new(outage));
                 }
                 self.breakers.remove(&service);
+                self.announced.remove(&service);
                 self.store.forget(&service);
             }
             Command::Shutdown { .. } => {}
@@ -595,6 +640,15 @@ impl Stage {
             },
         );
         let rules = self.settings.rules(&service);
+        let starts_outage = super::in_outage(change.to)
+            && !self
+                .ledgers
+                .get(&service)
+                .and_then(Ledger::outage)
+                .is_some_and(Outage::is_ongoing);
+        if starts_outage && self.offline.is_none() {
+            self.verify_connectivity(&service);
+        }
         self.ledgers.entry(service.clone()).or_default();
         self.refresh_holds(&service).await;
         let page = self.ledgers.entry(service.clone()).or_default().on_change(
@@ -610,6 +664,171 @@ impl Stage {
         for dependant in quiet::dependants(&self.settings.depends_on, &service) {
             self.refresh_holds(&dependant).await;
         }
+        if self
+            .settings
+            .connectivity
+            .contains(&ConnectivityTarget::Service(service.clone()))
+        {
+            self.update_connectivity().await;
+        }
+    }
+
+    /// Holds `service`'s opening page until the guard has looked again, when it has `tcp://`
+    /// targets: a provider that seems down may only mean breakerd is offline.
+    fn verify_connectivity(&mut self, service: &str) {
+        let Some(guard) = &self.guard else { return };
+        self.verifying.insert(service.to_string());
+        // A look already asked for answers this one too.
+        let _ = guard.ask.try_send(());
+        if self.verifying_until.is_none() {
+            self.verifying_until = Some(Instant::now() + GUARD_TIMEOUT + Duration::from_secs(2));
+        }
+    }
+
+    /// What the guard's probe found.
+    async fn on_reachability(&mut self, found: Reachability) {
+        self.tcp_reachable = Some(found);
+        self.verifying.clear();
+        self.verifying_until = None;
+        self.update_connectivity().await;
+        self.refresh_all_holds().await;
+    }
+
+    /// Whether any guard target answers: a `tcp://` target at the last look (one not looked at
+    /// yet counts as answering), or a named service not in an outage. Always, without a guard.
+    fn reachable(&self) -> bool {
+        let targets = &self.settings.connectivity;
+        if targets.is_empty() {
+            return true;
+        }
+        let tcp = targets
+            .iter()
+            .any(|target| matches!(target, ConnectivityTarget::Tcp { .. }))
+            && self
+                .tcp_reachable
+                .as_ref()
+                .is_none_or(|found| found.reachable);
+        tcp || targets.iter().any(|target| match target {
+            ConnectivityTarget::Service(name) => !self
+                .ledgers
+                .get(name)
+                .and_then(Ledger::outage)
+                .is_some_and(Outage::is_ongoing),
+            ConnectivityTarget::Tcp { .. } => false,
+        })
+    }
+
+    /// Goes offline or online as the guard says: one notice each way, and holds for every
+    /// service while offline.
+    async fn update_connectivity(&mut self) {
+        let reachable = self.reachable();
+        match (&self.offline, reachable) {
+            (None, false) => {
+                let mut failures: Vec<String> = self
+                    .tcp_reachable
+                    .as_ref()
+                    .map(|found| found.failures.clone())
+                    .unwrap_or_default();
+                failures.extend(
+                    self.settings
+                        .connectivity
+                        .iter()
+                        .filter(|target| matches!(target, ConnectivityTarget::Service(_)))
+                        .map(|target| format!("{target}: in an outage")),
+                );
+                let offline = super::quiet::Offline {
+                    since: crate::wall::now(),
+                    failures,
+                };
+                warn!(
+                    "breakerd is offline: no connectivity target answers ({}); provider pages are held",
+                    offline.failures.join("; ")
+                );
+                self.shared.metrics.set_offline(true);
+                let notice = self.notice(NotificationKind::Offline, &offline, None);
+                self.offline = Some(offline);
+                self.send_notice(notice).await;
+                self.refresh_all_holds().await;
+            }
+            (Some(offline), true) => {
+                let offline = offline.clone();
+                info!("breakerd is online again: a connectivity target answers");
+                self.shared.metrics.set_offline(false);
+                self.offline = None;
+                let notice =
+                    self.notice(NotificationKind::Online, &offline, Some(crate::wall::now()));
+                self.send_notice(notice).await;
+                self.refresh_all_holds().await;
+            }
+            _ => {}
+        }
+    }
+
+    /// A notice about breakerd itself (offline, online again).
+    fn notice(
+        &mut self,
+        kind: NotificationKind,
+        offline: &super::quiet::Offline,
+        ended_at: Option<std::time::SystemTime>,
+    ) -> Notification {
+        let id = self.next_id;
+        self.next_id += 1;
+        let at = ended_at.unwrap_or(offline.since);
+        let (from, to) = match kind {
+            NotificationKind::Offline => {
+                (crate::breaker::State::Closed, crate::breaker::State::Open)
+            }
+            _ => (crate::breaker::State::Open, crate::breaker::State::Closed),
+        };
+        Notification {
+            id,
+            kind,
+            service: "breakerd".to_string(),
+            from,
+            to,
+            reason: format!(
+                "no connectivity target answers: {}",
+                offline.failures.join("; ")
+            ),
+            at,
+            at_unix_ms: crate::wall::unix_millis(at),
+            consecutive_failures: 0,
+            last_failure: None,
+            cause: None,
+            outage: Some(OutageInfo {
+                started_at: offline.since,
+                ended_at,
+                failed_trials: 0,
+            }),
+            next_attempt: None,
+            changes: 1,
+            dashboard_url: self
+                .settings
+                .alerts
+                .dashboard_url
+                .as_ref()
+                .map(ToString::to_string),
+            api_url: None,
+            dependants: Vec::new(),
+            group: Vec::new(),
+        }
+    }
+
+    /// Sends a notice about breakerd itself on every direct channel that takes outage pages,
+    /// whatever services it is narrowed to.
+    async fn send_notice(&mut self, notification: Notification) {
+        let class = if notification.is_problem() {
+            crate::config::NotifyOn::Open
+        } else {
+            crate::config::NotifyOn::Closed
+        };
+        let channels: Vec<String> = self
+            .direct
+            .iter()
+            .filter(|(_, slot)| slot.channel.borrow().takes_notice(class))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.deliver(&channels, &notification).await;
     }
 
     /// The holds on `service` now.
@@ -621,14 +840,22 @@ impl Stage {
                 .and_then(Ledger::outage)
                 .is_some_and(Outage::is_ongoing)
         };
-        Facts {
+        let mut holds = Facts {
             windows: &self.settings.windows,
             silences: &silences,
             depends_on: &self.settings.depends_on,
             in_outage: &in_outage,
             now,
         }
-        .holds(service)
+        .holds(service);
+        if let Some(offline) = &self.offline {
+            holds.push(Hold::Offline {
+                since: offline.since,
+            });
+        } else if self.verifying.contains(service) {
+            holds.push(Hold::CheckingConnectivity);
+        }
+        holds
     }
 
     /// Holds or frees `service`'s pages as its holds say; a hold that ends tells on-call what
@@ -639,24 +866,30 @@ impl Stage {
         let Some(ledger) = self.ledgers.get_mut(service) else {
             return;
         };
-        let was = ledger.is_quiet();
         let page = ledger.set_quiet(!holds.is_empty(), &rules, Instant::now());
+        // Maintenance, silences and dependencies are logged and kept per service; being
+        // offline is logged once for all, and the guard's look takes a moment only.
+        let announced = holds
+            .iter()
+            .find(|hold| !matches!(hold, Hold::Offline { .. } | Hold::CheckingConnectivity));
         let record = |held: bool, why: String| crate::history::HoldRecord {
             held,
             why,
             at: crate::wall::rfc3339(crate::wall::now()),
         };
-        match (was, holds.first()) {
+        match (self.announced.contains(service), announced) {
             (false, Some(hold)) => {
                 let why = describe(hold);
                 info!(service = %service, hold = hold.kind(), "pages are held: {why}");
                 self.shared.history.hold(service, record(true, why));
+                self.announced.insert(service.to_string());
             }
             (true, None) => {
                 info!(service = %service, "pages are no longer held");
                 self.shared
                     .history
                     .hold(service, record(false, String::new()));
+                self.announced.remove(service);
             }
             _ => {}
         }
@@ -692,8 +925,18 @@ impl Stage {
 
     async fn on_timers(&mut self) {
         let now = Instant::now();
+        if self.verifying_until.is_some_and(|at| at <= now) {
+            // The guard did not answer: page rather than stay silent.
+            warn!("the connectivity guard did not answer in time; held pages go out");
+            self.verifying.clear();
+            self.verifying_until = None;
+            self.refresh_all_holds().await;
+        }
         if self.next_quiet_change.is_some_and(|at| at <= now) {
             self.refresh_all_holds().await;
+        }
+        for group in self.grouping.take_due(Some(now)) {
+            self.send_group(group).await;
         }
         let wall = crate::wall::now();
         let due: Vec<String> = self
@@ -765,6 +1008,7 @@ impl Stage {
                 })
                 .collect(),
             silences: self.silences.active(now).cloned().collect(),
+            offline: self.offline.clone(),
         };
         let metrics = &self.shared.metrics;
         self.quiet_view.send_if_modified(|current| {
@@ -816,18 +1060,79 @@ impl Stage {
                 )
             }),
             dependants: quiet::dependants(&self.settings.depends_on, service),
+            group: Vec::new(),
         }
     }
 
     /// Writes the notification to the outbox for each direct channel that takes it, then
     /// queues it there.
     async fn send(&mut self, service: &str, page: Page) {
+        let (service, page) = match self.settings.alerts.group_wait {
+            Some(wait) => match self.grouping.add(service, page, Instant::now() + wait) {
+                Some(alone) => alone,
+                None => return,
+            },
+            None => (service.to_string(), page),
+        };
+        let service = service.as_str();
         let class = page.class;
         let notification = self.notification(service, page);
+        let channels: Vec<String> = self
+            .direct
+            .iter()
+            .filter(|(_, slot)| slot.channel.borrow().takes(service, class))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.deliver(&channels, &notification).await;
+    }
+
+    /// Sends pages that waited out the group wait: each channel gets one notification listing
+    /// every service it takes (or the one, alone).
+    async fn send_group(&mut self, pages: Vec<(String, Page)>) {
+        let mut members: Vec<(crate::config::NotifyOn, Notification)> = pages
+            .into_iter()
+            .map(|(service, page)| (page.class, self.notification(&service, page)))
+            .collect();
+        members.sort_by(|(_, a), (_, b)| a.service.cmp(&b.service));
+        // Channels that take the same services get the same notification.
+        let mut by_members: BTreeMap<Vec<u64>, Vec<String>> = BTreeMap::new();
         for (name, slot) in &self.direct {
-            if !slot.channel.borrow().takes(service, class) {
-                continue;
+            let channel = slot.channel.borrow();
+            let ids: Vec<u64> = members
+                .iter()
+                .filter(|(class, member)| channel.takes(&member.service, *class))
+                .map(|(_, member)| member.id)
+                .collect();
+            if !ids.is_empty() {
+                by_members.entry(ids).or_default().push(name.clone());
             }
+        }
+        for (ids, channels) in by_members {
+            let chosen: Vec<Notification> = members
+                .iter()
+                .filter(|(_, member)| ids.contains(&member.id))
+                .map(|(_, member)| member.clone())
+                .collect();
+            let notification = match chosen.len() {
+                1 => chosen.into_iter().next(),
+                _ => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    Notification::grouped(id, chosen)
+                }
+            };
+            if let Some(notification) = notification {
+                self.deliver(&channels, &notification).await;
+            }
+        }
+    }
+
+    /// Writes `notification` to the outbox for each of `channels`, then queues it there.
+    async fn deliver(&mut self, channels: &[String], notification: &Notification) {
+        for name in channels {
+            let Some(slot) = self.direct.get(name) else {
+                continue;
+            };
             let outbox = self.shared.outbox.clone();
             let channel = name.clone();
             let kept = notification.clone();
@@ -956,13 +1261,51 @@ impl Stage {
         for slot in removed {
             slot.task.abort();
         }
+        self.restart_guard(&settings.connectivity);
         self.settings = settings;
         Ok(())
+    }
+
+    /// Starts, restarts or stops the guard's probe for `targets` (only when they changed).
+    fn restart_guard(&mut self, targets: &[ConnectivityTarget]) {
+        if self
+            .guard
+            .as_ref()
+            .is_some_and(|guard| guard.targets == targets)
+        {
+            return;
+        }
+        if let Some(old) = self.guard.take() {
+            old.task.abort();
+        }
+        self.tcp_reachable = None;
+        if !targets
+            .iter()
+            .any(|target| matches!(target, ConnectivityTarget::Tcp { .. }))
+        {
+            return;
+        }
+        let (ask, asked) = mpsc::channel(1);
+        let task = tokio::spawn(connectivity::run(
+            targets.to_vec(),
+            asked,
+            self.reachability.0.clone(),
+            self.stop.subscribe(),
+        ));
+        self.guard = Some(Guard {
+            targets: targets.to_vec(),
+            ask,
+            task,
+        });
     }
 
     /// Writes the breakers' last state and everything else down, stops the channels (queued
     /// notifications get until `deadline`) and the writer.
     async fn finish(mut self, last: Vec<(String, Restored)>, deadline: Instant) {
+        // Grouped pages waiting out the wait go now, rather than be lost with the process.
+        for group in self.grouping.take_due(None) {
+            self.send_group(group).await;
+        }
         for (service, restored) in last {
             // Only what a restart would otherwise lose: a breaker that never left closed
             // with no failures in a row needs no file.
@@ -1051,6 +1394,13 @@ fn describe(hold: &Hold) -> String {
         }
         Hold::Dependency { upstream } => {
             format!("{upstream}, which it depends on, is in an outage")
+        }
+        Hold::Offline { since } => format!(
+            "breakerd is offline (no connectivity target answers) since {}",
+            crate::wall::rfc3339(*since)
+        ),
+        Hold::CheckingConnectivity => {
+            "an outage starts: the connectivity guard looks whether breakerd is offline".to_string()
         }
     }
 }

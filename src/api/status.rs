@@ -79,6 +79,9 @@ pub(crate) struct Snapshot {
     transitions: Vec<TransitionLine>,
     /// Active silences.
     silences: Vec<crate::alert::Silence>,
+    /// Set while the connectivity guard says breakerd is offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offline: Option<crate::alert::Offline>,
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -151,6 +154,7 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         services,
         transitions,
         silences: quiet.silences.clone(),
+        offline: quiet.offline.clone(),
     }
 }
 

@@ -104,6 +104,14 @@ pub fn render(config: &Config) -> String {
     if server.report_token.is_some() {
         let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
     }
+    if !server.connectivity.is_empty() {
+        let targets: Vec<String> = server
+            .connectivity
+            .iter()
+            .map(|target| quoted(&target.to_string()))
+            .collect();
+        let _ = writeln!(out, "connectivity = [{}]", targets.join(", "));
+    }
     for service in &config.services {
         let _ = writeln!(out, "\n[services.{}]", service.name);
         service_table(&mut out, service);
@@ -123,6 +131,9 @@ pub fn render(config: &Config) -> String {
         alerts.queue_size,
         alerts.max_attempts
     );
+    if let Some(wait) = alerts.group_wait {
+        let _ = writeln!(out, "group_wait = {}", quoted(&format_duration(wait)));
+    }
     for webhook in &alerts.webhooks {
         let _ = writeln!(
             out,

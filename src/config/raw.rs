@@ -19,6 +19,7 @@ pub(crate) struct RawServer {
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) proxy_listen: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
+    pub(crate) connectivity: Option<RawList>,
 }
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.
@@ -138,6 +139,7 @@ pub(crate) struct RawAlerts {
     pub(crate) notify_on: Option<RawList>,
     pub(crate) min_interval: Option<Spanned<String>>,
     pub(crate) reminder_every: Option<Spanned<String>>,
+    pub(crate) group_wait: Option<Spanned<String>>,
     pub(crate) queue_size: Option<Spanned<i64>>,
     pub(crate) max_attempts: Option<Spanned<i64>>,
     pub(crate) dashboard_url: Option<Spanned<String>>,

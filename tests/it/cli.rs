@@ -150,11 +150,12 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
     let simple = crate::support::scratch_dir("print").join("simple.toml");
     std::fs::write(
         &simple,
-        "[server]\nproxy_listen = \"127.0.0.1:9478\"\n\
+        "[server]\nproxy_listen = \"127.0.0.1:9478\"\nconnectivity = [\"tcp://1.1.1.1:443\", \"t\"]\n\
          [services.t]\nkind = \"tcp\"\naddress = \"127.0.0.1:25\"\nevery = \"90s\"\n\
          [services.h]\nkind = \"http\"\nurl = \"https://api.example.com/health\"\nupstream = \"https://api.example.com/v2\"\nchecks = \"when_idle\"\ndepends_on = [\"t\"]\n\
          [[maintenance]]\nservices = [\"h\"]\nschedule = \"0 0 22 * * Sun\"\nduration = \"2h\"\nreason = \"Sunday window\"\n\
-         [[maintenance]]\nstart = \"2026-12-01T22:00:00+03:00\"\nend = \"2026-12-02T01:00:00+03:00\"\n",
+         [[maintenance]]\nstart = \"2026-12-01T22:00:00+03:00\"\nend = \"2026-12-02T01:00:00+03:00\"\n\
+         [alerts]\ngroup_wait = \"10s\"\n",
     )
     .unwrap();
     let hooked = simple.with_file_name("webhook.toml");
@@ -191,6 +192,8 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         "upstream = \"https://api.example.com/v2\"",
         "checks = \"when_idle\"",
         "depends_on = [\"t\"]",
+        "connectivity = [\"tcp://1.1.1.1:443\", \"t\"]",
+        "group_wait = \"10s\"",
         "schedule = \"0 0 22 * * Sun\"",
         "start = \"2026-12-01T19:00:00.000Z\"",
         "reason = \"maintenance\"",
@@ -213,6 +216,8 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
     )
     .unwrap();
     assert_eq!(reparsed.maintenance, original.maintenance);
+    assert_eq!(reparsed.server.connectivity, original.server.connectivity);
+    assert_eq!(reparsed.alerts.group_wait, original.alerts.group_wait);
     assert_eq!(reparsed.services, original.services);
 }
 

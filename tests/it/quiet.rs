@@ -1,8 +1,8 @@
 //! Quiet when it should be: a maintenance window holds pages (and Alertmanager) and an outage
 //! still open at its end pages once with its cause; a silence made through the API holds pages
 //! across a restart and ends on time; a service whose upstream is down is not paged
-//! separately, and the upstream's page names it; `breakerd check` points at bad windows and
-//! dependency cycles.
+//! separately, and the upstream's page names it; an offline breakerd says so once instead of
+//! paging every provider; `breakerd check` points at bad windows and dependency cycles.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -355,6 +355,168 @@ async fn a_service_whose_upstream_is_down_is_not_paged_separately() {
     daemon.shutdown().await.expect("clean shutdown");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_connectivity_guard_sends_one_offline_notice_and_no_provider_pages() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let webhook = Receiver::start(&[]).await;
+    let guard_port = closed_port();
+    let provider = |name: &str| {
+        format!(
+            "[services.{name}]\nkind = \"http\"\nurl = \"{}/health\"\nevery = \"50ms\"\nfailure_threshold = 1\nreset_timeout = \"300ms\"\n",
+            fake.url()
+        )
+    };
+    let config = format!(
+        "[server]\nconnectivity = [\"tcp://127.0.0.1:{guard_port}\"]\n{}{}{}{}",
+        provider("mpesa"),
+        provider("kcb"),
+        provider("sms"),
+        alerts(&scratch_dir("offline"), &webhook)
+    );
+    let daemon = start_daemon(&config).await;
+    let address = daemon.address();
+    eventually(10, "every provider opened and failed a trial", || async {
+        for name in ["mpesa", "kcb", "sms"] {
+            if failed_trials(address, name).await < 1 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let sent = webhook.bodies();
+    assert_eq!(sent.len(), 1, "one notice, no provider page: {sent:#?}");
+    assert_eq!(sent[0]["kind"], "offline");
+    assert_eq!(sent[0]["service"], "breakerd");
+    assert!(
+        sent[0]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains(&format!("tcp://127.0.0.1:{guard_port}"))),
+        "{sent:#?}"
+    );
+    assert_eq!(gauge(address, "breakerd_offline").await, Some(1.0));
+    let status = get_json(address, "/api/v1/status").await;
+    assert!(status["offline"]["since"].is_string(), "{status}");
+    let stats = get_json(address, "/api/v1/circuit-breakers/kcb").await;
+    assert_eq!(stats["held"][0]["kind"], "offline", "{stats}");
+
+    // Back online: one notice, then each provider still down pages, with its cause.
+    let _guard = std::net::TcpListener::bind(("127.0.0.1", guard_port)).unwrap();
+    eventually(20, "online again, and the providers page", || async {
+        webhook.bodies().len() >= 5
+    })
+    .await;
+    let sent = webhook.bodies();
+    assert_eq!(sent[1]["kind"], "online", "{sent:#?}");
+    let mut paged: Vec<&str> = sent[2..]
+        .iter()
+        .map(|page| page["service"].as_str().unwrap_or_default())
+        .collect();
+    paged.sort_unstable();
+    assert_eq!(paged, ["kcb", "mpesa", "sms"], "{sent:#?}");
+    assert!(
+        sent[2..]
+            .iter()
+            .all(|page| page["to"] == "OPEN" && page["cause"]["reason"] == "http_status")
+    );
+    assert_eq!(gauge(address, "breakerd_offline").await, Some(0.0));
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_outages_within_the_group_wait_make_one_notification_per_channel() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let webhook = Receiver::start(&[]).await;
+    let smtp = crate::support::smtp_server::SmtpServer::start();
+    let provider = |name: &str| {
+        format!(
+            "[services.{name}]\nkind = \"http\"\nurl = \"{}/health\"\nevery = \"50ms\"\nfailure_threshold = 1\nreset_timeout = \"300ms\"\n",
+            fake.url()
+        )
+    };
+    let config = format!(
+        "{}{}{}[alerts]\nstate_dir = \"{}\"\nmin_interval = \"0s\"\ngroup_wait = \"2s\"\n\
+         [[alerts.webhook]]\nurl = \"{}\"\n\
+         [alerts.email]\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\nfrom = \"breakerd@example.com\"\nto = [\"oncall@example.com\"]\n",
+        provider("mpesa"),
+        provider("kcb"),
+        provider("sms"),
+        scratch_dir("grouping").display(),
+        webhook.url(),
+        smtp.port,
+    );
+    let daemon = start_daemon(&config).await;
+    eventually(15, "the grouped page arrives on both channels", || async {
+        !webhook.bodies().is_empty() && !smtp.messages().is_empty()
+    })
+    .await;
+    let sent = webhook.bodies();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["kind"], "grouped");
+    let members: Vec<(&str, &str, &str)> = sent[0]["group"]
+        .as_array()
+        .expect("the group")
+        .iter()
+        .map(|member| {
+            (
+                member["service"].as_str().unwrap_or_default(),
+                member["to"].as_str().unwrap_or_default(),
+                member["cause"]["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("kcb", "OPEN", "http_status"),
+            ("mpesa", "OPEN", "http_status"),
+            ("sms", "OPEN", "http_status"),
+        ]
+    );
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:#?}");
+    assert!(
+        mail[0].contains("Subject: [breakerd] 3 services are OPEN: kcb: HTTP 500"),
+        "{}",
+        mail[0]
+    );
+    for service in ["kcb", "mpesa", "sms"] {
+        assert!(
+            mail[0].contains(&format!("[breakerd] {service} is OPEN: HTTP 500")),
+            "{service} in {}",
+            mail[0]
+        );
+    }
+
+    // They recover together: one more notification per channel.
+    fake.set_mode(Mode::Healthy);
+    eventually(
+        15,
+        "the grouped recovery arrives on both channels",
+        || async { webhook.bodies().len() >= 2 && smtp.messages().len() >= 2 },
+    )
+    .await;
+    let sent = webhook.bodies();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[1]["kind"], "grouped");
+    assert_eq!(sent[1]["group"].as_array().map(Vec::len), Some(3));
+    assert!(
+        sent[1]["group"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["to"] == "CLOSED")
+    );
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 2);
+    assert!(
+        mail[1].contains("Subject: [breakerd] 3 services are CLOSED again: kcb (after"),
+        "{}",
+        mail[1]
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
 fn problems(text: &str) -> Vec<String> {
     breakerd::config::Config::parse(text, "alerts.toml", &breakerd::config::ProcessEnvironment)
         .unwrap_err()
@@ -410,6 +572,15 @@ fn check_points_at_bad_windows_and_dependency_cycles() {
             "{one}[[maintenance]]\nstart = \"2026-12-01T22:00:00Z\"\nend = \"2026-12-01T21:00:00Z\"\n"
         )),
         ["alerts.toml:6:7: end must be after start"]
+    );
+    assert_eq!(
+        problems(&format!(
+            "[server]\nconnectivity = [\"tcp://1.1.1.1\", \"nosuch\", \"a\"]\n{one}"
+        )),
+        [
+            "alerts.toml:2:17: server.connectivity \"1.1.1.1\" is not HOST:PORT (e.g. \"smtp.example.com:587\")",
+            "alerts.toml:2:34: server.connectivity: \"nosuch\" is neither tcp://HOST:PORT (e.g. \"tcp://1.1.1.1:443\") nor a configured service (a)",
+        ]
     );
     assert_eq!(
         problems(&format!(

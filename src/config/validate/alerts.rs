@@ -205,6 +205,13 @@ impl Validator<'_> {
                 true,
             ),
             reminder_every: (!reminder.is_zero()).then_some(reminder),
+            group_wait: Some(self.duration(
+                "alerts.group_wait",
+                raw.group_wait.as_ref(),
+                Duration::ZERO,
+                true,
+            ))
+            .filter(|wait| !wait.is_zero()),
             queue_size,
             max_attempts: self.count(
                 "alerts.max_attempts",

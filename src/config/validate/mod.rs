@@ -62,7 +62,11 @@ pub(crate) fn validate(
         problems,
         environment,
     };
-    let server = validator.server(raw.server);
+    let connectivity = raw
+        .server
+        .as_ref()
+        .and_then(|server| server.get_ref().connectivity.clone());
+    let mut server = validator.server(raw.server);
     if !raw.has_services {
         // An empty or truncated file must never replace a running config with nothing.
         validator.problems.at(
@@ -81,6 +85,7 @@ pub(crate) fn validate(
         }
     }
     validator.dependencies(&depends_on, &mut services);
+    server.connectivity = validator.connectivity(connectivity.as_ref(), &services);
     let maintenance = validator.maintenance(raw.maintenance, &services);
     let alerts = validator.alerts(raw.alerts, &services);
     for service in &mut services {
@@ -279,6 +284,7 @@ impl Validator<'_> {
                 .report_token
                 .as_ref()
                 .and_then(|token| self.secret("server.report_token", token)),
+            connectivity: Vec::new(),
         }
     }
 
@@ -648,7 +654,7 @@ impl Validator<'_> {
         self.host_port_text(key, &text, raw.span())
     }
 
-    fn host_port_text(
+    pub(super) fn host_port_text(
         &mut self,
         key: &str,
         text: &str,

@@ -8,7 +8,10 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::config::raw::{RawList, RawMaintenance};
-use crate::config::{MAX_MAINTENANCE, MaintenanceWindow, ServiceConfig, WindowTimes};
+use crate::config::{
+    ConnectivityTarget, MAX_CONNECTIVITY_TARGETS, MAX_MAINTENANCE, MaintenanceWindow,
+    ServiceConfig, WindowTimes,
+};
 
 /// The longest reason a window may give, in characters.
 const MAX_REASON_CHARS: usize = 200;
@@ -123,6 +126,50 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// `server.connectivity`: `tcp://HOST:PORT` targets and configured service names.
+    pub(super) fn connectivity(
+        &mut self,
+        raw: Option<&RawList>,
+        services: &[ServiceConfig],
+    ) -> Vec<ConnectivityTarget> {
+        let Some(raw) = raw else {
+            return Vec::new();
+        };
+        if raw.get_ref().len() > MAX_CONNECTIVITY_TARGETS {
+            self.problems.at(
+                raw.span(),
+                format!("server.connectivity takes at most {MAX_CONNECTIVITY_TARGETS} entries"),
+            );
+            return Vec::new();
+        }
+        let names: Vec<&str> = services
+            .iter()
+            .map(|service| service.name.as_str())
+            .collect();
+        raw.get_ref()
+            .iter()
+            .filter_map(|entry| match entry.get_ref().strip_prefix("tcp://") {
+                Some(address) => self
+                    .host_port_text("server.connectivity", address, entry.span())
+                    .map(|(host, port)| ConnectivityTarget::Tcp { host, port }),
+                None if names.contains(&entry.get_ref().as_str()) => {
+                    Some(ConnectivityTarget::Service(entry.get_ref().clone()))
+                }
+                None => {
+                    self.problems.at(
+                        entry.span(),
+                        format!(
+                            "server.connectivity: \"{}\" is neither tcp://HOST:PORT (e.g. \"tcp://1.1.1.1:443\") nor a configured service ({})",
+                            entry.get_ref(),
+                            names.join(", ")
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Each service's `depends_on`: known names, not itself, and no cycle.
