@@ -186,6 +186,16 @@ def panels():
               unit="s",
               options=PER_SERVICE_STAT,
               description="How long ago each heartbeat service was last told its event happened (POST /api/v1/heartbeat/<service>); the check fails once this passes every + grace."),
+        panel("stat", "Pages held",
+              [target(f"max by (service) (breakerd_maintenance{{{SEL}}}) + 2 * max by (service) (breakerd_silenced{{{SEL}}})")],
+              mappings=[{"type": "value", "options": {"0": {"text": "paging", "color": GREEN},
+                                                      "1": {"text": "maintenance", "color": AMBER},
+                                                      "2": {"text": "silenced", "color": AMBER},
+                                                      "3": {"text": "maintenance, silenced", "color": AMBER}}}],
+              color={"mode": "thresholds"},
+              thresholds={"mode": "absolute", "steps": [{"color": GREEN, "value": None}, {"color": AMBER, "value": 1}]},
+              options=PER_SERVICE_STAT,
+              description="Whether a [[maintenance]] window or a silence holds each service's pages now (checks still run; GET /api/v1/silences lists the silences)."),
         panel("table", "Configured thresholds",
               [target(f"max by (service) (breakerd_failure_threshold{{{SEL}}})", "", "A", "table"),
                target(f"max by (service) (breakerd_timeout_seconds{{{SEL}}})", "", "B", "table"),
@@ -255,9 +265,9 @@ def dashboard(uid, title, description, multi, items):
 
 def main():
     overview = layout(panels(), [(8, 6), (16, 6), (12, 8), (12, 8), (12, 8), (12, 8), (8, 7), (8, 7), (8, 7),
-                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                                 (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     drill = layout(panels(), [(6, 5), (18, 5), (12, 8), (12, 8), (12, 9), (12, 9), (8, 7), (8, 7), (8, 7),
-                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
+                              (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (12, 7), (16, 7), (8, 7)])
     outputs = {
         "breakerd-overview.json": dashboard("breakerd-overview", "breakerd / Overview",
                                             "Every breaker, check and alert channel at a glance.", True, overview),

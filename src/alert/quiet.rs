@@ -178,3 +178,50 @@ pub(crate) fn dependants(depends_on: &BTreeMap<String, Vec<String>>, service: &s
         .map(|(dependant, _)| dependant.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::WindowTimes;
+
+    #[test]
+    fn holds_name_every_reason_and_the_next_change_is_the_nearest_edge() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let hour = Duration::from_secs(3600);
+        let windows = [MaintenanceWindow {
+            services: Some(vec!["mpesa".into()]),
+            when: WindowTimes::Once {
+                start: now - hour,
+                end: now + hour,
+            },
+            reason: "M-Pesa maintenance".into(),
+        }];
+        let silence = Silence {
+            id: "s-1".into(),
+            services: vec!["mpesa".into(), "kcb".into()],
+            created_at: now - hour,
+            until: now + Duration::from_secs(600),
+            comment: "ticket 4471".into(),
+        };
+        let depends_on = BTreeMap::from([("sms".to_string(), vec!["network".to_string()])]);
+        let facts = Facts {
+            windows: &windows,
+            silences: &[&silence],
+            depends_on: &depends_on,
+            in_outage: &|service| service == "network",
+            now,
+        };
+        let kinds = |service: &str| -> Vec<&'static str> {
+            facts.holds(service).iter().map(Hold::kind).collect()
+        };
+        assert_eq!(kinds("mpesa"), ["maintenance", "silenced"]);
+        assert_eq!(kinds("kcb"), ["silenced"]);
+        assert_eq!(kinds("sms"), ["dependency"]);
+        assert!(kinds("email").is_empty());
+        assert_eq!(facts.next_change(), Some(now + Duration::from_secs(600)));
+        assert_eq!(dependants(&depends_on, "network"), ["sms"]);
+        assert!(dependants(&depends_on, "sms").is_empty());
+    }
+}
