@@ -127,28 +127,17 @@ impl History {
 
     /// Records how a notification's delivery to a channel ended.
     pub fn delivery(&self, service: &str, record: DeliveryRecord) {
-        let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
-        push(
-            &mut recorded
-                .services
-                .entry(service.to_string())
-                .or_default()
-                .deliveries,
-            record,
-        );
+        self.with_service(service, |history| push(&mut history.deliveries, record));
     }
 
     /// Records that `service`'s pages started or stopped being held.
     pub fn hold(&self, service: &str, record: HoldRecord) {
+        self.with_service(service, |history| push(&mut history.holds, record));
+    }
+
+    fn with_service(&self, service: &str, update: impl FnOnce(&mut ServiceHistory)) {
         let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
-        push(
-            &mut recorded
-                .services
-                .entry(service.to_string())
-                .or_default()
-                .holds,
-            record,
-        );
+        update(recorded.services.entry(service.to_string()).or_default());
     }
 
     /// The recent events of `service`.

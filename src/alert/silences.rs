@@ -180,22 +180,9 @@ impl Silences {
 }
 
 fn read(path: &Path) -> Vec<Silence> {
-    let read = || -> Result<Vec<Silence>, String> {
-        let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-        if size > MAX_FILE_BYTES {
-            return Err(format!(
-                "{size} bytes, more than a silences file ever holds"
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let file: File = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        if file.version != VERSION {
-            return Err(format!(
-                "version {} (this breakerd reads version {VERSION})",
-                file.version
-            ));
-        }
-        Ok(file.silences)
+    let read = || {
+        super::store::read_kept(path, MAX_FILE_BYTES, VERSION, |file: &File| file.version)
+            .map(|file| file.silences)
     };
     if !path.exists() {
         return Vec::new();

@@ -345,27 +345,20 @@ pub struct Silencer {
 impl Silencer {
     /// Makes a silence (written down before this returns).
     pub(crate) async fn silence(&self, new: NewSilence) -> Result<Silence, SilenceError> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Silence(new, reply))
-            .await
-            .is_err()
-        {
-            return Err(stopped());
-        }
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        self.ask(|reply| Command::Silence(new, reply)).await
     }
 
     /// Ends the silence `id`.
     pub(crate) async fn unsilence(&self, id: String) -> Result<Silence, SilenceError> {
+        self.ask(|reply| Command::Unsilence(id, reply)).await
+    }
+
+    async fn ask(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<Silence, SilenceError>>) -> Command,
+    ) -> Result<Silence, SilenceError> {
         let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Unsilence(id, reply))
-            .await
-            .is_err()
-        {
+        if self.commands.send(command(reply)).await.is_err() {
             return Err(stopped());
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))

@@ -227,22 +227,36 @@ fn read_all(dir: &Path) -> BTreeMap<String, ServiceRecord> {
 }
 
 fn read_one(path: &Path, service: &str) -> Result<ServiceRecord, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(format!("{size} bytes, more than a state file ever holds"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let file: File = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    if file.version != VERSION {
-        return Err(format!(
-            "version {} (this breakerd reads version {VERSION})",
-            file.version
-        ));
-    }
+    let file: File = read_kept(path, MAX_FILE_BYTES, VERSION, |file: &File| file.version)?;
     if file.service != service {
         return Err(format!("it holds the state of \"{}\"", file.service));
     }
     Ok(file.record)
+}
+
+/// Reads a JSON file breakerd wrote: at most `max_bytes`, of `version` (as `version_of` finds
+/// it in the file).
+pub(super) fn read_kept<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    max_bytes: u64,
+    version: u32,
+    version_of: impl Fn(&T) -> u32,
+) -> Result<T, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > max_bytes {
+        return Err(format!(
+            "{size} bytes, more than breakerd ever writes there"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let kept: T = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let found = version_of(&kept);
+    if found != version {
+        return Err(format!(
+            "version {found} (this breakerd reads version {version})"
+        ));
+    }
+    Ok(kept)
 }
 
 /// Moves an unreadable file aside (`*.unreadable-<ms>`) and says so, with what follows from it.
