@@ -113,27 +113,49 @@ impl QuietView {
 
 /// What decides holds.
 pub(crate) struct Facts<'a> {
-    pub(crate) windows: &'a [MaintenanceWindow],
-    pub(crate) silences: &'a [&'a Silence],
+    windows: &'a [MaintenanceWindow],
+    /// The windows open at `now`, each with when it closes: worked out once, not per service.
+    open: Vec<(&'a MaintenanceWindow, SystemTime)>,
+    silences: &'a [&'a Silence],
     /// Each service's upstreams.
-    pub(crate) depends_on: &'a BTreeMap<String, Vec<String>>,
+    depends_on: &'a BTreeMap<String, Vec<String>>,
     /// Whether a service is in an outage now.
-    pub(crate) in_outage: &'a dyn Fn(&str) -> bool,
-    pub(crate) now: SystemTime,
+    in_outage: &'a dyn Fn(&str) -> bool,
+    now: SystemTime,
 }
 
-impl Facts<'_> {
+impl<'a> Facts<'a> {
+    /// The facts at `now`.
+    pub(crate) fn new(
+        windows: &'a [MaintenanceWindow],
+        silences: &'a [&'a Silence],
+        depends_on: &'a BTreeMap<String, Vec<String>>,
+        in_outage: &'a dyn Fn(&str) -> bool,
+        now: SystemTime,
+    ) -> Self {
+        let open = windows
+            .iter()
+            .filter_map(|window| window.open_until(now).map(|until| (window, until)))
+            .collect();
+        Self {
+            windows,
+            open,
+            silences,
+            depends_on,
+            in_outage,
+            now,
+        }
+    }
+
     /// Every hold on `service` now.
     pub(crate) fn holds(&self, service: &str) -> Vec<Hold> {
         let mut holds: Vec<Hold> = self
-            .windows
+            .open
             .iter()
-            .filter(|window| window.covers(service))
-            .filter_map(|window| {
-                window.open_until(self.now).map(|until| Hold::Maintenance {
-                    reason: window.reason.clone(),
-                    until,
-                })
+            .filter(|(window, _)| window.covers(service))
+            .map(|(window, until)| Hold::Maintenance {
+                reason: window.reason.clone(),
+                until: *until,
             })
             .collect();
         holds.extend(
@@ -206,13 +228,9 @@ mod tests {
             comment: "ticket 4471".into(),
         };
         let depends_on = BTreeMap::from([("sms".to_string(), vec!["network".to_string()])]);
-        let facts = Facts {
-            windows: &windows,
-            silences: &[&silence],
-            depends_on: &depends_on,
-            in_outage: &|service| service == "network",
-            now,
-        };
+        let silences = [&silence];
+        let in_outage = |service: &str| service == "network";
+        let facts = Facts::new(&windows, &silences, &depends_on, &in_outage, now);
         let kinds = |service: &str| -> Vec<&'static str> {
             facts.holds(service).iter().map(Hold::kind).collect()
         };

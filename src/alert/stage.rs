@@ -824,8 +824,12 @@ impl Stage {
         self.deliver(&channels, &notification).await;
     }
 
-    /// The holds on `service` now.
-    fn holds_of(&self, service: &str, now: std::time::SystemTime) -> Vec<Hold> {
+    /// The holds on each of `services` at `now`.
+    fn holds_at<'s>(
+        &self,
+        services: impl IntoIterator<Item = &'s str>,
+        now: std::time::SystemTime,
+    ) -> Vec<(&'s str, Vec<Hold>)> {
         let silences: Vec<&Silence> = self.silences.active(now).collect();
         let in_outage = |name: &str| {
             self.ledgers
@@ -833,28 +837,46 @@ impl Stage {
                 .and_then(Ledger::outage)
                 .is_some_and(Outage::is_ongoing)
         };
-        let mut holds = Facts {
-            windows: &self.settings.windows,
-            silences: &silences,
-            depends_on: &self.settings.depends_on,
-            in_outage: &in_outage,
+        let facts = Facts::new(
+            &self.settings.windows,
+            &silences,
+            &self.settings.depends_on,
+            &in_outage,
             now,
-        }
-        .holds(service);
-        if let Some(offline) = &self.offline {
-            holds.push(Hold::Offline {
-                since: offline.since,
-            });
-        } else if self.verifying.contains(service) {
-            holds.push(Hold::CheckingConnectivity);
-        }
-        holds
+        );
+        services
+            .into_iter()
+            .map(|service| {
+                let mut holds = facts.holds(service);
+                if let Some(offline) = &self.offline {
+                    holds.push(Hold::Offline {
+                        since: offline.since,
+                    });
+                } else if self.verifying.contains(service) {
+                    holds.push(Hold::CheckingConnectivity);
+                }
+                (service, holds)
+            })
+            .collect()
+    }
+
+    /// The holds on `service` now.
+    fn holds_of(&self, service: &str, now: std::time::SystemTime) -> Vec<Hold> {
+        self.holds_at([service], now)
+            .pop()
+            .map(|(_, holds)| holds)
+            .unwrap_or_default()
     }
 
     /// Holds or frees `service`'s pages as its holds say; a hold that ends tells on-call what
     /// changed meanwhile.
     async fn refresh_holds(&mut self, service: &str) {
         let holds = self.holds_of(service, crate::wall::now());
+        self.apply_holds(service, holds).await;
+    }
+
+    /// Holds or frees `service`'s pages as `holds` say.
+    async fn apply_holds(&mut self, service: &str, holds: Vec<Hold>) {
         let rules = self.settings.rules(service);
         let Some(ledger) = self.ledgers.get_mut(service) else {
             return;
@@ -897,19 +919,23 @@ impl Stage {
     async fn refresh_all_holds(&mut self) {
         let now = crate::wall::now();
         self.silences.expire(now).await;
-        let services: Vec<String> = self.settings.rules.keys().cloned().collect();
-        for service in &services {
+        let all: Vec<(String, Vec<Hold>)> = self
+            .holds_at(self.settings.rules.keys().map(String::as_str), now)
+            .into_iter()
+            .map(|(service, holds)| (service.to_string(), holds))
+            .collect();
+        for (service, holds) in all {
             self.ledgers.entry(service.clone()).or_default();
-            self.refresh_holds(service).await;
+            self.apply_holds(&service, holds).await;
         }
         let silences: Vec<&Silence> = self.silences.active(now).collect();
-        let next = Facts {
-            windows: &self.settings.windows,
-            silences: &silences,
-            depends_on: &self.settings.depends_on,
-            in_outage: &|_| false,
+        let next = Facts::new(
+            &self.settings.windows,
+            &silences,
+            &self.settings.depends_on,
+            &|_| false,
             now,
-        }
+        )
         .next_change();
         self.next_quiet_change = next.map(|at| {
             Instant::now() + at.duration_since(now).unwrap_or_default() + Duration::from_millis(1)
@@ -992,13 +1018,10 @@ impl Stage {
         let now = crate::wall::now();
         let quiet = QuietView {
             holds: self
-                .settings
-                .rules
-                .keys()
-                .filter_map(|service| {
-                    let holds = self.holds_of(service, now);
-                    (!holds.is_empty()).then(|| (service.clone(), holds))
-                })
+                .holds_at(self.settings.rules.keys().map(String::as_str), now)
+                .into_iter()
+                .filter(|(_, holds)| !holds.is_empty())
+                .map(|(service, holds)| (service.to_string(), holds))
                 .collect(),
             silences: self.silences.active(now).cloned().collect(),
             offline: self.offline.clone(),
