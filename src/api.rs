@@ -25,6 +25,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
+pub use breakers::SHARD_HEADER;
 pub use error::ApiError;
 pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES};
 pub use status::MAX_STREAM_CLIENTS;
@@ -56,6 +57,8 @@ pub struct Published {
     /// The daemon-wide token applications report outcomes with (a service's own
     /// `report_token` also works for that service).
     pub report_token: Option<Secret>,
+    /// The shard this replica runs, when sharded.
+    pub shard: Option<crate::config::Shard>,
 }
 
 /// What the handlers share.
@@ -88,6 +91,7 @@ impl Shared {
             registry: Arc::new(registry),
             admin_token,
             report_token: None,
+            shard: None,
         }));
         let (_, stopping) = watch::channel(false);
         Self::live(
@@ -135,6 +139,11 @@ impl Shared {
     /// The running services.
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.published.borrow().registry)
+    }
+
+    /// The shard this replica runs, when sharded.
+    pub fn shard(&self) -> Option<crate::config::Shard> {
+        self.published.borrow().shard
     }
 
     /// The admin token.

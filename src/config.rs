@@ -11,6 +11,7 @@ mod maintenance;
 mod notes;
 mod raw;
 mod secret;
+mod shard;
 mod validate;
 
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
 pub use notes::unset_credentials;
 pub use secret::{Environment, ProcessEnvironment, Secret};
+pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;
 
 use crate::breaker::{Policy, State};
@@ -156,6 +158,9 @@ pub struct ServerConfig {
     /// The connectivity guard (`connectivity`): breakerd is online while any of these answers;
     /// when none does, provider pages are held and one "offline" notification goes out.
     pub connectivity: Vec<ConnectivityTarget>,
+    /// The shard this replica runs (`shard = "N/M"`, or `--shard`): only the services whose
+    /// name hashes to it; all of them when `None`.
+    pub shard: Option<Shard>,
 }
 
 /// The most entries `server.connectivity` takes.
@@ -723,6 +728,17 @@ pub struct AlertmanagerConfig {
 }
 
 impl Config {
+    /// The config this replica runs: only the services of its shard — `chosen` (`--shard`)
+    /// or else `server.shard` —, all of them unsharded.
+    pub fn sharded(mut self, chosen: Option<Shard>) -> Self {
+        let shard = chosen.or(self.server.shard);
+        if let Some(shard) = shard {
+            self.services.retain(|service| shard.owns(&service.name));
+        }
+        self.server.shard = shard;
+        self
+    }
+
     /// Reads and validates the file at `path` with secrets from the process environment.
     /// Blocking: the daemon calls [`Config::load_off_runtime`].
     pub fn load(path: &Path) -> Result<Config, LoadError> {

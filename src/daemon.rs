@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ReloadRequest, Shared};
-use crate::config::Config;
+use crate::config::{Config, Shard};
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::probe::HttpClient;
@@ -42,25 +42,28 @@ pub struct RunningDaemon {
 /// Starts everything `config` describes and serves HTTP on `listen` (or the config's address).
 /// There is no file to reload.
 pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<RunningDaemon> {
-    launch(config, listen, None).await
+    launch(config, listen, None, None).await
 }
 
 /// Loads `path`, starts the daemon, and reloads `path` whenever it changes, on `POST /-/reload`
 /// and on [`RunningDaemon::reload`].
+/// `shard` (`--shard`) overrides any `server.shard` in the file, at start and on every reload.
 pub async fn start_from_file(
     path: &Path,
     listen: Option<SocketAddr>,
+    shard: Option<Shard>,
 ) -> anyhow::Result<RunningDaemon> {
     // Parse the very bytes the watcher starts from, so an edit made right after start is seen.
     let (config, bytes) = Config::load_off_runtime(path)
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    launch(config, listen, Some((path.to_path_buf(), bytes))).await
+    launch(config, listen, shard, Some((path.to_path_buf(), bytes))).await
 }
 
 async fn launch(
     config: Config,
     listen: Option<SocketAddr>,
+    shard: Option<Shard>,
     watched: Option<(PathBuf, Vec<u8>)>,
 ) -> anyhow::Result<RunningDaemon> {
     let metrics = Arc::new(Metrics::new());
@@ -103,8 +106,14 @@ async fn launch(
             "server.max_connections lowered to leave descriptors for checks and alerts; raise the open-file limit (LimitNOFILE=) to serve more"
         );
     }
-    let supervisor =
-        Supervisor::start(config, client, Arc::clone(&metrics), Arc::clone(&history)).await?;
+    let supervisor = Supervisor::start(
+        config,
+        shard,
+        client,
+        Arc::clone(&metrics),
+        Arc::clone(&history),
+    )
+    .await?;
     metrics.config_loaded(true);
     let (requests, receiver) = mpsc::channel::<ReloadRequest>(4);
     let (stop, stopping) = watch::channel(false);
@@ -449,9 +458,13 @@ impl Signals {
 
 /// Runs on the config file at `path` until SIGTERM or Ctrl-C, reloading it on SIGHUP and when
 /// it changes, then shuts down gracefully.
-pub async fn run(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+pub async fn run(
+    path: &Path,
+    listen: Option<SocketAddr>,
+    shard: Option<Shard>,
+) -> anyhow::Result<()> {
     let mut signals = Signals::register()?;
-    let daemon = start_from_file(path, listen).await?;
+    let daemon = start_from_file(path, listen, shard).await?;
     loop {
         match signals.next().await {
             SignalKind::Stop => break,

@@ -65,6 +65,10 @@ enum Command {
         /// localhost:9477, resolved at start).
         #[arg(long, value_parser = resolve_listen)]
         listen: Option<SocketAddr>,
+        /// Run only shard N of M (0-based, e.g. 1/3): the services whose name hashes to it;
+        /// overrides `server.shard`. Several replicas of one shard give HA through Alertmanager.
+        #[arg(long, value_name = "N/M")]
+        shard: Option<breakerd::config::Shard>,
     },
     /// Run the daemon against simulated providers on loopback, printing every alert: breakers
     /// open, half-open and close within a minute, with no credentials and no internet.
@@ -100,7 +104,11 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Check { path, print } => check(&path, print),
-        Command::Run { config, listen } => run(&config, listen),
+        Command::Run {
+            config,
+            listen,
+            shard,
+        } => run(&config, listen, shard),
         Command::Demo { listen } => demo(listen),
         Command::Health { url, timeout } => health(&url, timeout),
     }
@@ -205,7 +213,11 @@ fn block_on(what: &str, work: impl std::future::Future<Output = anyhow::Result<(
     }
 }
 
-fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    listen: Option<SocketAddr>,
+    shard: Option<breakerd::config::Shard>,
+) -> ExitCode {
     if let Err(error) = Config::load(path) {
         for line in error.lines() {
             eprintln!("{line}");
@@ -216,5 +228,5 @@ fn run(path: &std::path::Path, listen: Option<SocketAddr>) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    block_on("breakerd", breakerd::daemon::run(path, listen))
+    block_on("breakerd", breakerd::daemon::run(path, listen, shard))
 }

@@ -120,6 +120,12 @@ struct VersionLabel {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    shard: String,
+    shards: String,
+}
+
 /// Every metric of the process.
 #[derive(Debug)]
 pub struct Metrics {
@@ -137,6 +143,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_refused: Counter,
     offline: Gauge,
+    shard: Family<ShardLabels, Gauge>,
     /// The size of the last exposition, to allocate the next one at once.
     last_size: AtomicUsize,
     /// Services whose pages are held, and why (as the alert stage last published).
@@ -229,6 +236,12 @@ impl Metrics {
             "1 while the connectivity guard (server.connectivity) reaches none of its targets: provider pages are held",
             offline.clone(),
         );
+        let shard: Family<ShardLabels, Gauge> = Family::default();
+        registry.register(
+            "shard_info",
+            "The shard this replica runs (shard of shards, from 0; 0 of 1 when not sharded); always 1",
+            shard.clone(),
+        );
         let build_info: Family<VersionLabel, Gauge> = Family::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -249,6 +262,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             offline,
+            shard,
             last_size: AtomicUsize::new(64 * 1024),
             held: RwLock::default(),
         }
@@ -288,6 +302,19 @@ impl Metrics {
     /// `breakerd_silenced`).
     pub fn set_held(&self, held: HeldServices) {
         *self.held.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(held);
+    }
+
+    /// The shard this replica runs (`breakerd_shard_info`).
+    pub fn set_shard(&self, shard: Option<crate::config::Shard>) {
+        let (index, count) = shard.map_or((0, 1), |shard| (shard.index(), shard.count()));
+        let labels = ShardLabels {
+            shard: index.to_string(),
+            shards: count.to_string(),
+        };
+        if self.shard.get(&labels).is_none() {
+            self.shard.clear();
+            self.shard.get_or_create(&labels).set(1);
+        }
     }
 
     /// Whether the connectivity guard says breakerd is offline (`breakerd_offline`).

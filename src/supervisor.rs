@@ -79,6 +79,8 @@ pub(crate) struct Supervisor {
     running: BTreeMap<String, Running>,
     stage: AlertStage,
     published: watch::Sender<Arc<Published>>,
+    /// The shard `--shard` chose, over any `server.shard` in the file.
+    shard: Option<crate::config::Shard>,
 }
 
 impl Supervisor {
@@ -86,10 +88,12 @@ impl Supervisor {
     /// breaker back where the last run left it, and starts the checks.
     pub(crate) async fn start(
         config: Config,
+        shard: Option<crate::config::Shard>,
         client: HttpClient,
         metrics: Arc<Metrics>,
         history: Arc<History>,
     ) -> anyhow::Result<Self> {
+        let config = sharded(config, shard);
         let (stage, mut restored) =
             AlertStage::start(&config, &client, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let registry = Registry::build(&config, &client, &metrics)?;
@@ -102,6 +106,7 @@ impl Supervisor {
             running: BTreeMap::new(),
             stage,
             published,
+            shard,
         };
         let count = registry.len();
         for (slot, service) in registry.iter().enumerate() {
@@ -135,6 +140,7 @@ impl Supervisor {
     }
 
     fn publish(&self) {
+        self.metrics.set_shard(self.config.server.shard);
         let registry = Registry::from_services(
             self.running
                 .values()
@@ -144,6 +150,7 @@ impl Supervisor {
             registry: Arc::new(registry),
             admin_token: self.config.server.admin_token.clone(),
             report_token: self.config.server.report_token.clone(),
+            shard: self.config.server.shard,
         }));
     }
 
@@ -216,6 +223,7 @@ impl Supervisor {
 
     /// Applies `next`; returns what changed, one line each.
     pub(crate) async fn apply(&mut self, next: Config) -> anyhow::Result<Vec<String>> {
+        let next = sharded(next, self.shard);
         let mut changes = Vec::new();
         let grace = || tokio::time::Instant::now() + REPLACE_GRACE;
         let removed: Vec<String> = self
@@ -363,6 +371,21 @@ fn restore(service: &Service, kept: &Restored) {
             service.name()
         );
     }
+}
+
+/// `config` as this replica runs it: the services of its shard, said in the log.
+fn sharded(config: Config, chosen: Option<crate::config::Shard>) -> Config {
+    let all = config.services.len();
+    let config = config.sharded(chosen);
+    if let Some(shard) = config.server.shard {
+        info!(
+            shard = %shard,
+            services = config.services.len(),
+            configured = all,
+            "running the services of shard {shard} only"
+        );
+    }
+    config
 }
 
 /// Logs, counts and remembers every transition of one service's breaker, and forwards it to

@@ -90,8 +90,16 @@ pub(crate) fn find(state: &AppState, name: &str) -> Result<std::sync::Arc<Servic
         })
 }
 
-pub(crate) async fn all(State(state): State<AppState>) -> Json<BTreeMap<String, ServiceStats>> {
-    Json(all_stats(&state))
+/// The header that says which shard answered (`1/3`), on a sharded replica.
+pub const SHARD_HEADER: &str = "x-breakerd-shard";
+
+pub(crate) async fn all(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = Json(all_stats(&state));
+    match state.shard() {
+        Some(shard) => ([(SHARD_HEADER, shard.to_string())], body).into_response(),
+        None => body.into_response(),
+    }
 }
 
 pub(crate) async fn one(

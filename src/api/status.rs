@@ -82,6 +82,9 @@ pub(crate) struct Snapshot {
     /// Set while the connectivity guard says breakerd is offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     offline: Option<crate::alert::Offline>,
+    /// The shard this replica runs (`1/3`), when sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -155,6 +158,7 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         transitions,
         silences: quiet.silences.clone(),
         offline: quiet.offline.clone(),
+        shard: state.shard().map(|shard| shard.to_string()),
     }
 }
 

@@ -104,6 +104,9 @@ pub fn render(config: &Config) -> String {
     if server.report_token.is_some() {
         let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
     }
+    if let Some(shard) = server.shard {
+        let _ = writeln!(out, "shard = {}", quoted(&shard.to_string()));
+    }
     if !server.connectivity.is_empty() {
         let targets: Vec<String> = server
             .connectivity

@@ -20,6 +20,7 @@ pub(crate) struct RawServer {
     pub(crate) proxy_listen: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) connectivity: Option<RawList>,
+    pub(crate) shard: Option<Spanned<String>>,
 }
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.

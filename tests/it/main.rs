@@ -26,6 +26,7 @@ mod proxy;
 mod quiet;
 mod readme;
 mod reload;
+mod shards;
 mod smtp;
 mod status_page;
 mod support;

@@ -143,9 +143,10 @@ async fn a_reload_keeps_the_outage_the_alertmanager_alert_and_the_reminder_timer
         )
     };
     std::fs::write(&path, text("payments")).unwrap();
-    let daemon = breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .expect("daemon starts");
+    let daemon =
+        breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()), None)
+            .await
+            .expect("daemon starts");
     eventually(15, "the outage is paged", || async {
         !webhook.bodies().is_empty()
     })
@@ -261,9 +262,10 @@ async fn removing_a_service_during_its_outage_resolves_its_alertmanager_alert() 
     let kcb = files(mpesa(&healthy).replace("[services.mpesa]", "[services.kcb]"));
     let path = dir.join("alerts.toml");
     std::fs::write(&path, format!("{}{kcb}{rest}", files(mpesa(&fake)))).unwrap();
-    let daemon = breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .expect("daemon starts");
+    let daemon =
+        breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()), None)
+            .await
+            .expect("daemon starts");
     eventually(30, "Alertmanager notifies the outage", || async {
         !am_hook.alertmanager_said("firing").is_empty()
     })

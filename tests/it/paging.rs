@@ -45,7 +45,7 @@ fn config(
 }
 
 async fn start(path: &Path, address: SocketAddr) -> breakerd::daemon::RunningDaemon {
-    breakerd::daemon::start_from_file(path, Some(address))
+    breakerd::daemon::start_from_file(path, Some(address), None)
         .await
         .expect("daemon starts")
 }

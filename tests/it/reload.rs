@@ -36,7 +36,7 @@ fn service(name: &str, fake: &FakeProvider, threshold: u32, credentials: &str) -
 }
 
 async fn start(path: &Path) -> breakerd::daemon::RunningDaemon {
-    breakerd::daemon::start_from_file(path, Some("127.0.0.1:0".parse().unwrap()))
+    breakerd::daemon::start_from_file(path, Some("127.0.0.1:0".parse().unwrap()), None)
         .await
         .expect("daemon starts")
 }

@@ -285,6 +285,15 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|token| self.secret("server.report_token", token)),
             connectivity: Vec::new(),
+            shard: raw.shard.as_ref().and_then(|shard| {
+                shard
+                    .get_ref()
+                    .parse()
+                    .map_err(|error: crate::config::ShardError| {
+                        self.problems.at(shard.span(), format!("server.{error}"));
+                    })
+                    .ok()
+            }),
         }
     }
 
