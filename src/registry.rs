@@ -59,6 +59,23 @@ fn serialize_time<S: serde::Serializer>(
     serializer.serialize_str(&humantime::format_rfc3339_millis(*time).to_string())
 }
 
+/// What the charts and percentiles keep of each recent check.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckSample {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long it took, in milliseconds (0 when rejected).
+    pub duration_ms: f64,
+}
+
+/// A service's recent checks: the last one in full, the others as samples (a full record is
+/// ten times larger, and 10,000 services keep 120 each).
+#[derive(Clone, Debug, Default)]
+struct Recent {
+    last: Option<CheckRecord>,
+    samples: VecDeque<CheckSample>,
+}
+
 /// Latency percentiles of recent checks, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {
@@ -86,7 +103,7 @@ pub struct Service {
     /// The last real failure; written before the breaker hears of it, so whoever receives the
     /// transition it causes reads it.
     last_failure: Arc<Mutex<Option<Cause>>>,
-    recent: Mutex<VecDeque<CheckRecord>>,
+    recent: Mutex<Recent>,
     /// When real traffic last gave the breaker an outcome (for `checks = "when_idle"`).
     last_traffic: Arc<TrafficClock>,
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
@@ -162,7 +179,7 @@ impl Service {
             metrics: handles,
             slow_call_ms,
             last_failure,
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_CHECKS)),
+            recent: Mutex::default(),
             last_traffic,
             run_lock: tokio::sync::Mutex::new(()),
         })
@@ -188,9 +205,9 @@ impl Service {
         metrics.set_probe_interval(schedule_interval(&config.schedule));
         metrics.set_heartbeat(matches!(config.check, crate::config::Check::Heartbeat(_)));
         let recent = if previous.config.check == config.check {
-            previous.recent_checks()
+            lock(&previous.recent).clone()
         } else {
-            Vec::new()
+            Recent::default()
         };
         let mut probe = Probe::new(config.check.clone(), client_for(&config, client));
         probe.keep_beats_of(&previous.probe);
@@ -201,7 +218,7 @@ impl Service {
             metrics,
             slow_call_ms: Arc::clone(&previous.slow_call_ms),
             last_failure: Arc::clone(&previous.last_failure),
-            recent: Mutex::new(recent.into_iter().collect()),
+            recent: Mutex::new(recent),
             last_traffic: Arc::clone(&previous.last_traffic),
             run_lock: tokio::sync::Mutex::new(()),
         }
@@ -249,46 +266,39 @@ impl Service {
 
     /// Remembers a check.
     pub fn remember(&self, mut record: CheckRecord) {
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut recent = lock(&self.recent);
         // A provider that stays down says the same thing check after check: keep it once.
         if let (Some(detail), Some(previous)) = (
             &record.detail,
-            recent.back().and_then(|last| last.detail.as_ref()),
+            recent.last.as_ref().and_then(|last| last.detail.as_ref()),
         ) && detail == previous
         {
             record.detail = Some(Arc::clone(previous));
         }
-        if recent.len() == RECENT_CHECKS {
-            recent.pop_front();
+        if recent.samples.len() == RECENT_CHECKS {
+            recent.samples.pop_front();
         }
-        recent.push_back(record);
+        recent.samples.push_back(CheckSample {
+            outcome: record.outcome,
+            duration_ms: record.duration_ms,
+        });
+        recent.last = Some(record);
     }
 
     /// The most recent check.
     pub fn last_check(&self) -> Option<CheckRecord> {
-        self.recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .back()
-            .cloned()
+        lock(&self.recent).last.clone()
     }
 
-    /// The recent checks, oldest first.
-    pub fn recent_checks(&self) -> Vec<CheckRecord> {
-        self.recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+    /// The outcome and duration of the recent checks, oldest first.
+    pub fn recent_checks(&self) -> Vec<CheckSample> {
+        lock(&self.recent).samples.iter().copied().collect()
     }
 
     /// Latency percentiles over the recent checks that ran.
     pub fn latency(&self) -> Percentiles {
-        let mut durations: Vec<f64> = self
-            .recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let mut durations: Vec<f64> = lock(&self.recent)
+            .samples
             .iter()
             .filter(|check| check.outcome != Outcome::Rejected)
             .map(|check| check.duration_ms)
