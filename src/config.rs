@@ -804,6 +804,10 @@ impl Config {
 
     /// The service named `name`.
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
-        self.services.iter().find(|service| service.name == name)
+        // Validation sorts them by name.
+        self.services
+            .binary_search_by(|service| service.name.as_str().cmp(name))
+            .ok()
+            .map(|index| &self.services[index])
     }
 }

@@ -365,7 +365,12 @@ impl Ledger {
         }
         let mut change = outage.latest.clone();
         if class == NotifyOn::Open {
+            // Told as the outage's start, whatever trial happens to be under way.
             change.from = State::Closed;
+            if change.to == State::HalfOpen {
+                change.to = State::Open;
+            }
+            change.reason = outage.opened_by.clone();
         }
         change.cause.clone_from(&outage.cause);
         let page = Page {
@@ -591,6 +596,7 @@ mod tests {
             due(&mut ledger, &rules).is_empty(),
             "no reminder while held"
         );
+        ledger.on_change(change(OPEN, HALF, None), &rules, Instant::now());
         let page = ledger
             .set_quiet(false, &rules, Instant::now())
             .expect("the outage pages when the hold ends");
@@ -603,6 +609,11 @@ mod tests {
             Some("HTTP 500")
         );
         assert_eq!(page.outage.map(|o| o.failed_trials), Some(5));
+        assert_eq!(
+            page.change.reason,
+            TransitionReason::ConsecutiveFailures { count: 3 },
+            "told as its start, not as the trial under way"
+        );
         assert!(!ledger.outage().is_some_and(|outage| outage.held));
         assert_eq!(
             ledger.set_quiet(false, &rules, Instant::now()),

@@ -58,7 +58,8 @@ impl HttpClient {
         reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .user_agent(concat!("breakerd/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(4)
+            // Services that check one host (a provider's several APIs) share its connections.
+            .pool_max_idle_per_host(32)
             // Credentials travel in headers, bodies and query strings that reqwest would carry
             // to wherever a redirect points: follow none, and send no Referer.
             .redirect(reqwest::redirect::Policy::none())

@@ -84,6 +84,8 @@ pub(crate) fn validate(
             services.push(service);
         }
     }
+    // Sorted by name: one order everywhere, and `Config::service` finds a name by bisection.
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     validator.dependencies(&depends_on, &mut services);
     server.connectivity = validator.connectivity(connectivity.as_ref(), &services);
     let maintenance = validator.maintenance(raw.maintenance, &services);
