@@ -456,15 +456,18 @@ impl Signals {
     }
 }
 
-/// Runs on the config file at `path` until SIGTERM or Ctrl-C, reloading it on SIGHUP and when
-/// it changes, then shuts down gracefully.
+/// Runs on the config file at `path`, already loaded (`loaded`: the config and the bytes it was
+/// read from), until SIGTERM or Ctrl-C, reloading it on SIGHUP and when it changes, then shuts
+/// down gracefully.
 pub async fn run(
     path: &Path,
+    loaded: (Config, Vec<u8>),
     listen: Option<SocketAddr>,
     shard: Option<Shard>,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::register()?;
-    let daemon = start_from_file(path, listen, shard).await?;
+    let (config, bytes) = loaded;
+    let daemon = launch(config, listen, shard, Some((path.to_path_buf(), bytes))).await?;
     loop {
         match signals.next().await {
             SignalKind::Stop => break,

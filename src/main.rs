@@ -218,15 +218,21 @@ fn run(
     listen: Option<SocketAddr>,
     shard: Option<breakerd::config::Shard>,
 ) -> ExitCode {
-    if let Err(error) = Config::load(path) {
-        for line in error.lines() {
-            eprintln!("{line}");
+    let loaded = match Config::load_bytes(path) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            for line in error.lines() {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "breakerd: not started; fix the config (check it with `breakerd check {}`)",
+                path.display()
+            );
+            return ExitCode::from(1);
         }
-        eprintln!(
-            "breakerd: not started; fix the config (check it with `breakerd check {}`)",
-            path.display()
-        );
-        return ExitCode::from(1);
-    }
-    block_on("breakerd", breakerd::daemon::run(path, listen, shard))
+    };
+    block_on(
+        "breakerd",
+        breakerd::daemon::run(path, loaded, listen, shard),
+    )
 }
