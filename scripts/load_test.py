@@ -14,6 +14,7 @@ Usage: python3 scripts/load_test.py [--window SECONDS]   (builds with `cargo bui
 Only loopback addresses are used. Figures are medians where repeated; the machine is noisy.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -167,10 +168,15 @@ def hanging_services(target_port, window):
             daemon.wait()
 
 
-def blackbox(target_port, probes=3000, concurrency=8):
+@contextlib.contextmanager
+def blackbox_exporter():
+    """Prometheus' blackbox_exporter (Debian package prometheus-blackbox-exporter) on a free
+    loopback port with an `http_2xx` module: yields its process and port, or None when it is not
+    installed; stopped afterwards."""
     exporter = shutil.which("prometheus-blackbox-exporter")
     if not exporter:
-        return None
+        yield None
+        return
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "blackbox.yml")
         with open(config, "w") as f:
@@ -180,33 +186,46 @@ def blackbox(target_port, probes=3000, concurrency=8):
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_http(f"http://127.0.0.1:{port}/metrics")
-            url = f"http://127.0.0.1:{port}/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/health"
-            ok = [0]
-            lock = threading.Lock()
-
-            def worker(count):
-                for _ in range(count):
-                    with urllib.request.urlopen(url, timeout=10) as response:
-                        body = response.read().decode()
-                    if "probe_success 1" in body:
-                        with lock:
-                            ok[0] += 1
-
-            for _ in range(200):  # warm-up
-                urllib.request.urlopen(url, timeout=10).read()
-            cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
-            threads = [threading.Thread(target=worker, args=(probes // concurrency,)) for _ in range(concurrency)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
-            done = probes // concurrency * concurrency
-            return {"probes": done, "succeeded": ok[0], "probes_per_second": done / (t1 - t0),
-                    "cpu_us_per_probe": (cpu1 - cpu0) / done * 1e6, "rss_mib": rss_mib(process.pid)}
+            yield process, port
         finally:
             process.terminate()
             process.wait()
+
+
+def probe_url(exporter_port, target_port):
+    return (f"http://127.0.0.1:{exporter_port}/probe?module=http_2xx"
+            f"&target=http://127.0.0.1:{target_port}/health")
+
+
+def blackbox(target_port, probes=3000, concurrency=8):
+    with blackbox_exporter() as running:
+        if running is None:
+            return None
+        process, port = running
+        url = probe_url(port, target_port)
+        ok = [0]
+        lock = threading.Lock()
+
+        def worker(count):
+            for _ in range(count):
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    body = response.read().decode()
+                if "probe_success 1" in body:
+                    with lock:
+                        ok[0] += 1
+
+        for _ in range(200):  # warm-up
+            urllib.request.urlopen(url, timeout=10).read()
+        cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
+        threads = [threading.Thread(target=worker, args=(probes // concurrency,)) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
+        done = probes // concurrency * concurrency
+        return {"probes": done, "succeeded": ok[0], "probes_per_second": done / (t1 - t0),
+                "cpu_us_per_probe": (cpu1 - cpu0) / done * 1e6, "rss_mib": rss_mib(process.pid)}
 
 
 def main():

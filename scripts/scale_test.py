@@ -18,7 +18,6 @@ Only loopback addresses are used. The machine is noisy: figures are medians wher
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -162,50 +161,39 @@ def ten_thousand(target_port, window):
 
 def blackbox_paced(target_port, rate, seconds):
     """blackbox_exporter probing the target `rate` times a second for `seconds`: CPU per probe."""
-    exporter = shutil.which("prometheus-blackbox-exporter")
-    if not exporter:
-        return None
-    with tempfile.TemporaryDirectory() as scratch:
-        config = os.path.join(scratch, "blackbox.yml")
-        with open(config, "w") as f:
-            f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
-        port = lt.free_port()
-        process = subprocess.Popen([exporter, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            lt.wait_http(f"http://127.0.0.1:{port}/metrics")
-            url = f"http://127.0.0.1:{port}/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/health"
-            done = [0]
-            lock = threading.Lock()
-            workers = max(4, rate // 50)
-            per_worker = rate / workers
-            deadline = time.monotonic() + seconds
+    with lt.blackbox_exporter() as running:
+        if running is None:
+            return None
+        process, port = running
+        url = lt.probe_url(port, target_port)
+        done = [0]
+        lock = threading.Lock()
+        workers = max(4, rate // 50)
+        per_worker = rate / workers
+        deadline = time.monotonic() + seconds
 
-            def worker(offset):
-                next_at = time.monotonic() + offset / rate
-                while next_at < deadline:
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    with urllib.request.urlopen(url, timeout=10) as response:
-                        response.read()
-                    with lock:
-                        done[0] += 1
-                    next_at += 1 / per_worker
+        def worker(offset):
+            next_at = time.monotonic() + offset / rate
+            while next_at < deadline:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    response.read()
+                with lock:
+                    done[0] += 1
+                next_at += 1 / per_worker
 
-            for _ in range(100):  # warm-up
-                urllib.request.urlopen(url, timeout=10).read()
-            cpu0, t0 = lt.cpu_seconds(process.pid), time.monotonic()
-            threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            cpu1, t1 = lt.cpu_seconds(process.pid), time.monotonic()
-            return {"probes_per_second": done[0] / (t1 - t0), "us_per_probe": (cpu1 - cpu0) / done[0] * 1e6}
-        finally:
-            process.terminate()
-            process.wait()
+        for _ in range(100):  # warm-up
+            urllib.request.urlopen(url, timeout=10).read()
+        cpu0, t0 = lt.cpu_seconds(process.pid), time.monotonic()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cpu1, t1 = lt.cpu_seconds(process.pid), time.monotonic()
+        return {"probes_per_second": done[0] / (t1 - t0), "us_per_probe": (cpu1 - cpu0) / done[0] * 1e6}
 
 
 def main():
