@@ -22,6 +22,10 @@ use crate::tasks::{self, TaskKind};
 
 /// First checks of services on the same interval are spread over at most this long.
 pub const MAX_SPREAD: Duration = Duration::from_secs(10);
+/// Spread offsets are multiples of this (or of a tenth of the window, when shorter): checks due
+/// within it wake the runtime once together instead of one by one, which is most of a check's
+/// cost at low rates.
+pub const SPREAD_GRAIN: Duration = Duration::from_millis(50);
 
 /// Runs `service`'s checks until `shutdown` turns true. `slot` of `slots` places its first
 /// check within the spread window, so services on one interval do not fire together.
@@ -48,12 +52,15 @@ pub fn spawn(
     })
 }
 
-/// The delay before the first check of `slot` out of `slots`.
+/// The delay before the first check of `slot` out of `slots`, on a grain of [`SPREAD_GRAIN`].
 pub fn spread(period: Duration, slot: usize, slots: usize) -> Duration {
     let window = period.min(MAX_SPREAD);
     let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
     let slot = u32::try_from(slot).unwrap_or(0).min(slots - 1);
-    window * slot / slots
+    let offset = window * slot / slots;
+    let grain = SPREAD_GRAIN.min(window / 10).as_nanos().max(1);
+    let offset_nanos = offset.as_nanos();
+    Duration::from_nanos(u64::try_from(offset_nanos - offset_nanos % grain).unwrap_or(0))
 }
 
 async fn every(
@@ -355,10 +362,20 @@ mod tests {
         let offsets: Vec<u64> = (0..6)
             .map(|slot| spread(period, slot, 6).as_millis() as u64)
             .collect();
-        assert_eq!(offsets, vec![0, 1666, 3333, 5000, 6666, 8333]);
+        assert_eq!(offsets, vec![0, 1650, 3300, 5000, 6650, 8300]);
         assert_eq!(
             spread(Duration::from_secs(1), 500, 1000),
             Duration::from_millis(500)
+        );
+        // 1,000 services every second: twenty wake-ups of fifty checks each.
+        let distinct: std::collections::BTreeSet<Duration> = (0..1000)
+            .map(|slot| spread(Duration::from_secs(1), slot, 1000))
+            .collect();
+        assert_eq!(distinct.len(), 20);
+        // A short period keeps a finer grain.
+        assert_eq!(
+            spread(Duration::from_millis(50), 7, 10),
+            Duration::from_millis(35)
         );
         assert_eq!(spread(period, 9, 0), Duration::ZERO);
     }
