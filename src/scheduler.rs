@@ -26,6 +26,9 @@ pub const MAX_SPREAD: Duration = Duration::from_secs(10);
 /// within it wake the runtime once together instead of one by one, which is most of a check's
 /// cost at low rates.
 pub const SPREAD_GRAIN: Duration = Duration::from_millis(50);
+/// The most first checks one grain gathers: a burst larger than a host's idle connections
+/// (32) would open new ones.
+pub const MAX_BATCH: u32 = 32;
 
 /// Runs `service`'s checks until `shutdown` turns true. `slot` of `slots` places its first
 /// check within the spread window, so services on one interval do not fire together.
@@ -58,7 +61,11 @@ pub fn spread(period: Duration, slot: usize, slots: usize) -> Duration {
     let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
     let slot = u32::try_from(slot).unwrap_or(0).min(slots - 1);
     let offset = window * slot / slots;
-    let grain = SPREAD_GRAIN.min(window / 10).as_nanos().max(1);
+    let grain = SPREAD_GRAIN
+        .min(window / 10)
+        .min(window * MAX_BATCH / slots)
+        .as_nanos()
+        .max(1);
     let offset_nanos = offset.as_nanos();
     Duration::from_nanos(u64::try_from(offset_nanos - offset_nanos % grain).unwrap_or(0))
 }
@@ -365,13 +372,28 @@ mod tests {
         assert_eq!(offsets, vec![0, 1650, 3300, 5000, 6650, 8300]);
         assert_eq!(
             spread(Duration::from_secs(1), 500, 1000),
-            Duration::from_millis(500)
+            Duration::from_millis(480),
+            "on a 32 ms grain: 1,000 services, at most 32 at once"
         );
-        // 1,000 services every second: twenty wake-ups of fifty checks each.
-        let distinct: std::collections::BTreeSet<Duration> = (0..1000)
-            .map(|slot| spread(Duration::from_secs(1), slot, 1000))
-            .collect();
-        assert_eq!(distinct.len(), 20);
+        // 200 services every second: twenty wake-ups of ten checks each; 10,000: batches of
+        // at most 32.
+        let wakeups = |slots: usize| {
+            let offsets: Vec<Duration> = (0..slots)
+                .map(|slot| spread(Duration::from_secs(1), slot, slots))
+                .collect();
+            let distinct: std::collections::BTreeSet<&Duration> = offsets.iter().collect();
+            let largest = distinct
+                .iter()
+                .map(|offset| offsets.iter().filter(|other| other == offset).count())
+                .max();
+            (distinct.len(), largest)
+        };
+        assert_eq!(wakeups(200), (20, Some(10)));
+        let (count, largest) = wakeups(10_000);
+        assert!(
+            count >= 10_000 / 32 && largest <= Some(32),
+            "{count} {largest:?}"
+        );
         // A short period keeps a finer grain.
         assert_eq!(
             spread(Duration::from_millis(50), 7, 10),
