@@ -238,7 +238,8 @@ impl AlertStage {
             offline: None,
             verifying: std::collections::BTreeSet::new(),
             verifying_until: None,
-            announced: std::collections::BTreeSet::new(),
+            holds: BTreeMap::new(),
+            holds_changed: true,
             grouping: Grouping::default(),
         };
         stage.publish();
@@ -473,8 +474,10 @@ struct Stage {
     verifying: std::collections::BTreeSet<String>,
     /// When waiting for the guard gives up.
     verifying_until: Option<Instant>,
-    /// Services whose hold by maintenance, a silence or a dependency was logged.
-    announced: std::collections::BTreeSet<String>,
+    /// The holds on each held service, as last applied: what the API and `/metrics` are shown.
+    holds: BTreeMap<String, Vec<Hold>>,
+    /// Whether holds or silences changed since they were last published.
+    holds_changed: bool,
     /// Outage starts and ends waiting out `alerts.group_wait`.
     grouping: Grouping,
 }
@@ -602,7 +605,7 @@ impl Stage {
                     self.departed.insert(service.clone(), Arc::new(outage));
                 }
                 self.breakers.remove(&service);
-                self.announced.remove(&service);
+                self.holds_changed |= self.holds.remove(&service).is_some();
                 self.store.forget(&service);
             }
             Command::Shutdown { .. } => {}
@@ -681,10 +684,12 @@ impl Stage {
     /// What the guard's probe found.
     async fn on_reachability(&mut self, found: Reachability) {
         self.tcp_reachable = Some(found);
-        self.verifying.clear();
+        let was_verifying = !std::mem::take(&mut self.verifying).is_empty();
         self.verifying_until = None;
-        self.update_connectivity().await;
-        self.refresh_all_holds().await;
+        // Going offline or online refreshes every hold; so must an answer someone waited for.
+        if !self.update_connectivity().await && was_verifying {
+            self.refresh_all_holds().await;
+        }
     }
 
     /// Whether any guard target answers: a `tcp://` target at the last look (one not looked at
@@ -712,8 +717,8 @@ impl Stage {
     }
 
     /// Goes offline or online as the guard says: one notice each way, and holds for every
-    /// service while offline.
-    async fn update_connectivity(&mut self) {
+    /// service while offline. Says whether it went either way.
+    async fn update_connectivity(&mut self) -> bool {
         let reachable = self.reachable();
         match (&self.offline, reachable) {
             (None, false) => {
@@ -742,6 +747,7 @@ impl Stage {
                 self.offline = Some(offline);
                 self.send_notice(notice).await;
                 self.refresh_all_holds().await;
+                true
             }
             (Some(offline), true) => {
                 let offline = offline.clone();
@@ -752,8 +758,9 @@ impl Stage {
                     self.notice(NotificationKind::Online, &offline, Some(crate::wall::now()));
                 self.send_notice(notice).await;
                 self.refresh_all_holds().await;
+                true
             }
-            _ => {}
+            _ => false,
         }
     }
 
@@ -884,29 +891,43 @@ impl Stage {
         let page = ledger.set_quiet(!holds.is_empty(), &rules, Instant::now());
         // Maintenance, silences and dependencies are logged and kept per service; being
         // offline is logged once for all, and the guard's look takes a moment only.
-        let announced = holds
-            .iter()
-            .find(|hold| !matches!(hold, Hold::Offline { .. } | Hold::CheckingConnectivity));
+        let announced = |holds: &[Hold]| {
+            holds
+                .iter()
+                .find(|hold| !matches!(hold, Hold::Offline { .. } | Hold::CheckingConnectivity))
+                .cloned()
+        };
+        let before = self.holds.get(service).and_then(|held| announced(held));
         let record = |held: bool, why: String| crate::history::HoldRecord {
             held,
             why,
             at: crate::wall::rfc3339(crate::wall::now()),
         };
-        match (self.announced.contains(service), announced) {
-            (false, Some(hold)) => {
-                let why = describe(hold);
+        match (before, announced(&holds)) {
+            (None, Some(hold)) => {
+                let why = describe(&hold);
                 info!(service = %service, hold = hold.kind(), "pages are held: {why}");
                 self.shared.history.hold(service, record(true, why));
-                self.announced.insert(service.to_string());
             }
-            (true, None) => {
+            (Some(_), None) => {
                 info!(service = %service, "pages are no longer held");
                 self.shared
                     .history
                     .hold(service, record(false, String::new()));
-                self.announced.remove(service);
             }
             _ => {}
+        }
+        let unchanged = match self.holds.get(service) {
+            Some(held) => *held == holds,
+            None => holds.is_empty(),
+        };
+        if !unchanged {
+            self.holds_changed = true;
+            if holds.is_empty() {
+                self.holds.remove(service);
+            } else {
+                self.holds.insert(service.to_string(), holds);
+            }
         }
         if let Some(page) = page {
             self.save(service);
@@ -919,6 +940,8 @@ impl Stage {
     async fn refresh_all_holds(&mut self) {
         let now = crate::wall::now();
         self.silences.expire(now).await;
+        // Silences may have been made, ended or dropped.
+        self.holds_changed = true;
         let all: Vec<(String, Vec<Hold>)> = self
             .holds_at(self.settings.rules.keys().map(String::as_str), now)
             .into_iter()
@@ -1015,14 +1038,11 @@ impl Stage {
             *current = Arc::new(view);
             true
         });
-        let now = crate::wall::now();
+        if !std::mem::take(&mut self.holds_changed) {
+            return;
+        }
         let quiet = QuietView {
-            holds: self
-                .holds_at(self.settings.rules.keys().map(String::as_str), now)
-                .into_iter()
-                .filter(|(_, holds)| !holds.is_empty())
-                .map(|(service, holds)| (service.to_string(), holds))
-                .collect(),
+            holds: self.holds.clone(),
             silences: self.silences.active(now).cloned().collect(),
             offline: self.offline.clone(),
         };
