@@ -113,7 +113,10 @@ impl Notification {
     /// One notification standing for `members` (sorted by service), as id `id`; `None` for
     /// fewer than two.
     pub(crate) fn grouped(id: u64, members: Vec<Notification>) -> Option<Self> {
-        let first = members.get(1).and(members.first())?;
+        if members.len() < 2 {
+            return None;
+        }
+        let first = &members[0];
         let at = members
             .iter()
             .map(|member| member.at)

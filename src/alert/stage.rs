@@ -948,6 +948,11 @@ impl Stage {
             .map(|(service, holds)| (service.to_string(), holds))
             .collect();
         for (service, holds) in all {
+            // A service with no hold and no history needs no ledger (the stage's timers look at
+            // every ledger on every turn).
+            if holds.is_empty() && !self.ledgers.contains_key(&service) {
+                continue;
+            }
             self.ledgers.entry(service.clone()).or_default();
             self.apply_holds(&service, holds).await;
         }

@@ -25,18 +25,12 @@ pub struct HttpClient {
 impl HttpClient {
     /// Builds the clients; requests keep connections (alerts, `reuse_connections = true`).
     pub fn new() -> Result<Self, ClientError> {
-        Self::with_roots(Vec::new())
+        Self::trusting(Vec::new())
     }
 
     /// Clients that also trust the certificate authorities `roots` (a service's `ca_file`),
     /// with their own connections.
     pub fn trusting(
-        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    ) -> Result<Self, ClientError> {
-        Self::with_roots(roots)
-    }
-
-    fn with_roots(
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ClientError> {
         let tls = super::tls::client_config(roots)?;
