@@ -217,7 +217,8 @@ impl Validator<'_> {
 }
 
 /// The first cycle in `graph`, as the path around it (first name repeated at the end), with the
-/// entry that closes it.
+/// entry that closes it. Depth-first with its own stack: a config's chain of dependencies may be
+/// as long as its list of services.
 fn first_cycle(
     graph: &BTreeMap<String, Vec<(String, Spanned<String>)>>,
 ) -> Option<(Vec<String>, Spanned<String>)> {
@@ -226,42 +227,70 @@ fn first_cycle(
         Visiting,
         Done,
     }
-    fn visit(
-        node: &str,
-        graph: &BTreeMap<String, Vec<(String, Spanned<String>)>>,
-        marks: &mut BTreeMap<String, Mark>,
-        path: &mut Vec<String>,
-    ) -> Option<(Vec<String>, Spanned<String>)> {
-        marks.insert(node.to_string(), Mark::Visiting);
-        path.push(node.to_string());
-        for (next, entry) in graph.get(node).into_iter().flatten() {
+    let edges = |node: &str| graph.get(node).map_or(&[][..], Vec::as_slice);
+    let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+    for root in graph.keys() {
+        if marks.contains_key(root.as_str()) {
+            continue;
+        }
+        // The path from `root`, each node with the index of its next edge to follow.
+        let mut path: Vec<(&str, usize)> = vec![(root.as_str(), 0)];
+        marks.insert(root.as_str(), Mark::Visiting);
+        while let Some((node, next_edge)) = path.last_mut() {
+            let Some((next, entry)) = edges(node).get(*next_edge) else {
+                marks.insert(node, Mark::Done);
+                path.pop();
+                continue;
+            };
+            *next_edge += 1;
             match marks.get(next.as_str()) {
                 Some(Mark::Visiting) => {
-                    let start = path.iter().position(|name| name == next).unwrap_or(0);
-                    let mut cycle = path[start..].to_vec();
+                    let start = path.iter().position(|(name, _)| name == next).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[start..]
+                        .iter()
+                        .map(|(name, _)| name.to_string())
+                        .collect();
                     cycle.push(next.clone());
                     return Some((cycle, entry.clone()));
                 }
                 Some(Mark::Done) => {}
                 None => {
-                    if let Some(found) = visit(next, graph, marks, path) {
-                        return Some(found);
-                    }
+                    marks.insert(next.as_str(), Mark::Visiting);
+                    path.push((next.as_str(), 0));
                 }
-            }
-        }
-        path.pop();
-        marks.insert(node.to_string(), Mark::Done);
-        None
-    }
-    let mut marks = BTreeMap::new();
-    for node in graph.keys() {
-        if !marks.contains_key(node) {
-            let mut path = Vec::new();
-            if let Some(found) = visit(node, graph, &mut marks, &mut path) {
-                return Some(found);
             }
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(String, String)]) -> BTreeMap<String, Vec<(String, Spanned<String>)>> {
+        let mut graph: BTreeMap<String, Vec<(String, Spanned<String>)>> = BTreeMap::new();
+        for (from, to) in edges {
+            graph
+                .entry(from.clone())
+                .or_default()
+                .push((to.clone(), Spanned::new(0..0, to.clone())));
+        }
+        graph
+    }
+
+    #[test]
+    fn a_long_chain_is_walked_without_recursion_and_its_closing_cycle_found() {
+        let name = |n: usize| format!("s{n:05}");
+        let mut edges: Vec<(String, String)> =
+            (0..50_000).map(|n| (name(n), name(n + 1))).collect();
+        assert_eq!(first_cycle(&graph(&edges)), None);
+        edges.push((name(50_000), name(49_998)));
+        let (path, closing) = first_cycle(&graph(&edges)).expect("the cycle");
+        assert_eq!(
+            path,
+            [name(49_998), name(49_999), name(50_000), name(49_998)]
+        );
+        assert_eq!(closing.get_ref(), &name(49_998));
+    }
 }
