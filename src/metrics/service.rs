@@ -1,13 +1,11 @@
-//! One service's series: prometheus-client counters and gauges plus the latency histograms,
-//! held together so recording touches no map and a scrape reads them in a fixed order.
+//! One service's series: atomic counters and gauges plus the latency histograms, held
+//! together so recording touches no map and a scrape reads them in a fixed order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-
+use super::cell::{Counter, FloatGauge, Gauge};
 use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
 use super::{TRANSITION_LABELS, unix_seconds};
@@ -17,10 +15,8 @@ use crate::probe::FailureReason;
 /// The `phase` label values of `breakerd_probe_phase_seconds`, in order.
 pub(crate) const PHASES: [&str; 5] = crate::probe::Phases::LABELS;
 
-type FloatGauge = Gauge<f64, AtomicU64>;
-
 /// The `outcome` values that have a latency histogram (rejected calls take no time).
-const TIMED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
+pub(crate) const TIMED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
 
 /// Where a call came from: the `source` label of the call metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +56,7 @@ impl Source {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Source::Check => 0,
             Source::Traffic => 1,
