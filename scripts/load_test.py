@@ -51,9 +51,14 @@ def wait_http(url, timeout=20.0):
 
 
 def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid):
+    """User and system (kernel) CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def rss_mib(pid):
@@ -169,10 +174,10 @@ def hanging_services(target_port, window):
 
 
 @contextlib.contextmanager
-def blackbox_exporter():
+def blackbox_exporter(ca_file=None):
     """Prometheus' blackbox_exporter (Debian package prometheus-blackbox-exporter) on a free
-    loopback port with an `http_2xx` module: yields its process and port, or None when it is not
-    installed; stopped afterwards."""
+    loopback port with an `http_2xx` module (trusting `ca_file` for HTTPS targets): yields its
+    process and port, or None when it is not installed; stopped afterwards."""
     exporter = shutil.which("prometheus-blackbox-exporter")
     if not exporter:
         yield None
@@ -181,6 +186,8 @@ def blackbox_exporter():
         config = os.path.join(scratch, "blackbox.yml")
         with open(config, "w") as f:
             f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
+            if ca_file:
+                f.write(f"    http:\n      tls_config:\n        ca_file: {ca_file}\n")
         port = free_port()
         process = subprocess.Popen([exporter, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,9 +199,9 @@ def blackbox_exporter():
             process.wait()
 
 
-def probe_url(exporter_port, target_port):
+def probe_url(exporter_port, target_port, scheme="http"):
     return (f"http://127.0.0.1:{exporter_port}/probe?module=http_2xx"
-            f"&target=http://127.0.0.1:{target_port}/health")
+            f"&target={scheme}://127.0.0.1:{target_port}/health")
 
 
 def blackbox(target_port, probes=3000, concurrency=8):

@@ -6,13 +6,18 @@
    (the default): checks per second, missed ticks, CPU per check (from /proc, user + system).
 2. blackbox_exporter probing the same target at the same rates (200/s and 1,000/s, paced):
    CPU per probe, and the ratio.
-3. 10,000 HTTP services every second (kept-alive: fresh connections at 10,000/s would exhaust the
+3. TLS: 200 HTTPS services every second against a local TLS target (its own private CA, trusted
+   through `ca_file`), fresh connections (a full handshake, rustls with ring, each check) and
+   kept-alive (no handshake), beside blackbox_exporter probing the same target at the same rate.
+4. 10,000 HTTP services every second (kept-alive: fresh connections at 10,000/s would exhaust the
    loopback's ephemeral ports within seconds): checks per second, missed ticks, cores, peak
    resident memory; GET /metrics (median of 10, while checks run: until the answer starts, which is the daemon's
    rendering, and until its last byte); a reload that changes one
-   service (POST /-/reload, median of 3); start until `/-/ready` answers (median of 3).
+   service (POST /-/reload, median of 3); start until `/-/ready` answers (median of 3). The
+   /metrics time is also measured by the bench `cargo bench --bench exposition` (no load).
 
-Usage: python3 scripts/scale_test.py [--window SECONDS]   (builds with `cargo build --release`)
+Usage: python3 scripts/scale_test.py [--window SECONDS] [--parts rates,tls,big]
+(builds with `cargo build --release`)
 Only loopback addresses are used. The machine is noisy: figures are medians where repeated.
 """
 import argparse
@@ -32,13 +37,15 @@ import load_test as lt  # noqa: E402  (shared helpers: ports, /proc readers, the
 TOKEN = "scale-test-admin-token"
 
 
-def write_config(path, count, target_port, reuse, timeout="5s"):
+def write_config(path, count, target_port, reuse, timeout="5s", ca_file=None):
+    scheme = "https" if ca_file else "http"
     with open(path, "w") as f:
         f.write(f'[server]\nadmin_token = "{TOKEN}"\n')
         for i in range(count):
-            f.write(f'[services.svc-{i:05}]\nkind = "http"\nurl = "http://127.0.0.1:{target_port}/health"\n'
+            f.write(f'[services.svc-{i:05}]\nkind = "http"\nurl = "{scheme}://127.0.0.1:{target_port}/health"\n'
                     f'every = "1s"\nfailure_threshold = 5\ntimeout = "{timeout}"\n'
-                    + ("reuse_connections = true\n" if reuse else ""))
+                    + ("reuse_connections = true\n" if reuse else "")
+                    + (f'ca_file = "{ca_file}"\n' if ca_file else ""))
 
 
 def start(config, scratch):
@@ -56,7 +63,7 @@ def checks_so_far(daemon, port):
     """Checks and missed ticks counted by the daemon, with when it was asked and its CPU then
     (the daemon reads its counters as it starts answering; parsing a large answer here takes a
     while and must count neither as time nor as CPU)."""
-    asked, cpu = time.monotonic(), lt.cpu_seconds(daemon.pid)
+    asked, cpu = time.monotonic(), lt.cpu_split(daemon.pid)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         text = response.read().decode()
     checks = missed = 0.0
@@ -78,21 +85,59 @@ def measure(daemon, port, window):
     checks1, missed1, t1, cpu1 = checks_so_far(daemon, port)
     elapsed = t1 - t0
     checks = checks1 - checks0
+    total = sum(cpu1) - sum(cpu0)
     return {"checks_per_second": checks / elapsed, "missed": missed1 - missed0,
-            "cores": (cpu1 - cpu0) / elapsed, "us_per_check": (cpu1 - cpu0) / checks * 1e6,
-            "peak_rss_mib": peak}
+            "cores": total / elapsed, "us_per_check": total / checks * 1e6,
+            "kernel_us_per_check": (cpu1[1] - cpu0[1]) / checks * 1e6, "peak_rss_mib": peak}
 
 
-def services_run(count, target_port, reuse, window):
+def bare_client(target_port, fresh, exchanges=3000):
+    """The kernel's share of the same exchange made by the barest client (blocking sockets, one
+    GET /health and its answer, a connection per exchange or one kept): system CPU µs each. The
+    loopback charges the sender for delivering to the target, so this is a floor under any
+    client's cost on this machine."""
+    import socket
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{target_port}\r\n\r\n".encode()
+    kept = None
+    before = os.times()
+    for _ in range(exchanges):
+        connection = kept or socket.create_connection(("127.0.0.1", target_port))
+        connection.sendall(request)
+        answer = b""
+        while b'{"status":"ok"}' not in answer:
+            answer += connection.recv(4096)
+        if fresh:
+            connection.close()
+        else:
+            kept = connection
+    if kept:
+        kept.close()
+    return (os.times().system - before.system) / exchanges * 1e6
+
+
+def services_run(count, target_port, reuse, window, ca_file=None):
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "scale.toml")
-        write_config(config, count, target_port, reuse)
+        write_config(config, count, target_port, reuse, ca_file=ca_file)
         daemon, port, _ = start(config, scratch)
         try:
-            return measure(daemon, port, window)
+            result = measure(daemon, port, window)
+            failed, checks = failed_checks(port)
+            if failed > checks / 100:
+                raise SystemExit(f"{failed:.0f} of {checks:.0f} checks failed (a wrong target or certificate?)")
+            return result
         finally:
             daemon.terminate()
             daemon.wait()
+
+
+def failed_checks(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+        text = response.read().decode()
+    calls = [(line, float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+             if line.startswith("breakerd_calls_total{")]
+    return (sum(count for line, count in calls if 'outcome="success"' not in line),
+            sum(count for _, count in calls))
 
 
 def metrics_ms(port):
@@ -160,13 +205,17 @@ def ten_thousand(target_port, window):
             daemon.wait()
 
 
-def blackbox_paced(target_port, rate, seconds):
-    """blackbox_exporter probing the target `rate` times a second for `seconds`: CPU per probe."""
-    with lt.blackbox_exporter() as running:
+def blackbox_paced(target_port, rate, seconds, ca_file=None):
+    """blackbox_exporter probing the target `rate` times a second for `seconds`: CPU per probe
+    (HTTPS when `ca_file` is given)."""
+    with lt.blackbox_exporter(ca_file) as running:
         if running is None:
             return None
         process, port = running
-        url = lt.probe_url(port, target_port)
+        url = lt.probe_url(port, target_port, "https" if ca_file else "http")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            if "probe_success 1" not in response.read().decode():
+                raise SystemExit(f"blackbox_exporter's probe of {url} fails")
         done = [0]
         lock = threading.Lock()
         workers = max(4, rate // 50)
@@ -187,37 +236,82 @@ def blackbox_paced(target_port, rate, seconds):
 
         for _ in range(100):  # warm-up
             urllib.request.urlopen(url, timeout=10).read()
-        cpu0, t0 = lt.cpu_seconds(process.pid), time.monotonic()
+        cpu0, t0 = lt.cpu_split(process.pid), time.monotonic()
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        cpu1, t1 = lt.cpu_seconds(process.pid), time.monotonic()
-        return {"probes_per_second": done[0] / (t1 - t0), "us_per_probe": (cpu1 - cpu0) / done[0] * 1e6}
+        cpu1, t1 = lt.cpu_split(process.pid), time.monotonic()
+        return {"probes_per_second": done[0] / (t1 - t0), "us_per_probe": (sum(cpu1) - sum(cpu0)) / done[0] * 1e6,
+                "kernel_us_per_probe": (cpu1[1] - cpu0[1]) / done[0] * 1e6}
+
+
+def tls(window, count=200):
+    """The TLS table: a handshake per check (fresh) and none (kept-alive), blackbox beside."""
+    with tempfile.TemporaryDirectory() as scratch:
+        port = lt.free_port()
+        target = subprocess.Popen([lt.TARGET, f"127.0.0.1:{port}", "--tls", scratch],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ca_file = os.path.join(scratch, "ca.pem")
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(ca_file) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            kept = services_run(count, port, True, window, ca_file)
+            fresh = services_run(count, port, False, window, ca_file)
+            bb = blackbox_paced(port, count, window, ca_file)
+        finally:
+            target.terminate()
+            target.wait()
+    bb_text = (f"{bb['us_per_probe']:.0f} µs, {bb['kernel_us_per_probe']:.0f} in the kernel "
+               f"({bb['probes_per_second']:.0f}/s)") if bb else "not installed"
+    ratio = f"{bb['us_per_probe'] / fresh['us_per_check']:.1f}x" if bb else "–"
+    print(f"\n| HTTPS, {count} checks/s | breakerd, kept-alive (no handshake) | breakerd, fresh (a handshake each) "
+          f"| blackbox_exporter (a handshake each) | ratio (fresh) |")
+    print("|---|---|---|---|---|")
+    print(f"| CPU per check | {kept['us_per_check']:.0f} µs, {kept['kernel_us_per_check']:.0f} in the kernel "
+          f"({kept['checks_per_second']:.0f}/s, {kept['missed']:.0f} missed) "
+          f"| {fresh['us_per_check']:.0f} µs, {fresh['kernel_us_per_check']:.0f} in the kernel "
+          f"({fresh['checks_per_second']:.0f}/s, {fresh['missed']:.0f} missed) "
+          f"| {bb_text} | {ratio} |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=20, help="measured seconds of each run")
+    parser.add_argument("--parts", default="rates,tls,big",
+                        help="which runs, comma-separated: rates (200 and 1,000/s), tls, big (10,000 services)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     subprocess.run(["cargo", "build", "--release", "--bin", "breakerd", "--example", "load_target"],
                    cwd=lt.ROOT, check=True)
     target_port = lt.free_port()
     target = subprocess.Popen([lt.TARGET, f"127.0.0.1:{target_port}"])
     try:
         lt.wait_http(f"http://127.0.0.1:{target_port}/health")
-        print("| rate | breakerd, kept-alive | breakerd, fresh connection | blackbox_exporter | ratio (fresh) |")
-        print("|---|---|---|---|---|")
-        for count in (200, 1000):
+        if "rates" in parts:
+            print("| rate | breakerd, kept-alive | breakerd, fresh connection | blackbox_exporter | ratio (fresh) |")
+            print("|---|---|---|---|---|")
+        for count in (200, 1000) if "rates" in parts else ():
             kept = services_run(count, target_port, True, args.window)
             fresh = services_run(count, target_port, False, args.window)
             bb = blackbox_paced(target_port, count, args.window)
-            bb_text = f"{bb['us_per_probe']:.0f} µs ({bb['probes_per_second']:.0f}/s)" if bb else "not installed"
+            bb_text = (f"{bb['us_per_probe']:.0f} µs, {bb['kernel_us_per_probe']:.0f} in the kernel "
+                       f"({bb['probes_per_second']:.0f}/s)") if bb else "not installed"
             ratio = f"{bb['us_per_probe'] / fresh['us_per_check']:.1f}x" if bb else "–"
-            print(f"| {count:,} checks/s | {kept['us_per_check']:.0f} µs ({kept['checks_per_second']:.0f}/s, "
-                  f"{kept['missed']:.0f} missed) | {fresh['us_per_check']:.0f} µs ({fresh['checks_per_second']:.0f}/s, "
+            print(f"| {count:,} checks/s | {kept['us_per_check']:.0f} µs, {kept['kernel_us_per_check']:.0f} in the kernel "
+                  f"({kept['checks_per_second']:.0f}/s, {kept['missed']:.0f} missed) | {fresh['us_per_check']:.0f} µs, "
+                  f"{fresh['kernel_us_per_check']:.0f} in the kernel ({fresh['checks_per_second']:.0f}/s, "
                   f"{fresh['missed']:.0f} missed) | {bb_text} | {ratio} |", flush=True)
+        if "rates" in parts:
+            print(f"\nThe kernel's part of the same exchange for the barest client (Python, blocking sockets): "
+                  f"{bare_client(target_port, False):.0f} µs kept-alive, {bare_client(target_port, True):.0f} µs "
+                  f"with a fresh connection (system CPU per exchange; loopback bills the sender for the delivery).")
+        if "tls" in parts:
+            tls(args.window)
+        if "big" not in parts:
+            return 0
         big = ten_thousand(target_port, args.window)
         print(f"\n10,000 HTTP services every 1 s (kept-alive): {big['checks_per_second']:.0f} checks/s, "
               f"{big['missed']:.0f} missed ticks, {big['cores']:.2f} cores, {big['us_per_check']:.0f} µs per check, "

@@ -311,35 +311,43 @@ impl<'a> Writer<'a> {
         self.prefix_id = usize::MAX;
     }
 
-    /// The sample, with `head ‖ label` ready in `prefix`.
-    fn sample(&mut self, family: Family, sample: usize) -> Option<&'static Sample> {
-        let sample = self.samples[family as usize].get(sample)?;
-        if self.prefix_id != sample.head_id {
-            self.prefix.clear();
-            self.prefix.extend_from_slice(&sample.head);
-            self.prefix.extend_from_slice(self.label);
-            self.prefix_id = sample.head_id;
+    /// Starts a line of `family`'s sample `index` (its head and the label) and returns the
+    /// sample. A family with one line per service copies its head and the label straight in;
+    /// the others reuse `head ‖ label` from `prefix` while the head stays the same.
+    fn begin(&mut self, family: Family, index: usize) -> Option<&'static Sample> {
+        let samples = &self.samples[family as usize];
+        let sample = samples.get(index)?;
+        let out = &mut self.texts[family as usize];
+        if samples.len() == 1 {
+            out.extend_from_slice(&sample.head);
+            out.extend_from_slice(self.label);
+        } else {
+            if self.prefix_id != sample.head_id {
+                self.prefix.clear();
+                self.prefix.extend_from_slice(&sample.head);
+                self.prefix.extend_from_slice(self.label);
+                self.prefix_id = sample.head_id;
+            }
+            out.extend_from_slice(&self.prefix);
         }
         Some(sample)
     }
 
-    fn line(&mut self, family: Family, sample: usize, value: &[u8]) {
-        let Some(sample) = self.sample(family, sample) else {
+    fn line(&mut self, family: Family, index: usize, value: &[u8]) {
+        let Some(sample) = self.begin(family, index) else {
             return;
         };
         let out = &mut self.texts[family as usize];
-        out.extend_from_slice(&self.prefix);
         out.extend_from_slice(&sample.tail);
         out.extend_from_slice(value);
         out.push(b'\n');
     }
 
-    fn int(&mut self, family: Family, sample: usize, value: u64) {
-        let Some(sample) = self.sample(family, sample) else {
+    fn int(&mut self, family: Family, index: usize, value: u64) {
+        let Some(sample) = self.begin(family, index) else {
             return;
         };
         let out = &mut self.texts[family as usize];
-        out.extend_from_slice(&self.prefix);
         if value == 0 {
             out.extend_from_slice(&sample.tail_zero);
         } else {
@@ -349,9 +357,9 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn float(&mut self, family: Family, sample: usize, value: f64) {
+    fn float(&mut self, family: Family, index: usize, value: f64) {
         let mut text = FloatText::default();
-        self.line(family, sample, text.format(value));
+        self.line(family, index, text.format(value));
     }
 }
 
@@ -456,7 +464,12 @@ pub(crate) fn write_service_families(
     };
     let mut maintenance = Members::of(&held.maintenance);
     let mut silenced = Members::of(&held.silenced);
-    for service in services {
+    for (index, service) in services.iter().enumerate() {
+        if let Some(next) = services.get(index + 1) {
+            // Start loading the next service's series while this one is written: each is a
+            // cache miss otherwise (the texts written in between push them out of the cache).
+            std::hint::black_box(next.state_index());
+        }
         write_service(&mut w, service);
         w.int(
             Family::Maintenance,
