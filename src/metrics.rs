@@ -12,7 +12,7 @@ mod service;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +25,7 @@ use prometheus_client::registry::{Registry, Unit};
 use buffers::Buffers;
 pub use buffers::Piece;
 pub use exposition::Format;
-use exposition::{FAMILIES, write_service_families};
+use exposition::{room_for, write_service_families};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
 
@@ -149,8 +149,6 @@ pub struct Metrics {
     connections_refused: Counter,
     offline: Gauge,
     shard: Family<ShardLabels, Gauge>,
-    /// The size of each per-service family in the last exposition, to allocate the next at once.
-    last_sizes: [AtomicUsize; FAMILIES],
     /// The last exposition's buffers, kept for the next.
     buffers: Arc<Buffers>,
     /// Services whose pages are held, and why (as the alert stage last published).
@@ -270,7 +268,6 @@ impl Metrics {
             connections_refused,
             offline,
             shard,
-            last_sizes: std::array::from_fn(|_| AtomicUsize::new(4096)),
             buffers: Arc::default(),
             held: RwLock::default(),
         }
@@ -426,19 +423,14 @@ impl Metrics {
     /// The whole exposition in `format`, in pieces (one per per-service family, then the
     /// process-wide families) that a response sends one after the other.
     pub fn exposition(&self, format: Format) -> Exposition {
-        let buffers = std::array::from_fn(|family| {
-            let capacity = self.last_sizes[family].load(Ordering::Relaxed) + 4096;
-            self.buffers.take(family, capacity)
-        });
         let families = {
             let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
             let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
+            let room = room_for(list.len());
+            let buffers = std::array::from_fn(|family| self.buffers.take(family, room[family]));
             let held = Arc::clone(&self.held.read().unwrap_or_else(PoisonError::into_inner));
             write_service_families(format, &list, &held, buffers)
         };
-        for (size, text) in self.last_sizes.iter().zip(&families) {
-            size.store(text.len(), Ordering::Relaxed);
-        }
         let mut process = String::with_capacity(2048);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut process, &self.registry);
@@ -573,6 +565,43 @@ mod tests {
             "a failure histogram appears with its first failure"
         );
         assert!(metrics.render_openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_room_asked_for_holds_every_line_a_family_can_have() {
+        let metrics = Metrics::new();
+        for letter in ['a', 'b', 'c'] {
+            let name: String = std::iter::repeat_n(letter, 64).collect();
+            let series = metrics.service(&name, u32::MAX, Duration::MAX, Duration::MAX);
+            series.set_carries_traffic(true);
+            series.set_heartbeat(true);
+            series.heartbeat_seen(
+                SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
+            );
+            series.tls_not_after(
+                SystemTime::UNIX_EPOCH + Duration::from_nanos(1_800_000_000_987_654_321),
+            );
+            for source in Source::ALL {
+                for outcome in [Outcome::Success, Outcome::Failure, Outcome::Timeout] {
+                    series.call(
+                        source,
+                        outcome,
+                        Some(Duration::from_nanos(123_456_789)),
+                        true,
+                    );
+                }
+            }
+            series.missed_ticks(u64::MAX - 1);
+        }
+        let room = exposition::room_for(3);
+        let pieces = metrics.exposition(Format::OpenMetrics).into_pieces();
+        for (family, (piece, room)) in pieces.iter().zip(room).enumerate() {
+            assert!(
+                piece.as_ref().len() <= room,
+                "family {family}: {} bytes, room for {room}",
+                piece.as_ref().len()
+            );
+        }
     }
 
     #[test]
