@@ -23,9 +23,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use buffers::Buffers;
+use buffers::MAX_PARTS;
 pub use buffers::Piece;
 pub use exposition::Format;
-use exposition::{room_for, write_service_families};
+use exposition::{FAMILIES, room_for, write_service_families};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
 
@@ -423,13 +424,11 @@ impl Metrics {
     /// The whole exposition in `format`, in pieces (one per per-service family, then the
     /// process-wide families) that a response sends one after the other.
     pub fn exposition(&self, format: Format) -> Exposition {
-        let families = {
+        let parts = {
             let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
             let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
-            let room = room_for(list.len());
-            let buffers = std::array::from_fn(|family| self.buffers.take(family, room[family]));
             let held = Arc::clone(&self.held.read().unwrap_or_else(PoisonError::into_inner));
-            write_service_families(format, &list, &held, buffers)
+            self.write_parts(format, &list, &held, parts_for(list.len()))
         };
         let mut process = String::with_capacity(2048);
         // Writing to a String cannot fail.
@@ -438,14 +437,100 @@ impl Metrics {
             Format::OpenMetrics => process,
             Format::Prometheus => to_prometheus_text(&process),
         };
-        let mut pieces: Vec<Piece> = families
+        let mut pieces: Vec<Piece> = family_by_family(parts)
             .into_iter()
-            .enumerate()
-            .map(|(family, text)| Piece::pooled(text, &self.buffers, family))
+            .map(|(slot, text)| Piece::pooled(text, &self.buffers, slot))
             .collect();
         pieces.push(Piece::owned(process.into_bytes()));
         Exposition { pieces }
     }
+
+    /// The per-service families of `services` in `parts` parts (1 to [`MAX_PARTS`]) written
+    /// side by side, each on its own thread but the first.
+    fn write_parts(
+        &self,
+        format: Format,
+        services: &[&ServiceSeries],
+        held: &HeldServices,
+        parts: usize,
+    ) -> Vec<[Vec<u8>; FAMILIES]> {
+        let parts = parts.clamp(1, MAX_PARTS);
+        let part_size = services.len().div_ceil(parts).max(1);
+        let buffers_for = |part: usize, count: usize| {
+            let room = room_for(count);
+            std::array::from_fn(|family| {
+                self.buffers.take(Buffers::slot(part, family), room[family])
+            })
+        };
+        let mut chunks = services.chunks(part_size);
+        let first = chunks.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = chunks
+                .enumerate()
+                .map(|(index, chunk)| {
+                    let buffers = buffers_for(index + 1, chunk.len());
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-writer".to_string())
+                        .spawn_scoped(scope, move || {
+                            write_service_families(format, chunk, held, buffers, false)
+                        });
+                    (chunk, index + 1, spawned)
+                })
+                .collect();
+            let mut parts = vec![write_service_families(
+                format,
+                first,
+                held,
+                buffers_for(0, first.len()),
+                true,
+            )];
+            for (chunk, part, spawned) in others {
+                parts.push(match spawned {
+                    Ok(writer) => writer
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    // No thread to be had: write it here.
+                    Err(_) => write_service_families(
+                        format,
+                        chunk,
+                        held,
+                        buffers_for(part, chunk.len()),
+                        false,
+                    ),
+                });
+            }
+            parts
+        })
+    }
+}
+
+/// The texts of the parts in the order they are exposed: family by family, each family's
+/// parts in the order of their services; each with the buffer slot it was taken from.
+fn family_by_family(parts: Vec<[Vec<u8>; FAMILIES]>) -> Vec<(usize, Vec<u8>)> {
+    let mut texts: Vec<_> = parts.into_iter().map(IntoIterator::into_iter).collect();
+    let mut ordered = Vec::with_capacity(FAMILIES * texts.len());
+    for family in 0..FAMILIES {
+        for (part, texts) in texts.iter_mut().enumerate() {
+            if let Some(text) = texts.next() {
+                ordered.push((Buffers::slot(part, family), text));
+            }
+        }
+    }
+    ordered
+}
+
+/// From how many services `/metrics` is written in parts, one per core.
+const PARALLEL_FROM: usize = 2_000;
+/// The cores this process may use, read once.
+static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// How many parts `/metrics` for `services` services is written in: one per core for many
+/// services (10,000 take tens of milliseconds on one core), one for fewer.
+fn parts_for(services: usize) -> usize {
+    if services < PARALLEL_FROM {
+        return 1;
+    }
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 /// One rendering of `/metrics`, in pieces that are valid UTF-8 text each.
@@ -565,6 +650,55 @@ mod tests {
             "a failure histogram appears with its first failure"
         );
         assert!(metrics.render_openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn an_exposition_written_in_parts_reads_as_one_written_whole() {
+        let metrics = Metrics::new();
+        for index in 0..25u64 {
+            let series = metrics.service(
+                &format!("svc-{index:02}"),
+                3,
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            );
+            series.call(
+                Source::Check,
+                if index % 4 == 0 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
+                Some(Duration::from_millis(index * 37)),
+                false,
+            );
+            series.set_carries_traffic(index % 3 == 0);
+        }
+        metrics.set_held(HeldServices {
+            maintenance: ["svc-03", "svc-20"].map(String::from).into(),
+            silenced: ["svc-11"].map(String::from).into(),
+        });
+        let text = |parts: usize| {
+            let services = metrics
+                .services
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
+            let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
+            let written = metrics.write_parts(Format::OpenMetrics, &list, &held, parts);
+            assert_eq!(written.len(), parts);
+            let whole: Vec<u8> = family_by_family(written)
+                .into_iter()
+                .flat_map(|(_, text)| text)
+                .collect();
+            String::from_utf8(whole).unwrap_or_default()
+        };
+        let whole = text(1);
+        assert!(whole.contains("breakerd_maintenance{service=\"svc-20\"} 1"));
+        assert_eq!(whole.matches("# TYPE breakerd_calls counter").count(), 1);
+        for parts in 2..=MAX_PARTS {
+            assert_eq!(text(parts), whole, "in {parts} parts");
+        }
     }
 
     #[test]

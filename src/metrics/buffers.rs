@@ -7,21 +7,37 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::exposition::FAMILIES;
 
-/// At most one spare buffer per per-service family (a second scrape at the same moment gets
-/// fresh ones, and only one of them is kept).
-#[derive(Debug, Default)]
+/// How many parts a large exposition is written in at most, each on its own thread.
+pub(crate) const MAX_PARTS: usize = 4;
+
+/// At most one spare buffer per per-service family and part (a second scrape at the same
+/// moment gets fresh ones, and only one of them is kept).
+#[derive(Debug)]
 pub(crate) struct Buffers {
-    spare: Mutex<[Option<Vec<u8>>; FAMILIES]>,
+    spare: Mutex<Vec<Option<Vec<u8>>>>,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self {
+            spare: Mutex::new(vec![None; FAMILIES * MAX_PARTS]),
+        }
+    }
 }
 
 impl Buffers {
-    /// An empty buffer for `family` that holds at least `capacity` bytes.
-    pub(crate) fn take(&self, family: usize, capacity: usize) -> Vec<u8> {
+    /// The slot of `family`'s text in part `part`.
+    pub(crate) fn slot(part: usize, family: usize) -> usize {
+        part * FAMILIES + family
+    }
+
+    /// An empty buffer for `slot` that holds at least `capacity` bytes.
+    pub(crate) fn take(&self, slot: usize, capacity: usize) -> Vec<u8> {
         let kept = self
             .spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(family)
+            .get_mut(slot)
             .and_then(Option::take);
         let mut buffer = kept.unwrap_or_default();
         buffer.clear();
@@ -29,10 +45,10 @@ impl Buffers {
         buffer
     }
 
-    fn give_back(&self, family: usize, buffer: Vec<u8>) {
+    fn give_back(&self, slot: usize, buffer: Vec<u8>) {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot @ None) = spare.get_mut(family) {
-            *slot = Some(buffer);
+        if let Some(empty @ None) = spare.get_mut(slot) {
+            *empty = Some(buffer);
         }
     }
 }
@@ -42,15 +58,16 @@ impl Buffers {
 #[derive(Debug)]
 pub struct Piece {
     text: Vec<u8>,
+    /// Where the buffer goes back to: the buffers and the slot.
     home: Option<(Weak<Buffers>, usize)>,
 }
 
 impl Piece {
-    /// A piece written into a buffer of `buffers` for `family`.
-    pub(crate) fn pooled(text: Vec<u8>, buffers: &Arc<Buffers>, family: usize) -> Self {
+    /// A piece written into a buffer of `buffers` taken for `slot`.
+    pub(crate) fn pooled(text: Vec<u8>, buffers: &Arc<Buffers>, slot: usize) -> Self {
         Self {
             text,
-            home: Some((Arc::downgrade(buffers), family)),
+            home: Some((Arc::downgrade(buffers), slot)),
         }
     }
 
@@ -68,10 +85,10 @@ impl AsRef<[u8]> for Piece {
 
 impl Drop for Piece {
     fn drop(&mut self) {
-        if let Some((buffers, family)) = self.home.take()
+        if let Some((buffers, slot)) = self.home.take()
             && let Some(buffers) = buffers.upgrade()
         {
-            buffers.give_back(family, std::mem::take(&mut self.text));
+            buffers.give_back(slot, std::mem::take(&mut self.text));
         }
     }
 }

@@ -465,15 +465,19 @@ impl<'a> Members<'a> {
 }
 
 /// Every per-service family for `services` (sorted by name), one text per family in the order
-/// they are exposed, each written into its empty buffer of `texts`.
+/// they are exposed, each written into its empty buffer of `texts`; with `headers`, each text
+/// starts with its family's `# HELP` and `# TYPE` (a part that continues another has none).
 pub(crate) fn write_service_families(
     format: Format,
     services: &[&ServiceSeries],
     held: &super::HeldServices,
     mut texts: [Vec<u8>; FAMILIES],
+    headers: bool,
 ) -> [Vec<u8>; FAMILIES] {
-    for (text, shape) in texts.iter_mut().zip(SHAPES) {
-        header(text, format, shape);
+    if headers {
+        for (text, shape) in texts.iter_mut().zip(SHAPES) {
+            header(text, format, shape);
+        }
     }
     let mut w = Writer {
         samples: &SAMPLES,
