@@ -22,9 +22,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use buffers::Buffers;
-use buffers::MAX_PARTS;
 pub use buffers::Piece;
+use buffers::{Buffers, MAX_PARTS};
 pub use exposition::Format;
 use exposition::{FAMILIES, room_for, write_service_families};
 use service::ServiceSeries;
