@@ -31,14 +31,17 @@ impl Buffers {
         part * FAMILIES + family
     }
 
-    /// An empty buffer for `slot` that holds at least `capacity` bytes.
+    /// An empty buffer for `slot` that holds at least `capacity` bytes. A kept buffer four
+    /// times larger than that (a reload dropped most services) is let go, so its memory goes
+    /// back too.
     pub(crate) fn take(&self, slot: usize, capacity: usize) -> Vec<u8> {
         let kept = self
             .spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(slot)
-            .and_then(Option::take);
+            .and_then(Option::take)
+            .filter(|buffer| buffer.capacity() <= capacity.saturating_mul(4));
         let mut buffer = kept.unwrap_or_default();
         buffer.clear();
         buffer.reserve(capacity);
@@ -104,11 +107,28 @@ mod tests {
         text.extend_from_slice(b"breakerd_calls_total 1\n");
         let address = text.as_ptr();
         drop(Piece::pooled(text, &buffers, 3));
-        let again = buffers.take(3, 100);
+        let again = buffers.take(3, 1 << 19);
         assert!(again.is_empty(), "handed back cleared");
         assert_eq!(again.as_ptr(), address, "the same memory");
         assert!(again.capacity() >= 1 << 20);
         let fresh = buffers.take(3, 100);
         assert_ne!(fresh.as_ptr(), address, "taken once only");
+    }
+
+    #[test]
+    fn a_kept_buffer_far_larger_than_needed_is_let_go() {
+        let buffers = Arc::new(Buffers::default());
+        let text = buffers.take(0, 1 << 20);
+        drop(Piece::pooled(text, &buffers, 0));
+        assert!(
+            buffers.take(0, 1 << 18).capacity() >= 1 << 20,
+            "four times: kept"
+        );
+        let text = buffers.take(0, 1 << 20);
+        drop(Piece::pooled(text, &buffers, 0));
+        assert!(
+            buffers.take(0, 1000).capacity() < 1 << 20,
+            "a thousand times: let go"
+        );
     }
 }
