@@ -11,18 +11,21 @@
    kept-alive (no handshake), beside blackbox_exporter probing the same target at the same rate.
 4. 10,000 HTTP services every second (kept-alive: fresh connections at 10,000/s would exhaust the
    loopback's ephemeral ports within seconds): checks per second, missed ticks, cores, peak
-   resident memory; GET /metrics (median of 10, while checks run: until the answer starts, which is the daemon's
-   rendering, and until its last byte); a reload that changes one
-   service (POST /-/reload, median of 3); start until `/-/ready` answers (median of 3). The
-   /metrics time is also measured by the bench `cargo bench --bench exposition` (no load).
+   resident memory; GET /metrics (median of 10, while checks run: until the answer starts,
+   which is the daemon's rendering, and until its last byte); a reload that changes one service
+   (POST /-/reload, median of 3); start until `/-/ready` answers (median of 3). The /metrics
+   time is also measured by the bench `cargo bench --bench exposition` (no load).
+Each run says on stderr what it is doing; the tables go to stdout.
 
 Usage: python3 scripts/scale_test.py [--window SECONDS] [--parts rates,tls,big]
 (builds with `cargo build --release`)
 Only loopback addresses are used. The machine is noisy: figures are medians where repeated.
 """
 import argparse
+import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,35 +63,39 @@ def start(config, scratch):
 
 
 def checks_so_far(daemon, port):
-    """Checks and missed ticks counted by the daemon, with when it was asked and its CPU then
-    (the daemon reads its counters as it starts answering; parsing a large answer here takes a
-    while and must count neither as time nor as CPU)."""
+    """Checks, failed checks and missed ticks counted by the daemon, with when it was asked and
+    its CPU then (the daemon reads its counters as it starts answering; parsing a large answer
+    here takes a while and must count neither as time nor as CPU)."""
     asked, cpu = time.monotonic(), lt.cpu_split(daemon.pid)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         text = response.read().decode()
-    checks = missed = 0.0
+    checks = failed = missed = 0.0
     for line in text.splitlines():
         if line.startswith("breakerd_calls_total{"):
-            checks += float(line.rsplit(" ", 1)[1])
+            count = float(line.rsplit(" ", 1)[1])
+            checks += count
+            if 'outcome="success"' not in line:
+                failed += count
         elif line.startswith("breakerd_probe_missed_ticks_total{"):
             missed += float(line.rsplit(" ", 1)[1])
-    return checks, missed, asked, cpu
+    return checks, failed, missed, asked, cpu
 
 
 def measure(daemon, port, window):
     time.sleep(8)  # warm-up: first checks spread over 1 s, connections opened
-    checks0, missed0, t0, cpu0 = checks_so_far(daemon, port)
+    checks0, _, missed0, t0, cpu0 = checks_so_far(daemon, port)
     peak = 0.0
     while time.monotonic() - t0 < window:
         time.sleep(1)
         peak = max(peak, lt.rss_mib(daemon.pid))
-    checks1, missed1, t1, cpu1 = checks_so_far(daemon, port)
+    checks1, failed, missed1, t1, cpu1 = checks_so_far(daemon, port)
     elapsed = t1 - t0
     checks = checks1 - checks0
     total = sum(cpu1) - sum(cpu0)
     return {"checks_per_second": checks / elapsed, "missed": missed1 - missed0,
             "cores": total / elapsed, "us_per_check": total / checks * 1e6,
-            "kernel_us_per_check": (cpu1[1] - cpu0[1]) / checks * 1e6, "peak_rss_mib": peak}
+            "kernel_us_per_check": (cpu1[1] - cpu0[1]) / checks * 1e6, "peak_rss_mib": peak,
+            "failed": failed, "checks": checks1}
 
 
 def bare_client(target_port, fresh, exchanges=3000):
@@ -96,7 +103,6 @@ def bare_client(target_port, fresh, exchanges=3000):
     GET /health and its answer, a connection per exchange or one kept): system CPU µs each. The
     loopback charges the sender for delivering to the target, so this is a floor under any
     client's cost on this machine."""
-    import socket
     request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{target_port}\r\n\r\n".encode()
     kept = None
     before = os.times()
@@ -116,34 +122,27 @@ def bare_client(target_port, fresh, exchanges=3000):
 
 
 def services_run(count, target_port, reuse, window, ca_file=None):
+    scheme = "HTTPS" if ca_file else "HTTP"
+    connections = "kept-alive" if reuse else "fresh connections"
+    print(f"{count:,} {scheme} services every second, {connections}…", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "scale.toml")
         write_config(config, count, target_port, reuse, ca_file=ca_file)
         daemon, port, _ = start(config, scratch)
         try:
             result = measure(daemon, port, window)
-            failed, checks = failed_checks(port)
-            if failed > checks / 100:
-                raise SystemExit(f"{failed:.0f} of {checks:.0f} checks failed (a wrong target or certificate?)")
+            if result["failed"] > result["checks"] / 100:
+                raise SystemExit(f"{result['failed']:.0f} of {result['checks']:.0f} checks failed "
+                                 "(a wrong target or certificate?)")
             return result
         finally:
             daemon.terminate()
             daemon.wait()
 
 
-def failed_checks(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
-        text = response.read().decode()
-    calls = [(line, float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-             if line.startswith("breakerd_calls_total{")]
-    return (sum(count for line, count in calls if 'outcome="success"' not in line),
-            sum(count for _, count in calls))
-
-
 def metrics_ms(port):
     """GET /metrics: milliseconds until the answer's headers (the daemon renders the whole text
     before answering) and until its last byte, and its size."""
-    import http.client
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     started = time.monotonic()
     connection.request("GET", "/metrics")
@@ -164,6 +163,8 @@ def fetch_ms(url, data=None, headers=None):
 
 
 def ten_thousand(target_port, window):
+    print("10,000 HTTP services every second: three starts, the load, /metrics, reloads…",
+          file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         config = os.path.join(scratch, "scale.toml")
         write_config(config, 10_000, target_port, True)
@@ -208,6 +209,7 @@ def ten_thousand(target_port, window):
 def blackbox_paced(target_port, rate, seconds, ca_file=None):
     """blackbox_exporter probing the target `rate` times a second for `seconds`: CPU per probe
     (HTTPS when `ca_file` is given)."""
+    print(f"blackbox_exporter at {rate:,}/s…", file=sys.stderr, flush=True)
     with lt.blackbox_exporter(ca_file) as running:
         if running is None:
             return None
@@ -247,6 +249,21 @@ def blackbox_paced(target_port, rate, seconds, ca_file=None):
                 "kernel_us_per_probe": (cpu1[1] - cpu0[1]) / done[0] * 1e6}
 
 
+def cells(kept, fresh, bb):
+    """One table row's cells after the first: breakerd kept-alive, breakerd fresh,
+    blackbox_exporter (or that it is not installed), and the ratio of the fresh figures."""
+    def run(result):
+        return (f"{result['us_per_check']:.0f} µs, {result['kernel_us_per_check']:.0f} in the kernel "
+                f"({result['checks_per_second']:.0f}/s, {result['missed']:.0f} missed)")
+    if bb:
+        bb_text = (f"{bb['us_per_probe']:.0f} µs, {bb['kernel_us_per_probe']:.0f} in the kernel "
+                   f"({bb['probes_per_second']:.0f}/s)")
+        ratio = f"{bb['us_per_probe'] / fresh['us_per_check']:.1f}x"
+    else:
+        bb_text, ratio = "not installed", "–"
+    return f"{run(kept)} | {run(fresh)} | {bb_text} | {ratio} |"
+
+
 def tls(window, count=200):
     """The TLS table: a handshake per check (fresh) and none (kept-alive), blackbox beside."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -264,17 +281,10 @@ def tls(window, count=200):
         finally:
             target.terminate()
             target.wait()
-    bb_text = (f"{bb['us_per_probe']:.0f} µs, {bb['kernel_us_per_probe']:.0f} in the kernel "
-               f"({bb['probes_per_second']:.0f}/s)") if bb else "not installed"
-    ratio = f"{bb['us_per_probe'] / fresh['us_per_check']:.1f}x" if bb else "–"
     print(f"\n| HTTPS, {count} checks/s | breakerd, kept-alive (no handshake) | breakerd, fresh (a handshake each) "
           f"| blackbox_exporter (a handshake each) | ratio (fresh) |")
     print("|---|---|---|---|---|")
-    print(f"| CPU per check | {kept['us_per_check']:.0f} µs, {kept['kernel_us_per_check']:.0f} in the kernel "
-          f"({kept['checks_per_second']:.0f}/s, {kept['missed']:.0f} missed) "
-          f"| {fresh['us_per_check']:.0f} µs, {fresh['kernel_us_per_check']:.0f} in the kernel "
-          f"({fresh['checks_per_second']:.0f}/s, {fresh['missed']:.0f} missed) "
-          f"| {bb_text} | {ratio} |", flush=True)
+    print(f"| CPU per check | {cells(kept, fresh, bb)}", flush=True)
 
 
 def main():
@@ -297,13 +307,7 @@ def main():
             kept = services_run(count, target_port, True, args.window)
             fresh = services_run(count, target_port, False, args.window)
             bb = blackbox_paced(target_port, count, args.window)
-            bb_text = (f"{bb['us_per_probe']:.0f} µs, {bb['kernel_us_per_probe']:.0f} in the kernel "
-                       f"({bb['probes_per_second']:.0f}/s)") if bb else "not installed"
-            ratio = f"{bb['us_per_probe'] / fresh['us_per_check']:.1f}x" if bb else "–"
-            print(f"| {count:,} checks/s | {kept['us_per_check']:.0f} µs, {kept['kernel_us_per_check']:.0f} in the kernel "
-                  f"({kept['checks_per_second']:.0f}/s, {kept['missed']:.0f} missed) | {fresh['us_per_check']:.0f} µs, "
-                  f"{fresh['kernel_us_per_check']:.0f} in the kernel ({fresh['checks_per_second']:.0f}/s, "
-                  f"{fresh['missed']:.0f} missed) | {bb_text} | {ratio} |", flush=True)
+            print(f"| {count:,} checks/s | {cells(kept, fresh, bb)}", flush=True)
         if "rates" in parts:
             print(f"\nThe kernel's part of the same exchange for the barest client (Python, blocking sockets): "
                   f"{bare_client(target_port, False):.0f} µs kept-alive, {bare_client(target_port, True):.0f} µs "
