@@ -295,7 +295,6 @@ static SAMPLES: LazyLock<[Vec<Sample>; FAMILIES]> = LazyLock::new(|| {
 
 /// The families' texts while they are written.
 struct Writer<'a> {
-    samples: &'static [Vec<Sample>; FAMILIES],
     texts: [Vec<u8>; FAMILIES],
     /// The service being written: its escaped name.
     label: &'a [u8],
@@ -315,7 +314,7 @@ impl<'a> Writer<'a> {
     /// sample. A family with one line per service copies its head and the label straight in;
     /// the others reuse `head ‖ label` from `prefix` while the head stays the same.
     fn begin(&mut self, family: Family, index: usize) -> Option<&'static Sample> {
-        let samples = &self.samples[family as usize];
+        let samples = &SAMPLES[family as usize];
         let sample = samples.get(index)?;
         let out = &mut self.texts[family as usize];
         if samples.len() == 1 {
@@ -480,7 +479,6 @@ pub(crate) fn write_service_families(
         }
     }
     let mut w = Writer {
-        samples: &SAMPLES,
         texts,
         label: b"",
         prefix: Vec::with_capacity(256),
