@@ -50,6 +50,29 @@ def wait_http(url, timeout=20.0):
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+@contextlib.contextmanager
+def load_target(tls_dir=None):
+    """`examples/load_target.rs` on a free loopback port, answering (with `tls_dir`: serving
+    HTTPS, its CA written to `tls_dir/ca.pem`): yields the port; stopped afterwards."""
+    port = free_port()
+    command = [TARGET, f"127.0.0.1:{port}"] + (["--tls", tls_dir] if tls_dir else [])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if tls_dir:
+            # It listens before it writes its CA.
+            ca_file, deadline = os.path.join(tls_dir, "ca.pem"), time.monotonic() + 20
+            while not os.path.exists(ca_file):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"load_target wrote no {ca_file} within 20 s")
+                time.sleep(0.05)
+        else:
+            wait_http(f"http://127.0.0.1:{port}/health")
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def cpu_seconds(pid):
     return sum(cpu_split(pid))
 
@@ -243,10 +266,7 @@ def main():
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--bin", "breakerd", "--example", "load_target"],
                    cwd=ROOT, check=True)
-    target_port = free_port()
-    target = subprocess.Popen([TARGET, f"127.0.0.1:{target_port}"])
-    try:
-        wait_http(f"http://127.0.0.1:{target_port}/health")
+    with load_target() as target_port:
         if args.hanging_only:
             hang = hanging_services(target_port, 90)
             print(f"1,000 services hanging and recovering for 90 s: peak resident memory "
@@ -268,9 +288,6 @@ def main():
             print(f"blackbox_exporter, same target: {bb['probes']} probes ({bb['succeeded']} succeeded) at "
                   f"{bb['probes_per_second']:.0f}/s, {bb['cpu_us_per_probe']:.1f} µs CPU per probe; "
                   f"breakerd uses {ratio:.1f}x less CPU per check")
-    finally:
-        target.terminate()
-        target.wait()
     return 0
 
 

@@ -266,21 +266,11 @@ def cells(kept, fresh, bb):
 
 def tls(window, count=200):
     """The TLS table: a handshake per check (fresh) and none (kept-alive), blackbox beside."""
-    with tempfile.TemporaryDirectory() as scratch:
-        port = lt.free_port()
-        target = subprocess.Popen([lt.TARGET, f"127.0.0.1:{port}", "--tls", scratch],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as scratch, lt.load_target(tls_dir=scratch) as port:
         ca_file = os.path.join(scratch, "ca.pem")
-        try:
-            deadline = time.monotonic() + 20
-            while not os.path.exists(ca_file) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            kept = services_run(count, port, True, window, ca_file)
-            fresh = services_run(count, port, False, window, ca_file)
-            bb = blackbox_paced(port, count, window, ca_file)
-        finally:
-            target.terminate()
-            target.wait()
+        kept = services_run(count, port, True, window, ca_file)
+        fresh = services_run(count, port, False, window, ca_file)
+        bb = blackbox_paced(port, count, window, ca_file)
     print(f"\n| HTTPS, {count} checks/s | breakerd, kept-alive (no handshake) | breakerd, fresh (a handshake each) "
           f"| blackbox_exporter (a handshake each) | ratio (fresh) |")
     print("|---|---|---|---|---|")
@@ -296,19 +286,15 @@ def main():
     parts = set(args.parts.split(","))
     subprocess.run(["cargo", "build", "--release", "--bin", "breakerd", "--example", "load_target"],
                    cwd=lt.ROOT, check=True)
-    target_port = lt.free_port()
-    target = subprocess.Popen([lt.TARGET, f"127.0.0.1:{target_port}"])
-    try:
-        lt.wait_http(f"http://127.0.0.1:{target_port}/health")
+    with lt.load_target() as target_port:
         if "rates" in parts:
             print("| rate | breakerd, kept-alive | breakerd, fresh connection | blackbox_exporter | ratio (fresh) |")
             print("|---|---|---|---|---|")
-        for count in (200, 1000) if "rates" in parts else ():
-            kept = services_run(count, target_port, True, args.window)
-            fresh = services_run(count, target_port, False, args.window)
-            bb = blackbox_paced(target_port, count, args.window)
-            print(f"| {count:,} checks/s | {cells(kept, fresh, bb)}", flush=True)
-        if "rates" in parts:
+            for count in (200, 1000):
+                kept = services_run(count, target_port, True, args.window)
+                fresh = services_run(count, target_port, False, args.window)
+                bb = blackbox_paced(target_port, count, args.window)
+                print(f"| {count:,} checks/s | {cells(kept, fresh, bb)}", flush=True)
             print(f"\nThe kernel's part of the same exchange for the barest client (Python, blocking sockets): "
                   f"{bare_client(target_port, False):.0f} µs kept-alive, {bare_client(target_port, True):.0f} µs "
                   f"with a fresh connection (system CPU per exchange; loopback bills the sender for the delivery).")
@@ -323,9 +309,6 @@ def main():
               f"({big['metrics_mb']:.0f} MB, {big['metrics_total_ms']:.0f} ms to its last byte in Python); "
               f"reload changing one service {big['reload_ms']:.0f} ms ({'; '.join(big['reload_changes'])}); "
               f"start to ready {big['start_ms']:.0f} ms (medians)")
-    finally:
-        target.terminate()
-        target.wait()
     return 0
 
 
