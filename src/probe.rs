@@ -8,11 +8,14 @@ pub(crate) mod heartbeat;
 mod http;
 mod observed;
 pub(crate) mod phases;
+mod pool;
 mod presets;
 mod redact;
+mod request;
 mod smtp;
 mod tcp;
 mod tls;
+mod transport;
 
 use std::fmt;
 use std::sync::{Arc, Once};

@@ -410,7 +410,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn client_for(config: &ServiceConfig, shared: HttpClient) -> HttpClient {
     let client = match &config.ca {
         None => shared,
-        Some(ca) => HttpClient::trusting(ca.certificates.clone()).unwrap_or_else(|failure| {
+        Some(ca) => shared.trusting(ca.certificates.clone()).unwrap_or_else(|failure| {
             // Validation parsed the file; should TLS still refuse it, say so and go on.
             tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
             shared

@@ -29,7 +29,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How a direct channel sends.
 #[derive(Debug)]
 pub(crate) enum Transport {
-    Webhook(WebhookChannel),
+    Webhook(Box<WebhookChannel>),
     Email(Box<EmailChannel>),
     /// For tests: panics on notifications of this service, takes the others.
     #[cfg(test)]

@@ -1403,7 +1403,10 @@ fn direct_channels(
     let mut channels = Vec::new();
     for webhook in &alerts.webhooks {
         channels.push(DirectChannel {
-            transport: Transport::Webhook(WebhookChannel::new(webhook.clone(), client.clone())),
+            transport: Transport::Webhook(Box::new(WebhookChannel::new(
+                webhook.clone(),
+                client.clone(),
+            ))),
             max_attempts: alerts.max_attempts,
         });
     }

@@ -1,9 +1,10 @@
-//! Turns transport errors (reqwest, I/O, lettre) into a bounded reason and a sentence that
+//! Turns transport errors (hyper, rustls, I/O, lettre) into a bounded reason and a sentence that
 //! carries no URL, so no query-string secret can leak into logs or the API.
 
 use std::error::Error as StdError;
 use std::io;
 
+use super::transport::TransportError;
 use super::{FailureReason, ProbeError};
 
 /// The reason of an I/O error kind, if it says something specific.
@@ -119,6 +120,24 @@ pub(crate) fn http_error(error: reqwest::Error, host: &str) -> ProbeError {
         })
     };
     ProbeError::new(reason, format!("{host}: {}", describe(&error)))
+}
+
+/// The reason of an HTTP/1.1 failure on a check's connection.
+pub(crate) fn hyper_reason(error: &hyper::Error) -> FailureReason {
+    if error.is_timeout() {
+        FailureReason::Timeout
+    } else if let Some(reason) = reason_in_chain(error) {
+        reason
+    } else if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
+        FailureReason::Reset
+    } else {
+        FailureReason::Protocol
+    }
+}
+
+/// A failure of a check's connection as a probe failure, named by host only.
+pub(crate) fn transport_failure(error: &TransportError, host: &str) -> ProbeError {
+    ProbeError::new(error.reason(), format!("{host}: {}", describe(error)))
 }
 
 /// An I/O failure (TCP connect) as a probe failure.

@@ -1,67 +1,276 @@
-//! The HTTP check and the request plumbing the presets share: one pooled client, bounded
-//! answer bodies, and errors that name the host but never the full URL.
+//! The HTTP check and the request plumbing the presets share: checks go out over lean
+//! HTTP/1.1 connections driven by the check's own task (fresh, or kept per origin), answer
+//! bodies are bounded, and errors name the host but never the full URL.
 
 use std::fmt;
+use std::sync::Arc;
 
-use reqwest::{Method, StatusCode};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, HOST, LOCATION, USER_AGENT};
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use tokio::time::Instant;
 
-use super::classify::http_error;
+use super::classify::transport_failure;
+use super::phases::Phases;
+use super::pool::Pool;
+use super::request::CheckRequest;
+use super::transport::{Connection, Connector, Opening, Origin, TransportError};
 use super::{FailureReason, ProbeError, ProbeSuccess};
 use crate::config::{HttpCheck, Url};
 
 /// The most of an answer body a check reads; the rest is ignored.
 pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The HTTP clients checks and alerts share (rustls with the ring provider): one that keeps
-/// connections, one that opens a fresh connection for every request.
+/// What checks send with and what alerts send with (rustls with the ring provider, both):
+/// checks through their own HTTP/1.1 connections, fresh for every check unless kept;
+/// alerts through reqwest, which keeps its connections.
 #[derive(Clone)]
 pub struct HttpClient {
-    /// What [`request`](Self::request) sends with.
-    client: reqwest::Client,
-    /// A client that keeps no connection.
-    fresh: reqwest::Client,
+    /// Opens check connections, with the TLS settings servers are verified with.
+    connector: Connector,
+    /// Kept check connections; `None` opens a fresh one for every check.
+    pool: Option<Arc<Pool>>,
+    /// What alert channels send with ([`request`](Self::request)).
+    alerts: reqwest::Client,
 }
 
 impl HttpClient {
-    /// Builds the clients; requests keep connections (alerts, `reuse_connections = true`).
+    /// Builds the clients; checks keep their connections (`reuse_connections = true`).
     pub fn new() -> Result<Self, ClientError> {
-        Self::trusting(Vec::new())
+        let alerts = reqwest::Client::builder()
+            .tls_backend_preconfigured(super::tls::client_config(
+                Vec::new(),
+                super::tls::Alpn::Any,
+            )?)
+            .user_agent(USER_AGENT_VALUE)
+            .pool_max_idle_per_host(32)
+            // Alerts never follow a redirect elsewhere, and send no Referer.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .build()?;
+        Ok(Self {
+            connector: Self::connector(Vec::new())?,
+            pool: Some(Arc::default()),
+            alerts,
+        })
     }
 
-    /// Clients that also trust the certificate authorities `roots` (a service's `ca_file`),
-    /// with their own connections.
+    /// A client whose checks also trust the certificate authorities `roots` (a service's
+    /// `ca_file`), with their own connections.
     pub fn trusting(
+        &self,
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ClientError> {
-        let tls = super::tls::client_config(roots)?;
-        let client = Self::builder(tls.clone()).build()?;
-        let fresh = Self::builder(tls).pool_max_idle_per_host(0).build()?;
-        Ok(Self { client, fresh })
+        Ok(Self {
+            connector: Self::connector(roots)?,
+            pool: Some(Arc::default()),
+            alerts: self.alerts.clone(),
+        })
     }
 
-    /// The same, sending every request on a fresh connection: DNS, connect and TLS are seen
+    /// The same, sending every check on a fresh connection: DNS, connect and TLS are seen
     /// (and timed) on each check, as blackbox_exporter and Gatus do.
     pub fn fresh_connections(&self) -> Self {
         Self {
-            client: self.fresh.clone(),
-            fresh: self.fresh.clone(),
+            pool: None,
+            ..self.clone()
         }
     }
 
-    fn builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .user_agent(concat!("breakerd/", env!("CARGO_PKG_VERSION")))
-            // Services that check one host (a provider's several APIs) share its connections.
-            .pool_max_idle_per_host(32)
-            // Credentials travel in headers, bodies and query strings that reqwest would carry
-            // to wherever a redirect points: follow none, and send no Referer.
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            // Lookups and new connections time themselves, for the phases of a check.
-            .dns_resolver(std::sync::Arc::new(super::phases::TimedResolver))
-            .connector_layer(super::phases::TimedConnect)
+    fn connector(
+        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Connector, ClientError> {
+        let tls = super::tls::client_config(roots, super::tls::Alpn::Http1)?;
+        Ok(Connector::new(Arc::new(tls)))
     }
+
+    /// A request for an alert channel.
+    pub(crate) fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
+        self.alerts.request(method, url.clone())
+    }
+
+    /// Sends a check's request — on a kept connection when there is a sound one, else on a
+    /// fresh one — and reads up to [`MAX_BODY_BYTES`] of the answer, recording its status and
+    /// phases in the run's observation slot.
+    pub(crate) async fn send(&self, request: CheckRequest) -> Result<Answer, ProbeError> {
+        if let Some(invalid) = request.invalid {
+            return Err(invalid);
+        }
+        let Some(origin) = Origin::of(&request.url) else {
+            return Err(ProbeError::new(
+                FailureReason::Protocol,
+                format!(
+                    "{}: only http:// and https:// URLs with a host can be checked",
+                    request.url.scheme()
+                ),
+            ));
+        };
+        let failure = |error: TransportError| transport_failure(&error, &origin.host);
+        let kept = self.pool.as_ref().and_then(|pool| pool.take(&origin));
+        if let Some(mut connection) = kept {
+            let sent = Instant::now();
+            match exchange(&mut connection, outgoing(&request)?).await {
+                Ok(response) => {
+                    return self
+                        .read(connection, response, Opening::default(), sent, &request.url)
+                        .await;
+                }
+                // The server closed the kept connection as the request went out: the request
+                // was not acted on, so a fresh connection carries it (as browsers do).
+                Err(error) if worth_retrying(&error, &request.method) => {}
+                Err(error) => return Err(failure(TransportError::Http(error))),
+            }
+        }
+        let (mut connection, opening) = self
+            .connector
+            .open(&request.url, &origin)
+            .await
+            .map_err(failure)?;
+        let sent = Instant::now();
+        let response = exchange(&mut connection, outgoing(&request)?)
+            .await
+            .map_err(|error| failure(TransportError::Http(error)))?;
+        self.read(connection, response, opening, sent, &request.url)
+            .await
+    }
+
+    /// Reads the answer's body (bounded), records the phases, and keeps the connection if it
+    /// is sound and wanted.
+    async fn read(
+        &self,
+        mut connection: Connection,
+        response: http::Response<hyper::body::Incoming>,
+        opening: Opening,
+        sent: Instant,
+        url: &Url,
+    ) -> Result<Answer, ProbeError> {
+        let host = url.host_str().unwrap_or("host");
+        let first_byte = sent.elapsed();
+        let status = response.status();
+        super::observed::http_status(status.as_u16());
+        let redirect_to = status
+            .is_redirection()
+            .then(|| response.headers().get(LOCATION))
+            .flatten()
+            .and_then(|location| location.to_str().ok())
+            .and_then(|location| url.join(location).ok())
+            .map(|target| target.origin().ascii_serialization());
+        let mut incoming = response.into_body();
+        let mut body = Vec::new();
+        let mut complete = false;
+        while body.len() < MAX_BODY_BYTES {
+            match connection.driver.alongside(incoming.frame()).await {
+                None => {
+                    complete = true;
+                    break;
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        let room = MAX_BODY_BYTES - body.len();
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                }
+                Some(Err(error)) => {
+                    return Err(transport_failure(&TransportError::Http(error), host));
+                }
+            }
+        }
+        super::observed::phases(Phases {
+            dns: opening.dns,
+            connect: opening.connect,
+            tls: opening.tls,
+            first_byte,
+            body: sent.elapsed().saturating_sub(first_byte),
+        });
+        if let Some(pool) = &self.pool
+            && complete
+        {
+            drop(incoming);
+            if connection.is_reusable()
+                && let Some(origin) = Origin::of(url)
+            {
+                pool.put(&origin, connection);
+            }
+        }
+        Ok(Answer {
+            status,
+            body,
+            redirect_to,
+        })
+    }
+}
+
+const USER_AGENT_VALUE: &str = concat!("breakerd/", env!("CARGO_PKG_VERSION"));
+
+/// The request as it goes out: origin-form target, `Host`, and the defaults reqwest and curl
+/// send (`User-Agent`, `Accept: */*`, Basic credentials written into the URL).
+fn outgoing(request: &CheckRequest) -> Result<http::Request<Full<Bytes>>, ProbeError> {
+    let url = &request.url;
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let target = if target.is_empty() { "/" } else { target };
+    let uri = http::Uri::try_from(target).map_err(|_| {
+        ProbeError::new(
+            FailureReason::Protocol,
+            "the URL's path or query cannot be sent in an HTTP request",
+        )
+    })?;
+    let host = HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
+        .map_err(|_| ProbeError::new(FailureReason::Protocol, "the URL's host cannot be sent"))?;
+    let mut outgoing = http::Request::new(Full::new(request.body.clone()));
+    *outgoing.method_mut() = request.method.clone();
+    *outgoing.uri_mut() = uri;
+    let headers = outgoing.headers_mut();
+    headers.clone_from(&request.headers);
+    headers.insert(HOST, host);
+    headers
+        .entry(USER_AGENT)
+        .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
+    headers
+        .entry(ACCEPT)
+        .or_insert(HeaderValue::from_static("*/*"));
+    if !url.username().is_empty() && !headers.contains_key(AUTHORIZATION) {
+        let user = percent_decoded(url.username());
+        let password = url.password().map(percent_decoded).unwrap_or_default();
+        let credentials = CheckRequest::new(Method::GET, url).basic_auth(&user, &password);
+        if let Some(value) = credentials.headers.get(AUTHORIZATION) {
+            headers.insert(AUTHORIZATION, value.clone());
+        }
+    }
+    Ok(outgoing)
+}
+
+fn percent_decoded(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Sends `request` on `connection` once it is ready, and waits for the answer's headers.
+async fn exchange(
+    connection: &mut Connection,
+    request: http::Request<Full<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
+    let Connection { sender, driver } = connection;
+    driver
+        .alongside(std::future::poll_fn(|context| sender.poll_ready(context)))
+        .await?;
+    driver.alongside(sender.send_request(request)).await
+}
+
+/// Whether a failure on a kept connection means the server had closed it before acting on the
+/// request: nothing was sent, or the connection ended before any answer to a method that is
+/// safe to repeat.
+fn worth_retrying(error: &hyper::Error, method: &Method) -> bool {
+    let repeatable = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    error.is_canceled()
+        || (repeatable
+            && (error.is_incomplete_message()
+                || error.is_closed()
+                || super::classify::hyper_reason(error) == FailureReason::Reset))
 }
 
 impl fmt::Debug for HttpClient {
@@ -125,67 +334,20 @@ impl Answer {
     }
 }
 
-/// Sends `request` and reads up to [`MAX_BODY_BYTES`] of the answer.
-pub(crate) async fn send(
-    request: reqwest::RequestBuilder,
-    url: &Url,
-) -> Result<Answer, ProbeError> {
-    let host = url.host_str().unwrap_or("host").to_string();
-    let sent = tokio::time::Instant::now();
-    let mut response = request
-        .send()
-        .await
-        .map_err(|error| http_error(error, &host))?;
-    let until_headers = sent.elapsed();
-    let status = response.status();
-    super::observed::http_status(status.as_u16());
-    let redirect_to = status
-        .is_redirection()
-        .then(|| response.headers().get(reqwest::header::LOCATION))
-        .flatten()
-        .and_then(|location| location.to_str().ok())
-        .and_then(|location| url.join(location).ok())
-        .map(|target| target.origin().ascii_serialization());
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| http_error(error, &host))?
-    {
-        let room = MAX_BODY_BYTES.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY_BYTES {
-            break;
-        }
-    }
-    super::observed::exchange(until_headers, sent.elapsed() - until_headers);
-    Ok(Answer {
-        status,
-        body,
-        redirect_to,
-    })
-}
-
-impl HttpClient {
-    pub(crate) fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
-        self.client.request(method, url.clone())
-    }
-}
-
 /// The generic check: status, then body text, then a JSON field.
 pub(crate) async fn check(
     client: &HttpClient,
     check: &HttpCheck,
 ) -> Result<ProbeSuccess, ProbeError> {
     let method = Method::from_bytes(check.method.as_bytes()).unwrap_or(Method::GET);
-    let mut request = client.request(method, &check.url);
+    let mut request = CheckRequest::new(method, &check.url);
     for (name, value) in &check.headers {
         request = request.header(name.as_str(), value.expose());
     }
     if let Some(body) = &check.body {
         request = request.body(body.clone());
     }
-    let answer = send(request, &check.url).await?;
+    let answer = client.send(request).await?;
     judge(check, &answer)
 }
 
@@ -271,6 +433,130 @@ pub(crate) fn answer(status: u16, body: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// How a test server treats a connection after answering.
+    #[derive(Clone, Copy)]
+    enum After {
+        /// Keeps it for the next request.
+        KeepAlive,
+        /// Closes it without saying so (no `Connection: close`), as a server's idle timeout does.
+        Close,
+        /// Keeps it, but closes it unanswered when the next request comes (the race of an idle
+        /// timeout with a request on its way).
+        DropSecondRequest,
+    }
+
+    /// A loopback HTTP/1.1 server answering `200 ok`, counting the connections it accepted.
+    async fn server(after: After) -> (Url, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/health", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let mut answered = 0;
+                    loop {
+                        let mut request = Vec::new();
+                        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => request.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        if answered == 1 && matches!(after, After::DropSecondRequest) {
+                            return;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        answered += 1;
+                        if matches!(after, After::Close) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    async fn get(client: &HttpClient, url: &Url) -> Result<Answer, ProbeError> {
+        client.send(CheckRequest::new(Method::GET, url)).await
+    }
+
+    #[tokio::test]
+    async fn kept_connections_are_reused_and_fresh_ones_are_not() {
+        let (url, accepted) = server(After::KeepAlive).await;
+        let kept = HttpClient::new().unwrap();
+        for _ in 0..5 {
+            assert_eq!(get(&kept, &url).await.unwrap().body, b"ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(kept.pool.as_ref().map(|pool| pool.idle_count()), Some(1));
+        let fresh = kept.fresh_connections();
+        for _ in 0..5 {
+            assert_eq!(get(&fresh, &url).await.unwrap().body, b"ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_never_a_failed_check() {
+        let (url, accepted) = server(After::Close).await;
+        let kept = HttpClient::new().unwrap();
+        for round in 0..20 {
+            let answer = get(&kept, &url).await;
+            assert!(answer.is_ok(), "round {round}: {answer:?}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 20);
+    }
+
+    #[tokio::test]
+    async fn a_request_lost_to_a_closing_connection_is_sent_again_only_if_safe() {
+        let (url, accepted) = server(After::DropSecondRequest).await;
+        let kept = HttpClient::new().unwrap();
+        assert!(get(&kept, &url).await.is_ok());
+        assert!(get(&kept, &url).await.is_ok(), "a GET goes again, freshly");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let post = kept
+            .send(CheckRequest::new(Method::POST, &url).body("{}"))
+            .await
+            .unwrap_err();
+        assert_eq!(post.reason, FailureReason::Reset, "{post}");
+        assert!(post.detail.starts_with("127.0.0.1: "), "{post}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a POST is not repeated");
+    }
+
+    #[tokio::test]
+    async fn transport_failures_have_their_reasons() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = HttpClient::new().unwrap().fresh_connections();
+        let refused = Url::parse(&format!("http://127.0.0.1:{port}/secret/path")).unwrap();
+        let error = get(&client, &refused).await.unwrap_err();
+        assert_eq!(error.reason, FailureReason::Connect, "{error}");
+        assert!(
+            error
+                .detail
+                .starts_with(&format!("127.0.0.1: connecting to 127.0.0.1:{port}: ")),
+            "{error}"
+        );
+        assert!(!error.detail.contains("secret"), "{error}");
+        let unresolved = TransportError::Resolve(std::io::Error::other("no such name"));
+        assert_eq!(unresolved.reason(), FailureReason::Dns);
+        let ftp = Url::parse("ftp://127.0.0.1/").unwrap();
+        assert_eq!(
+            get(&client, &ftp).await.unwrap_err().reason,
+            FailureReason::Protocol
+        );
+    }
 
     fn check() -> HttpCheck {
         HttpCheck {

@@ -1,17 +1,10 @@
-//! Where a check's time goes: DNS (a resolver that times itself), connect and TLS (a layer
-//! around reqwest's connector, split where the handshake begins — see `tls`), first byte and
-//! body (timed by the sender). Each part reports into the run's observation slot; a reused connection reports
-//! no DNS and no connect.
+//! Where a check's time goes: DNS, connect and TLS (timed as the connection opens — see
+//! `transport`), first byte and body (timed by the sender). A reused connection reports no DNS,
+//! no connect and no TLS.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::Instant;
-
-use super::observed;
 
 /// The phases of one HTTP check (`lastCheck.phases`, in milliseconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,61 +54,5 @@ impl Serialize for Phases {
         out.serialize_field("firstByteMs", &ms(self.first_byte))?;
         out.serialize_field("bodyMs", &ms(self.body))?;
         out.end()
-    }
-}
-
-/// The system resolver (getaddrinfo off the runtime, as reqwest's own), timed.
-#[derive(Debug, Default)]
-pub(crate) struct TimedResolver;
-
-impl reqwest::dns::Resolve for TimedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        Box::pin(async move {
-            let started = Instant::now();
-            let addresses = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            observed::dns(started.elapsed());
-            let addresses: Vec<_> = addresses.collect();
-            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// Times every new connection reqwest opens.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TimedConnect;
-
-impl<S> tower_layer::Layer<S> for TimedConnect {
-    type Service = TimedConnector<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TimedConnector(inner)
-    }
-}
-
-/// reqwest's connector, timed.
-#[derive(Clone, Debug)]
-pub(crate) struct TimedConnector<S>(S);
-
-impl<S, R> tower_service::Service<R> for TimedConnector<S>
-where
-    S: tower_service::Service<R>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(context)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        let connecting = self.0.call(request);
-        Box::pin(async move {
-            let started = Instant::now();
-            let connected = connecting.await;
-            observed::connected(started);
-            connected
-        })
     }
 }

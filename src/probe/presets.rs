@@ -1,9 +1,10 @@
 //! The provider presets: the request each provider's real endpoint expects, and a judge that
 //! reads the answer the way that provider really answers (DESIGN.md, "Provider facts").
 
-use reqwest::{Method, StatusCode};
+use http::{Method, StatusCode};
 
-use super::http::{Answer, HttpClient, json_path, send};
+use super::http::{Answer, HttpClient, json_path};
+use super::request::CheckRequest;
 use super::{FailureReason, ProbeError, ProbeSuccess, credential};
 use crate::config::{AfricasTalkingCheck, OAuthCheck, Url, WhatsAppCheck};
 
@@ -38,10 +39,8 @@ pub(crate) async fn mpesa(
         &check.base_url,
         "/oauth/v1/generate?grant_type=client_credentials",
     )?;
-    let request = client
-        .request(Method::GET, &url)
-        .basic_auth(key.expose(), Some(secret.expose()));
-    judge_oauth_token(&send(request, &url).await?)
+    let request = CheckRequest::new(Method::GET, &url).basic_auth(key.expose(), secret.expose());
+    judge_oauth_token(&client.send(request).await?)
 }
 
 /// KCB Buni: `POST /token?grant_type=client_credentials`, HTTP Basic.
@@ -52,11 +51,10 @@ pub(crate) async fn kcb(
     let key = credential(&check.consumer_key)?;
     let secret = credential(&check.consumer_secret)?;
     let url = endpoint(&check.base_url, "/token?grant_type=client_credentials")?;
-    let request = client
-        .request(Method::POST, &url)
-        .basic_auth(key.expose(), Some(secret.expose()))
+    let request = CheckRequest::new(Method::POST, &url)
+        .basic_auth(key.expose(), secret.expose())
         .header("Content-Type", "application/x-www-form-urlencoded");
-    judge_oauth_token(&send(request, &url).await?)
+    judge_oauth_token(&client.send(request).await?)
 }
 
 /// Daraja and Buni: 200 with a non-empty `access_token`.
@@ -86,12 +84,11 @@ pub(crate) async fn pesapal(
     let url = endpoint(&check.base_url, "/api/Auth/RequestToken")?;
     let body =
         serde_json::json!({ "consumer_key": key.expose(), "consumer_secret": secret.expose() });
-    let request = client
-        .request(Method::POST, &url)
+    let request = CheckRequest::new(Method::POST, &url)
         .header("Accept", "application/json")
         .header("Content-Type", "application/json")
         .body(body.to_string());
-    judge_pesapal(&send(request, &url).await?)
+    judge_pesapal(&client.send(request).await?)
 }
 
 fn judge_pesapal(answer: &Answer) -> Result<ProbeSuccess, ProbeError> {
@@ -150,11 +147,10 @@ pub(crate) async fn africastalking(
     let mut url = endpoint(&check.base_url, "/version1/user")?;
     url.query_pairs_mut()
         .append_pair("username", username.expose());
-    let request = client
-        .request(Method::GET, &url)
+    let request = CheckRequest::new(Method::GET, &url)
         .header("apiKey", api_key.expose())
         .header("Accept", "application/json");
-    judge_africastalking(&send(request, &url).await?, check.min_balance)
+    judge_africastalking(&client.send(request).await?, check.min_balance)
 }
 
 fn judge_africastalking(
@@ -206,10 +202,8 @@ pub(crate) async fn whatsapp(
         "fields",
         "quality_rating,display_phone_number,verified_name",
     );
-    let request = client
-        .request(Method::GET, &url)
-        .bearer_auth(token.expose());
-    judge_whatsapp(&send(request, &url).await?)
+    let request = CheckRequest::new(Method::GET, &url).bearer_auth(token.expose());
+    judge_whatsapp(&client.send(request).await?)
 }
 
 fn judge_whatsapp(answer: &Answer) -> Result<ProbeSuccess, ProbeError> {

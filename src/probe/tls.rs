@@ -1,8 +1,7 @@
 //! The TLS settings HTTP checks connect with: the platform's trusted roots (plus a service's
 //! `ca_file`), no session resumption (so every new connection shows and verifies the server's
-//! certificate), and two observers reporting into the run's observation slot: the handshake's
-//! start, which splits the `tls` phase from TCP's `connect`, and the chain the server
-//! presented, for its earliest expiry.
+//! certificate), and an observer reporting the chain the server presented, for its earliest
+//! expiry, into the run's observation slot.
 
 use std::sync::Arc;
 
@@ -14,9 +13,19 @@ use rustls::{DigitallySignedStruct, DistinguishedName, NamedGroup, SignatureSche
 
 use super::observed;
 
+/// The application protocols a client offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// HTTP/1.1 only: what checks speak.
+    Http1,
+    /// HTTP/2 or HTTP/1.1, the server's choice (alert channels, through reqwest).
+    Any,
+}
+
 /// A client configuration for checks, trusting the platform's roots and `extra_roots`.
 pub(crate) fn client_config(
     extra_roots: Vec<CertificateDer<'static>>,
+    alpn: Alpn,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     super::install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -28,8 +37,11 @@ pub(crate) fn client_config(
         .with_custom_certificate_verifier(Arc::new(ChainReader(platform)))
         .with_no_client_auth();
     config.resumption =
-        Resumption::store(Arc::new(HandshakeStart)).tls12_resumption(Tls12Resumption::Disabled);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Resumption::store(Arc::new(NoResumption)).tls12_resumption(Tls12Resumption::Disabled);
+    config.alpn_protocols = match alpn {
+        Alpn::Http1 => vec![b"http/1.1".to_vec()],
+        Alpn::Any => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
     Ok(config)
 }
 
@@ -92,17 +104,14 @@ impl ServerCertVerifier for ChainReader {
     }
 }
 
-/// A session store that keeps nothing: rustls asks it for a key-exchange hint as the first
-/// step of every handshake, which marks where TCP's part of the connection ends and TLS's
-/// begins.
+/// A session store that keeps nothing, so that every handshake is a full one.
 #[derive(Debug)]
-struct HandshakeStart;
+struct NoResumption;
 
-impl ClientSessionStore for HandshakeStart {
+impl ClientSessionStore for NoResumption {
     fn set_kx_hint(&self, _: ServerName<'static>, _: NamedGroup) {}
 
     fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
-        observed::tls_started();
         None
     }
 

@@ -1,0 +1,327 @@
+//! Opening a check's connection — the name resolved, TCP connected, TLS shaken hands, each step
+//! timed — and the HTTP/1.1 connection on it, driven by the check's own task (no task per
+//! connection, no wake-ups across threads) and kept only while it is sound.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use url::Host;
+
+use super::FailureReason;
+use super::classify::io_reason;
+
+/// Where a connection goes: the scheme's TLS, the host as written in the URL, the port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    pub(crate) tls: bool,
+    pub(crate) host: Box<str>,
+    pub(crate) port: u16,
+}
+
+impl Origin {
+    /// The origin of `url`, or `None` for a URL without a host or a known port.
+    pub(crate) fn of(url: &url::Url) -> Option<Self> {
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        Some(Self {
+            tls,
+            host: url.host_str()?.into(),
+            port: url.port_or_known_default()?,
+        })
+    }
+}
+
+/// Why a connection could not be opened or an exchange failed, by the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TransportError {
+    /// The host name did not resolve.
+    #[error("resolving the name: {0}")]
+    Resolve(#[source] io::Error),
+    /// It resolved to nothing.
+    #[error("the name resolved to no address")]
+    NoAddress,
+    /// No address accepted a connection (the last one's error).
+    #[error("connecting to {address}: {source}")]
+    Connect {
+        address: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The host is not a name TLS can verify.
+    #[error("{0} is not a name a certificate can be checked against")]
+    ServerName(Box<str>),
+    /// The TLS handshake failed (the certificate, the protocol, or the connection).
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] io::Error),
+    /// HTTP/1.1 on the connection failed.
+    #[error("{0}")]
+    Http(#[source] hyper::Error),
+}
+
+impl TransportError {
+    /// The bounded reason for this failure.
+    pub(crate) fn reason(&self) -> FailureReason {
+        match self {
+            TransportError::Resolve(_) | TransportError::NoAddress => FailureReason::Dns,
+            TransportError::Connect { source, .. } => {
+                io_reason(source.kind()).unwrap_or(FailureReason::Connect)
+            }
+            TransportError::ServerName(_) => FailureReason::Tls,
+            TransportError::Tls(source) => {
+                let rustls_said = source
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+                if rustls_said {
+                    FailureReason::Tls
+                } else {
+                    io_reason(source.kind()).unwrap_or(FailureReason::Tls)
+                }
+            }
+            TransportError::Http(error) => super::classify::hyper_reason(error),
+        }
+    }
+}
+
+/// A TCP connection, with TLS for HTTPS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_write(context, bytes),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, bytes),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_write_vectored(context, buffers),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(context, buffers),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(stream) => stream.is_write_vectored(),
+            Stream::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_flush(context),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(context),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+        }
+    }
+}
+
+/// The time each step of opening a connection took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Opening {
+    pub(crate) dns: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) tls: Duration,
+}
+
+/// An HTTP/1.1 connection: where requests are sent, and the state machine that moves them,
+/// polled by whoever is waiting on it.
+pub(crate) struct Connection {
+    pub(crate) sender: http1::SendRequest<Full<Bytes>>,
+    pub(crate) driver: Driver,
+}
+
+/// hyper's connection state machine, and whether it has finished (closed or failed).
+pub(crate) struct Driver {
+    machine: Pin<Box<http1::Connection<TokioIo<Stream>, Full<Bytes>>>>,
+    finished: bool,
+}
+
+impl Driver {
+    /// Runs `work` — a request or a body read on this connection — while moving the
+    /// connection along, in the calling task.
+    pub(crate) async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|context| {
+            if let Poll::Ready(output) = work.as_mut().poll(context) {
+                return Poll::Ready(output);
+            }
+            if !self.finished && self.machine.as_mut().poll(context).is_ready() {
+                // Closed or failed: hyper has answered whatever was waiting, so `work` ends.
+                self.finished = true;
+                return work.as_mut().poll(context);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Whether the connection can carry another request: not closed by either side, nothing
+    /// unread on it. Polls it once without waiting.
+    pub(crate) fn is_sound(&mut self) -> bool {
+        if self.finished {
+            return false;
+        }
+        let mut context = Context::from_waker(Waker::noop());
+        if self.machine.as_mut().poll(&mut context).is_ready() {
+            self.finished = true;
+        }
+        !self.finished
+    }
+}
+
+impl Connection {
+    /// Whether another request can be sent now.
+    pub(crate) fn is_reusable(&mut self) -> bool {
+        self.driver.is_sound() && self.sender.is_ready()
+    }
+}
+
+/// What opens connections for checks: the TLS settings to verify servers with.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Connector {
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            tls: tokio_rustls::TlsConnector::from(tls),
+        }
+    }
+
+    /// Opens a connection to `origin` of `url`, timing each step.
+    pub(crate) async fn open(
+        &self,
+        url: &url::Url,
+        origin: &Origin,
+    ) -> Result<(Connection, Opening), TransportError> {
+        let mut opening = Opening::default();
+        let started = Instant::now();
+        let addresses = resolve(url, origin.port).await?;
+        opening.dns = started.elapsed();
+        let connecting = Instant::now();
+        let tcp = connect(&addresses).await?;
+        opening.connect = connecting.elapsed();
+        let stream = if origin.tls {
+            let handshaking = Instant::now();
+            let name = server_name(url)?;
+            let stream = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(TransportError::Tls)?;
+            opening.tls = handshaking.elapsed();
+            Stream::Tls(Box::new(stream))
+        } else {
+            Stream::Plain(tcp)
+        };
+        let (sender, machine) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(TransportError::Http)?;
+        let connection = Connection {
+            sender,
+            driver: Driver {
+                machine: Box::pin(machine),
+                finished: false,
+            },
+        };
+        Ok((connection, opening))
+    }
+}
+
+/// The addresses of the URL's host: an address as it is, a name through the system resolver
+/// (off the runtime).
+async fn resolve(url: &url::Url, port: u16) -> Result<Vec<SocketAddr>, TransportError> {
+    let addresses: Vec<SocketAddr> = match url.host() {
+        Some(Host::Ipv4(address)) => vec![SocketAddr::new(address.into(), port)],
+        Some(Host::Ipv6(address)) => vec![SocketAddr::new(address.into(), port)],
+        Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+            .await
+            .map_err(TransportError::Resolve)?
+            .collect(),
+        None => Vec::new(),
+    };
+    if addresses.is_empty() {
+        return Err(TransportError::NoAddress);
+    }
+    Ok(addresses)
+}
+
+/// A TCP connection to the first address that takes one.
+async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, TransportError> {
+    let mut last = None;
+    for &address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => {
+                // A request goes out in one write; do not hold its tail back.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(source) => last = Some(TransportError::Connect { address, source }),
+        }
+    }
+    Err(last.unwrap_or(TransportError::NoAddress))
+}
+
+/// The name a server's certificate must hold: the URL's host name or address.
+fn server_name(url: &url::Url) -> Result<ServerName<'static>, TransportError> {
+    match url.host() {
+        Some(Host::Ipv4(address)) => Ok(ServerName::IpAddress(
+            std::net::IpAddr::from(address).into(),
+        )),
+        Some(Host::Ipv6(address)) => Ok(ServerName::IpAddress(
+            std::net::IpAddr::from(address).into(),
+        )),
+        Some(Host::Domain(name)) => ServerName::try_from(name.to_string())
+            .map_err(|_| TransportError::ServerName(name.into())),
+        None => Err(TransportError::ServerName("an empty host".into())),
+    }
+}
