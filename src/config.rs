@@ -94,6 +94,10 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
 /// The largest value of each whole-number key. `breakerd check` enforces them.
 pub const COUNT_LIMITS: &[(&str, u32)] = &[
     ("server.max_connections", 100_000),
+    (
+        "server.check_threads",
+        crate::check_threads::MAX_CHECK_THREADS,
+    ),
     ("failure_threshold", 10_000),
     ("half_open_max_calls", crate::breaker::MAX_HALF_OPEN_COUNT),
     ("success_threshold", crate::breaker::MAX_HALF_OPEN_COUNT),
@@ -161,6 +165,8 @@ pub struct ServerConfig {
     /// The shard this replica runs (`shard = "N/M"`, or `--shard`): only the services whose
     /// name hashes to it; all of them when `None`.
     pub shard: Option<Shard>,
+    /// How many threads run the checks (`check_threads`, default 1; read at start).
+    pub check_threads: u32,
 }
 
 /// The most entries `server.connectivity` takes.

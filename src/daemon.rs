@@ -311,6 +311,13 @@ async fn reload(
     if next.server.shutdown_grace != old.shutdown_grace {
         warn!("server.shutdown_grace changed: restart breakerd to apply it");
     }
+    if next.server.check_threads != old.check_threads {
+        warn!(
+            old = old.check_threads,
+            new = next.server.check_threads,
+            "server.check_threads changed: restart breakerd to apply it"
+        );
+    }
     match running.apply(next).await {
         Ok(changes) => {
             shared.metrics.config_loaded(true);

@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod api;
 pub mod breaker;
+pub mod check_threads;
 pub mod config;
 pub mod daemon;
 pub mod demo;

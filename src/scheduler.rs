@@ -30,10 +30,11 @@ pub const SPREAD_GRAIN: Duration = Duration::from_millis(50);
 /// (32) would open new ones.
 pub const MAX_BATCH: u32 = 32;
 
-/// Runs `service`'s checks until `shutdown` turns true. `slot` of `slots` places its first
+/// Runs `service`'s checks, on the runtime `on`, until `shutdown` turns true. `slot` of `slots` places its first
 /// check within the spread window, so services on one interval do not fire together.
 /// The task is kept alive: a panic is logged, counted and the schedule starts again.
 pub fn spawn(
+    on: &tokio::runtime::Handle,
     service: Arc<Service>,
     slot: usize,
     slots: usize,
@@ -41,7 +42,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     let context = service.name().to_string();
-    tasks::keep(TaskKind::Scheduler, context, metrics, move || {
+    tasks::keep_on(on, TaskKind::Scheduler, context, metrics, move || {
         let service = Arc::clone(&service);
         let shutdown = shutdown.clone();
         async move {

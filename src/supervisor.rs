@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::alert::{AlertStage, Restored, StageEvent};
 use crate::api::Published;
 use crate::breaker::{PolicyError, State, Transition};
+use crate::check_threads::CheckThreads;
 use crate::config::{Config, service_changes};
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -81,6 +82,8 @@ pub(crate) struct Supervisor {
     published: watch::Sender<Arc<Published>>,
     /// The shard `--shard` chose, over any `server.shard` in the file.
     shard: Option<crate::config::Shard>,
+    /// Where the checks run.
+    check_threads: CheckThreads,
 }
 
 impl Supervisor {
@@ -94,6 +97,8 @@ impl Supervisor {
         history: Arc<History>,
     ) -> anyhow::Result<Self> {
         let config = sharded(config, shard);
+        let check_threads = CheckThreads::start(config.server.check_threads)
+            .map_err(|error| anyhow::anyhow!("starting the check threads: {error}"))?;
         let (stage, mut restored) =
             AlertStage::start(&config, &client, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let registry = Registry::build(&config, &client, &metrics)?;
@@ -107,6 +112,7 @@ impl Supervisor {
             stage,
             published,
             shard,
+            check_threads,
         };
         let count = registry.len();
         for (slot, service) in registry.iter().enumerate() {
@@ -214,8 +220,9 @@ impl Supervisor {
             if let Some((slot, slots)) = running.pending_schedule.take() {
                 let service = Arc::clone(&running.service);
                 let metrics = Arc::clone(&self.metrics);
+                let on = self.check_threads.for_service(service.name());
                 running.scheduler = Some(Task::spawn(|stopping| {
-                    scheduler::spawn(service, slot, slots, stopping, metrics)
+                    scheduler::spawn(on, service, slot, slots, stopping, metrics)
                 }));
             }
         }

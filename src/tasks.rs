@@ -111,13 +111,34 @@ pub(crate) fn keep<F, Fut>(
     kind: TaskKind,
     context: String,
     metrics: Arc<Metrics>,
+    make: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    keep_on(
+        &tokio::runtime::Handle::current(),
+        kind,
+        context,
+        metrics,
+        make,
+    )
+}
+
+/// [`keep`], on the runtime `on` (the task and every restart of it).
+pub(crate) fn keep_on<F, Fut>(
+    on: &tokio::runtime::Handle,
+    kind: TaskKind,
+    context: String,
+    metrics: Arc<Metrics>,
     mut make: F,
 ) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    tokio::spawn(async move {
+    on.spawn(async move {
         let mut pause = FIRST_PAUSE;
         loop {
             let mut task = AbortOnDrop(tokio::spawn(make()));

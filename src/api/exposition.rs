@@ -1,6 +1,6 @@
 //! `GET /metrics`: OpenMetrics when the scraper asks for it (Prometheus does), the classic
 //! Prometheus text format otherwise. Rendered on the blocking pool: for 10,000 services it is
-//! tens of megabytes of text, and the checks on the async workers must not wait for it. The
+//! tens of megabytes of text, and neither the API nor the checks must wait for it. The
 //! answer is sent in the pieces it was written in, never copied into one buffer.
 
 use std::convert::Infallible;

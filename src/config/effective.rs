@@ -107,6 +107,7 @@ pub fn render(config: &Config) -> String {
     if let Some(shard) = server.shard {
         let _ = writeln!(out, "shard = {}", quoted(&shard.to_string()));
     }
+    let _ = writeln!(out, "check_threads = {}", server.check_threads);
     if !server.connectivity.is_empty() {
         let targets: Vec<String> = server
             .connectivity

@@ -21,6 +21,7 @@ pub(crate) struct RawServer {
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) connectivity: Option<RawList>,
     pub(crate) shard: Option<Spanned<String>>,
+    pub(crate) check_threads: Option<Spanned<i64>>,
 }
 
 /// `[services.NAME]`: every key any preset or kind takes; validation checks which apply.

@@ -607,3 +607,28 @@ fn a_reload_names_what_changed_and_never_a_secret_value() {
     assert_eq!(changes, "consumer_key changed");
     assert!(!changes.contains("first-key-value") && !changes.contains("s3cr3t"));
 }
+
+#[test]
+fn check_threads_are_bounded_and_default_to_one() {
+    let text = |threads: &str| {
+        format!(
+            "[server]\ncheck_threads = {threads}\n[services.x]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n"
+        )
+    };
+    for bad in ["0", "65", "-1"] {
+        assert_eq!(
+            errors(&text(bad)),
+            [format!(
+                "alerts.toml:2:17: server.check_threads is {bad}, allowed is a whole number from 1 to 64"
+            )]
+        );
+    }
+    let config = |text: &str| Config::parse(text, "alerts.toml", &Env::default()).expect("valid");
+    assert_eq!(config(&text("64")).server.check_threads, 64);
+    assert_eq!(
+        config("[services.x]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n")
+            .server
+            .check_threads,
+        1
+    );
+}

@@ -86,7 +86,7 @@ fn config() -> impl Strategy<Value = String> {
     (
         lines(
             &["slow_call", "shutdown_grace", "header_read_timeout", "idle_timeout"],
-            &["max_connections"],
+            &["max_connections", "check_threads"],
         ),
         lines(
             &["every", "timeout", "reset_timeout", "slow_call", "backoff_max"],
@@ -114,6 +114,9 @@ fn runs(config: &Config) {
     let registry =
         Registry::build(config, &client, &metrics).expect("an accepted config builds its breakers");
     assert_eq!(registry.len(), config.services.len());
+    assert!(
+        (1..=breakerd::check_threads::MAX_CHECK_THREADS).contains(&config.server.check_threads)
+    );
     let now = std::time::Instant::now();
     let far = std::time::Duration::from_secs(3 * 86_400 * 366);
     let alerts = &config.alerts;

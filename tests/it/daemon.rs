@@ -484,3 +484,39 @@ async fn checks_open_a_fresh_connection_and_say_where_their_time_went() {
     assert!(phases["connectMs"].as_f64() > Some(0.0), "{stats}");
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_spread_over_several_check_threads_all_run_and_stop_with_the_daemon() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    let services: String = (0..6)
+        .map(|i| {
+            format!(
+                "[services.s{i}]\nkind = \"http\"\nurl = \"{}/health\"\nevery = \"100ms\"\n{}",
+                fake.url(),
+                if i % 2 == 0 {
+                    "reuse_connections = true\n"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let daemon = start_daemon(&format!("[server]\ncheck_threads = 3\n{services}")).await;
+    let address = daemon.address();
+    eventually(10, "every service has passed three checks", || async {
+        let mut passed = 0;
+        for i in 0..6 {
+            let stats = get_json(address, &format!("/api/v1/circuit-breakers/s{i}")).await;
+            if stats["successCount"].as_u64() >= Some(3) {
+                passed += 1;
+            }
+        }
+        passed == 6
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+    // Stopped with the daemon: no check reaches the provider afterwards.
+    let seen = fake.requests().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests().len(), seen, "checks ran after shutdown");
+}

@@ -296,6 +296,7 @@ impl Validator<'_> {
                     })
                     .ok()
             }),
+            check_threads: self.count("server.check_threads", raw.check_threads.as_ref(), 1),
         }
     }
 
