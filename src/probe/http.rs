@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::classify::transport_failure;
 use super::phases::Phases;
 use super::pool::Pool;
-use super::request::CheckRequest;
+use super::request::{CheckRequest, basic_credentials};
 use super::transport::{Connection, Connector, Opening, Origin, TransportError};
 use super::{FailureReason, ProbeError, ProbeSuccess};
 use crate::config::{HttpCheck, Url};
@@ -112,9 +112,13 @@ impl HttpClient {
             let sent = Instant::now();
             match exchange(&mut connection, outgoing(&request)?).await {
                 Ok(response) => {
-                    return self
-                        .read(connection, response, Opening::default(), sent, &request.url)
-                        .await;
+                    let exchange = Exchange {
+                        opening: Opening::default(),
+                        sent,
+                        url: &request.url,
+                        origin: &origin,
+                    };
+                    return self.read(connection, response, exchange).await;
                 }
                 // The server closed the kept connection as the request went out: the request
                 // was not acted on, so a fresh connection carries it (as browsers do).
@@ -131,8 +135,13 @@ impl HttpClient {
         let response = exchange(&mut connection, outgoing(&request)?)
             .await
             .map_err(|error| failure(TransportError::Http(error)))?;
-        self.read(connection, response, opening, sent, &request.url)
-            .await
+        let exchange = Exchange {
+            opening,
+            sent,
+            url: &request.url,
+            origin: &origin,
+        };
+        self.read(connection, response, exchange).await
     }
 
     /// Reads the answer's body (bounded), records the phases, and keeps the connection if it
@@ -141,11 +150,14 @@ impl HttpClient {
         &self,
         mut connection: Connection,
         response: http::Response<hyper::body::Incoming>,
-        opening: Opening,
-        sent: Instant,
-        url: &Url,
+        exchange: Exchange<'_>,
     ) -> Result<Answer, ProbeError> {
-        let host = url.host_str().unwrap_or("host");
+        let Exchange {
+            opening,
+            sent,
+            url,
+            origin,
+        } = exchange;
         let first_byte = sent.elapsed();
         let status = response.status();
         super::observed::http_status(status.as_u16());
@@ -172,7 +184,10 @@ impl HttpClient {
                     }
                 }
                 Some(Err(error)) => {
-                    return Err(transport_failure(&TransportError::Http(error), host));
+                    return Err(transport_failure(
+                        &TransportError::Http(error),
+                        &origin.host,
+                    ));
                 }
             }
         }
@@ -187,10 +202,8 @@ impl HttpClient {
             && complete
         {
             drop(incoming);
-            if connection.is_reusable()
-                && let Some(origin) = Origin::of(url)
-            {
-                pool.put(&origin, connection);
+            if connection.is_reusable() {
+                pool.put(origin, connection);
             }
         }
         Ok(Answer {
@@ -199,6 +212,16 @@ impl HttpClient {
             redirect_to,
         })
     }
+}
+
+/// One exchange's facts the answer is read with.
+struct Exchange<'a> {
+    /// What opening the connection took (nothing for a kept one).
+    opening: Opening,
+    /// When the request went out.
+    sent: Instant,
+    url: &'a Url,
+    origin: &'a Origin,
 }
 
 const USER_AGENT_VALUE: &str = concat!("breakerd/", env!("CARGO_PKG_VERSION"));
@@ -232,9 +255,9 @@ fn outgoing(request: &CheckRequest) -> Result<http::Request<Full<Bytes>>, ProbeE
     if !url.username().is_empty() && !headers.contains_key(AUTHORIZATION) {
         let user = percent_decoded(url.username());
         let password = url.password().map(percent_decoded).unwrap_or_default();
-        let credentials = CheckRequest::new(Method::GET, url).basic_auth(&user, &password);
-        if let Some(value) = credentials.headers.get(AUTHORIZATION) {
-            headers.insert(AUTHORIZATION, value.clone());
+        if let Ok(mut value) = HeaderValue::from_str(&basic_credentials(&user, &password)) {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
         }
     }
     Ok(outgoing)
@@ -448,15 +471,22 @@ mod tests {
         DropSecondRequest,
     }
 
-    /// A loopback HTTP/1.1 server answering `200 ok`, counting the connections it accepted.
-    async fn server(after: After) -> (Url, Arc<AtomicUsize>) {
+    /// The request heads a test server received.
+    type Heads = Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// A loopback HTTP/1.1 server answering `200 ok`, counting the connections it accepted and
+    /// keeping the request heads.
+    async fn server_keeping_heads(after: After) -> (Url, Arc<AtomicUsize>, Heads) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/health", listener.local_addr().unwrap())).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
+        let heads = Heads::default();
+        let kept = Arc::clone(&heads);
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let kept = Arc::clone(&kept);
                 tokio::spawn(async move {
                     let mut buffer = [0u8; 4096];
                     let mut answered = 0;
@@ -468,6 +498,9 @@ mod tests {
                                 Ok(n) => request.extend_from_slice(&buffer[..n]),
                             }
                         }
+                        kept.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&request).into_owned());
                         if answered == 1 && matches!(after, After::DropSecondRequest) {
                             return;
                         }
@@ -483,7 +516,46 @@ mod tests {
                 });
             }
         });
+        (url, accepted, heads)
+    }
+
+    async fn server(after: After) -> (Url, Arc<AtomicUsize>) {
+        let (url, accepted, _) = server_keeping_heads(after).await;
         (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_request_carries_host_defaults_and_credentials_written_in_the_url() {
+        let (url, _, heads) = server_keeping_heads(After::KeepAlive).await;
+        let client = HttpClient::new().unwrap();
+        let mut with_user = url.clone();
+        with_user.set_username("key").unwrap();
+        with_user.set_password(Some("p%40ss")).unwrap();
+        with_user.set_query(Some("a=1&b=two"));
+        get(&client, &with_user).await.unwrap();
+        let request = CheckRequest::new(Method::GET, &url).header("Accept", "application/json");
+        client.send(request).await.unwrap();
+        let heads = heads.lock().unwrap().clone();
+        let host = format!("host: 127.0.0.1:{}", url.port().unwrap());
+        assert!(
+            heads[0].starts_with("GET /health?a=1&b=two HTTP/1.1\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(heads[0].contains(&host), "{}", heads[0]);
+        assert!(heads[0].contains(&format!(
+            "authorization: {}",
+            basic_credentials("key", "p@ss")
+        )));
+        assert!(heads[0].contains("accept: */*"), "{}", heads[0]);
+        assert!(heads[0].contains(concat!("user-agent: breakerd/", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            heads[1].contains("accept: application/json"),
+            "{}",
+            heads[1]
+        );
+        assert!(!heads[1].contains("*/*"), "one Accept: {}", heads[1]);
+        assert!(!heads[1].contains("authorization"), "{}", heads[1]);
     }
 
     async fn get(client: &HttpClient, url: &Url) -> Result<Answer, ProbeError> {

@@ -61,12 +61,16 @@ impl Pool {
                 !idle.is_empty()
             });
         }
-        let idle = state.idle.entry(origin.clone()).or_default();
-        if idle.len() < MAX_IDLE_PER_ORIGIN {
-            idle.push(Idle {
-                connection,
-                since: now,
-            });
+        let kept = Idle {
+            connection,
+            since: now,
+        };
+        match state.idle.get_mut(origin) {
+            Some(idle) if idle.len() < MAX_IDLE_PER_ORIGIN => idle.push(kept),
+            Some(_) => {}
+            None => {
+                state.idle.insert(origin.clone(), vec![kept]);
+            }
         }
     }
 

@@ -57,8 +57,7 @@ impl CheckRequest {
 
     /// HTTP Basic authentication.
     pub(crate) fn basic_auth(self, user: &str, password: &str) -> Self {
-        let encoded = super::redact::base64(format!("{user}:{password}").as_bytes());
-        self.header(AUTHORIZATION.as_str(), &format!("Basic {encoded}"))
+        self.header(AUTHORIZATION.as_str(), &basic_credentials(user, password))
     }
 
     /// A bearer token.
@@ -78,6 +77,14 @@ impl CheckRequest {
         }
         self
     }
+}
+
+/// The `Authorization` value of HTTP Basic authentication.
+pub(crate) fn basic_credentials(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        super::redact::base64(format!("{user}:{password}").as_bytes())
+    )
 }
 
 #[cfg(test)]

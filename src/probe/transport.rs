@@ -295,20 +295,73 @@ async fn resolve(url: &url::Url, port: u16) -> Result<Vec<SocketAddr>, Transport
     Ok(addresses)
 }
 
-/// A TCP connection to the first address that takes one.
+/// How long one connection attempt has before the next address is tried beside it (RFC 8305's
+/// "Happy Eyeballs": a host whose IPv6 route drops packets is still reached over IPv4).
+pub(crate) const NEXT_ATTEMPT_AFTER: Duration = Duration::from_millis(250);
+
+/// A TCP connection to the first address that takes one. Addresses are tried in turn, the two
+/// families alternating; an attempt still pending after [`NEXT_ATTEMPT_AFTER`] gets the next
+/// one started beside it, and the first to connect wins. (`TCP_NODELAY`: a request goes out in
+/// one write; nothing holds its tail back.)
 async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, TransportError> {
+    use futures_util::StreamExt as _;
+    if let [address] = addresses {
+        let stream =
+            TcpStream::connect(*address)
+                .await
+                .map_err(|source| TransportError::Connect {
+                    address: *address,
+                    source,
+                })?;
+        let _ = stream.set_nodelay(true);
+        return Ok(stream);
+    }
+    let mut waiting = interleaved(addresses).into_iter();
+    let mut attempts = futures_util::stream::FuturesUnordered::new();
+    let attempt = |address: SocketAddr| async move { (address, TcpStream::connect(address).await) };
     let mut last = None;
-    for &address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => {
-                // A request goes out in one write; do not hold its tail back.
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
+    loop {
+        if attempts.is_empty() {
+            match waiting.next() {
+                Some(address) => attempts.push(attempt(address)),
+                None => return Err(last.unwrap_or(TransportError::NoAddress)),
             }
-            Err(source) => last = Some(TransportError::Connect { address, source }),
+        }
+        let more = waiting.len() > 0;
+        tokio::select! {
+            biased;
+            Some((address, outcome)) = attempts.next() => match outcome {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(source) => last = Some(TransportError::Connect { address, source }),
+            },
+            () = tokio::time::sleep(NEXT_ATTEMPT_AFTER), if more => {
+                if let Some(address) = waiting.next() {
+                    attempts.push(attempt(address));
+                }
+            }
         }
     }
-    Err(last.unwrap_or(TransportError::NoAddress))
+}
+
+/// `addresses` with the two families alternating, the first address's family first.
+fn interleaved(addresses: &[SocketAddr]) -> Vec<SocketAddr> {
+    let Some(first) = addresses.first() else {
+        return Vec::new();
+    };
+    let (mut same, mut other): (Vec<SocketAddr>, Vec<SocketAddr>) = addresses
+        .iter()
+        .partition(|address| address.is_ipv4() == first.is_ipv4());
+    same.reverse();
+    other.reverse();
+    let mut out = Vec::with_capacity(addresses.len());
+    while !same.is_empty() || !other.is_empty() {
+        out.extend(same.pop());
+        out.extend(other.pop());
+    }
+    out
 }
 
 /// The name a server's certificate must hold: the URL's host name or address.
@@ -323,5 +376,57 @@ fn server_name(url: &url::Url) -> Result<ServerName<'static>, TransportError> {
         Some(Host::Domain(name)) => ServerName::try_from(name.to_string())
             .map_err(|_| TransportError::ServerName(name.into())),
         None => Err(TransportError::ServerName("an empty host".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_alternate_from_the_first() {
+        let v6 = |port| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port));
+        let v4 = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(
+            interleaved(&[v6(1), v6(2), v6(3), v4(4), v4(5)]),
+            [v6(1), v4(4), v6(2), v4(5), v6(3)]
+        );
+        assert_eq!(interleaved(&[v4(1), v4(2)]), [v4(1), v4(2)]);
+        assert!(interleaved(&[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_address_that_never_answers_does_not_hold_up_the_next() {
+        // A listener whose accept queue is full drops new SYNs: connecting to it hangs, as to a
+        // host whose route loses packets.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let full = socket.listen(0).unwrap();
+        let hanging = full.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        let filled = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let attempt =
+                    tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(hanging));
+                match attempt.await {
+                    Ok(Ok(stream)) => fillers.push(stream),
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        assert!(filled.is_ok(), "the accept queue never filled");
+        let answering = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = answering.local_addr().unwrap();
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), connect(&[hanging, reachable])).await;
+        let stream = connected.expect("not held up").expect("connected");
+        assert_eq!(stream.peer_addr().unwrap(), reachable);
+        let refused = {
+            let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            closed.local_addr().unwrap()
+        };
+        let error = connect(&[refused]).await.unwrap_err();
+        assert_eq!(error.reason(), FailureReason::Connect, "{error}");
     }
 }

@@ -1,6 +1,7 @@
 //! A real headless Chromium (Debian's chromium and chromium-driver) driven over the W3C
 //! WebDriver protocol by plain HTTP calls.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
@@ -17,7 +18,10 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl Browser {
     pub async fn start() -> Self {
         let port = super::closed_port();
+        // Its own process group, so that the browsers it starts go with it (killing chromedriver
+        // alone leaves Chromium running after the tests).
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -87,6 +91,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
