@@ -38,9 +38,10 @@ pub struct HttpClient {
 impl HttpClient {
     /// Builds the clients; checks keep their connections (`reuse_connections = true`).
     pub fn new() -> Result<Self, ClientError> {
+        let verifier = super::tls::verifier(Vec::new())?;
         let alerts = reqwest::Client::builder()
-            .tls_backend_preconfigured(super::tls::client_config(
-                Vec::new(),
+            .tls_backend_preconfigured(super::tls::client_config_with(
+                &verifier,
                 super::tls::Alpn::Any,
             )?)
             .user_agent(USER_AGENT_VALUE)
@@ -49,8 +50,9 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .build()?;
+        let checks = super::tls::client_config_with(&verifier, super::tls::Alpn::Http1)?;
         Ok(Self {
-            connector: Self::connector(Vec::new())?,
+            connector: Connector::new(Arc::new(checks)),
             pool: Some(Arc::default()),
             alerts,
         })
@@ -62,8 +64,9 @@ impl HttpClient {
         &self,
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ClientError> {
+        let checks = super::tls::client_config(roots, super::tls::Alpn::Http1)?;
         Ok(Self {
-            connector: Self::connector(roots)?,
+            connector: Connector::new(Arc::new(checks)),
             pool: Some(Arc::default()),
             alerts: self.alerts.clone(),
         })
@@ -76,13 +79,6 @@ impl HttpClient {
             pool: None,
             ..self.clone()
         }
-    }
-
-    fn connector(
-        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    ) -> Result<Connector, ClientError> {
-        let tls = super::tls::client_config(roots, super::tls::Alpn::Http1)?;
-        Ok(Connector::new(Arc::new(tls)))
     }
 
     /// A request for an alert channel.

@@ -27,14 +27,30 @@ pub(crate) fn client_config(
     extra_roots: Vec<CertificateDer<'static>>,
     alpn: Alpn,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
+    client_config_with(&verifier(extra_roots)?, alpn)
+}
+
+/// The verifier of server certificates: the platform's roots and `extra_roots` (loading the
+/// platform's roots takes milliseconds: build it once and share it).
+pub(crate) fn verifier(
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
     super::install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let platform =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())?;
+    let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider)?;
+    Ok(Arc::new(ChainReader(platform)))
+}
+
+/// A client configuration verifying servers with `verifier`.
+pub(crate) fn client_config_with(
+    verifier: &Arc<dyn ServerCertVerifier>,
+    alpn: Alpn,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ChainReader(platform)))
+        .with_custom_certificate_verifier(Arc::clone(verifier))
         .with_no_client_auth();
     config.resumption =
         Resumption::store(Arc::new(NoResumption)).tls12_resumption(Tls12Resumption::Disabled);
