@@ -1,7 +1,8 @@
 //! What the HTTP client stack costs per kept-alive request, measured the way breakerd's
-//! scheduler sends checks (a batch every few tens of milliseconds): reqwest (what checks use
-//! today) against hyper's bare HTTP/1.1 connections, one per request in flight. It tells how
-//! much of a check's CPU a leaner check client could save.
+//! scheduler sends checks (a batch every few tens of milliseconds): reqwest (what checks used
+//! before they got their own connections; alerts and the proxy still use it) against hyper's
+//! bare HTTP/1.1 connections, one per request in flight — the measurement that led checks to
+//! hyper's connections.
 //!
 //! Run: `cargo run --release --example load_target -- 127.0.0.1:18099 &` then
 //! `cargo run --release --example client_cost -- 18099 reqwest 200 10` (port, `reqwest` or

@@ -31,8 +31,8 @@ Environment:
                  (default info)
   NO_COLOR       set to anything: no colour in text logs (colour is used only when stderr is a
                  terminal anyway)
-  TOKIO_WORKER_THREADS  async worker threads (default one per core); 1 costs less per check
-                 at low check rates, but the proxy's real traffic then shares one core
+  TOKIO_WORKER_THREADS  async worker threads of the API, alerts and the proxy (default one per
+                 core); checks run on threads of their own (server.check_threads)
   ${VAR}, ${file:/path} in alerts.toml are read from the environment and from secret files
 
 Exit codes:
