@@ -85,6 +85,7 @@ async fn launch(
     };
     let grace = config.server.shutdown_grace;
     let count = config.services.len();
+    let check_threads = config.server.check_threads;
     let descriptors = crate::serve::raise_descriptor_limit();
     // With the proxy on, each of its connections also holds one to the upstream: the two
     // listeners share the descriptors in thirds.
@@ -162,7 +163,12 @@ async fn launch(
         Arc::clone(&shared.metrics),
         stopping,
     ));
-    info!(%address, services = count, "breakerd is serving /metrics and /api/v1");
+    info!(
+        %address,
+        services = count,
+        check_threads,
+        "breakerd is serving /metrics and /api/v1"
+    );
     Ok(RunningDaemon {
         address,
         shared,

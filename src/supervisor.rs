@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -98,7 +99,7 @@ impl Supervisor {
     ) -> anyhow::Result<Self> {
         let config = sharded(config, shard);
         let check_threads = CheckThreads::start(config.server.check_threads)
-            .map_err(|error| anyhow::anyhow!("starting the check threads: {error}"))?;
+            .context("starting the check threads")?;
         let (stage, mut restored) =
             AlertStage::start(&config, &client, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let registry = Registry::build(&config, &client, &metrics)?;

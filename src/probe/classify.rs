@@ -24,7 +24,7 @@ pub(crate) fn io_reason(kind: io::ErrorKind) -> Option<FailureReason> {
 }
 
 /// Walks an error's sources for the most specific reason.
-fn reason_in_chain(error: &(dyn StdError + 'static)) -> Option<FailureReason> {
+pub(crate) fn reason_in_chain(error: &(dyn StdError + 'static)) -> Option<FailureReason> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
         if let Some(io_error) = error.downcast_ref::<io::Error>() {

@@ -285,11 +285,9 @@ fn worth_retrying(error: &hyper::Error, method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
+    // Incomplete answers and closed connections are `reset` (classify), as is a reset itself.
     error.is_canceled()
-        || (repeatable
-            && (error.is_incomplete_message()
-                || error.is_closed()
-                || super::classify::hyper_reason(error) == FailureReason::Reset))
+        || (repeatable && super::classify::hyper_reason(error) == FailureReason::Reset)
 }
 
 impl fmt::Debug for HttpClient {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use url::Host;
 
 use super::FailureReason;
-use super::classify::io_reason;
+use super::classify::{hyper_reason, io_reason, reason_in_chain};
 
 /// Where a connection goes: the scheme's TLS, the host as written in the URL, the port.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,17 +83,9 @@ impl TransportError {
                 io_reason(source.kind()).unwrap_or(FailureReason::Connect)
             }
             TransportError::ServerName(_) => FailureReason::Tls,
-            TransportError::Tls(source) => {
-                let rustls_said = source
-                    .get_ref()
-                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-                if rustls_said {
-                    FailureReason::Tls
-                } else {
-                    io_reason(source.kind()).unwrap_or(FailureReason::Tls)
-                }
-            }
-            TransportError::Http(error) => super::classify::hyper_reason(error),
+            // rustls' own error inside is `tls`; a reset or timeout mid-handshake says so.
+            TransportError::Tls(source) => reason_in_chain(source).unwrap_or(FailureReason::Tls),
+            TransportError::Http(error) => hyper_reason(error),
         }
     }
 }
