@@ -12,7 +12,7 @@ mod service;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -23,9 +23,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use buffers::Piece;
-use buffers::{Buffers, MAX_PARTS};
+use buffers::{Buffers, MAX_RUNS};
 pub use exposition::Format;
-use exposition::{FAMILIES, room_for, write_service_families};
+use exposition::{FAMILIES, Text, room_for, write_service_families};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
 
@@ -427,7 +427,8 @@ impl Metrics {
             let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
             let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
             let held = Arc::clone(&self.held.read().unwrap_or_else(PoisonError::into_inner));
-            self.write_parts(format, &list, &held, parts_for(list.len()))
+            let (workers, runs) = workers_and_runs(list.len());
+            self.write_runs(format, &list, &held, workers, runs)
         };
         let mut process = String::with_capacity(2048);
         // Writing to a String cannot fail.
@@ -438,98 +439,105 @@ impl Metrics {
         };
         let mut pieces: Vec<Piece> = family_by_family(parts)
             .into_iter()
-            .map(|(slot, text)| Piece::pooled(text, &self.buffers, slot))
+            .map(|(slot, text)| {
+                let (buffer, len) = text.into_parts();
+                Piece::pooled(buffer, len, &self.buffers, slot)
+            })
             .collect();
         pieces.push(Piece::owned(process.into_bytes()));
         Exposition { pieces }
     }
 
-    /// The per-service families of `services` in `parts` parts (1 to [`MAX_PARTS`]) written
-    /// side by side, each on its own thread but the first.
-    fn write_parts(
+    /// The per-service families of `services` written in `runs` runs of consecutive services
+    /// (1 to [`MAX_RUNS`]) by `workers` threads (this one and up to [`MAX_WORKERS`] - 1 more),
+    /// each taking the next run as it finishes one: a thread that shares its core with a batch
+    /// of checks writes fewer runs rather than holding the answer back. In run order.
+    fn write_runs(
         &self,
         format: Format,
         services: &[&ServiceSeries],
         held: &HeldServices,
-        parts: usize,
-    ) -> Vec<[Vec<u8>; FAMILIES]> {
-        let parts = parts.clamp(1, MAX_PARTS);
-        let part_size = services.len().div_ceil(parts).max(1);
-        let buffers_for = |part: usize, count: usize| {
-            let room = room_for(count);
-            std::array::from_fn(|family| {
-                self.buffers.take(Buffers::slot(part, family), room[family])
-            })
+        workers: usize,
+        runs: usize,
+    ) -> Vec<[Text; FAMILIES]> {
+        let run_size = services.len().div_ceil(runs.clamp(1, MAX_RUNS)).max(1);
+        let chunks: Vec<&[&ServiceSeries]> = services.chunks(run_size).collect();
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut written = Vec::new();
+            loop {
+                let run = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(run) else {
+                    return written;
+                };
+                let room = room_for(chunk.len());
+                let buffers = std::array::from_fn(|family| {
+                    self.buffers.take(Buffers::slot(run, family), room[family])
+                });
+                let texts = write_service_families(format, chunk, held, buffers, run == 0);
+                written.push((run, texts));
+            }
         };
-        let mut chunks = services.chunks(part_size);
-        let first = chunks.next().unwrap_or_default();
-        std::thread::scope(|scope| {
-            let others: Vec<_> = chunks
-                .enumerate()
-                .map(|(index, chunk)| {
-                    let buffers = buffers_for(index + 1, chunk.len());
-                    let spawned = std::thread::Builder::new()
+        let helpers = workers.clamp(1, MAX_WORKERS).min(chunks.len().max(1)) - 1;
+        let mut written = std::thread::scope(|scope| {
+            let spawned: Vec<_> = (0..helpers)
+                .filter_map(|_| {
+                    // No thread to be had: the others write its runs.
+                    std::thread::Builder::new()
                         .name("metrics-writer".to_string())
-                        .spawn_scoped(scope, move || {
-                            write_service_families(format, chunk, held, buffers, false)
-                        });
-                    (chunk, index + 1, spawned)
+                        .spawn_scoped(scope, work)
+                        .ok()
                 })
                 .collect();
-            let mut parts = vec![write_service_families(
-                format,
-                first,
-                held,
-                buffers_for(0, first.len()),
-                true,
-            )];
-            for (chunk, part, spawned) in others {
-                parts.push(match spawned {
-                    Ok(writer) => writer
+            let mut written = work();
+            for helper in spawned {
+                written.extend(
+                    helper
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    // No thread to be had: write it here.
-                    Err(_) => write_service_families(
-                        format,
-                        chunk,
-                        held,
-                        buffers_for(part, chunk.len()),
-                        false,
-                    ),
-                });
+                );
             }
-            parts
-        })
+            written
+        });
+        written.sort_unstable_by_key(|(run, _)| *run);
+        written.into_iter().map(|(_, texts)| texts).collect()
     }
 }
 
-/// The texts of the parts in the order they are exposed: family by family, each family's
-/// parts in the order of their services; each with the buffer slot it was taken from.
-fn family_by_family(parts: Vec<[Vec<u8>; FAMILIES]>) -> Vec<(usize, Vec<u8>)> {
-    let mut texts: Vec<_> = parts.into_iter().map(IntoIterator::into_iter).collect();
+/// The texts of the runs in the order they are exposed: family by family, each family's runs
+/// in the order of their services; each with the buffer slot it was taken from.
+fn family_by_family(runs: Vec<[Text; FAMILIES]>) -> Vec<(usize, Text)> {
+    let mut texts: Vec<_> = runs.into_iter().map(IntoIterator::into_iter).collect();
     let mut ordered = Vec::with_capacity(FAMILIES * texts.len());
     for family in 0..FAMILIES {
-        for (part, texts) in texts.iter_mut().enumerate() {
+        for (run, texts) in texts.iter_mut().enumerate() {
             if let Some(text) = texts.next() {
-                ordered.push((Buffers::slot(part, family), text));
+                ordered.push((Buffers::slot(run, family), text));
             }
         }
     }
     ordered
 }
 
-/// From how many services `/metrics` is written in parts, one per core.
+/// From how many services `/metrics` is written by several threads.
 const PARALLEL_FROM: usize = 2_000;
+/// About how many services one run holds when there are many.
+const RUN_SERVICES: usize = 500;
+/// The most threads that write one `/metrics` answer.
+const MAX_WORKERS: usize = 4;
 /// The cores this process may use, read once.
 static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
-/// How many parts `/metrics` for `services` services is written in: one per core for many
-/// services (10,000 take tens of milliseconds on one core), one for fewer.
-fn parts_for(services: usize) -> usize {
+/// How many threads write `/metrics` for `services` services, and in how many runs: one
+/// thread and one run for fewer than [`PARALLEL_FROM`]; otherwise one thread per core (10,000
+/// services take tens of milliseconds on one core) and runs of about [`RUN_SERVICES`].
+fn workers_and_runs(services: usize) -> (usize, usize) {
     if services < PARALLEL_FROM {
-        return 1;
+        return (1, 1);
     }
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    let cores = *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    (cores, services.div_ceil(RUN_SERVICES))
 }
 
 /// One rendering of `/metrics`, in pieces that are valid UTF-8 text each.
@@ -677,26 +685,30 @@ mod tests {
             maintenance: ["svc-03", "svc-20"].map(String::from).into(),
             silenced: ["svc-11"].map(String::from).into(),
         });
-        let text = |parts: usize| {
+        let text = |workers: usize, runs: usize| {
             let services = metrics
                 .services
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
             let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
-            let written = metrics.write_parts(Format::OpenMetrics, &list, &held, parts);
-            assert_eq!(written.len(), parts);
+            let written = metrics.write_runs(Format::OpenMetrics, &list, &held, workers, runs);
+            assert_eq!(written.len(), runs);
             let whole: Vec<u8> = family_by_family(written)
                 .into_iter()
-                .flat_map(|(_, text)| text)
+                .flat_map(|(_, text)| text.as_bytes().to_vec())
                 .collect();
             String::from_utf8(whole).unwrap_or_default()
         };
-        let whole = text(1);
+        let whole = text(1, 1);
         assert!(whole.contains("breakerd_maintenance{service=\"svc-20\"} 1"));
         assert_eq!(whole.matches("# TYPE breakerd_calls counter").count(), 1);
-        for parts in 2..=MAX_PARTS {
-            assert_eq!(text(parts), whole, "in {parts} parts");
+        for (workers, runs) in [(1, 5), (2, 2), (2, 7), (3, 25), (MAX_WORKERS, 13)] {
+            assert_eq!(
+                text(workers, runs),
+                whole,
+                "{runs} runs by {workers} threads"
+            );
         }
     }
 

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::exposition::FAMILIES;
 
-/// How many parts a large exposition is written in at most, each on its own thread.
-pub(crate) const MAX_PARTS: usize = 4;
+/// How many runs of services a large exposition is written in at most.
+pub(crate) const MAX_RUNS: usize = 64;
 
-/// At most one spare buffer per per-service family and part (a second scrape at the same
+/// At most one spare buffer per per-service family and run (a second scrape at the same
 /// moment gets fresh ones, and only one of them is kept).
 #[derive(Debug)]
 pub(crate) struct Buffers {
@@ -20,32 +20,29 @@ pub(crate) struct Buffers {
 impl Default for Buffers {
     fn default() -> Self {
         Self {
-            spare: Mutex::new(vec![None; FAMILIES * MAX_PARTS]),
+            spare: Mutex::new(vec![None; FAMILIES * MAX_RUNS]),
         }
     }
 }
 
 impl Buffers {
-    /// The slot of `family`'s text in part `part`.
-    pub(crate) fn slot(part: usize, family: usize) -> usize {
-        part * FAMILIES + family
+    /// The slot of `family`'s text in run `run`.
+    pub(crate) fn slot(run: usize, family: usize) -> usize {
+        run * FAMILIES + family
     }
 
-    /// An empty buffer for `slot` that holds at least `capacity` bytes. A kept buffer four
-    /// times larger than that (a reload dropped most services) is let go, so its memory goes
-    /// back too.
-    pub(crate) fn take(&self, slot: usize, capacity: usize) -> Vec<u8> {
+    /// A buffer for `slot` with room for `size` bytes: kept from the last scrape (its old
+    /// text, still initialised, is written over), or new and empty. A kept buffer too small,
+    /// or four times larger than needed (a reload dropped most services), is let go.
+    pub(crate) fn take(&self, slot: usize, size: usize) -> Vec<u8> {
         let kept = self
             .spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(slot)
             .and_then(Option::take)
-            .filter(|buffer| buffer.capacity() <= capacity.saturating_mul(4));
-        let mut buffer = kept.unwrap_or_default();
-        buffer.clear();
-        buffer.reserve(capacity);
-        buffer
+            .filter(|buffer| (size..=size.saturating_mul(4)).contains(&buffer.capacity()));
+        kept.unwrap_or_else(|| Vec::with_capacity(size))
     }
 
     fn give_back(&self, slot: usize, buffer: Vec<u8>) {
@@ -60,29 +57,37 @@ impl Buffers {
 /// its [`Buffers`] when dropped (after the response has sent it).
 #[derive(Debug)]
 pub struct Piece {
-    text: Vec<u8>,
+    /// The text, and after it room the next scrape writes into.
+    buffer: Vec<u8>,
+    /// How many bytes of `buffer` are the text.
+    len: usize,
     /// Where the buffer goes back to: the buffers and the slot.
     home: Option<(Weak<Buffers>, usize)>,
 }
 
 impl Piece {
-    /// A piece written into a buffer of `buffers` taken for `slot`.
-    pub(crate) fn pooled(text: Vec<u8>, buffers: &Arc<Buffers>, slot: usize) -> Self {
+    /// The first `len` bytes of a buffer of `buffers` taken for `slot`.
+    pub(crate) fn pooled(buffer: Vec<u8>, len: usize, buffers: &Arc<Buffers>, slot: usize) -> Self {
         Self {
-            text,
+            len: len.min(buffer.len()),
+            buffer,
             home: Some((Arc::downgrade(buffers), slot)),
         }
     }
 
     /// A piece that is simply freed.
     pub(crate) fn owned(text: Vec<u8>) -> Self {
-        Self { text, home: None }
+        Self {
+            len: text.len(),
+            buffer: text,
+            home: None,
+        }
     }
 }
 
 impl AsRef<[u8]> for Piece {
     fn as_ref(&self) -> &[u8] {
-        &self.text
+        &self.buffer[..self.len]
     }
 }
 
@@ -91,7 +96,7 @@ impl Drop for Piece {
         if let Some((buffers, slot)) = self.home.take()
             && let Some(buffers) = buffers.upgrade()
         {
-            buffers.give_back(slot, std::mem::take(&mut self.text));
+            buffers.give_back(slot, std::mem::take(&mut self.buffer));
         }
     }
 }
@@ -104,11 +109,15 @@ mod tests {
     fn a_dropped_piece_leaves_its_buffer_for_the_next_scrape() {
         let buffers = Arc::new(Buffers::default());
         let mut text = buffers.take(3, 1 << 20);
-        text.extend_from_slice(b"breakerd_calls_total 1\n");
+        assert!(text.capacity() >= 1 << 20);
+        let line = b"breakerd_calls_total 1\n";
+        text.extend_from_slice(line);
+        text.extend_from_slice(b"room past the text");
         let address = text.as_ptr();
-        drop(Piece::pooled(text, &buffers, 3));
+        let piece = Piece::pooled(text, line.len(), &buffers, 3);
+        assert_eq!(piece.as_ref(), line, "only the text is sent");
+        drop(piece);
         let again = buffers.take(3, 1 << 19);
-        assert!(again.is_empty(), "handed back cleared");
         assert_eq!(again.as_ptr(), address, "the same memory");
         assert!(again.capacity() >= 1 << 20);
         let fresh = buffers.take(3, 100);
@@ -119,16 +128,22 @@ mod tests {
     fn a_kept_buffer_far_larger_than_needed_is_let_go() {
         let buffers = Arc::new(Buffers::default());
         let text = buffers.take(0, 1 << 20);
-        drop(Piece::pooled(text, &buffers, 0));
+        drop(Piece::pooled(text, 0, &buffers, 0));
         assert!(
             buffers.take(0, 1 << 18).capacity() >= 1 << 20,
             "four times: kept"
         );
         let text = buffers.take(0, 1 << 20);
-        drop(Piece::pooled(text, &buffers, 0));
+        drop(Piece::pooled(text, 0, &buffers, 0));
         assert!(
             buffers.take(0, 1000).capacity() < 1 << 20,
             "a thousand times: let go"
+        );
+        let text = buffers.take(0, 1000);
+        drop(Piece::pooled(text, 0, &buffers, 0));
+        assert!(
+            buffers.take(0, 2000).capacity() >= 2000,
+            "too small: let go"
         );
     }
 }

@@ -35,6 +35,15 @@ impl LatencyHistogram {
             });
     }
 
+    /// Reads every bucket (see `ServiceSeries::warm`).
+    pub(crate) fn warm(&self) -> u64 {
+        self.buckets
+            .iter()
+            .chain([&self.count])
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
     pub(crate) fn read(&self) -> HistogramReading {
         let mut cumulative = [0u64; DURATION_BUCKETS.len()];
         let mut running = 0u64;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::cell::{Counter, FloatGauge, Gauge};
-use super::exposition::escape_label_value;
+use super::exposition::{Padded, escape_label_value};
 use super::histogram::LatencyHistogram;
 use super::{TRANSITION_LABELS, unix_seconds};
 use crate::breaker::{CallTag, Outcome, State};
@@ -67,8 +67,8 @@ impl Source {
 #[derive(Debug)]
 pub(crate) struct ServiceSeries {
     name: String,
-    /// The name escaped for a label value.
-    label: String,
+    /// The name escaped for a label value, padded for the exposition's copies.
+    label: Padded,
     state: Gauge,
     /// By source, then outcome.
     calls: [[Counter; 4]; 2],
@@ -107,7 +107,7 @@ impl ServiceSeries {
     ) -> Self {
         let series = Self {
             name: name.to_string(),
-            label: escape_label_value(name),
+            label: Padded::new(escape_label_value(name).as_bytes()),
             state: Gauge::default(),
             calls: Default::default(),
             durations: Default::default(),
@@ -141,7 +141,34 @@ impl ServiceSeries {
         &self.name
     }
 
-    pub(crate) fn label(&self) -> &str {
+    /// Reads every cell once (their sum means nothing), so a scrape that calls this for a
+    /// block of services before writing them waits for the memory of all of them at once
+    /// rather than for each cache line in turn as the lines are written.
+    pub(crate) fn warm(&self) -> u64 {
+        let cells = self
+            .calls
+            .iter()
+            .flatten()
+            .chain(&self.slow_calls)
+            .chain(&self.transitions)
+            .chain(&self.probe_failures)
+            .map(Counter::get);
+        let histograms = self.durations.iter().flatten().map(LatencyHistogram::warm);
+        let gauges = [&self.state, &self.consecutive_failures, &self.probe_success]
+            .map(|gauge| gauge.get().unsigned_abs());
+        let floats = [&self.timeout, &self.probe_last_run, &self.tls_not_after]
+            .into_iter()
+            .chain(&self.phases)
+            .map(|gauge| gauge.get().to_bits());
+        cells
+            .chain(histograms)
+            .chain(gauges)
+            .chain(floats)
+            .chain([u64::from(self.carries_traffic.load(Ordering::Relaxed))])
+            .fold(0, u64::wrapping_add)
+    }
+
+    pub(crate) fn label(&self) -> &Padded {
         &self.label
     }
 
