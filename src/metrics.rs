@@ -4,10 +4,10 @@
 //! plain atomic cells and written by a dedicated writer (10,000 services in tens of
 //! milliseconds); process-wide families go through prometheus-client's registry.
 
-mod buffers;
 mod cell;
 mod exposition;
 mod histogram;
+mod memo;
 mod service;
 
 use std::collections::BTreeMap;
@@ -22,10 +22,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-pub use buffers::Piece;
-use buffers::{Buffers, MAX_RUNS};
 pub use exposition::Format;
-use exposition::{FAMILIES, Text, room_for, write_service_families};
+use exposition::{FAMILIES, Text};
+pub use memo::Piece;
+use memo::{MAX_RUNS, Memos, RunMemo, Scratch, write_run};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
 
@@ -149,8 +149,8 @@ pub struct Metrics {
     connections_refused: Counter,
     offline: Gauge,
     shard: Family<ShardLabels, Gauge>,
-    /// The last exposition's buffers, kept for the next.
-    buffers: Arc<Buffers>,
+    /// What the last exposition was written from, and its texts.
+    memos: Memos,
     /// Services whose pages are held, and why (as the alert stage last published).
     held: RwLock<Arc<HeldServices>>,
 }
@@ -268,7 +268,7 @@ impl Metrics {
             connections_refused,
             offline,
             shard,
-            buffers: Arc::default(),
+            memos: Memos::default(),
             held: RwLock::default(),
         }
     }
@@ -439,10 +439,7 @@ impl Metrics {
         };
         let mut pieces: Vec<Piece> = family_by_family(parts)
             .into_iter()
-            .map(|(slot, text)| {
-                let (buffer, len) = text.into_parts();
-                Piece::pooled(buffer, len, &self.buffers, slot)
-            })
+            .map(Piece::shared)
             .collect();
         pieces.push(Piece::owned(process.into_bytes()));
         Exposition { pieces }
@@ -459,22 +456,22 @@ impl Metrics {
         held: &HeldServices,
         workers: usize,
         runs: usize,
-    ) -> Vec<[Text; FAMILIES]> {
+    ) -> Vec<[Arc<Text>; FAMILIES]> {
         let run_size = services.len().div_ceil(runs.clamp(1, MAX_RUNS)).max(1);
         let chunks: Vec<&[&ServiceSeries]> = services.chunks(run_size).collect();
+        self.memos.forget_from(chunks.len().max(1));
         let next = AtomicUsize::new(0);
         let work = || {
             let mut written = Vec::new();
+            let mut scratch = Scratch::default();
             loop {
                 let run = next.fetch_add(1, Ordering::Relaxed);
                 let Some(chunk) = chunks.get(run) else {
                     return written;
                 };
-                let room = room_for(chunk.len());
-                let buffers = std::array::from_fn(|family| {
-                    self.buffers.take(Buffers::slot(run, family), room[family])
-                });
-                let texts = write_service_families(format, chunk, held, buffers, run == 0);
+                let mut memo: RunMemo = self.memos.take(run);
+                let texts = write_run(format, chunk, held, run == 0, &mut memo, &mut scratch);
+                self.memos.keep(run, memo);
                 written.push((run, texts));
             }
         };
@@ -505,15 +502,13 @@ impl Metrics {
 }
 
 /// The texts of the runs in the order they are exposed: family by family, each family's runs
-/// in the order of their services; each with the buffer slot it was taken from.
-fn family_by_family(runs: Vec<[Text; FAMILIES]>) -> Vec<(usize, Text)> {
+/// in the order of their services.
+fn family_by_family(runs: Vec<[Arc<Text>; FAMILIES]>) -> Vec<Arc<Text>> {
     let mut texts: Vec<_> = runs.into_iter().map(IntoIterator::into_iter).collect();
     let mut ordered = Vec::with_capacity(FAMILIES * texts.len());
-    for family in 0..FAMILIES {
-        for (run, texts) in texts.iter_mut().enumerate() {
-            if let Some(text) = texts.next() {
-                ordered.push((Buffers::slot(run, family), text));
-            }
+    for _ in 0..FAMILIES {
+        for texts in &mut texts {
+            ordered.extend(texts.next());
         }
     }
     ordered
@@ -696,7 +691,7 @@ mod tests {
             assert_eq!(written.len(), runs);
             let whole: Vec<u8> = family_by_family(written)
                 .into_iter()
-                .flat_map(|(_, text)| text.as_bytes().to_vec())
+                .flat_map(|text| text.as_bytes().to_vec())
                 .collect();
             String::from_utf8(whole).unwrap_or_default()
         };
@@ -709,6 +704,102 @@ mod tests {
                 whole,
                 "{runs} runs by {workers} threads"
             );
+        }
+    }
+
+    #[test]
+    fn a_family_whose_numbers_did_not_change_is_sent_again_and_one_that_did_is_rewritten() {
+        let metrics = Metrics::new();
+        let mut handles: Vec<ServiceMetrics> = (0..30u64)
+            .map(|index| {
+                let series = metrics.service(
+                    &format!("svc-{index:02}"),
+                    3,
+                    Duration::from_secs(30),
+                    Duration::from_secs(120),
+                );
+                series.call(
+                    Source::Check,
+                    Outcome::Success,
+                    Some(Duration::from_millis(index)),
+                    false,
+                );
+                series
+            })
+            .collect();
+        let render = |metrics: &Metrics| {
+            let services = metrics
+                .services
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
+            let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
+            family_by_family(metrics.write_runs(Format::Prometheus, &list, &held, 2, 4))
+        };
+        let text = |texts: &[Arc<Text>]| {
+            let whole: Vec<u8> = texts
+                .iter()
+                .flat_map(|text| text.as_bytes().to_vec())
+                .collect();
+            String::from_utf8(whole).unwrap_or_default()
+        };
+        let first = render(&metrics);
+        let again = render(&metrics);
+        assert!(
+            first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)),
+            "nothing changed: every text is the one kept"
+        );
+        drop(first);
+        // One change of each kind: a number, a float, a hold, a service gone and one new, a
+        // service that now carries traffic (its lines change shape), the format.
+        handles[7].call(
+            Source::Check,
+            Outcome::Failure,
+            Some(Duration::from_secs(2)),
+            true,
+        );
+        handles[9].probe_phases(&crate::probe::Phases {
+            first_byte: Duration::from_micros(1250),
+            ..crate::probe::Phases::default()
+        });
+        handles[12].heartbeat_seen(SystemTime::UNIX_EPOCH + Duration::from_millis(1500));
+        handles[12].set_heartbeat(true);
+        handles[20].set_carries_traffic(true);
+        metrics.remove_service("svc-25");
+        handles.push(metrics.service("svc-25", 4, Duration::from_secs(5), Duration::from_secs(9)));
+        metrics.set_held(HeldServices {
+            maintenance: ["svc-03"].map(String::from).into(),
+            silenced: std::collections::BTreeSet::new(),
+        });
+        let remembered = render(&metrics);
+        let reused = remembered
+            .iter()
+            .zip(&again)
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert!(
+            reused > 0 && reused < remembered.len(),
+            "{reused} of {} texts kept",
+            remembered.len()
+        );
+        let holding = |texts: &[Arc<Text>], line: &str| {
+            texts
+                .iter()
+                .position(|text| String::from_utf8_lossy(text.as_bytes()).contains(line))
+        };
+        let maintenance = holding(&remembered, "breakerd_maintenance{service=\"svc-03\"} 1");
+        assert!(maintenance.is_some_and(|at| !Arc::ptr_eq(&remembered[at], &again[at])));
+        metrics.memos.forget_from(0);
+        let afresh = render(&metrics);
+        assert_eq!(text(&remembered), text(&afresh), "as if written afresh");
+        for line in [
+            "breakerd_failure_threshold{service=\"svc-25\"} 4",
+            "breakerd_heartbeat_last_timestamp_seconds{service=\"svc-12\"} 1.5",
+            "breakerd_probe_phase_seconds{service=\"svc-09\",phase=\"first_byte\"} 0.00125",
+            "breakerd_calls_total{service=\"svc-20\",outcome=\"success\",source=\"traffic\"} 0",
+            "breakerd_call_duration_seconds_count{service=\"svc-07\",outcome=\"failure\",source=\"check\"} 1",
+        ] {
+            assert!(text(&remembered).contains(line), "missing {line}");
         }
     }
 

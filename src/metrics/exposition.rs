@@ -340,6 +340,7 @@ static SAMPLES: LazyLock<[Vec<Sample>; FAMILIES]> = LazyLock::new(|| {
 
 /// One family's text while it is written: the first `len` of `bytes` are the text, the rest
 /// is initialised room (what an earlier scrape wrote, or zeros).
+#[derive(Debug)]
 pub(crate) struct Text {
     bytes: Vec<u8>,
     len: usize,
@@ -351,15 +352,22 @@ impl Text {
         Self { bytes, len: 0 }
     }
 
+    /// A whole text.
+    pub(crate) fn whole(text: Vec<u8>) -> Self {
+        Self {
+            len: text.len(),
+            bytes: text,
+        }
+    }
+
     /// The text.
-    #[cfg(test)]
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 
-    /// The buffer and how many of its bytes are the text.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, usize) {
-        (self.bytes, self.len)
+    /// The buffer, for the next text: its room stays initialised.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.bytes
     }
 
     /// Makes sure `more` bytes of text fit, with a chunk of room past them. The room is
@@ -404,44 +412,22 @@ impl Text {
 /// longest, or 20 digits and `.0`) and the newline.
 type NumberLine = [u8; 2 * CHUNK];
 
-/// The families' texts while they are written.
-struct Writer<'a> {
-    texts: [Text; FAMILIES],
-    samples: &'static [Vec<Sample>; FAMILIES],
-    /// What one service's lines of each family take at most, besides its label in each line:
-    /// `(bytes, lines)`.
-    per_service: [(usize, usize); FAMILIES],
+/// Writes one family's lines.
+struct LineWriter<'a> {
+    samples: &'static [Sample],
     /// The service being written: its escaped name.
     label: &'a Padded,
     floats: ryu::Buffer,
 }
 
-impl<'a> Writer<'a> {
-    fn new(texts: [Text; FAMILIES]) -> Self {
-        static NO_LABEL: LazyLock<Padded> = LazyLock::new(Padded::default);
-        let samples = &*SAMPLES;
-        Self {
-            texts,
-            samples,
-            per_service: std::array::from_fn(|family| per_service(&samples[family])),
-            label: &NO_LABEL,
-            floats: ryu::Buffer::new(),
-        }
-    }
-
-    /// Makes room in `family`'s text for all the lines of `services` services whose labels
-    /// are at most `longest_label` bytes.
-    fn make_room(&mut self, family: Family, services: usize, longest_label: usize) {
-        let (bytes, lines) = self.per_service[family as usize];
-        self.texts[family as usize].make_room((bytes + lines * longest_label) * services);
-    }
-
-    /// Writes `family`'s line `index` up to its number: the head, the label and the tail (with
-    /// `0` and the newline when `zero`). `None` when there is no such line.
+impl<'a> LineWriter<'a> {
+    /// Writes line `index` up to its number: the head, the label and the tail (with `0` and
+    /// the newline when `zero`). False when there is no such line.
     #[inline(always)]
-    fn begin(&mut self, family: Family, index: usize, zero: bool) -> Option<&mut Text> {
-        let sample = self.samples[family as usize].get(index)?;
-        let out = &mut self.texts[family as usize];
+    fn begin(&mut self, out: &mut Text, index: usize, zero: bool) -> bool {
+        let Some(sample) = self.samples.get(index) else {
+            return false;
+        };
         out.put_padded(&sample.head);
         out.put_padded(self.label);
         out.put_padded(if zero {
@@ -449,27 +435,72 @@ impl<'a> Writer<'a> {
         } else {
             &sample.tail
         });
-        Some(out)
+        true
     }
 
-    fn int(&mut self, family: Family, index: usize, value: u64) {
+    fn int(&mut self, out: &mut Text, index: usize, value: u64) {
         if value == 0 {
-            self.begin(family, index, true);
+            self.begin(out, index, true);
             return;
         }
         let mut number = [0; 2 * CHUNK];
         let length = int_line(value, &mut number);
-        if let Some(out) = self.begin(family, index, false) {
+        if self.begin(out, index, false) {
             out.put(&number, length);
         }
     }
 
-    fn float(&mut self, family: Family, index: usize, value: f64) {
+    fn float(&mut self, out: &mut Text, index: usize, value: f64) {
         let mut number = [0; 2 * CHUNK];
         let length = float_line(value, &mut number, &mut self.floats);
-        if let Some(out) = self.begin(family, index, false) {
+        if self.begin(out, index, false) {
             out.put(&number, length);
         }
+    }
+}
+
+/// Where a family's lines for one service go, as `write_family` reads them.
+trait Lines {
+    fn int(&mut self, index: usize, value: u64);
+    fn float(&mut self, index: usize, value: f64);
+}
+
+/// What one family's lines of a run of services are written from: per service how many lines
+/// it has, per line which sample it is (the high bit set for a float) and its number (a
+/// float's bits). Two gatherings that are equal write the same text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Gathered {
+    counts: Vec<u8>,
+    samples: Vec<u8>,
+    values: Vec<u64>,
+}
+
+impl Gathered {
+    /// Marks a float in `samples`.
+    const FLOAT: u8 = 0x80;
+
+    fn clear(&mut self) {
+        self.counts.clear();
+        self.samples.clear();
+        self.values.clear();
+    }
+
+    /// The sample byte of line `index` (no family has 128 lines per service).
+    fn sample(index: usize, float: bool) -> u8 {
+        let index = u8::try_from(index).unwrap_or(Self::FLOAT - 1) & !Self::FLOAT;
+        if float { index | Self::FLOAT } else { index }
+    }
+}
+
+impl Lines for Gathered {
+    fn int(&mut self, index: usize, value: u64) {
+        self.samples.push(Self::sample(index, false));
+        self.values.push(value);
+    }
+
+    fn float(&mut self, index: usize, value: f64) {
+        self.samples.push(Self::sample(index, true));
+        self.values.push(value.to_bits());
     }
 }
 
@@ -591,24 +622,16 @@ impl<'a> Members<'a> {
 /// once (22 places in memory at a time, per thread) took twice as long for 10,000 services.
 const BLOCK: usize = 128;
 
-/// Every per-service family for `services` (sorted by name), one text per family in the order
-/// they are exposed, each written into its buffer of `buffers` (what they hold is overwritten);
-/// with `headers`, each text starts with its family's `# HELP` and `# TYPE` (a part that
-/// continues another has none).
-pub(crate) fn write_service_families(
-    format: Format,
+/// Reads every per-service family's numbers for `services` (sorted by name, all of them held
+/// by `held` or not) into `gathered`, one per family in the order they are exposed.
+pub(crate) fn gather_run(
     services: &[&ServiceSeries],
     held: &super::HeldServices,
-    buffers: [Vec<u8>; FAMILIES],
-    headers: bool,
-) -> [Text; FAMILIES] {
-    let mut texts = buffers.map(Text::new);
-    if headers {
-        for (text, shape) in texts.iter_mut().zip(SHAPES) {
-            header(text, format, shape);
-        }
+    gathered: &mut [Gathered; FAMILIES],
+) {
+    for family in gathered.iter_mut() {
+        family.clear();
     }
-    let mut w = Writer::new(texts);
     let mut maintenance = Members::of(&held.maintenance);
     let mut silenced = Members::of(&held.silenced);
     let mut holds = Vec::with_capacity(BLOCK);
@@ -618,26 +641,66 @@ pub(crate) fn write_service_families(
             maintenance: maintenance.contains(service.name()),
             silenced: silenced.contains(service.name()),
         }));
-        let longest_label = block
-            .iter()
-            .map(|service| service.label().len)
-            .max()
-            .unwrap_or(0);
         std::hint::black_box(
             block
                 .iter()
                 .map(|service| service.warm())
                 .fold(0, u64::wrapping_add),
         );
-        for family in Family::ALL {
-            w.make_room(family, block.len(), longest_label);
+        for (family, gathered) in Family::ALL.into_iter().zip(gathered.iter_mut()) {
             for (service, holds) in block.iter().zip(&holds) {
-                write_family(&mut w, family, service, *holds);
+                let before = gathered.values.len();
+                write_family(gathered, family, service, *holds);
+                let count = gathered.values.len() - before;
+                gathered.counts.push(u8::try_from(count).unwrap_or(u8::MAX));
             }
         }
     }
-    w.texts
 }
+
+/// Writes the `index`th per-service family's text for `services` from what [`gather_run`]
+/// read for them into `out` (what it holds is overwritten); with `headers`, it starts with the
+/// family's `# HELP` and `# TYPE` (a run that continues another has none).
+pub(crate) fn write_gathered(
+    format: Format,
+    index: usize,
+    services: &[&ServiceSeries],
+    gathered: &Gathered,
+    headers: bool,
+    out: &mut Text,
+) {
+    let (Some(samples), Some(shape)) = (SAMPLES.get(index), SHAPES.get(index)) else {
+        return;
+    };
+    out.len = 0;
+    if headers {
+        header(out, format, *shape);
+    }
+    let (service_bytes, service_lines) = per_service(samples);
+    let mut writer = LineWriter {
+        samples,
+        label: &NO_LABEL,
+        floats: ryu::Buffer::new(),
+    };
+    let mut lines = gathered.samples.iter().zip(&gathered.values);
+    for (service, count) in services.iter().zip(&gathered.counts) {
+        writer.label = service.label();
+        // Room for this service's lines only: the room is zeroed as it is made, and the room
+        // for a whole run's longest possible lines is several times what they take.
+        out.make_room(service_bytes + service_lines * writer.label.len);
+        for (sample, value) in lines.by_ref().take(usize::from(*count)) {
+            let index = usize::from(sample & !Gathered::FLOAT);
+            if sample & Gathered::FLOAT == 0 {
+                writer.int(out, index, *value);
+            } else {
+                writer.float(out, index, f64::from_bits(*value));
+            }
+        }
+    }
+}
+
+/// The label of no service (before the first).
+static NO_LABEL: LazyLock<Padded> = LazyLock::new(Padded::default);
 
 /// Whether a service is held by a maintenance window or a silence.
 #[derive(Clone, Copy)]
@@ -647,20 +710,19 @@ struct Holds {
 }
 
 /// One service's lines of one family.
-fn write_family<'a>(w: &mut Writer<'a>, family: Family, service: &'a ServiceSeries, holds: Holds) {
-    w.label = service.label();
+fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, holds: Holds) {
     match family {
         Family::BreakerState => {
             let current = service.state_index();
             for state in 0..STATE_LABELS.len() {
-                w.int(family, state, u64::from(state == current));
+                w.int(state, u64::from(state == current));
             }
         }
         Family::Calls => {
             for source in service.sources() {
                 let first = source.index() * OUTCOME_LABELS.len();
                 for (outcome, count) in service.calls(*source).into_iter().enumerate() {
-                    w.int(family, first + outcome, count);
+                    w.int(first + outcome, count);
                 }
             }
         }
@@ -677,57 +739,57 @@ fn write_family<'a>(w: &mut Writer<'a>, family: Family, service: &'a ServiceSeri
                     }
                     let buckets = reading.cumulative.into_iter().chain([reading.count]);
                     for (bucket, count) in buckets.enumerate() {
-                        w.int(family, first + bucket, count);
+                        w.int(first + bucket, count);
                     }
                     let sum = first + DURATION_BUCKETS.len() + 1;
-                    w.float(family, sum, reading.sum);
-                    w.int(family, sum + 1, reading.count);
+                    w.float(sum, reading.sum);
+                    w.int(sum + 1, reading.count);
                 }
             }
         }
         Family::SlowCalls => {
             for source in service.sources() {
-                w.int(family, source.index(), service.slow_calls(*source));
+                w.int(source.index(), service.slow_calls(*source));
             }
         }
         Family::StateTransitions => {
             for (pair, count) in service.transitions().into_iter().enumerate() {
-                w.int(family, pair, count);
+                w.int(pair, count);
             }
         }
-        Family::ConsecutiveFailures => w.int(family, 0, service.consecutive_failures()),
-        Family::FailureThreshold => w.int(family, 0, service.failure_threshold()),
-        Family::Timeout => w.float(family, 0, service.timeout_seconds()),
-        Family::ResetTimeout => w.float(family, 0, service.reset_timeout_seconds()),
-        Family::NextAttempt => w.float(family, 0, service.next_attempt()),
-        Family::ProbeSuccess => w.int(family, 0, service.probe_success()),
-        Family::ProbeLastRun => w.float(family, 0, service.probe_last_run()),
-        Family::ProbeInterval => w.float(family, 0, service.probe_interval()),
-        Family::ProbeHttpStatus => w.int(family, 0, service.probe_http_status()),
+        Family::ConsecutiveFailures => w.int(0, service.consecutive_failures()),
+        Family::FailureThreshold => w.int(0, service.failure_threshold()),
+        Family::Timeout => w.float(0, service.timeout_seconds()),
+        Family::ResetTimeout => w.float(0, service.reset_timeout_seconds()),
+        Family::NextAttempt => w.float(0, service.next_attempt()),
+        Family::ProbeSuccess => w.int(0, service.probe_success()),
+        Family::ProbeLastRun => w.float(0, service.probe_last_run()),
+        Family::ProbeInterval => w.float(0, service.probe_interval()),
+        Family::ProbeHttpStatus => w.int(0, service.probe_http_status()),
         Family::ProbePhase => {
             for (phase, seconds) in service.phases().into_iter().enumerate() {
-                w.float(family, phase, seconds);
+                w.float(phase, seconds);
             }
         }
-        Family::Maintenance => w.int(family, 0, u64::from(holds.maintenance)),
-        Family::Silenced => w.int(family, 0, u64::from(holds.silenced)),
+        Family::Maintenance => w.int(0, u64::from(holds.maintenance)),
+        Family::Silenced => w.int(0, u64::from(holds.silenced)),
         Family::TlsNotAfter => {
             if service.tls_not_after() > 0.0 {
-                w.float(family, 0, service.tls_not_after());
+                w.float(0, service.tls_not_after());
             }
         }
         Family::HeartbeatLast => {
             if service.is_heartbeat() {
-                w.float(family, 0, service.heartbeat_last());
+                w.float(0, service.heartbeat_last());
             }
         }
         Family::ProbeFailures => {
             for (reason, count) in service.probe_failures().into_iter().enumerate() {
-                w.int(family, reason, count);
+                w.int(reason, count);
             }
         }
-        Family::MissedTicks => w.int(family, 0, service.missed_ticks()),
-        Family::SkippedForTraffic => w.int(family, 0, service.skipped_for_traffic()),
+        Family::MissedTicks => w.int(0, service.missed_ticks()),
+        Family::SkippedForTraffic => w.int(0, service.skipped_for_traffic()),
     }
 }
 

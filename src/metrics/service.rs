@@ -2,7 +2,7 @@
 //! together so recording touches no map and a scrape reads them in a fixed order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::cell::{Counter, FloatGauge, Gauge};
@@ -66,6 +66,8 @@ impl Source {
 
 #[derive(Debug)]
 pub(crate) struct ServiceSeries {
+    /// Which series this is: no two series made by this process have the same.
+    id: u64,
     name: String,
     /// The name escaped for a label value, padded for the exposition's copies.
     label: Padded,
@@ -105,7 +107,10 @@ impl ServiceSeries {
         timeout: Duration,
         reset_timeout: Duration,
     ) -> Self {
+        /// The next series' id.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let series = Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: name.to_string(),
             label: Padded::new(escape_label_value(name).as_bytes()),
             state: Gauge::default(),
@@ -135,6 +140,10 @@ impl ServiceSeries {
         series.timeout.set(timeout.as_secs_f64());
         series.reset_timeout.set(reset_timeout.as_secs_f64());
         series
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn name(&self) -> &str {
