@@ -852,6 +852,13 @@ mod tests {
     }
 
     #[test]
+    fn every_line_of_a_service_can_be_named_in_a_gathering() {
+        for samples in SAMPLES.iter() {
+            assert!(samples.len() < usize::from(Gathered::FLOAT));
+        }
+    }
+
+    #[test]
     fn integers_are_written_in_full() {
         for value in [0, 7, 10, 99, 100, 1_700_000_000, u64::MAX] {
             let mut out = [0; 2 * CHUNK];

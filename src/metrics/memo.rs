@@ -108,11 +108,10 @@ pub(crate) fn write_run(
     }
     gather_run(services, held, &mut scratch.gathered);
     let room = room_for(services.len());
-    let mut index = 0;
-    scratch.gathered.each_mut().map(|gathered| {
+    std::array::from_fn(|index| {
         let family = &mut memo.families[index];
-        let kept = family.text.take();
-        let text = match kept {
+        let gathered = &mut scratch.gathered[index];
+        let text = match family.text.take() {
             Some(text) if same_series && family.gathered == *gathered => text,
             kept => {
                 // The old text's buffer, unless an answer still being sent holds it.
@@ -128,7 +127,6 @@ pub(crate) fn write_run(
             }
         };
         family.text = Some(Arc::clone(&text));
-        index += 1;
         text
     })
 }
