@@ -9,6 +9,7 @@ mod exposition;
 mod histogram;
 mod memo;
 mod service;
+mod text;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,12 +23,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use exposition::FAMILIES;
 pub use exposition::Format;
-use exposition::{FAMILIES, Text};
 pub use memo::Piece;
 use memo::{MAX_RUNS, Memos, RunMemo, Scratch, write_run};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
+use text::Text;
 
 /// Latency buckets, 5 ms to 60 s.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -681,19 +683,9 @@ mod tests {
             silenced: ["svc-11"].map(String::from).into(),
         });
         let text = |workers: usize, runs: usize| {
-            let services = metrics
-                .services
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
-            let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
-            let written = metrics.write_runs(Format::OpenMetrics, &list, &held, workers, runs);
-            assert_eq!(written.len(), runs);
-            let whole: Vec<u8> = family_by_family(written)
-                .into_iter()
-                .flat_map(|text| text.as_bytes().to_vec())
-                .collect();
-            String::from_utf8(whole).unwrap_or_default()
+            let written = render_runs(&metrics, Format::OpenMetrics, workers, runs);
+            assert_eq!(written.len(), runs * FAMILIES);
+            joined(&written)
         };
         let whole = text(1, 1);
         assert!(whole.contains("breakerd_maintenance{service=\"svc-20\"} 1"));
@@ -727,22 +719,8 @@ mod tests {
                 series
             })
             .collect();
-        let render = |metrics: &Metrics| {
-            let services = metrics
-                .services
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
-            let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
-            family_by_family(metrics.write_runs(Format::Prometheus, &list, &held, 2, 4))
-        };
-        let text = |texts: &[Arc<Text>]| {
-            let whole: Vec<u8> = texts
-                .iter()
-                .flat_map(|text| text.as_bytes().to_vec())
-                .collect();
-            String::from_utf8(whole).unwrap_or_default()
-        };
+        let render = |metrics: &Metrics| render_runs(metrics, Format::Prometheus, 2, 4);
+        let text = joined;
         let first = render(&metrics);
         let again = render(&metrics);
         assert!(
@@ -751,7 +729,7 @@ mod tests {
         );
         drop(first);
         // One change of each kind: a number, a float, a hold, a service gone and one new, a
-        // service that now carries traffic (its lines change shape), the format.
+        // service that now carries traffic (its lines change shape).
         handles[7].call(
             Source::Check,
             Outcome::Failure,
@@ -801,6 +779,38 @@ mod tests {
         ] {
             assert!(text(&remembered).contains(line), "missing {line}");
         }
+        let other_format = render_runs(&metrics, Format::OpenMetrics, 2, 4);
+        metrics.memos.forget_from(0);
+        assert_eq!(
+            text(&other_format),
+            text(&render_runs(&metrics, Format::OpenMetrics, 2, 4)),
+            "a scrape in the other format writes every text again"
+        );
+    }
+
+    /// Every service's families in `format`, written in `runs` runs by `workers` threads, in
+    /// the order they are exposed.
+    fn render_runs(
+        metrics: &Metrics,
+        format: Format,
+        workers: usize,
+        runs: usize,
+    ) -> Vec<Arc<Text>> {
+        let services = metrics
+            .services
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let list: Vec<&ServiceSeries> = services.values().map(|series| &**series).collect();
+        let held = metrics.held.read().unwrap_or_else(PoisonError::into_inner);
+        family_by_family(metrics.write_runs(format, &list, &held, workers, runs))
+    }
+
+    fn joined(texts: &[Arc<Text>]) -> String {
+        let whole: Vec<u8> = texts
+            .iter()
+            .flat_map(|text| text.as_bytes().to_vec())
+            .collect();
+        String::from_utf8(whole).unwrap_or_default()
     }
 
     #[test]

@@ -7,8 +7,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::exposition::{FAMILIES, Format, Gathered, Text, gather_run, room_for, write_gathered};
+use super::exposition::{FAMILIES, Format, Gathered, gather_run, room_for, write_gathered};
 use super::service::ServiceSeries;
+use super::text::Text;
 
 /// How many runs of services a large exposition is written in at most.
 pub(crate) const MAX_RUNS: usize = 64;

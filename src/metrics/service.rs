@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::cell::{Counter, FloatGauge, Gauge};
-use super::exposition::{Padded, escape_label_value};
+use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
+use super::text::Padded;
 use super::{TRANSITION_LABELS, unix_seconds};
 use crate::breaker::{CallTag, Outcome, State};
 use crate::probe::FailureReason;
