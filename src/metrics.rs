@@ -660,12 +660,7 @@ mod tests {
     fn an_exposition_written_in_parts_reads_as_one_written_whole() {
         let metrics = Metrics::new();
         for index in 0..25u64 {
-            let series = metrics.service(
-                &format!("svc-{index:02}"),
-                3,
-                Duration::from_secs(30),
-                Duration::from_secs(120),
-            );
+            let series = numbered(&metrics, index);
             series.call(
                 Source::Check,
                 if index % 4 == 0 {
@@ -704,12 +699,7 @@ mod tests {
         let metrics = Metrics::new();
         let mut handles: Vec<ServiceMetrics> = (0..30u64)
             .map(|index| {
-                let series = metrics.service(
-                    &format!("svc-{index:02}"),
-                    3,
-                    Duration::from_secs(30),
-                    Duration::from_secs(120),
-                );
+                let series = numbered(&metrics, index);
                 series.call(
                     Source::Check,
                     Outcome::Success,
@@ -786,6 +776,16 @@ mod tests {
             text(&render_runs(&metrics, Format::OpenMetrics, 2, 4)),
             "a scrape in the other format writes every text again"
         );
+    }
+
+    /// Service `svc-NN`: 3 failures open it, 30 s timeout, 120 s reset.
+    fn numbered(metrics: &Metrics, index: u64) -> ServiceMetrics {
+        metrics.service(
+            &format!("svc-{index:02}"),
+            3,
+            Duration::from_secs(30),
+            Duration::from_secs(120),
+        )
     }
 
     /// Every service's families in `format`, written in `runs` runs by `workers` threads, in
