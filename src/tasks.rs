@@ -1,7 +1,7 @@
-//! Long-lived tasks that cannot die silently. A task started with [`keep`] runs under a keeper:
+//! Long-lived tasks that cannot die silently. A task started with `keep` runs under a keeper:
 //! if it panics, the panic is logged with the task's name and context, counted in
 //! `breakerd_task_panics_total{task}`, and the task is started again after a short pause. A
-//! loop that holds state it cannot rebuild guards each step instead with [`guard`]: a
+//! loop that holds state it cannot rebuild guards each step instead with `guard`: a
 //! panicking step is logged and counted, and the loop goes on with the next.
 
 use std::any::Any;
