@@ -293,24 +293,14 @@ pub(crate) const NEXT_ATTEMPT_AFTER: Duration = Duration::from_millis(250);
 
 /// A TCP connection to the first address that takes one. Addresses are tried in turn, the two
 /// families alternating; an attempt still pending after [`NEXT_ATTEMPT_AFTER`] gets the next
-/// one started beside it, and the first to connect wins. (`TCP_NODELAY`: a request goes out in
-/// one write; nothing holds its tail back.)
+/// one started beside it, and the first to connect wins.
 async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, TransportError> {
     use futures_util::StreamExt as _;
     if let [address] = addresses {
-        let stream =
-            TcpStream::connect(*address)
-                .await
-                .map_err(|source| TransportError::Connect {
-                    address: *address,
-                    source,
-                })?;
-        let _ = stream.set_nodelay(true);
-        return Ok(stream);
+        return attempt(*address).await;
     }
     let mut waiting = interleaved(addresses).into_iter();
     let mut attempts = futures_util::stream::FuturesUnordered::new();
-    let attempt = |address: SocketAddr| async move { (address, TcpStream::connect(address).await) };
     let mut last = None;
     loop {
         if attempts.is_empty() {
@@ -322,12 +312,9 @@ async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, TransportError> 
         let more = waiting.len() > 0;
         tokio::select! {
             biased;
-            Some((address, outcome)) = attempts.next() => match outcome {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    return Ok(stream);
-                }
-                Err(source) => last = Some(TransportError::Connect { address, source }),
+            Some(outcome) = attempts.next() => match outcome {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last = Some(error),
             },
             () = tokio::time::sleep(NEXT_ATTEMPT_AFTER), if more => {
                 if let Some(address) = waiting.next() {
@@ -336,6 +323,16 @@ async fn connect(addresses: &[SocketAddr]) -> Result<TcpStream, TransportError> 
             }
         }
     }
+}
+
+/// One connection attempt to `address`, the connection ready to carry a request
+/// (`TCP_NODELAY`: a request goes out in one write; nothing holds its tail back).
+async fn attempt(address: SocketAddr) -> Result<TcpStream, TransportError> {
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|source| TransportError::Connect { address, source })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// `addresses` with the two families alternating, the first address's family first.
