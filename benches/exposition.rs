@@ -43,7 +43,7 @@ fn shared(services: usize, with_failures: bool) -> Arc<Shared> {
                 Outcome::Success
             };
             service.metrics.call(
-                breakerd::metrics::Source::Check,
+                breakerd::metrics::Source::Check.tag(),
                 outcome,
                 Some(Duration::from_millis(3 + call * 40)),
                 call == 19,
@@ -59,7 +59,7 @@ fn shared(services: usize, with_failures: bool) -> Arc<Shared> {
 fn check_every_service(shared: &Shared) {
     for service in shared.registry().iter() {
         service.metrics.call(
-            breakerd::metrics::Source::Check,
+            breakerd::metrics::Source::Check.tag(),
             Outcome::Success,
             Some(Duration::from_millis(42)),
             false,

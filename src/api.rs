@@ -27,7 +27,7 @@ use axum::routing::{delete, get, post};
 pub use admin::{MAX_DELAY_MS, MAX_ITERATIONS, MAX_TEST_BREAKERS, TEST_BREAKER_TIMEOUT};
 pub use breakers::SHARD_HEADER;
 pub use error::ApiError;
-pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES};
+pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES, MAX_REPORTED_HEADERS};
 pub use status::MAX_STREAM_CLIENTS;
 
 use tokio::sync::watch;

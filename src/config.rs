@@ -21,11 +21,12 @@ use std::time::Duration;
 pub use duration::{format_duration, parse_duration};
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
+pub(crate) use errors::{line_and_column, nearest};
 pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
-pub use notes::unset_credentials;
+pub use notes::{defaulted_environments, unset_credentials};
 pub use secret::{Environment, ProcessEnvironment, Secret};
 pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;
@@ -230,6 +231,9 @@ pub struct ServiceConfig {
     /// Services this one depends on (`depends_on`): while one of them is in an outage, this
     /// one's outage is booked but not paged separately.
     pub depends_on: Vec<String>,
+    /// The service's own answer rules (`[[services.NAME.rules]]`), tried before its
+    /// provider's.
+    pub rules: Vec<crate::provider::rules::Rule>,
 }
 
 /// The certificates read from a `ca_file` (PEM).
@@ -357,16 +361,9 @@ impl Credential {
 /// What a service's synthetic check does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Check {
-    /// M-Pesa Daraja: an OAuth token request.
-    Mpesa(OAuthCheck),
-    /// Pesapal 3.0: a token request, judged by its body.
-    Pesapal(OAuthCheck),
-    /// KCB Buni: an OAuth token request.
-    Kcb(OAuthCheck),
-    /// Africa's Talking: the account's user data and balance.
-    AfricasTalking(AfricasTalkingCheck),
-    /// WhatsApp Cloud API: the phone number's status and quality rating.
-    WhatsApp(WhatsAppCheck),
+    /// A provider's own check (M-Pesa, Pesapal, KCB, Africa's Talking, WhatsApp), judged by
+    /// its rules.
+    Provider(crate::provider::ProviderCheck),
     /// An SMTP server: connect, EHLO, TLS, AUTH, NOOP, QUIT.
     Smtp(SmtpCheck),
     /// Any HTTP endpoint.
@@ -384,9 +381,7 @@ impl Check {
     /// The provider's host, for the HTTP presets.
     pub fn base_url(&self) -> Option<&Url> {
         match self {
-            Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => Some(&c.base_url),
-            Check::AfricasTalking(c) => Some(&c.base_url),
-            Check::WhatsApp(c) => Some(&c.base_url),
+            Check::Provider(check) => Some(&check.base_url),
             Check::Smtp(_)
             | Check::Http(_)
             | Check::Tcp(_)
@@ -396,19 +391,23 @@ impl Check {
     }
 
     /// The preset or kind name: `mpesa`, `pesapal`, `kcb`, `africastalking`, `whatsapp`,
-    /// `smtp`, `http` or `tcp`.
+    /// `smtp`, `http`, `tcp`, `dns` or `heartbeat`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Check::Mpesa(_) => "mpesa",
-            Check::Pesapal(_) => "pesapal",
-            Check::Kcb(_) => "kcb",
-            Check::AfricasTalking(_) => "africastalking",
-            Check::WhatsApp(_) => "whatsapp",
+            Check::Provider(check) => check.provider.name,
             Check::Smtp(_) => "smtp",
             Check::Http(_) => "http",
             Check::Tcp(_) => "tcp",
             Check::Dns(_) => "dns",
             Check::Heartbeat(_) => "heartbeat",
+        }
+    }
+
+    /// The provider check, for presets that have one.
+    pub fn provider(&self) -> Option<&crate::provider::ProviderCheck> {
+        match self {
+            Check::Provider(check) => Some(check),
+            _ => None,
         }
     }
 }
@@ -481,43 +480,6 @@ impl HeartbeatCheck {
             .max(Duration::from_secs(1))
             .min(self.every.max(Duration::from_secs(1)))
     }
-}
-
-/// A consumer-key/consumer-secret token request (M-Pesa, Pesapal, KCB).
-#[derive(Clone, Debug, PartialEq)]
-pub struct OAuthCheck {
-    /// The provider's host (sandbox by default).
-    pub base_url: Url,
-    /// The consumer key.
-    pub consumer_key: Credential,
-    /// The consumer secret.
-    pub consumer_secret: Credential,
-}
-
-/// Africa's Talking account check.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AfricasTalkingCheck {
-    /// The API host (sandbox by default).
-    pub base_url: Url,
-    /// The account's username.
-    pub username: Credential,
-    /// The API key.
-    pub api_key: Credential,
-    /// A balance below this fails the check with reason `balance`.
-    pub min_balance: Option<f64>,
-}
-
-/// WhatsApp Cloud API phone-number check.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WhatsAppCheck {
-    /// The Graph API host.
-    pub base_url: Url,
-    /// The Graph API version, like `v21.0`.
-    pub api_version: String,
-    /// The phone number's ID.
-    pub phone_number_id: Credential,
-    /// The access token.
-    pub access_token: Credential,
 }
 
 /// How an SMTP connection is secured.

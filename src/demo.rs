@@ -71,12 +71,11 @@ async fn slow(State(sim): State<Simulator>) -> Json<Value> {
 }
 
 async fn pesapal() -> Json<Value> {
-    // Pesapal's real rejection: HTTP 200 with an error body.
+    // Pesapal's real rejection: HTTP 200 with an error body (as published; see
+    // tests/fixtures/providers/pesapal/request_token_invalid_key_secret.http).
     Json(json!({
-        "token": null,
-        "error": { "error_type": "api_error", "code": "invalid_consumer_key_or_secret_provided", "message": "Invalid consumer_key or consumer_secret provided" },
+        "error": { "error_type": "api_error", "code": "invalid_consumer_key_or_secret_provided", "message": "" },
         "status": "500",
-        "message": null,
     }))
 }
 

@@ -38,6 +38,7 @@ Environment:
 Exit codes:
   run     0 stopped by SIGTERM or Ctrl-C; 1 the config is invalid or the daemon could not start
   check   0 valid; 1 invalid (one PATH:LINE:COL line per problem); 2 the file cannot be read
+  explain 0 explained; 1 unknown service or bad --header; 2 the config or body cannot be read
   health  0 the daemon answered 2xx; 1 it did not";
 
 /// What `run --help` adds: how a running daemon is controlled.
@@ -90,6 +91,36 @@ enum Command {
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Say how a service's rules judge one answer: its operation, the rule that decides (its
+    /// place in the file or in the built-in list) and the outcome.
+    Explain {
+        /// The config file.
+        #[arg(long, default_value = "alerts.toml")]
+        config: PathBuf,
+        /// The service, as named in the config.
+        service: String,
+        /// The request's method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request's path below the provider's base URL (a whole URL works too).
+        #[arg(long)]
+        path: String,
+        /// The answer's HTTP status.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(100..=599))]
+        status: u16,
+        /// A file holding the answer's body (its first 64 KiB are read).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// An answer header, `NAME: VALUE` (repeat for more), e.g. `Retry-After: 30`.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Print every provider's operations and answer rules as README's Markdown tables.
+    Rules {
+        /// Markdown (the only format so far).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Validate a config file without starting anything: exit 0 when valid, 1 with one
     /// `PATH:LINE:COL: problem` line each when not, 2 when the file cannot be read.
     Check {
@@ -113,7 +144,108 @@ fn main() -> ExitCode {
         } => run(&config, listen, shard),
         Command::Demo { listen } => demo(listen),
         Command::Health { url, timeout } => health(&url, timeout),
+        Command::Explain {
+            config,
+            service,
+            method,
+            path,
+            status,
+            body,
+            headers,
+        } => explain(
+            &config,
+            &service,
+            &method,
+            &path,
+            status,
+            body.as_deref(),
+            &headers,
+        ),
+        Command::Rules { .. } => {
+            let _ = write!(
+                std::io::stdout().lock(),
+                "{}",
+                breakerd::provider::markdown()
+            );
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// `breakerd explain`: exit 0 with the explanation, 1 for an unknown service or a bad header,
+/// 2 when the config or the body cannot be read.
+fn explain(
+    config: &std::path::Path,
+    name: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: Option<&std::path::Path>,
+    headers: &[String],
+) -> ExitCode {
+    let config = match Config::load(config) {
+        Ok(config) => config,
+        Err(error) => {
+            for line in error.lines() {
+                eprintln!("{line}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let Some(service) = config.service(name) else {
+        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "breakerd explain: no service \"{name}\" (services: {})",
+            known.join(", ")
+        );
+        return ExitCode::from(1);
+    };
+    let mut answer_headers = Vec::new();
+    for header in headers {
+        let Some((name, value)) = header.split_once(':') else {
+            eprintln!(
+                "breakerd explain: --header \"{header}\" is not NAME: VALUE (e.g. \"Retry-After: 30\")"
+            );
+            return ExitCode::from(1);
+        };
+        answer_headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let body = match body.map(read_start) {
+        None => None,
+        Some(Ok(bytes)) => bytes,
+        Some(Err(error)) => {
+            eprintln!("breakerd explain: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let judge = breakerd::registry::judge_of(service);
+    let text = breakerd::provider::explain(
+        &judge,
+        &method.to_ascii_uppercase(),
+        path,
+        status,
+        &answer_headers,
+        body.as_deref(),
+    );
+    let _ = write!(std::io::stdout().lock(), "{text}");
+    ExitCode::SUCCESS
+}
+
+/// The start of a body file: its bytes when it is at most what the rules read, `None` when it
+/// is longer (it is then judged without its body, as the proxy would).
+fn read_start(path: &std::path::Path) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let limit = breakerd::provider::MAX_JUDGED_BODY;
+    let file = std::fs::File::open(path).map_err(|error| {
+        anyhow::anyhow!("cannot read the body file {}: {error}", path.display())
+    })?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| {
+            anyhow::anyhow!("cannot read the body file {}: {error}", path.display())
+        })?;
+    Ok((bytes.len() <= limit).then_some(bytes))
 }
 
 fn init_logging(format: LogFormat) {
@@ -149,7 +281,10 @@ fn check(path: &std::path::Path, print: bool) -> ExitCode {
             let count = config.services.len();
             let noun = if count == 1 { "service" } else { "services" };
             let _ = writeln!(out, "{}: valid ({count} {noun})", path.display());
-            for note in breakerd::config::unset_credentials(&config) {
+            for note in breakerd::config::unset_credentials(&config)
+                .into_iter()
+                .chain(breakerd::config::defaulted_environments(&config))
+            {
                 let _ = writeln!(out, "note: {note}");
             }
             ExitCode::SUCCESS

@@ -8,6 +8,7 @@ mod cell;
 mod exposition;
 mod histogram;
 mod memo;
+mod operations;
 mod service;
 mod text;
 
@@ -662,7 +663,7 @@ mod tests {
         for index in 0..25u64 {
             let series = numbered(&metrics, index);
             series.call(
-                Source::Check,
+                Source::Check.tag(),
                 if index % 4 == 0 {
                     Outcome::Failure
                 } else {
@@ -701,7 +702,7 @@ mod tests {
             .map(|index| {
                 let series = numbered(&metrics, index);
                 series.call(
-                    Source::Check,
+                    Source::Check.tag(),
                     Outcome::Success,
                     Some(Duration::from_millis(index)),
                     false,
@@ -721,7 +722,7 @@ mod tests {
         // One change of each kind: a number, a float, a hold, a service gone and one new, a
         // service that now carries traffic (its lines change shape).
         handles[7].call(
-            Source::Check,
+            Source::Check.tag(),
             Outcome::Failure,
             Some(Duration::from_secs(2)),
             true,
@@ -764,7 +765,7 @@ mod tests {
             "breakerd_failure_threshold{service=\"svc-25\"} 4",
             "breakerd_heartbeat_last_timestamp_seconds{service=\"svc-12\"} 1.5",
             "breakerd_probe_phase_seconds{service=\"svc-09\",phase=\"first_byte\"} 0.00125",
-            "breakerd_calls_total{service=\"svc-20\",outcome=\"success\",source=\"traffic\"} 0",
+            "breakerd_calls_total{service=\"svc-20\",operation=\"other\",outcome=\"success\",source=\"traffic\"} 0",
             "breakerd_call_duration_seconds_count{service=\"svc-07\",outcome=\"failure\",source=\"check\"} 1",
         ] {
             assert!(text(&remembered).contains(line), "missing {line}");
@@ -830,7 +831,7 @@ mod tests {
             for source in Source::ALL {
                 for outcome in [Outcome::Success, Outcome::Failure, Outcome::Timeout] {
                     series.call(
-                        source,
+                        source.tag(),
                         outcome,
                         Some(Duration::from_nanos(123_456_789)),
                         true,
@@ -855,15 +856,15 @@ mod tests {
         let metrics = Metrics::new();
         let kcb = metrics.service("kcb", 3, Duration::from_secs(30), Duration::from_secs(120));
         kcb.call(
-            Source::Check,
+            Source::Check.tag(),
             Outcome::Timeout,
             Some(Duration::from_secs(30)),
             true,
         );
-        kcb.call(Source::Check, Outcome::Rejected, None, false);
+        kcb.call(Source::Check.tag(), Outcome::Rejected, None, false);
         kcb.set_carries_traffic(true);
         kcb.call(
-            Source::Traffic,
+            Source::Traffic.tag(),
             Outcome::Success,
             Some(Duration::from_millis(80)),
             false,
@@ -881,15 +882,15 @@ mod tests {
         for line in [
             "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\",source=\"check\"} 1",
             "breakerd_calls_total{service=\"kcb\",outcome=\"rejected\",source=\"check\"} 1",
-            "breakerd_calls_total{service=\"kcb\",outcome=\"success\",source=\"traffic\"} 1",
-            "breakerd_calls_total{service=\"kcb\",outcome=\"timeout\",source=\"traffic\"} 0",
+            "breakerd_calls_total{service=\"kcb\",operation=\"other\",outcome=\"success\",source=\"traffic\"} 1",
+            "breakerd_calls_total{service=\"kcb\",operation=\"other\",outcome=\"timeout\",source=\"traffic\"} 0",
             "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",source=\"check\",le=\"30.0\"} 1",
             "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"timeout\",source=\"check\",le=\"10.0\"} 0",
-            "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"success\",source=\"traffic\",le=\"0.1\"} 1",
+            "breakerd_call_duration_seconds_bucket{service=\"kcb\",operation=\"other\",outcome=\"success\",source=\"traffic\",le=\"0.1\"} 1",
             "breakerd_call_duration_seconds_count{service=\"kcb\",outcome=\"timeout\",source=\"check\"} 1",
             "breakerd_call_duration_seconds_bucket{service=\"kcb\",outcome=\"success\",source=\"check\",le=\"+Inf\"} 0",
             "breakerd_slow_calls_total{service=\"kcb\",source=\"check\"} 1",
-            "breakerd_slow_calls_total{service=\"kcb\",source=\"traffic\"} 0",
+            "breakerd_slow_calls_total{service=\"kcb\",operation=\"other\",source=\"traffic\"} 0",
             "breakerd_breaker_state{service=\"kcb\",state=\"open\"} 1",
             "breakerd_breaker_state{service=\"kcb\",state=\"closed\"} 0",
             "breakerd_next_attempt_timestamp_seconds{service=\"kcb\"} 1700000000.0",

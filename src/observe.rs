@@ -12,7 +12,7 @@ use crate::metrics::ServiceMetrics;
 /// its scheduler, which knows where its time went).
 pub fn call(metrics: &ServiceMetrics, record: &CallRecord, slow_call: Duration) {
     let source = crate::metrics::Source::of(record.tag);
-    metrics.call(source, record.outcome, record.duration, record.slow);
+    metrics.call(record.tag, record.outcome, record.duration, record.slow);
     if record.slow && source == crate::metrics::Source::Traffic {
         slow(
             metrics.name(),

@@ -1,30 +1,27 @@
-//! Synthetic checks: one file per kind (HTTP, SMTP, TCP) and the provider presets, each judging
-//! the answer the way its provider really answers, with a bounded failure reason.
+//! Synthetic checks: one file per generic kind (HTTP, SMTP, TCP, DNS, heartbeat); the
+//! providers' own checks live with their rules in `provider/`. Every check reports a bounded
+//! failure reason and never one of its secrets.
 
 pub(crate) mod certificate;
 pub(crate) mod classify;
 mod dns;
 pub(crate) mod heartbeat;
-mod http;
+pub(crate) mod http;
 mod observed;
 pub(crate) mod phases;
 mod pool;
-mod presets;
 mod redact;
-mod request;
+pub(crate) mod request;
 mod smtp;
 mod tcp;
 mod tls;
 mod transport;
 
-use std::fmt;
 use std::sync::{Arc, Once};
-use std::time::SystemTime;
-
-use serde::{Deserialize, Serialize};
 
 use crate::config::{Check, Credential, Secret};
 
+pub use crate::outcome::{CallerKind, Cause, FailureReason, ProbeError, ProbeSuccess, Said};
 pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
 pub use http::{ClientError, HttpClient};
@@ -33,168 +30,13 @@ pub use phases::Phases;
 pub(crate) use redact::Redactor;
 pub(crate) use smtp::transport as smtp_transport;
 
-/// Why a check failed: a small, fixed set, so it can be a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReason {
-    /// The check ran past its timeout.
-    Timeout,
-    /// The host name did not resolve.
-    Dns,
-    /// The connection was refused or could not be made.
-    Connect,
-    /// The connection was reset or closed mid-exchange.
-    Reset,
-    /// The TLS handshake or certificate failed.
-    Tls,
-    /// An HTTP status that means failure.
-    HttpStatus,
-    /// The answer's body says failure (or is not what the provider sends).
-    Body,
-    /// The provider rejected the credentials, or they are not configured.
-    Auth,
-    /// The provider is rate-limiting us.
-    Throttled,
-    /// The account balance is below the configured floor.
-    Balance,
-    /// The server broke its protocol (SMTP reply, malformed HTTP).
-    Protocol,
-    /// The provider redirected the check elsewhere; checks never follow, so that no credential
-    /// reaches another host.
-    Redirect,
-    /// The name does not exist (NXDOMAIN).
-    DnsNxdomain,
-    /// The DNS server failed or refused to answer (SERVFAIL, REFUSED).
-    DnsServfail,
-    /// The answer lacks an expected value, or the name has no record of that type.
-    DnsMismatch,
-    /// A heartbeat did not come within `every` + `grace`.
-    HeartbeatMissed,
-    /// The application reported a failed run (a heartbeat with `"outcome": "failure"`).
-    Reported,
-}
-
-impl FailureReason {
-    /// Every reason, for metrics that start at zero.
-    pub const ALL: [FailureReason; 17] = [
-        FailureReason::Timeout,
-        FailureReason::Dns,
-        FailureReason::Connect,
-        FailureReason::Reset,
-        FailureReason::Tls,
-        FailureReason::HttpStatus,
-        FailureReason::Body,
-        FailureReason::Auth,
-        FailureReason::Throttled,
-        FailureReason::Balance,
-        FailureReason::Protocol,
-        FailureReason::Redirect,
-        FailureReason::DnsNxdomain,
-        FailureReason::DnsServfail,
-        FailureReason::DnsMismatch,
-        FailureReason::HeartbeatMissed,
-        FailureReason::Reported,
-    ];
-
-    /// The label: `timeout`, `dns`, `connect`, `reset`, `tls`, `http_status`, `body`, `auth`,
-    /// `throttled`, `balance`, `protocol`, `redirect`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::Timeout => "timeout",
-            FailureReason::Dns => "dns",
-            FailureReason::Connect => "connect",
-            FailureReason::Reset => "reset",
-            FailureReason::Tls => "tls",
-            FailureReason::HttpStatus => "http_status",
-            FailureReason::Body => "body",
-            FailureReason::Auth => "auth",
-            FailureReason::Throttled => "throttled",
-            FailureReason::Balance => "balance",
-            FailureReason::Protocol => "protocol",
-            FailureReason::Redirect => "redirect",
-            FailureReason::DnsNxdomain => "dns_nxdomain",
-            FailureReason::DnsServfail => "dns_servfail",
-            FailureReason::DnsMismatch => "dns_mismatch",
-            FailureReason::HeartbeatMissed => "heartbeat_missed",
-            FailureReason::Reported => "reported",
-        }
-    }
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A failed check: its reason and a sentence for people (never a secret).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeError {
-    /// The bounded reason.
-    pub reason: FailureReason,
-    /// What happened.
-    pub detail: String,
-}
-
-impl ProbeError {
-    pub(crate) fn new(reason: FailureReason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason, self.detail)
-    }
-}
-
-impl std::error::Error for ProbeError {}
-
-/// Why a service is failing: its last real failure, never a rejection by its own breaker.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Cause {
-    /// The bounded reason.
-    pub reason: FailureReason,
-    /// What happened.
-    pub detail: String,
-    /// When.
-    #[serde(with = "crate::wall::serde_rfc3339")]
-    pub at: SystemTime,
-}
-
-impl Cause {
-    /// The cause of `error`, seen at `at`.
-    pub fn of(error: &ProbeError, at: SystemTime) -> Self {
-        Self {
-            reason: error.reason,
-            detail: error.detail.clone(),
-            at,
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason, self.detail)
-    }
-}
-
-/// A passed check, with anything worth telling (a WhatsApp quality rating, a balance).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ProbeSuccess {
-    /// A remark for the API and the logs.
-    pub note: Option<String>,
-}
-
 /// A ready-to-run synthetic check.
 #[derive(Clone, Debug)]
 pub struct Probe {
     check: Check,
     client: HttpClient,
+    /// The service's rules: how its answers are judged.
+    judge: crate::provider::Judge,
     /// The beats of a heartbeat check, shared with the heartbeat route.
     heartbeat: Option<Arc<HeartbeatClock>>,
     /// Its secrets, in every form they are sent in: never in what it reports.
@@ -202,8 +44,8 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The check for `check`, sending HTTP through `client`.
-    pub fn new(check: Check, client: HttpClient) -> Self {
+    /// The check for `check`, sending HTTP through `client`, its answers judged by `judge`.
+    pub fn new(check: Check, client: HttpClient, judge: crate::provider::Judge) -> Self {
         let redactor = redact::Redactor::of(&check);
         let heartbeat = match &check {
             Check::Heartbeat(heartbeat) => {
@@ -214,6 +56,7 @@ impl Probe {
         Self {
             check,
             client,
+            judge,
             heartbeat,
             redactor,
         }
@@ -251,7 +94,22 @@ impl Probe {
             }
             Err(mut failure) => {
                 failure.detail = self.redactor.redact(&failure.detail);
+                if let Some(said) = &mut failure.said {
+                    self.redactor.redact_said(said);
+                }
                 Err(failure)
+            }
+        }
+    }
+
+    /// Frees `failure`'s texts of this check's secrets and of `more` (those a proxied request
+    /// carried), in every form they travel in.
+    pub(crate) fn redact(&self, failure: &mut ProbeError, more: &[String]) {
+        let extra = (!more.is_empty()).then(|| redact::Redactor::of_values(more));
+        for redactor in std::iter::once(&self.redactor).chain(extra.as_ref()) {
+            failure.detail = redactor.redact(&failure.detail);
+            if let Some(said) = &mut failure.said {
+                redactor.redact_said(said);
             }
         }
     }
@@ -263,13 +121,16 @@ impl Probe {
 
     async fn run_unredacted(&self) -> Result<ProbeSuccess, ProbeError> {
         match &self.check {
-            Check::Mpesa(check) => presets::mpesa(&self.client, check).await,
-            Check::Pesapal(check) => presets::pesapal(&self.client, check).await,
-            Check::Kcb(check) => presets::kcb(&self.client, check).await,
-            Check::AfricasTalking(check) => presets::africastalking(&self.client, check).await,
-            Check::WhatsApp(check) => presets::whatsapp(&self.client, check).await,
+            Check::Provider(check) => {
+                let call = crate::provider::Call {
+                    client: &self.client,
+                    check,
+                    judge: &self.judge,
+                };
+                (check.provider.check)(&call).await
+            }
             Check::Smtp(check) => smtp::check(check).await,
-            Check::Http(check) => http::check(&self.client, check).await,
+            Check::Http(check) => http::check(&self.client, check, &self.judge).await,
             Check::Tcp(check) => tcp::check(check).await,
             Check::Dns(check) => dns::check(check).await,
             Check::Heartbeat(check) => match &self.heartbeat {

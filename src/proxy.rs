@@ -1,15 +1,16 @@
 //! The sidecar proxy: `/<service>/<rest>` is forwarded to the service's upstream over its
-//! breaker, so an application in any language gets the breaker by changing its base URL. The
-//! call's outcome feeds the same breaker, metrics and alerts as the checks (`source="traffic"`);
-//! while the breaker is open the proxy answers at once with the seed's JSON and never contacts
-//! the provider. Bodies stream in both directions; nothing about a request (URL, headers,
-//! body) is logged or kept.
+//! breaker, so an application in any language gets the breaker by changing its base URL. Each
+//! answer is judged by the service's rules (its provider's language), and the verdict feeds the
+//! same breaker, metrics (`source="traffic"`, by operation) and alerts as the checks; while the
+//! breaker is open the proxy answers at once with the seed's JSON and never contacts the
+//! provider. Bodies stream in both directions; nothing about a request (URL, headers, body) is
+//! logged or kept.
 
 mod answer;
 mod body;
 mod headers;
-mod judge;
 mod route;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -22,14 +23,15 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
+pub use crate::provider::MAX_JUDGED_BODY;
 pub use answer::ANSWER_HEADER;
-pub use judge::MAX_JUDGED_BODY;
 
 use crate::api::Published;
 use crate::metrics::Source;
-use crate::probe::classify;
-use body::{PendingVerdict, Upload, UploadProgress, Watched};
-use judge::Judge;
+use crate::probe::{FailureReason, ProbeError, Said, classify};
+use crate::provider::{Head, Plan};
+use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
+use secrets::RequestSecrets;
 
 /// Idle pooled connections kept per upstream host.
 const POOL_IDLE_PER_HOST: usize = 256;
@@ -69,13 +71,21 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         Err(refusal) => return answer::refused(refusal),
     };
     let service = route.service;
-    let permit = match service.breaker.acquire_owned(Source::Traffic.tag()) {
+    let operation = service
+        .judge
+        .operation(request.method().as_str(), &route.path);
+    let permit = match service
+        .breaker
+        .acquire_owned(Source::traffic(operation.index))
+    {
         Ok(permit) => permit,
         Err(open) => return answer::open(&open),
     };
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let head = parts.method == Method::HEAD;
+    let secrets = RequestSecrets::of(&parts.headers);
+    let method = parts.method.clone();
+    let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
     let mut outbound = proxy
         .client
@@ -85,14 +95,20 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         let upload = Upload::new(body, Arc::clone(&progress));
         outbound = outbound.body(reqwest::Body::wrap_stream(upload));
     }
+    let said = || Said {
+        operation: Some(operation.name.to_string()),
+        code: None,
+        message: None,
+    };
     let deadline = started + service.breaker.timeout();
     let answered = match tokio::time::timeout_at(deadline, outbound.send()).await {
         Ok(Ok(answered)) => answered,
         Ok(Err(error)) => {
             let host = route.target.host_str().unwrap_or(service.name());
-            let failure = classify::http_error(error, host);
+            let failure = classify::http_error(error, host).saying(said());
             debug!(service = service.name(), %failure, "a real call failed");
-            body::record(permit, &service, judge::Verdict::Failure(failure.clone()));
+            service.note_failure(&failure);
+            permit.record_failure(&failure);
             return answer::unreachable(service.name(), &failure);
         }
         Err(_) if progress.waiting_for_client() => {
@@ -101,13 +117,16 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         }
         Err(_) => {
             let error = service.breaker.timeout_error();
-            service.note_failure(&crate::probe::ProbeError::new(
-                crate::probe::FailureReason::Timeout,
-                format!(
-                    "no answer within {} ms (a real call)",
-                    error.timeout().as_millis()
-                ),
-            ));
+            service.note_failure(
+                &ProbeError::new(
+                    FailureReason::Timeout,
+                    format!(
+                        "no answer within {} ms (a real call)",
+                        error.timeout().as_millis()
+                    ),
+                )
+                .saying(said()),
+            );
             permit.record_timeout(&error);
             return answer::timeout(&error);
         }
@@ -115,39 +134,48 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let answered: axum::http::Response<reqwest::Body> = answered.into();
     let (parts, upstream_body) = answered.into_parts();
     let status = parts.status;
-    let judge = Judge::of(&service.config.check);
-    let pending = if !head
-        && judge.reads_body(status, is_json(&parts.headers))
-        && !longer_than(&parts.headers, MAX_JUDGED_BODY)
-    {
-        Some(PendingVerdict::new(
+    let head = Head {
+        operation: &operation.name,
+        method: method.as_str(),
+        path: &route.path,
+        status: status.as_u16(),
+        headers: &parts.headers,
+    };
+    let pending = match service.judge.plan(&head) {
+        Plan::Decided(judgement) => {
+            body::settle(permit, &service, judgement, &secrets);
+            None
+        }
+        Plan::NeedsBody if head_only || longer_than(&parts.headers, MAX_JUDGED_BODY) => {
+            let judgement = service.judge.judge(&head, None);
+            body::settle(permit, &service, judgement, &secrets);
+            None
+        }
+        // An empty body is never polled: judge it now.
+        Plan::NeedsBody if upstream_body.is_end_stream() => {
+            let judgement = service.judge.judge(&head, Some(&[]));
+            body::settle(permit, &service, judgement, &secrets);
+            None
+        }
+        Plan::NeedsBody => Some(PendingVerdict::new(
             permit,
             Arc::clone(&service),
-            judge,
-            status,
+            Exchange {
+                operation: operation.name,
+                method,
+                path: route.path,
+                status: status.as_u16(),
+                headers: parts.headers.clone(),
+            },
+            secrets,
             started,
-        ))
-    } else {
-        body::record(permit, &service, judge.verdict(status, None));
-        None
+        )),
     };
     let watched = Watched::new(upstream_body, service.breaker.timeout(), pending);
     let mut response = Response::new(Body::new(watched));
     *response.status_mut() = status;
     *response.headers_mut() = headers::end_to_end(&parts.headers, false);
     response
-}
-
-/// Whether an answer says its body is JSON.
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|kind| {
-            let kind = kind.trim();
-            kind.eq_ignore_ascii_case("application/json") || kind.ends_with("+json")
-        })
 }
 
 /// Whether an answer's `Content-Length` says its body is longer than `limit`.

@@ -14,7 +14,9 @@ use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
 use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
+use crate::outcome::Verdict;
 use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
+use crate::provider::{Judge, Judgement};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
@@ -96,6 +98,9 @@ pub struct Service {
     pub breaker: Breaker,
     /// Its synthetic check.
     pub probe: Probe,
+    /// How its answers are judged: its catalogue and rules, shared by the check, the proxy
+    /// and the outcome API.
+    pub judge: Judge,
     /// Its metric handles.
     pub metrics: ServiceMetrics,
     /// The slow-call threshold the outcome hook logs against (changes on reload).
@@ -135,6 +140,8 @@ impl Service {
             config.policy.reset_timeout,
         );
         handles.set_probe_interval(schedule_interval(&config.schedule));
+        let judge = judge_of(&config);
+        handles.set_operations(judge.operation_names());
         handles.set_carries_traffic(carries_traffic(&config, server));
         handles.set_heartbeat(matches!(config.check, crate::config::Check::Heartbeat(_)));
         let policy = effective_policy(&config, slow_call);
@@ -152,7 +159,7 @@ impl Service {
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);
-                if record.tag == Source::Traffic.tag()
+                if Source::of(record.tag) == Source::Traffic
                     && matches!(
                         record.outcome,
                         Outcome::Success | Outcome::Failure | Outcome::Timeout
@@ -164,16 +171,21 @@ impl Service {
                 // the breaker moves, records why.
                 if record.outcome == Outcome::Timeout {
                     let waited = record.duration.unwrap_or_default().as_millis();
-                    *lock(&hook_last_failure) = Some(Cause {
-                        reason: FailureReason::Timeout,
-                        detail: format!("no answer within {waited} ms"),
-                        at: crate::wall::now(),
-                    });
+                    *lock(&hook_last_failure) = Some(Cause::plain(
+                        FailureReason::Timeout,
+                        format!("no answer within {waited} ms"),
+                        crate::wall::now(),
+                    ));
                 }
             })
             .build()?;
         Ok(Self {
-            probe: Probe::new(config.check.clone(), client_for(&config, client)),
+            probe: Probe::new(
+                config.check.clone(),
+                client_for(&config, client),
+                judge.clone(),
+            ),
+            judge,
             config,
             breaker,
             metrics: handles,
@@ -209,10 +221,17 @@ impl Service {
         } else {
             Recent::default()
         };
-        let mut probe = Probe::new(config.check.clone(), client_for(&config, client));
+        let judge = judge_of(&config);
+        metrics.set_operations(judge.operation_names());
+        let mut probe = Probe::new(
+            config.check.clone(),
+            client_for(&config, client),
+            judge.clone(),
+        );
         probe.keep_beats_of(&previous.probe);
         Self {
             probe,
+            judge,
             config,
             breaker,
             metrics,
@@ -239,6 +258,33 @@ impl Service {
     /// Records a real failure of the provider, before the breaker hears of it.
     pub fn note_failure(&self, error: &ProbeError) {
         *lock(&self.last_failure) = Some(Cause::of(error, crate::wall::now()));
+    }
+
+    /// Does what a judged answer asks before the breaker hears of it: counts a caller's own
+    /// outcome, notes a failure (its texts freed of this service's secrets and of `secrets`,
+    /// those a proxied request carried) and holds the next trial back as long as a throttling
+    /// provider asked. Returns what to tell the breaker.
+    pub fn settle(&self, judgement: &Judgement, secrets: &[String]) -> Settled {
+        match judgement.verdict {
+            Verdict::Success => Settled::Success,
+            Verdict::Caller(kind) => {
+                let operation = self.judge.named(&judgement.operation);
+                self.metrics
+                    .caller_outcome(usize::from(operation.index), kind);
+                Settled::Ignored
+            }
+            Verdict::Failure(_) => {
+                let mut failure = judgement.failure().unwrap_or_else(|| {
+                    ProbeError::new(FailureReason::Body, judgement.detail.clone())
+                });
+                self.probe.redact(&mut failure, secrets);
+                if let Some(wait) = judgement.retry_after {
+                    self.breaker.defer_next_trial(wait);
+                }
+                self.note_failure(&failure);
+                Settled::Failure(failure)
+            }
+        }
     }
 
     /// The last real failure (not a rejection by the breaker), if any since start.
@@ -359,6 +405,41 @@ impl TrafficClock {
                 Instant::now().saturating_duration_since(at) < period
             }
         }
+    }
+}
+
+/// What to tell a breaker about a judged answer (see [`Service::settle`]).
+#[derive(Debug)]
+pub enum Settled {
+    /// The provider worked.
+    Success,
+    /// The caller's own outcome: nothing for the breaker.
+    Ignored,
+    /// Counts against the service.
+    Failure(ProbeError),
+}
+
+/// The judge of a configured service: its provider's catalogue and rules (with those its
+/// settings and values make), its own rules first.
+pub fn judge_of(config: &ServiceConfig) -> Judge {
+    match config.check.provider() {
+        Some(check) => Judge::new(
+            Some(check.provider),
+            (check.provider.service_operations)(check),
+            config.rules.clone(),
+            (check.provider.settings_rules)(&check.settings),
+            check.base_url.path(),
+        ),
+        None => Judge::new(
+            None,
+            Vec::new(),
+            config.rules.clone(),
+            Vec::new(),
+            config
+                .upstream
+                .as_ref()
+                .map_or("", |upstream| upstream.path()),
+        ),
     }
 }
 

@@ -248,9 +248,16 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let at = SystemTime::now();
     let started = Instant::now();
     let seen = std::sync::Mutex::new(Observed::default());
+    // An answer the rules call the caller's own outcome counts for neither side.
+    let classify =
+        |result: &Result<crate::probe::ProbeSuccess, crate::probe::ProbeError>| match result {
+            Ok(success) if success.caller.is_some() => crate::breaker::Verdict::Ignore,
+            Ok(_) => crate::breaker::Verdict::Success,
+            Err(_) => crate::breaker::Verdict::Failure,
+        };
     let result = service
         .breaker
-        .call(|| async {
+        .call_with(classify, || async {
             let (result, observed) = service.probe.run_observed().await;
             *seen
                 .lock()
@@ -273,6 +280,15 @@ pub async fn check_once(service: &Service) -> CheckRecord {
         }
     }
     let (outcome, reason, detail, note) = match result {
+        Ok(success) if success.caller.is_some() => {
+            if let (Some(kind), Some(provider)) = (success.caller, service.judge.provider()) {
+                let operation = service.judge.named(provider.check_operation);
+                service
+                    .metrics
+                    .caller_outcome(usize::from(operation.index), kind);
+            }
+            (Outcome::Ignored, None, None, success.note)
+        }
         Ok(success) => (Outcome::Success, None, None, success.note),
         Err(BreakerError::Open(open)) => (
             Outcome::Rejected,
@@ -353,8 +369,17 @@ pub async fn check_once(service: &Service) -> CheckRecord {
             "check done"
         ),
     }
+    // A note is news when it changes (a balance crossing a floor); the same note check after
+    // check is not.
     if let Some(note) = &record.note {
-        info!(service = service.name(), "check passed with a note: {note}");
+        let said_before = service
+            .last_check()
+            .is_some_and(|last| last.note.as_ref() == Some(note));
+        if said_before {
+            debug!(service = service.name(), "check passed with a note: {note}");
+        } else {
+            info!(service = service.name(), "check passed with a note: {note}");
+        }
     }
     service.remember(record.clone());
     record

@@ -507,11 +507,11 @@ pub(crate) fn sample() -> Notification {
         at_unix_ms: 1_795_773_600_000,
         consecutive_failures: 3,
         last_failure: Some("http_status: HTTP 503".into()),
-        cause: Some(Cause {
-            reason: crate::probe::FailureReason::HttpStatus,
-            detail: "HTTP 503".into(),
+        cause: Some(Cause::plain(
+            crate::probe::FailureReason::HttpStatus,
+            "HTTP 503",
             at,
-        }),
+        )),
         outage: Some(OutageInfo {
             started_at: at,
             ended_at: None,

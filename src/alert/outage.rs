@@ -548,11 +548,7 @@ mod tests {
             at,
             consecutive_failures: 3,
             next_attempt: None,
-            cause: detail.map(|detail| Cause {
-                reason: FailureReason::HttpStatus,
-                detail: detail.to_string(),
-                at,
-            }),
+            cause: detail.map(|detail| Cause::plain(FailureReason::HttpStatus, detail, at)),
         }
     }
 

@@ -71,6 +71,8 @@ struct SlowPath {
     reopenings: u32,
     jitter: Jitter,
     open_timer: Option<AbortHandle>,
+    /// No trial before this (a provider's `Retry-After`), applied when the breaker opens.
+    not_before: Option<Instant>,
 }
 
 impl Inner {
@@ -348,6 +350,35 @@ impl Breaker {
         state
     }
 
+    /// Holds the next trial call back until at least `wait` from now, as a provider asked
+    /// (`Retry-After`): an open breaker's open period is lengthened to it; a breaker that is not
+    /// open keeps it for when it opens next (a wait already past by then is forgotten).
+    pub fn defer_next_trial(&self, wait: Duration) {
+        let Some(until) = Instant::now().checked_add(wait.min(super::MAX_DURATION)) else {
+            return;
+        };
+        let inner = &*self.inner;
+        let mut slow = inner.lock();
+        if inner.load().state() != State::Open {
+            slow.not_before = Some(slow.not_before.map_or(until, |kept| kept.max(until)));
+            return;
+        }
+        if until <= inner.open_until() {
+            return;
+        }
+        inner
+            .open_until_nanos
+            .store(inner.clock.offset_of(until), Ordering::Release);
+        let unix = unix_nanos(inner.clock.wall_time(until));
+        inner.open_until_unix_nanos.store(unix, Ordering::Release);
+        if let Some(timer) = slow.open_timer.take() {
+            timer.abort();
+        }
+        if let Ok(runtime) = Handle::try_current() {
+            slow.open_timer = Some(self.arm_open_timer(&runtime, until));
+        }
+    }
+
     /// Moves the breaker to `to` if it is still in the phase (state and epoch) of `expected`.
     /// Returns whether it did.
     pub(crate) fn transition(&self, expected: Word, to: State, reason: TransitionReason) -> bool {
@@ -402,7 +433,12 @@ impl Breaker {
                     slow.reopenings,
                     &mut slow.jitter,
                 );
-                let until = now + period;
+                let mut until = now + period;
+                if let Some(not_before) = slow.not_before.take()
+                    && not_before > until
+                {
+                    until = not_before;
+                }
                 let offset = inner.clock.offset_of(until);
                 inner.open_until_nanos.store(offset, Ordering::Release);
                 let unix = unix_nanos(inner.clock.wall_time(until));
@@ -708,6 +744,7 @@ impl BreakerBuilder {
                     reopenings: 0,
                     jitter: Jitter::new(),
                     open_timer: None,
+                    not_before: None,
                 }),
             }),
         })

@@ -68,6 +68,48 @@ fn smtp(out: &mut String, check: &SmtpCheck) {
     }
 }
 
+/// A provider check's keys: environment, base URL, credentials, settings.
+fn provider(out: &mut String, check: &crate::provider::ProviderCheck) {
+    let _ = writeln!(
+        out,
+        "environment = {}\nbase_url = {}",
+        quoted(check.environment.as_str()),
+        quoted(&redacted_url(&check.base_url))
+    );
+    for (key, value) in check.provider.credentials.iter().zip(&check.credentials) {
+        let shown = match value {
+            Credential::Set(secret) if !key.secret => quoted(secret.expose()),
+            other => credential(other),
+        };
+        let _ = writeln!(out, "{} = {shown}", key.key);
+    }
+    let settings = &check.settings;
+    if let Some(floor) = settings.min_balance {
+        let _ = writeln!(out, "min_balance = {floor}");
+    }
+    if check.provider.settings.contains(&"api_version") {
+        let version = settings
+            .api_version
+            .as_deref()
+            .unwrap_or(crate::provider::WHATSAPP_API_VERSION);
+        let _ = writeln!(out, "api_version = {}", quoted(version));
+    }
+    if let Some(quality) = &settings.min_quality {
+        let _ = writeln!(out, "min_quality = {}", quoted(quality));
+    }
+    if !settings.failing_statuses.is_empty() {
+        let statuses: Vec<String> = settings
+            .failing_statuses
+            .iter()
+            .map(|s| quoted(s))
+            .collect();
+        let _ = writeln!(out, "failing_statuses = [{}]", statuses.join(", "));
+    }
+    if let Some(ipn_id) = &settings.ipn_id {
+        let _ = writeln!(out, "ipn_id = {}", quoted(ipn_id));
+    }
+}
+
 /// `url` without anything that may hold a secret: user, password and query string.
 fn redacted_url(url: &super::Url) -> String {
     let mut shown = url.clone();
@@ -119,6 +161,7 @@ pub fn render(config: &Config) -> String {
     for service in &config.services {
         let _ = writeln!(out, "\n[services.{}]", service.name);
         service_table(&mut out, service);
+        rules(&mut out, service);
     }
     let alerts = &config.alerts;
     let _ = writeln!(
@@ -224,37 +267,7 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
     };
     let _ = writeln!(out, "{label} = {}", quoted(kind));
     match &service.check {
-        Check::Mpesa(c) | Check::Pesapal(c) | Check::Kcb(c) => {
-            let _ = writeln!(
-                out,
-                "base_url = {}\nconsumer_key = {}\nconsumer_secret = {}",
-                quoted(c.base_url.as_str()),
-                credential(&c.consumer_key),
-                credential(&c.consumer_secret)
-            );
-        }
-        Check::AfricasTalking(c) => {
-            let _ = writeln!(
-                out,
-                "base_url = {}\nusername = {}\napi_key = {}",
-                quoted(c.base_url.as_str()),
-                credential(&c.username),
-                credential(&c.api_key)
-            );
-            if let Some(floor) = c.min_balance {
-                let _ = writeln!(out, "min_balance = {floor}");
-            }
-        }
-        Check::WhatsApp(c) => {
-            let _ = writeln!(
-                out,
-                "base_url = {}\napi_version = {}\nphone_number_id = {}\naccess_token = {}",
-                quoted(c.base_url.as_str()),
-                quoted(&c.api_version),
-                credential(&c.phone_number_id),
-                credential(&c.access_token)
-            );
-        }
+        Check::Provider(c) => provider(out, c),
         Check::Smtp(c) => smtp(out, c),
         Check::Http(c) => {
             let _ = writeln!(
@@ -404,10 +417,43 @@ pub fn service_changes(old: &ServiceConfig, new: &ServiceConfig) -> Vec<String> 
             (None, None) => continue,
         });
     }
+    if old.rules != new.rules {
+        changes.push(format!(
+            "rules: {} of the service's own → {}",
+            old.rules.len(),
+            new.rules.len()
+        ));
+    }
     if changes.is_empty() && old != new {
         changes.push("a secret or a request detail changed (values not shown)".to_string());
     }
     changes
+}
+
+/// The service's rules in the order they are tried: its own as the tables they were written
+/// as, then, as comments, those of its provider's settings, its provider's built-in list and
+/// the defaults (`breakerd explain` shows which one decides an answer).
+fn rules(out: &mut String, service: &ServiceConfig) {
+    let table = format!("services.{}.rules", service.name);
+    for rule in &service.rules {
+        let _ = write!(out, "\n# {}\n{}", rule.origin, rule.to_toml(&table));
+    }
+    let provider = service.check.provider();
+    let settings = provider
+        .map(|check| (check.provider.settings_rules)(&check.settings))
+        .unwrap_or_default();
+    let builtin = provider.map_or(&[][..], |check| check.provider.rules());
+    let _ = writeln!(
+        out,
+        "\n# Then, in this order (the first rule that matches an answer decides):"
+    );
+    for rule in settings
+        .iter()
+        .chain(builtin)
+        .chain(crate::provider::default_rules())
+    {
+        let _ = writeln!(out, "# {}: {}", rule.origin, rule.summary());
+    }
 }
 
 /// `headers = { Name = "<redacted>", ... }`: the names, never the values.

@@ -87,6 +87,12 @@ impl<'a> Problems<'a> {
         });
     }
 
+    /// The file and the line and column of `span`'s start.
+    pub(crate) fn place(&self, span: &Range<usize>) -> (&'a str, usize, usize) {
+        let (line, column) = line_and_column(self.text, span.start);
+        (self.path, line, column)
+    }
+
     pub(crate) fn count(&self) -> usize {
         self.errors.len()
     }

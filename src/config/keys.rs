@@ -32,6 +32,7 @@ pub(crate) fn report_unknown(document: &DeTable<'_>, problems: &mut Problems<'_>
                 for (name, service) in services {
                     if let DeValue::Table(table) = service.get_ref() {
                         service_keys(problems, name.get_ref(), table);
+                        rule_keys(problems, name.get_ref(), table);
                     }
                 }
             }
@@ -100,11 +101,37 @@ fn service_keys(problems: &mut Problems<'_>, name: &str, table: &DeTable<'_>) {
         .iter()
         .copied()
         .filter(|key| !every_check_key.contains(key))
-        .chain(kind.map_or(&[][..], |kind| kind.keys).iter().copied())
+        .chain(kind.map_or(&[][..], |kind| &kind.keys[..]).iter().copied())
         .collect();
     let place = format!("[services.{name}]");
     for key in unknown_keys {
         unknown(problems, key, &place, &own, kind);
+    }
+}
+
+/// The keys of a service's `[[services.NAME.rules]]` tables, their `header` table and each
+/// `json` condition.
+fn rule_keys(problems: &mut Problems<'_>, name: &str, service: &DeTable<'_>) {
+    let Some(DeValue::Array(rules)) = service.get("rules").map(|rules| rules.get_ref()) else {
+        return;
+    };
+    let [rule_fields, header_fields, json_fields] = crate::provider::rules::key_names();
+    let place = format!("[[services.{name}.rules]]");
+    for rule in rules {
+        let DeValue::Table(rule) = rule.get_ref() else {
+            continue;
+        };
+        table_keys(problems, rule, &place, rule_fields);
+        if let Some(DeValue::Table(header)) = rule.get("header").map(|header| header.get_ref()) {
+            table_keys(problems, header, "a rule's header", header_fields);
+        }
+        if let Some(DeValue::Array(conditions)) = rule.get("json").map(|json| json.get_ref()) {
+            for condition in conditions {
+                if let DeValue::Table(condition) = condition.get_ref() {
+                    table_keys(problems, condition, "a rule's json condition", json_fields);
+                }
+            }
+        }
     }
 }
 
@@ -215,8 +242,8 @@ mod tests {
             [
                 "c.toml:2:1: unknown key `lisen` in [server]; did you mean `listen`?",
                 "c.toml:5:1: unknown key `slow_cal` in [services.b]; did you mean `slow_call`?",
-                "c.toml:6:1: unknown key `colour` in [services.b]: \"mpesa\" takes base_url, \
-                 consumer_key, consumer_secret, ca_file, reuse_connections, besides the schedule, breaker and alert keys every \
+                "c.toml:6:1: unknown key `colour` in [services.b]: \"mpesa\" takes \
+                 consumer_key, consumer_secret, environment, base_url, ca_file, reuse_connections, rules, besides the schedule, breaker and alert keys every \
                  service takes (README, \"Configuration: alerts.toml\")",
                 "c.toml:9:1: unknown key `adres` in [services.a]; did you mean `address`?",
                 "c.toml:11:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",

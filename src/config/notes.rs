@@ -1,5 +1,6 @@
 //! What `breakerd check` notes about a valid config: the credentials that are not set, each
-//! naming the variable to set and how the check will fail until it is.
+//! naming the variable to set and how the check will fail until it is, and the provider
+//! services that check a sandbox because no `environment` says otherwise.
 
 use super::{Check, Config, Credential, SmtpServer};
 
@@ -20,14 +21,31 @@ pub fn unset_credentials(config: &Config) -> Vec<String> {
         .collect()
 }
 
+/// One line per provider service whose environment was not written and whose host is the
+/// provider's sandbox: `mpesa: environment is not set: ...`.
+pub fn defaulted_environments(config: &Config) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter_map(|service| {
+            let check = service.check.provider()?;
+            let hosts = check.provider.hosts;
+            let sandbox = hosts.environment_of(&check.base_url)
+                == Some(crate::provider::Environment::Sandbox);
+            (!check.environment_set && sandbox && hosts.sandbox != hosts.production).then(|| {
+                format!(
+                    "{}: environment is not set, so the check and the proxy use {}'s sandbox host {}; set environment = \"production\" for live keys",
+                    service.name, check.provider.title, hosts.sandbox
+                )
+            })
+        })
+        .collect()
+}
+
 /// The variables (or keys, when no variable is named) a check waits for.
 fn missing(check: &Check) -> Vec<String> {
     let credentials: Vec<&Credential> = match check {
-        Check::Mpesa(oauth) | Check::Pesapal(oauth) | Check::Kcb(oauth) => {
-            vec![&oauth.consumer_key, &oauth.consumer_secret]
-        }
-        Check::AfricasTalking(at) => vec![&at.username, &at.api_key],
-        Check::WhatsApp(whatsapp) => vec![&whatsapp.phone_number_id, &whatsapp.access_token],
+        Check::Provider(check) => check.credentials.iter().collect(),
         Check::Smtp(smtp) => smtp
             .credentials
             .iter()

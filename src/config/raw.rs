@@ -56,6 +56,10 @@ pub(crate) struct RawService {
     pub(crate) phone_number_id: Option<Spanned<String>>,
     pub(crate) access_token: Option<Spanned<String>>,
     pub(crate) api_version: Option<Spanned<String>>,
+    pub(crate) environment: Option<Spanned<String>>,
+    pub(crate) ipn_id: Option<Spanned<String>>,
+    pub(crate) min_quality: Option<Spanned<String>>,
+    pub(crate) failing_statuses: Option<RawList>,
 
     pub(crate) server: Option<Spanned<String>>,
     pub(crate) tls: Option<Spanned<String>>,
@@ -86,9 +90,43 @@ pub(crate) struct RawService {
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) disabled: Option<Spanned<bool>>,
     pub(crate) depends_on: Option<RawList>,
+    /// `[[services.NAME.rules]]`.
+    pub(crate) rules: Option<Spanned<Vec<Spanned<crate::provider::rules::RawRule>>>>,
 }
 
 impl RawService {
+    /// The text value of a provider's credential or setting `key`.
+    pub(crate) fn text_key(&self, key: &str) -> Option<&Spanned<String>> {
+        match key {
+            "consumer_key" => self.consumer_key.as_ref(),
+            "consumer_secret" => self.consumer_secret.as_ref(),
+            "username" => self.username.as_ref(),
+            "api_key" => self.api_key.as_ref(),
+            "phone_number_id" => self.phone_number_id.as_ref(),
+            "access_token" => self.access_token.as_ref(),
+            "api_version" => self.api_version.as_ref(),
+            "ipn_id" => self.ipn_id.as_ref(),
+            "min_quality" => self.min_quality.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The number value of a provider's setting `key`.
+    pub(crate) fn number_key(&self, key: &str) -> Option<&Spanned<f64>> {
+        match key {
+            "min_balance" => self.min_balance.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The list value of a provider's setting `key`.
+    pub(crate) fn list_key(&self, key: &str) -> Option<&RawList> {
+        match key {
+            "failing_statuses" => self.failing_statuses.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The check-specific keys present, with their places, for the does-it-apply check.
     pub(crate) fn check_keys(&self) -> Vec<(&'static str, Range<usize>)> {
         fn span<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
@@ -104,6 +142,11 @@ impl RawService {
             ("phone_number_id", span(&self.phone_number_id)),
             ("access_token", span(&self.access_token)),
             ("api_version", span(&self.api_version)),
+            ("environment", span(&self.environment)),
+            ("ipn_id", span(&self.ipn_id)),
+            ("min_quality", span(&self.min_quality)),
+            ("failing_statuses", span(&self.failing_statuses)),
+            ("rules", span(&self.rules)),
             ("server", span(&self.server)),
             ("tls", span(&self.tls)),
             ("password", span(&self.password)),

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use super::service::{PHASES, ServiceSeries, Source, TIMED_OUTCOMES};
 use super::text::{CHUNK, Padded, Text, float_line, int_line};
 use super::{DURATION_BUCKETS, OUTCOME_LABELS, STATE_LABELS, TRANSITION_LABELS};
+use crate::outcome::CallerKind;
 use crate::probe::FailureReason;
 
 /// The two text formats.
@@ -74,6 +75,7 @@ enum Family {
     ProbeFailures,
     MissedTicks,
     SkippedForTraffic,
+    CallerOutcomes,
 }
 
 impl Family {
@@ -101,11 +103,12 @@ impl Family {
         Family::ProbeFailures,
         Family::MissedTicks,
         Family::SkippedForTraffic,
+        Family::CallerOutcomes,
     ];
 }
 
 /// How many per-service families there are.
-pub(crate) const FAMILIES: usize = 22;
+pub(crate) const FAMILIES: usize = 23;
 
 /// Each family's name, type and help, in [`Family`] order.
 const SHAPES: [(&str, Kind, &str); FAMILIES] = [
@@ -219,6 +222,11 @@ const SHAPES: [(&str, Kind, &str); FAMILIES] = [
         Kind::Counter,
         "Scheduled checks skipped because real traffic had judged the provider within the last period (checks = \"when_idle\").",
     ),
+    (
+        "breakerd_caller_outcomes",
+        Kind::Counter,
+        "Answers that were the caller's or the customer's own outcome (never counted against the provider), by operation and kind; a series appears with its first.",
+    ),
 ];
 
 /// The fixed parts of one sample line: the service's label value goes between them, the
@@ -313,27 +321,31 @@ static SAMPLES: LazyLock<[Vec<Sample>; FAMILIES]> = LazyLock::new(|| {
         each(Family::ProbeFailures, "_total", "reason", &reasons),
         one(Family::MissedTicks, "_total"),
         one(Family::SkippedForTraffic, "_total"),
+        each(
+            Family::CallerOutcomes,
+            "_total",
+            "kind",
+            &CallerKind::ALL.map(CallerKind::as_str),
+        ),
     ]
 });
 
 /// Writes one family's lines.
-struct LineWriter<'a> {
+struct LineWriter {
     samples: &'static [Sample],
-    /// The service being written: its escaped name.
-    label: &'a Padded,
     floats: ryu::Buffer,
 }
 
-impl<'a> LineWriter<'a> {
-    /// Writes line `index` up to its number: the head, the label and the tail (with `0` and
-    /// the newline when `zero`). False when there is no such line.
+impl LineWriter {
+    /// Writes line `index` up to its number: the head, the service's `label` and the tail
+    /// (with `0` and the newline when `zero`). False when there is no such line.
     #[inline(always)]
-    fn begin(&mut self, out: &mut Text, index: usize, zero: bool) -> bool {
+    fn begin(&mut self, out: &mut Text, label: &Padded, index: usize, zero: bool) -> bool {
         let Some(sample) = self.samples.get(index) else {
             return false;
         };
         out.put_padded(&sample.head);
-        out.put_padded(self.label);
+        out.put_padded(label);
         out.put_padded(if zero {
             &sample.tail_zero
         } else {
@@ -342,29 +354,42 @@ impl<'a> LineWriter<'a> {
         true
     }
 
-    fn int(&mut self, out: &mut Text, index: usize, value: u64) {
+    fn int(&mut self, out: &mut Text, label: &Padded, index: usize, value: u64) {
         if value == 0 {
-            self.begin(out, index, true);
+            self.begin(out, label, index, true);
             return;
         }
         let mut number = [0; 2 * CHUNK];
         let length = int_line(value, &mut number);
-        if self.begin(out, index, false) {
+        if self.begin(out, label, index, false) {
             out.put(&number, length);
         }
     }
 
-    fn float(&mut self, out: &mut Text, index: usize, value: f64) {
+    fn float(&mut self, out: &mut Text, label: &Padded, index: usize, value: f64) {
         let mut number = [0; 2 * CHUNK];
         let length = float_line(value, &mut number, &mut self.floats);
-        if self.begin(out, index, false) {
+        if self.begin(out, label, index, false) {
             out.put(&number, length);
+        }
+    }
+
+    /// Writes a gathered line: `sample` (the high bit marks a float) and its value.
+    fn line(&mut self, out: &mut Text, label: &Padded, sample: u8, value: u64) {
+        let index = usize::from(sample & !Gathered::FLOAT);
+        if sample & Gathered::FLOAT == 0 {
+            self.int(out, label, index, value);
+        } else {
+            self.float(out, label, index, f64::from_bits(value));
         }
     }
 }
 
 /// Where a family's lines for one service go, as `write_family` reads them.
 trait Lines {
+    /// The label piece of the lines that follow: 0 the service's name, 1 + N the service's
+    /// name and operation N (`mpesa",operation="stk_push`).
+    fn label(&mut self, label: u8);
     fn int(&mut self, index: usize, value: u64);
     fn float(&mut self, index: usize, value: f64);
 }
@@ -374,9 +399,13 @@ trait Lines {
 /// float's bits). Two gatherings that are equal write the same text.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Gathered {
-    counts: Vec<u8>,
+    counts: Vec<u16>,
     samples: Vec<u8>,
+    /// Per line, its label piece (see [`Lines::label`]).
+    labels: Vec<u8>,
     values: Vec<u64>,
+    /// The label piece of the next line.
+    current: u8,
 }
 
 impl Gathered {
@@ -386,7 +415,9 @@ impl Gathered {
     fn clear(&mut self) {
         self.counts.clear();
         self.samples.clear();
+        self.labels.clear();
         self.values.clear();
+        self.current = 0;
     }
 
     /// The sample byte of line `index` (no family has 128 lines per service).
@@ -397,13 +428,19 @@ impl Gathered {
 }
 
 impl Lines for Gathered {
+    fn label(&mut self, label: u8) {
+        self.current = label;
+    }
+
     fn int(&mut self, index: usize, value: u64) {
         self.samples.push(Self::sample(index, false));
+        self.labels.push(self.current);
         self.values.push(value);
     }
 
     fn float(&mut self, index: usize, value: f64) {
         self.samples.push(Self::sample(index, true));
+        self.labels.push(self.current);
         self.values.push(value.to_bits());
     }
 }
@@ -514,9 +551,12 @@ pub(crate) fn gather_run(
         for (family, gathered) in Family::ALL.into_iter().zip(gathered.iter_mut()) {
             for (service, holds) in block.iter().zip(&holds) {
                 let before = gathered.values.len();
+                gathered.current = 0;
                 write_family(gathered, family, service, *holds);
                 let count = gathered.values.len() - before;
-                gathered.counts.push(u8::try_from(count).unwrap_or(u8::MAX));
+                gathered
+                    .counts
+                    .push(u16::try_from(count).unwrap_or(u16::MAX));
             }
         }
     }
@@ -539,31 +579,51 @@ pub(crate) fn write_gathered(
     if headers {
         header(out, format, *shape);
     }
-    let (service_bytes, service_lines) = per_service(samples);
+    let longest_line = samples
+        .iter()
+        .map(|sample| sample.head.len + sample.tail.len + 25)
+        .max()
+        .unwrap_or(0);
     let mut writer = LineWriter {
         samples,
-        label: &NO_LABEL,
         floats: ryu::Buffer::new(),
     };
-    let mut lines = gathered.samples.iter().zip(&gathered.values);
+    let mut start = 0;
     for (service, count) in services.iter().zip(&gathered.counts) {
-        writer.label = service.label();
-        // Room for this service's lines only: the room is zeroed as it is made, and the room
-        // for a whole run's longest possible lines is several times what they take.
-        out.make_room(service_bytes + service_lines * writer.label.len);
-        for (sample, value) in lines.by_ref().take(usize::from(*count)) {
-            let index = usize::from(sample & !Gathered::FLOAT);
-            if sample & Gathered::FLOAT == 0 {
-                writer.int(out, index, *value);
-            } else {
-                writer.float(out, index, f64::from_bits(*value));
+        let end = (start + usize::from(*count)).min(gathered.values.len());
+        let samples = &gathered.samples[start..end];
+        let labels = &gathered.labels[start..end];
+        let values = &gathered.values[start..end];
+        start = end;
+        if labels.iter().all(|label| *label == 0) {
+            let label = service.label();
+            // Room for this service's lines only: the room is zeroed as it is made, and the
+            // room for a whole run's longest possible lines is several times what they take.
+            out.make_room(values.len() * (longest_line + label.len));
+            for (sample, value) in samples.iter().zip(values) {
+                writer.line(out, label, *sample, *value);
             }
+            continue;
+        }
+        let operations = service.operations();
+        let longest_label = (0..operations.names().len())
+            .filter_map(|index| operations.label(index))
+            .map(|label| label.len)
+            .max()
+            .unwrap_or(0)
+            .max(service.label().len);
+        out.make_room(values.len() * (longest_line + longest_label));
+        for ((sample, label), value) in samples.iter().zip(labels).zip(values) {
+            let label = match label.checked_sub(1) {
+                None => service.label(),
+                Some(index) => operations
+                    .label(usize::from(index))
+                    .unwrap_or_else(|| service.label()),
+            };
+            writer.line(out, label, *sample, *value);
         }
     }
 }
-
-/// The label of no service (before the first).
-static NO_LABEL: LazyLock<Padded> = LazyLock::new(Padded::default);
 
 /// Whether a service is held by a maintenance window or a silence.
 #[derive(Clone, Copy)]
@@ -582,37 +642,39 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
             }
         }
         Family::Calls => {
-            for source in service.sources() {
-                let first = source.index() * OUTCOME_LABELS.len();
-                for (outcome, count) in service.calls(*source).into_iter().enumerate() {
-                    w.int(first + outcome, count);
+            for (outcome, count) in service.calls().into_iter().enumerate() {
+                w.int(outcome, count);
+            }
+            let first = Source::Traffic.index() * OUTCOME_LABELS.len();
+            for (operation, traffic) in operations(service) {
+                w.label(operation);
+                for (outcome, count) in traffic.calls.iter().enumerate() {
+                    w.int(first + outcome, count.get());
                 }
             }
         }
         Family::CallDuration => {
-            for source in service.sources() {
-                for (outcome, (_, histogram)) in service.histograms(*source).enumerate() {
-                    let first = (source.index() * TIMED_OUTCOMES.len() + outcome) * HISTOGRAM_LINES;
-                    let reading = histogram.read();
-                    // The success histogram is always there (the slow-provider rule reads
-                    // it); a failure or timeout histogram appears with its first observation.
-                    // A healthy service has none, and they are two thirds of its lines.
-                    if outcome > 0 && reading.count == 0 {
-                        continue;
-                    }
-                    let buckets = reading.cumulative.into_iter().chain([reading.count]);
-                    for (bucket, count) in buckets.enumerate() {
-                        w.int(first + bucket, count);
-                    }
-                    let sum = first + DURATION_BUCKETS.len() + 1;
-                    w.float(sum, reading.sum);
-                    w.int(sum + 1, reading.count);
+            for (outcome, (_, histogram)) in service.histograms().enumerate() {
+                // The checks' success histogram is always there (the slow-provider rule reads
+                // it); a failure or timeout histogram appears with its first observation. A
+                // healthy service has none, and they are two thirds of its lines.
+                histogram_lines(w, outcome * HISTOGRAM_LINES, histogram, outcome > 0);
+            }
+            let first = Source::Traffic.index() * TIMED_OUTCOMES.len();
+            for (operation, traffic) in operations(service) {
+                w.label(operation);
+                for (outcome, histogram) in traffic.durations.iter().enumerate() {
+                    // Real traffic's histograms appear with their first call, operation by
+                    // operation.
+                    histogram_lines(w, (first + outcome) * HISTOGRAM_LINES, histogram, true);
                 }
             }
         }
         Family::SlowCalls => {
-            for source in service.sources() {
-                w.int(source.index(), service.slow_calls(*source));
+            w.int(Source::Check.index(), service.slow_calls());
+            for (operation, traffic) in operations(service) {
+                w.label(operation);
+                w.int(Source::Traffic.index(), traffic.slow.get());
             }
         }
         Family::StateTransitions => {
@@ -653,7 +715,56 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
         }
         Family::MissedTicks => w.int(0, service.missed_ticks()),
         Family::SkippedForTraffic => w.int(0, service.skipped_for_traffic()),
+        Family::CallerOutcomes => {
+            let operations = service.operations();
+            for (operation, counts) in operations.caller_counts().enumerate() {
+                let Some(counts) = counts else { continue };
+                w.label(u8::try_from(operation + 1).unwrap_or(u8::MAX));
+                for (kind, count) in counts.into_iter().enumerate() {
+                    if count > 0 {
+                        w.int(kind, count);
+                    }
+                }
+            }
+        }
     }
+}
+
+/// The real-traffic series of a service that carries traffic, each with its label piece
+/// number (1 + its operation's place).
+fn operations(
+    service: &ServiceSeries,
+) -> impl Iterator<Item = (u8, std::sync::Arc<super::operations::TrafficSeries>)> {
+    let handles = if service.carries_traffic() {
+        service.operations().traffic_series()
+    } else {
+        Vec::new()
+    };
+    handles
+        .into_iter()
+        .enumerate()
+        .map(|(index, series)| (u8::try_from(index + 1).unwrap_or(u8::MAX), series))
+}
+
+/// One histogram's lines from sample `first` on: the buckets, `+Inf`, the sum and the count;
+/// none when `only_if_observed` and it has no observation.
+fn histogram_lines(
+    w: &mut impl Lines,
+    first: usize,
+    histogram: &super::histogram::LatencyHistogram,
+    only_if_observed: bool,
+) {
+    let reading = histogram.read();
+    if only_if_observed && reading.count == 0 {
+        return;
+    }
+    let buckets = reading.cumulative.into_iter().chain([reading.count]);
+    for (bucket, count) in buckets.enumerate() {
+        w.int(first + bucket, count);
+    }
+    let sum = first + DURATION_BUCKETS.len() + 1;
+    w.float(sum, reading.sum);
+    w.int(sum + 1, reading.count);
 }
 
 /// Escapes a label value for the text formats (backslash, double quote, newline).

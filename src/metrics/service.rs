@@ -1,17 +1,19 @@
 //! One service's series: atomic counters and gauges plus the latency histograms, held
-//! together so recording touches no map and a scrape reads them in a fixed order.
+//! together so recording touches no map and a scrape reads them in a fixed order. Real
+//! traffic is counted by operation ([`Operations`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::cell::{Counter, FloatGauge, Gauge};
 use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
+use super::operations::Operations;
 use super::text::Padded;
 use super::{TRANSITION_LABELS, unix_seconds};
 use crate::breaker::{CallTag, Outcome, State};
-use crate::probe::FailureReason;
+use crate::outcome::{CallerKind, FailureReason};
 
 /// The `phase` label values of `breakerd_probe_phase_seconds`, in order.
 pub(crate) const PHASES: [&str; 5] = crate::probe::Phases::LABELS;
@@ -40,7 +42,8 @@ impl Source {
         }
     }
 
-    /// The breaker tag that marks calls from this source.
+    /// The breaker tag that marks calls from this source (real traffic of the first
+    /// operation; see [`Source::traffic`]).
     pub fn tag(self) -> CallTag {
         match self {
             Source::Check => CallTag::DEFAULT,
@@ -48,13 +51,24 @@ impl Source {
         }
     }
 
-    /// The source a breaker tag names (an unknown tag counts as a check).
+    /// The breaker tag of a real call of operation `index` (its place in the service's
+    /// catalogue).
+    pub fn traffic(index: u8) -> CallTag {
+        CallTag(index.saturating_add(1))
+    }
+
+    /// The source a breaker tag names: 0 is a check, any other is real traffic.
     pub fn of(tag: CallTag) -> Source {
-        if tag == Source::Traffic.tag() {
-            Source::Traffic
-        } else {
+        if tag == CallTag::DEFAULT {
             Source::Check
+        } else {
+            Source::Traffic
         }
+    }
+
+    /// The operation a real call's tag names.
+    pub fn operation_of(tag: CallTag) -> Option<usize> {
+        (tag != CallTag::DEFAULT).then(|| usize::from(tag.0 - 1))
     }
 
     pub(crate) fn index(self) -> usize {
@@ -65,20 +79,26 @@ impl Source {
     }
 }
 
+/// The next series' id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Debug)]
 pub(crate) struct ServiceSeries {
-    /// Which series this is: no two series made by this process have the same.
-    id: u64,
+    /// Which series this is, and in which shape: no two series made by this process have the
+    /// same, and a series whose operations change takes a new one.
+    id: AtomicU64,
     name: String,
     /// The name escaped for a label value, padded for the exposition's copies.
     label: Padded,
     state: Gauge,
-    /// By source, then outcome.
-    calls: [[Counter; 4]; 2],
-    durations: [[LatencyHistogram; 3]; 2],
-    slow_calls: [Counter; 2],
+    /// The checks' calls, by outcome.
+    calls: [Counter; 4],
+    durations: [LatencyHistogram; 3],
+    slow_calls: Counter,
     /// Whether real traffic can reach this service (its `source="traffic"` series are written).
     carries_traffic: AtomicBool,
+    /// Its operations: real traffic and caller outcomes by operation.
+    operations: RwLock<Arc<Operations>>,
     transitions: [Counter; TRANSITION_LABELS.len()],
     consecutive_failures: Gauge,
     failure_threshold: Gauge,
@@ -108,10 +128,8 @@ impl ServiceSeries {
         timeout: Duration,
         reset_timeout: Duration,
     ) -> Self {
-        /// The next series' id.
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let series = Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: AtomicU64::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             name: name.to_string(),
             label: Padded::new(escape_label_value(name).as_bytes()),
             state: Gauge::default(),
@@ -119,6 +137,7 @@ impl ServiceSeries {
             durations: Default::default(),
             slow_calls: Default::default(),
             carries_traffic: AtomicBool::new(false),
+            operations: RwLock::default(),
             transitions: Default::default(),
             consecutive_failures: Gauge::default(),
             failure_threshold: Gauge::default(),
@@ -144,7 +163,44 @@ impl ServiceSeries {
     }
 
     pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// The service's operations as they are now.
+    pub(crate) fn operations(&self) -> Arc<Operations> {
+        Arc::clone(
+            &self
+                .operations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Sets the operations (`names`, catalogue order) and whether real traffic reaches the
+    /// service; a change of shape takes a new id, so no memo of the old text is sent again.
+    fn shape(&self, names: Option<&[Arc<str>]>, carries_traffic: bool) {
+        let mut operations = self
+            .operations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<Arc<str>> = match names {
+            Some(names) => names.to_vec(),
+            None if operations.names().is_empty() => vec![Arc::from(crate::provider::OTHER)],
+            None => operations.names().to_vec(),
+        };
+        if operations.is(&names, carries_traffic) {
+            return;
+        }
+        *operations = Arc::new(Operations::new(
+            &self.name,
+            &names,
+            carries_traffic,
+            &operations,
+        ));
+        self.carries_traffic
+            .store(carries_traffic, Ordering::Relaxed);
         self.id
+            .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -158,12 +214,11 @@ impl ServiceSeries {
         let cells = self
             .calls
             .iter()
-            .flatten()
-            .chain(&self.slow_calls)
+            .chain([&self.slow_calls])
             .chain(&self.transitions)
             .chain(&self.probe_failures)
             .map(Counter::get);
-        let histograms = self.durations.iter().flatten().map(LatencyHistogram::warm);
+        let histograms = self.durations.iter().map(LatencyHistogram::warm);
         let gauges = [&self.state, &self.consecutive_failures, &self.probe_success]
             .map(|gauge| gauge.get().unsigned_abs());
         let floats = [&self.timeout, &self.probe_last_run, &self.tls_not_after]
@@ -186,30 +241,24 @@ impl ServiceSeries {
         usize::try_from(self.state.get()).unwrap_or(0)
     }
 
-    /// The sources this service's call series are written for.
-    pub(crate) fn sources(&self) -> &'static [Source] {
-        if self.carries_traffic.load(Ordering::Relaxed) {
-            &Source::ALL
-        } else {
-            &Source::ALL[..1]
-        }
+    /// Whether real traffic reaches the service (its traffic series are written).
+    pub(crate) fn carries_traffic(&self) -> bool {
+        self.carries_traffic.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn calls(&self, source: Source) -> [u64; 4] {
-        self.calls[source.index()].each_ref().map(Counter::get)
+    /// The checks' calls by outcome.
+    pub(crate) fn calls(&self) -> [u64; 4] {
+        self.calls.each_ref().map(Counter::get)
     }
 
-    pub(crate) fn histograms(
-        &self,
-        source: Source,
-    ) -> impl Iterator<Item = (&'static str, &LatencyHistogram)> {
-        TIMED_OUTCOMES
-            .into_iter()
-            .zip(self.durations[source.index()].iter())
+    /// The checks' latency histograms, by timed outcome.
+    pub(crate) fn histograms(&self) -> impl Iterator<Item = (&'static str, &LatencyHistogram)> {
+        TIMED_OUTCOMES.into_iter().zip(self.durations.iter())
     }
 
-    pub(crate) fn slow_calls(&self, source: Source) -> u64 {
-        self.slow_calls[source.index()].get()
+    /// The checks' slow calls.
+    pub(crate) fn slow_calls(&self) -> u64 {
+        self.slow_calls.get()
     }
 
     pub(crate) fn transitions(&self) -> [u64; TRANSITION_LABELS.len()] {
@@ -293,8 +342,20 @@ impl ServiceMetrics {
         self.series.name()
     }
 
-    /// Counts one call from `source` and its latency.
-    pub fn call(&self, source: Source, outcome: Outcome, duration: Option<Duration>, slow: bool) {
+    /// Counts one call of the breaker's `tag` (a check, or real traffic of an operation) and
+    /// its latency.
+    pub fn call(&self, tag: CallTag, outcome: Outcome, duration: Option<Duration>, slow: bool) {
+        if let Some(operation) = Source::operation_of(tag) {
+            let operations = self
+                .series
+                .operations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(traffic) = operations.traffic(operation) {
+                traffic.record(outcome, duration, slow);
+            }
+            return;
+        }
         let index = match outcome {
             Outcome::Success => 0,
             Outcome::Failure => 1,
@@ -303,24 +364,31 @@ impl ServiceMetrics {
             // Ignored results are not a provider outcome; the breaker's stats count them.
             Outcome::Ignored => return,
         };
-        let source = source.index();
-        self.series.calls[source][index].inc();
-        if let (Some(duration), Some(histogram)) =
-            (duration, self.series.durations[source].get(index))
-        {
+        self.series.calls[index].inc();
+        if let (Some(duration), Some(histogram)) = (duration, self.series.durations.get(index)) {
             histogram.observe(duration.as_secs_f64());
         }
         if slow {
-            self.series.slow_calls[source].inc();
+            self.series.slow_calls.inc();
         }
+    }
+
+    /// Counts an answer that was the caller's own outcome, on operation `index`.
+    pub fn caller_outcome(&self, operation: usize, kind: CallerKind) {
+        self.series.operations().caller_outcome(operation, kind);
     }
 
     /// Says whether real traffic can reach the service, so its `source="traffic"` series
     /// exist (at zero) or not.
     pub fn set_carries_traffic(&self, carries: bool) {
-        self.series
-            .carries_traffic
-            .store(carries, Ordering::Relaxed);
+        self.series.shape(None, carries);
+    }
+
+    /// Sets the service's operations (catalogue order, `other` last): its traffic series are
+    /// written by operation.
+    pub fn set_operations(&self, names: &[Arc<str>]) {
+        let carries = self.series.carries_traffic();
+        self.series.shape(Some(names), carries);
     }
 
     /// Sets the state gauges and the next attempt.

@@ -15,6 +15,12 @@ pub(crate) struct Padded {
 }
 
 impl Padded {
+    /// The text, without its padding (for tests).
+    #[cfg(test)]
+    pub(crate) fn bytes_for_test(&self) -> Vec<u8> {
+        self.bytes[..self.len].to_vec()
+    }
+
     pub(crate) fn new(text: &[u8]) -> Self {
         let mut bytes = text.to_vec();
         bytes.resize(text.len().next_multiple_of(CHUNK).max(CHUNK), 0);

@@ -156,8 +156,11 @@ pub(crate) fn io_error(error: &io::Error, address: &str) -> ProbeError {
 /// An SMTP failure as a probe failure: 535 and friends are `auth`, other replies `protocol`.
 pub(crate) fn smtp_error(error: &lettre::transport::smtp::Error, server: &str) -> ProbeError {
     let code = error.status().map(|code| code.to_string());
-    let reason = if matches!(code.as_deref(), Some("530" | "534" | "535" | "538")) {
-        FailureReason::Auth
+    let words = describe(error);
+    // lettre writes a reply as `transient error (421): 4.7.0 Try again later, …`.
+    let reply = words.split_once("): ").map_or("", |(_, text)| text);
+    let reason = if let Some(reason) = smtp_reply_reason(code.as_deref(), reply) {
+        reason
     } else if error.is_timeout() {
         FailureReason::Timeout
     } else if error.is_tls() || (error.is_client() && error.to_string().contains("TLS")) {
@@ -174,7 +177,60 @@ pub(crate) fn smtp_error(error: &lettre::transport::smtp::Error, server: &str) -
     } else {
         FailureReason::Connect
     };
-    ProbeError::new(reason, format!("{server}: {}", describe(error)))
+    let said = code.map(|code| {
+        let enhanced = enhanced_code(reply);
+        crate::outcome::Said {
+            operation: None,
+            code: Some(match enhanced {
+                Some(enhanced) => format!("{code} {enhanced}"),
+                None => code,
+            }),
+            message: Some(crate::provider::rules::quote(
+                reply
+                    .trim_start_matches(enhanced.unwrap_or_default())
+                    .trim(),
+            ))
+            .filter(|message| !message.is_empty()),
+        }
+    });
+    let failure = ProbeError::new(reason, format!("{server}: {words}"));
+    match said {
+        Some(said) => failure.saying(said),
+        None => failure,
+    }
+}
+
+/// The enhanced status code (RFC 3463) a reply's text starts with: `4.7.0`.
+fn enhanced_code(reply: &str) -> Option<&str> {
+    let first = reply.split_whitespace().next()?;
+    let mut parts = first.split('.');
+    let class = parts.next()?;
+    let valid = matches!(class, "2" | "4" | "5")
+        && parts.clone().count() == 2
+        && parts.all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    valid.then_some(first)
+}
+
+/// What an SMTP reply means, from its code, enhanced code and text, where the relays' published
+/// replies say (`tests/fixtures/providers/smtp/`): a temporary 4.7.0 refusal ("try again
+/// later", "too many login attempts") is throttling; 530 wanting STARTTLS is TLS; 534 and 535
+/// are the credentials, but 535 5.7.139 (SMTP AUTH switched off for the tenant) and SendGrid's
+/// 451 "Maximum credits exceeded" are our account's settings.
+fn smtp_reply_reason(code: Option<&str>, reply: &str) -> Option<FailureReason> {
+    let text = reply.to_ascii_lowercase();
+    let enhanced = enhanced_code(reply);
+    Some(match code? {
+        "421" | "450" | "451" | "454" if enhanced == Some("4.7.0") || text.contains("too many") => {
+            FailureReason::Throttled
+        }
+        "454" if text.contains("tls") => FailureReason::Tls,
+        "530" if text.contains("starttls") => FailureReason::Tls,
+        "535" if enhanced == Some("5.7.139") => FailureReason::Account,
+        "530" | "534" | "535" | "538" => FailureReason::Auth,
+        "451" if text.contains("credits") => FailureReason::Account,
+        "554" if text.contains("no smtp service") => FailureReason::Connect,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

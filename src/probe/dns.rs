@@ -52,9 +52,10 @@ pub(crate) async fn check(check: &DnsCheck) -> Result<ProbeSuccess, ProbeError> 
             ),
         ));
     }
-    Ok(ProbeSuccess {
-        note: Some(format!("{what}: {}", values.join(", "))),
-    })
+    Ok(ProbeSuccess::noting(format!(
+        "{what}: {}",
+        values.join(", ")
+    )))
 }
 
 fn quoted(values: &[&String]) -> String {

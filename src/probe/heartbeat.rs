@@ -151,6 +151,7 @@ pub(crate) async fn check(
             note: last
                 .is_none()
                 .then(|| format!("no beat yet; waiting since {} ago", span(gap))),
+            caller: None,
         });
     }
     let since = match last {

@@ -164,7 +164,7 @@ impl HttpClient {
             .and_then(|location| location.to_str().ok())
             .and_then(|location| url.join(location).ok())
             .map(|target| target.origin().ascii_serialization());
-        let mut incoming = response.into_body();
+        let (head, mut incoming) = response.into_parts();
         let mut body = Vec::new();
         let mut complete = false;
         while body.len() < MAX_BODY_BYTES {
@@ -204,6 +204,7 @@ impl HttpClient {
         }
         Ok(Answer {
             status,
+            headers: head.headers,
             body,
             redirect_to,
         })
@@ -311,6 +312,8 @@ pub enum ClientError {
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
+    /// The answer's headers (hyper bounds their number and size).
+    pub(crate) headers: http::HeaderMap,
     pub(crate) body: Vec<u8>,
     /// For a redirect: the origin (scheme, host, port) it points to, never its path or query.
     pub(crate) redirect_to: Option<String>,
@@ -351,10 +354,12 @@ impl Answer {
     }
 }
 
-/// The generic check: status, then body text, then a JSON field.
+/// The generic check: the service's own rules, if one matches; else status, then body text,
+/// then a JSON field.
 pub(crate) async fn check(
     client: &HttpClient,
     check: &HttpCheck,
+    rules: &crate::provider::Judge,
 ) -> Result<ProbeSuccess, ProbeError> {
     let method = Method::from_bytes(check.method.as_bytes()).unwrap_or(Method::GET);
     let mut request = CheckRequest::new(method, &check.url);
@@ -365,6 +370,20 @@ pub(crate) async fn check(
         request = request.body(body.clone());
     }
     let answer = client.send(request).await?;
+    if rules.has_user_rules() {
+        let path = check.url.path();
+        let operation = rules.operation(&check.method, path);
+        let head = crate::provider::Head {
+            operation: &operation.name,
+            method: &check.method,
+            path,
+            status: answer.status.as_u16(),
+            headers: &answer.headers,
+        };
+        if let Some(judged) = rules.judge_by_user_rules(&head, Some(&answer.body)) {
+            return judged.check_result();
+        }
+    }
     judge(check, &answer)
 }
 
@@ -442,6 +461,7 @@ pub(crate) fn answer(status: u16, body: &str) -> Answer {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT);
     Answer {
         status,
+        headers: http::HeaderMap::new(),
         body: body.as_bytes().to_vec(),
         redirect_to: None,
     }

@@ -25,16 +25,26 @@ impl Redactor {
             Credential::Missing { .. } => None,
         };
         match check {
-            Check::Mpesa(oauth) | Check::Pesapal(oauth) | Check::Kcb(oauth) => {
-                let key = set(&oauth.consumer_key);
-                let secret = set(&oauth.consumer_secret);
-                if let (Some(key), Some(secret)) = (&key, &secret) {
-                    redactor.add_raw(&base64(format!("{key}:{secret}").as_bytes()));
+            Check::Provider(check) => {
+                let provider = check.provider;
+                if let Some((user, password)) = provider.basic_auth {
+                    let pair = check
+                        .credential(user)
+                        .and_then(set)
+                        .zip(check.credential(password).and_then(set));
+                    if let Some((user, password)) = pair {
+                        redactor.add_raw(&base64(format!("{user}:{password}").as_bytes()));
+                    }
                 }
-                redactor.add_all([key, secret].into_iter().flatten());
+                redactor.add_all(
+                    provider
+                        .credentials
+                        .iter()
+                        .zip(&check.credentials)
+                        .filter(|(key, _)| key.secret)
+                        .filter_map(|(_, credential)| set(credential)),
+                );
             }
-            Check::AfricasTalking(at) => redactor.add_all(set(&at.api_key)),
-            Check::WhatsApp(wa) => redactor.add_all(set(&wa.access_token)),
             Check::Smtp(smtp) => {
                 if let Some((user, password)) = &smtp.credentials {
                     let (user, password) = (set(user), set(password));
@@ -61,6 +71,16 @@ impl Redactor {
         redactor
     }
 
+    /// A redactor of `values` (secrets a request carried), in every form they travel in.
+    pub(crate) fn of_values(values: &[String]) -> Self {
+        let mut redactor = Self::default();
+        redactor.add_all(values.iter().cloned());
+        redactor
+            .needles
+            .sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        redactor
+    }
+
     /// Adds `secret` and the forms it is encoded in.
     fn add_all(&mut self, secrets: impl IntoIterator<Item = String>) {
         for secret in secrets {
@@ -82,6 +102,13 @@ impl Redactor {
     fn add_raw(&mut self, needle: &str) {
         if needle.chars().count() >= MIN_SECRET_CHARS && !self.needles.iter().any(|n| n == needle) {
             self.needles.push(needle.to_string());
+        }
+    }
+
+    /// What a provider said, with every secret replaced.
+    pub(crate) fn redact_said(&self, said: &mut crate::outcome::Said) {
+        for text in [&mut said.code, &mut said.message].into_iter().flatten() {
+            *text = self.redact(text);
         }
     }
 
@@ -110,7 +137,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OAuthCheck, Url};
+    use crate::config::Url;
 
     #[test]
     fn base64_matches_the_rfc_4648_vectors() {
@@ -135,10 +162,16 @@ mod tests {
 
     #[test]
     fn every_form_of_a_secret_is_redacted() {
-        let check = Check::Mpesa(OAuthCheck {
+        let check = Check::Provider(crate::provider::ProviderCheck {
+            provider: crate::provider::find("mpesa").unwrap(),
+            environment: crate::provider::Environment::Sandbox,
+            environment_set: false,
             base_url: Url::parse("https://sandbox.safaricom.co.ke").unwrap(),
-            consumer_key: Credential::Set(Secret::new("my key+1")),
-            consumer_secret: Credential::Set(Secret::new("s3cr\"et/")),
+            credentials: vec![
+                Credential::Set(Secret::new("my key+1")),
+                Credential::Set(Secret::new("s3cr\"et/")),
+            ],
+            settings: crate::provider::Settings::default(),
         });
         let redactor = Redactor::of(&check);
         let echoed = format!(

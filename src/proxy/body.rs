@@ -1,7 +1,7 @@
 //! The two bodies a proxied call streams, watched on their way through without being held:
 //! the request's [`Upload`], which tells a client that stalls from an upstream that does, and
-//! the answer's [`Watched`] body, which ends a body that stops moving, and which reads the start
-//! of a JSON body for a judge while passing every byte on unchanged.
+//! the answer's [`Watched`] body, which ends a body that stops moving, and which keeps the
+//! start of the body for the service's rules while passing every byte on unchanged.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,16 +10,17 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream, Bytes, HttpBody};
+use axum::http::{HeaderMap, Method};
 use futures_util::Stream;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use reqwest::StatusCode;
 use tokio::time::{Instant, Sleep};
 
-use super::judge::{Judge, MAX_JUDGED_BODY, Verdict};
+use super::secrets::RequestSecrets;
 use crate::breaker::OwnedPermit;
-use crate::probe::{FailureReason, ProbeError, classify};
-use crate::registry::Service;
+use crate::probe::{FailureReason, ProbeError, Said, classify};
+use crate::provider::{Head, Judgement, MAX_JUDGED_BODY};
+use crate::registry::{Service, Settled};
 
 /// A boxed error, as bodies carry them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,13 +75,23 @@ impl Stream for Upload {
     }
 }
 
+/// What the rules read of an exchange besides the body, kept while the body arrives.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) operation: Arc<str>,
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+}
+
 /// A call whose verdict waits for the start of its answer's body.
 #[derive(Debug)]
 pub(crate) struct PendingVerdict {
     permit: OwnedPermit,
     service: Arc<Service>,
-    judge: Judge,
-    status: StatusCode,
+    exchange: Exchange,
+    secrets: RequestSecrets,
     prefix: Vec<u8>,
     /// The call's timeout, and when it runs out: no verdict by then is a timeout.
     timeout: Duration,
@@ -91,23 +102,23 @@ impl PendingVerdict {
     pub(crate) fn new(
         permit: OwnedPermit,
         service: Arc<Service>,
-        judge: Judge,
-        status: StatusCode,
+        exchange: Exchange,
+        secrets: RequestSecrets,
         started: Instant,
     ) -> Self {
         let timeout = service.breaker.timeout();
         Self {
             permit,
             service,
-            judge,
-            status,
+            exchange,
+            secrets,
             prefix: Vec::new(),
             timeout,
             deadline: started + timeout,
         }
     }
 
-    /// Takes in a chunk; `false` once the body is longer than a judge reads.
+    /// Takes in a chunk; `false` once the body is longer than the rules read.
     fn take(&mut self, data: &[u8]) -> bool {
         if self.prefix.len() + data.len() > MAX_JUDGED_BODY {
             return false;
@@ -116,14 +127,27 @@ impl PendingVerdict {
         true
     }
 
-    /// Judges by the status and the body read (`None`: too long to read).
+    /// Judges by the head and the body read (`whole`: all of it; else it was too long).
     fn settle(self, whole: bool) {
+        let exchange = &self.exchange;
+        let head = Head {
+            operation: &exchange.operation,
+            method: exchange.method.as_str(),
+            path: &exchange.path,
+            status: exchange.status,
+            headers: &exchange.headers,
+        };
         let body = whole.then_some(self.prefix.as_slice());
-        let verdict = self.judge.verdict(self.status, body);
-        record(self.permit, &self.service, verdict);
+        let judgement = self.service.judge.judge(&head, body);
+        settle(self.permit, &self.service, judgement, &self.secrets);
     }
 
     fn fail(self, failure: ProbeError, outcome: FailureKind) {
+        let failure = failure.saying(Said {
+            operation: Some(self.exchange.operation.to_string()),
+            code: None,
+            message: None,
+        });
         self.service.note_failure(&failure);
         match outcome {
             FailureKind::Timeout => self.permit.record_timeout(&failure),
@@ -137,16 +161,25 @@ enum FailureKind {
     Failure,
 }
 
-/// Reports `verdict` through `permit`, noting a failure first so whoever hears of the
-/// transition it causes reads why.
-pub(crate) fn record(permit: OwnedPermit, service: &Service, verdict: Verdict) {
-    match verdict {
-        Verdict::Success => permit.record_success(),
-        Verdict::Ignore => permit.record_ignored(),
-        Verdict::Failure(failure) => {
-            service.note_failure(&failure);
-            permit.record_failure(&failure);
-        }
+/// Reports a real call's `judgement` through `permit`, once the service has done what it asks
+/// (a failure noted first, so whoever hears of the transition it causes reads why).
+pub(crate) fn settle(
+    permit: OwnedPermit,
+    service: &Service,
+    mut judgement: Judgement,
+    secrets: &RequestSecrets,
+) {
+    if !judgement.detail.is_empty() {
+        judgement.detail.push_str(" (a real call)");
+    }
+    let secrets = match judgement.verdict {
+        crate::outcome::Verdict::Failure(_) => secrets.values(),
+        _ => Vec::new(),
+    };
+    match service.settle(&judgement, &secrets) {
+        Settled::Success => permit.record_success(),
+        Settled::Ignored => permit.record_ignored(),
+        Settled::Failure(failure) => permit.record_failure(&failure),
     }
 }
 

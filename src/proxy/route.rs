@@ -24,6 +24,9 @@ pub(crate) enum Refusal {
 pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
     pub(crate) target: Url,
+    /// The path below the service's base URL (`/mpesa/stkpush/v1/processrequest`), as the
+    /// catalogue and the rules read it.
+    pub(crate) path: String,
 }
 
 /// The route of a request with `method` and `uri` among `registry`'s services.
@@ -75,6 +78,7 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
     Ok(Route {
         service: Arc::clone(service),
         target,
+        path: format!("/{rest}"),
     })
 }
 

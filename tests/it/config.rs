@@ -64,11 +64,11 @@ fn the_bundled_config_has_the_seed_services_and_thresholds() {
     );
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:9477");
     assert_eq!(config.server.slow_call, Duration::from_secs(1));
-    let Some(Check::Mpesa(mpesa)) = config.service("mpesa").map(|s| &s.check) else {
+    let Some(Check::Provider(mpesa)) = config.service("mpesa").map(|s| &s.check) else {
         panic!("mpesa preset")
     };
     assert!(matches!(
-        &mpesa.consumer_key,
+        mpesa.credential("consumer_key").unwrap(),
         Credential::Missing { key: "consumer_key", variable: Some(v) } if v == "MPESA_CONSUMER_KEY"
     ));
     let Some(Check::Smtp(email)) = config.service("email").map(|s| &s.check) else {
@@ -97,10 +97,10 @@ consumer_key = "${MPESA_KEY}"
 consumer_secret = "${file:/run/secrets/token}"
 "#;
     let config = Config::parse(text, "alerts.toml", &env).unwrap();
-    let Check::Mpesa(check) = &config.services[0].check else {
+    let Check::Provider(check) = &config.services[0].check else {
         panic!("mpesa")
     };
-    let Credential::Set(secret) = &check.consumer_secret else {
+    let Some(Credential::Set(secret)) = check.credential("consumer_secret") else {
         panic!("set from file")
     };
     assert_eq!(secret.expose(), "file-token");
@@ -135,17 +135,22 @@ fn defaults_follow_the_preset() {
         (3, 30, 120)
     );
     assert!(matches!(p.schedule, Schedule::Every(d) if d == Duration::from_secs(30)));
-    let Check::Pesapal(check) = &p.check else {
+    let Check::Provider(check) = &p.check else {
         panic!("pesapal")
     };
     assert_eq!(
         check.base_url.as_str(),
         "https://cybqa.pesapal.com/pesapalv3"
     );
-    let Check::WhatsApp(w) = &config.service("w").unwrap().check else {
+    let Check::Provider(w) = &config.service("w").unwrap().check else {
         panic!("whatsapp")
     };
-    assert_eq!(w.api_version, "v21.0");
+    assert_eq!(w.settings.api_version, None, "the current default applies");
+    assert_eq!(breakerd::provider::WHATSAPP_API_VERSION, "v25.0");
+    assert_eq!(
+        w.settings.failing_statuses.first().map(String::as_str),
+        Some("DISCONNECTED")
+    );
     let Check::Http(h) = &config.service("h").unwrap().check else {
         panic!("http")
     };
@@ -216,7 +221,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
         (
             "[services.x]\npreset = \"kcb\"\nurl = \"http://127.0.0.1/\"\n",
             &[
-                "alerts.toml:3:7: `url` does not apply to preset kcb (its keys: base_url, consumer_key, consumer_secret, ca_file, reuse_connections)",
+                "alerts.toml:3:7: `url` does not apply to preset kcb (its keys: consumer_key, consumer_secret, environment, base_url, ca_file, reuse_connections, rules)",
             ],
         ),
         (
@@ -449,7 +454,7 @@ min_intervl = "1m"
             "alerts.toml:9:21: failure_threshold: expected a whole number, e.g. 5, found string \"three\"",
             "alerts.toml:10:1: unknown key `reset_timout` in [services.kcb]; did you mean `reset_timeout`?",
             "alerts.toml:13:1: unknown key `min_balanse` in [services.sms]; did you mean `min_balance`?",
-            "alerts.toml:14:1: unknown key `sandbox` in [services.sms]: \"africastalking\" takes base_url, username, api_key, min_balance, ca_file, reuse_connections, besides the schedule, breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
+            "alerts.toml:14:1: unknown key `sandbox` in [services.sms]: \"africastalking\" takes username, api_key, min_balance, environment, base_url, ca_file, reuse_connections, rules, besides the schedule, breaker and alert keys every service takes (README, \"Configuration: alerts.toml\")",
             "alerts.toml:15:9: every must be longer than 0s",
             "alerts.toml:17:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",
         ],

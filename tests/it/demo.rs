@@ -37,7 +37,9 @@ async fn the_demo_shows_breakers_opening_and_recovering_with_alerts() {
     assert_eq!(all["healthy"]["state"], "CLOSED");
     let pesapal = all["pesapal"]["lastFailure"]["reason"].as_str().unwrap();
     assert!(
-        pesapal.starts_with("auth: HTTP 200 with error invalid_consumer_key_or_secret_provided"),
+        pesapal.starts_with(
+            "auth: Pesapal refused the consumer key and secret: invalid_consumer_key_or_secret_provided"
+        ),
         "{pesapal}"
     );
     let down = all["down"]["lastFailure"]["reason"].as_str().unwrap();

@@ -293,7 +293,7 @@ async fn credentials_sent_through_the_proxy_appear_nowhere() {
     shown.extend(webhook.received().iter().map(|r| r.body.clone()));
     let everything = shown.join("\n");
     assert!(
-        everything.contains("HTTP 500 from the provider (a real call)"),
+        everything.contains("HTTP 500 on other (a real call)"),
         "the failure is shown: {everything}"
     );
     for secret in [

@@ -22,6 +22,8 @@ mod outages;
 mod packaging;
 mod paging;
 mod probes;
+mod provider_rules;
+mod provider_traffic;
 mod proxy;
 mod quiet;
 mod readme;

@@ -60,14 +60,22 @@ async fn pesapal_posts_json_and_its_200_error_body_is_a_failure() {
         ("POST", "/api/Auth/RequestToken")
     );
     assert_eq!(request.header("content-type"), Some("application/json"));
-    fake.set_mode(Mode::PesapalRejects);
+    fake.set_mode(Mode::Fixture(
+        "pesapal/request_token_invalid_key_secret".into(),
+    ));
     let error = probe.run().await.unwrap_err();
     assert_eq!(error.reason, FailureReason::Auth);
     assert!(
         error.detail.starts_with(
-            "HTTP 200 with error invalid_consumer_key_or_secret_provided (status 500)"
+            "Pesapal refused the consumer key and secret: invalid_consumer_key_or_secret_provided; these credentials were sent to base_url http://127.0.0.1:"
         ),
         "{error}"
+    );
+    let said = error.said.as_deref().expect("what Pesapal said");
+    assert_eq!(said.operation.as_deref(), Some("request_token"));
+    assert_eq!(
+        said.code.as_deref(),
+        Some("invalid_consumer_key_or_secret_provided")
     );
 }
 
@@ -93,7 +101,7 @@ async fn africastalking_asks_for_json_and_reports_the_balance() {
         .run()
         .await
         .expect("healthy AT");
-    assert_eq!(success.note.as_deref(), Some("balance KES 1234.5000"));
+    assert_eq!(success.note.as_deref(), Some("balance KES 1785.50"));
     let request = &fake.requests()[0];
     assert_eq!(request.target, "/version1/user?username=sandbox");
     assert_eq!(request.header("accept"), Some("application/json"));
@@ -106,31 +114,53 @@ async fn africastalking_asks_for_json_and_reports_the_balance() {
 }
 
 #[tokio::test]
-async fn whatsapp_reads_quality_and_throttling() {
+async fn whatsapp_sees_the_number_s_status_rating_and_throttling() {
     let fake = FakeProvider::start(Mode::Healthy).await;
     let creds = "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"${WA_TOKEN}\"";
     let probe = probe_for(&preset("whatsapp", &fake.url(), creds));
-    assert_eq!(probe.run().await.expect("GREEN").note, None);
+    assert_eq!(
+        probe.run().await.expect("CONNECTED").note.as_deref(),
+        Some("status CONNECTED")
+    );
+    let target = &fake.requests()[0].target;
     assert!(
-        fake.requests()[0]
-            .target
-            .starts_with("/v21.0/106540352242922?fields=quality_rating")
+        target.starts_with("/v25.0/106540352242922?fields=status%2Cquality_rating%2Cwhatsapp_business_manager_messaging_limit"),
+        "{target}"
     );
-    fake.set_mode(Mode::WhatsAppQuality("YELLOW"));
+    for (published, reason) in [
+        ("whatsapp/phone_number_restricted", FailureReason::Account),
+        ("whatsapp/phone_number_flagged", FailureReason::Account),
+        ("whatsapp/phone_number_quality_red", FailureReason::Account),
+        ("whatsapp/messages_rate_limit", FailureReason::Throttled),
+        ("whatsapp/messages_permission", FailureReason::Account),
+    ] {
+        fake.set_mode(Mode::Fixture(published.into()));
+        let error = probe.run().await.unwrap_err();
+        assert_eq!(error.reason, reason, "{published}: {error}");
+    }
+    fake.set_mode(Mode::Fixture("whatsapp/phone_number_restricted".into()));
+    let error = probe.run().await.unwrap_err();
     assert_eq!(
-        probe
-            .run()
-            .await
-            .expect("YELLOW still passes")
-            .note
-            .as_deref(),
-        Some("quality_rating YELLOW")
+        error.detail,
+        "the WhatsApp number is RESTRICTED: it cannot send as it should; see the number in WhatsApp Manager"
     );
-    fake.set_mode(Mode::WhatsAppThrottled);
+    // Which statuses fail, and the lowest rating that passes, are the operator's to say.
+    let lenient = format!("{creds}\nfailing_statuses = [\"BANNED\"]\nmin_quality = \"RED\"");
+    let lenient = probe_for(&preset("whatsapp", &fake.url(), &lenient));
+    let passed = lenient
+        .run()
+        .await
+        .expect("RESTRICTED is not in failing_statuses");
     assert_eq!(
-        probe.run().await.unwrap_err().reason,
-        FailureReason::Throttled
+        passed.note.as_deref(),
+        Some("status RESTRICTED, quality_rating GREEN")
     );
+    fake.set_mode(Mode::Fixture("whatsapp/phone_number_quality_red".into()));
+    assert!(
+        lenient.run().await.is_ok(),
+        "RED passes with min_quality = RED"
+    );
+    fake.set_mode(Mode::Healthy);
     let bad = "phone_number_id = \"${WA_PHONE_ID}\"\naccess_token = \"expired\"";
     assert_eq!(
         probe_for(&preset("whatsapp", &fake.url(), bad))
@@ -189,6 +219,7 @@ async fn a_hung_provider_is_cut_off_by_the_breaker_timeout() {
     let probe = breakerd::probe::Probe::new(
         service.check.clone(),
         breakerd::probe::HttpClient::new().unwrap(),
+        breakerd::registry::judge_of(service),
     );
     let started = std::time::Instant::now();
     let error = breaker.call(|| probe.run()).await.unwrap_err();

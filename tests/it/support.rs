@@ -73,6 +73,7 @@ pub async fn transition_to(
 }
 
 pub mod fake_provider;
+pub mod fixtures;
 
 /// Variables the test configs refer to, never the process environment.
 #[derive(Default)]
@@ -121,15 +122,11 @@ pub fn test_config(text: &str) -> breakerd::config::Config {
 /// The probe of the only service in `text`.
 pub fn probe_for(text: &str) -> breakerd::probe::Probe {
     let config = test_config(text);
-    let check = config
-        .services
-        .into_iter()
-        .next()
-        .expect("one service")
-        .check;
+    let service = config.services.into_iter().next().expect("one service");
     breakerd::probe::Probe::new(
-        check,
+        service.check.clone(),
         breakerd::probe::HttpClient::new().expect("HTTP client"),
+        breakerd::registry::judge_of(&service),
     )
 }
 
@@ -147,6 +144,7 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
+pub mod smtp_fake;
 pub mod smtp_server;
 pub use smtp_server::wait_until_listening;
 

@@ -1,9 +1,10 @@
-//! One entry per check kind and preset: the keys it takes, its defaults (base URL, the seed's
-//! thresholds) and how its check is built from the file. A new preset is one entry here and
-//! one probe function; nothing else in the config keeps a list of them.
+//! One entry per check kind and preset: the keys it takes, its defaults (the seed's
+//! thresholds) and how its check is built from the file. The HTTP presets come from the
+//! provider modules (`src/provider/`); nothing else in the config keeps a list of them.
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::Validator;
@@ -13,20 +14,12 @@ use crate::config::secret::{ExpandError, expand};
 use std::net::SocketAddr;
 
 use crate::config::{
-    AfricasTalkingCheck, Check, DEFAULT_EVERY, DnsCheck, DnsRecord, HeartbeatCheck, OAuthCheck,
-    SmtpCheck, SmtpServer, TcpCheck, WhatsAppCheck,
+    Check, DEFAULT_EVERY, DnsCheck, DnsRecord, HeartbeatCheck, SmtpCheck, SmtpServer, TcpCheck,
 };
+use crate::provider::{self, Provider};
 
-const DEFAULT_WHATSAPP_API_VERSION: &str = "v21.0";
 /// How late a heartbeat may be when `grace` is not set.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-const OAUTH_KEYS: &[&str] = &[
-    "base_url",
-    "consumer_key",
-    "consumer_secret",
-    "ca_file",
-    "reuse_connections",
-];
 
 /// A preset (a provider) or a kind (a check of the user's own).
 pub(crate) struct CheckKind {
@@ -35,132 +28,107 @@ pub(crate) struct CheckKind {
     /// Written `preset = ...` (a provider) rather than `kind = ...`.
     pub(crate) is_preset: bool,
     /// The check's own keys, beyond the schedule and breaker keys every service takes.
-    pub(crate) keys: &'static [&'static str],
-    /// The provider's sandbox host, for presets that call one.
-    pub(crate) base_url: Option<&'static str>,
-    /// The seed's thresholds: failures that open, timeout and reset timeout in seconds.
-    thresholds: (u32, u64, u64),
+    pub(crate) keys: Vec<&'static str>,
+    /// The provider, for the HTTP presets.
+    pub(crate) provider: Option<&'static Provider>,
+    /// The seed's thresholds: failures that open, timeout and reset timeout.
+    thresholds: (u32, Duration, Duration),
     /// Builds the check from the service's table; problems go to the validator.
     build: fn(&mut Validator<'_>, &RawService, &CheckKind, Range<usize>) -> Option<Check>,
 }
 
-/// Every preset and kind.
-pub(crate) const CHECK_KINDS: &[CheckKind] = &[
-    CheckKind {
-        name: "mpesa",
-        is_preset: true,
-        keys: OAUTH_KEYS,
-        base_url: Some("https://sandbox.safaricom.co.ke"),
-        thresholds: (3, 30, 120),
-        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Mpesa),
-    },
-    CheckKind {
-        name: "pesapal",
-        is_preset: true,
-        keys: OAUTH_KEYS,
-        base_url: Some("https://cybqa.pesapal.com/pesapalv3"),
-        thresholds: (3, 30, 120),
-        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Pesapal),
-    },
-    CheckKind {
-        name: "kcb",
-        is_preset: true,
-        keys: OAUTH_KEYS,
-        base_url: Some("https://uat.buni.kcbgroup.com"),
-        thresholds: (3, 30, 120),
-        build: |v, raw, kind, _| v.oauth(raw, kind).map(Check::Kcb),
-    },
-    CheckKind {
-        name: "africastalking",
-        is_preset: true,
-        keys: &[
-            "base_url",
-            "username",
-            "api_key",
-            "min_balance",
-            "ca_file",
-            "reuse_connections",
-        ],
-        base_url: Some("https://api.sandbox.africastalking.com"),
-        thresholds: (5, 10, 60),
-        build: |v, raw, kind, _| v.africastalking(raw, kind),
-    },
-    CheckKind {
-        name: "whatsapp",
-        is_preset: true,
-        keys: &[
-            "base_url",
-            "api_version",
-            "phone_number_id",
-            "access_token",
-            "ca_file",
-        ],
-        base_url: Some("https://graph.facebook.com"),
-        thresholds: (5, 15, 60),
-        build: |v, raw, kind, _| v.whatsapp(raw, kind),
-    },
-    CheckKind {
-        name: "smtp",
-        is_preset: true,
-        keys: &["server", "tls", "username", "password", "ca_file"],
-        base_url: None,
-        thresholds: (5, 15, 60),
-        build: |v, raw, _, table| v.smtp(raw, table),
-    },
-    CheckKind {
-        name: "http",
-        is_preset: false,
-        keys: &[
-            "url",
-            "method",
-            "headers",
-            "body",
-            "expect_status",
-            "body_contains",
-            "json_field",
-            "json_equals",
-            "upstream",
-            "ca_file",
-            "reuse_connections",
-        ],
-        base_url: None,
-        thresholds: (5, 10, 60),
-        build: |v, raw, _, table| v.http(raw, table).map(Check::Http),
-    },
-    CheckKind {
-        name: "smtp",
-        is_preset: false,
-        keys: &["server", "tls", "username", "password", "ca_file"],
-        base_url: None,
-        thresholds: (5, 15, 60),
-        build: |v, raw, _, table| v.smtp(raw, table),
-    },
-    CheckKind {
-        name: "tcp",
-        is_preset: false,
-        keys: &["address"],
-        base_url: None,
-        thresholds: (5, 10, 60),
-        build: |v, raw, _, table| v.tcp(raw, table),
-    },
-    CheckKind {
-        name: "dns",
-        is_preset: false,
-        keys: &["name", "record", "server", "expect"],
-        base_url: None,
-        thresholds: (3, 5, 60),
-        build: |v, raw, _, table| v.dns(raw, table),
-    },
-    CheckKind {
-        name: "heartbeat",
-        is_preset: false,
-        keys: &["token", "grace"],
-        base_url: None,
-        // One missed beat is the outage; a trial a minute later sees whether beats resumed.
-        thresholds: (1, 10, 60),
-        build: |v, raw, _, table| v.heartbeat(raw, table),
-    },
-];
+const fn seconds(failures: u32, timeout: u64, reset: u64) -> (u32, Duration, Duration) {
+    (
+        failures,
+        Duration::from_secs(timeout),
+        Duration::from_secs(reset),
+    )
+}
+
+/// Every preset and kind: the providers first, then the checks of the user's own.
+static CHECK_KINDS: LazyLock<Vec<CheckKind>> = LazyLock::new(|| {
+    let smtp_keys = vec!["server", "tls", "username", "password", "ca_file"];
+    let mut kinds: Vec<CheckKind> = provider::PROVIDERS
+        .iter()
+        .map(|provider| CheckKind {
+            name: provider.name,
+            is_preset: true,
+            keys: provider.keys(),
+            provider: Some(*provider),
+            thresholds: (
+                provider.thresholds.failures,
+                provider.thresholds.timeout,
+                provider.thresholds.reset_timeout,
+            ),
+            build: |v, raw, kind, _| v.provider_check(raw, kind).map(Check::Provider),
+        })
+        .collect();
+    kinds.extend([
+        CheckKind {
+            name: "smtp",
+            is_preset: true,
+            keys: smtp_keys.clone(),
+            provider: None,
+            thresholds: seconds(5, 15, 60),
+            build: |v, raw, _, table| v.smtp(raw, table),
+        },
+        CheckKind {
+            name: "http",
+            is_preset: false,
+            keys: vec![
+                "url",
+                "method",
+                "headers",
+                "body",
+                "expect_status",
+                "body_contains",
+                "json_field",
+                "json_equals",
+                "upstream",
+                "ca_file",
+                "reuse_connections",
+                "rules",
+            ],
+            provider: None,
+            thresholds: seconds(5, 10, 60),
+            build: |v, raw, _, table| v.http(raw, table).map(Check::Http),
+        },
+        CheckKind {
+            name: "smtp",
+            is_preset: false,
+            keys: smtp_keys,
+            provider: None,
+            thresholds: seconds(5, 15, 60),
+            build: |v, raw, _, table| v.smtp(raw, table),
+        },
+        CheckKind {
+            name: "tcp",
+            is_preset: false,
+            keys: vec!["address"],
+            provider: None,
+            thresholds: seconds(5, 10, 60),
+            build: |v, raw, _, table| v.tcp(raw, table),
+        },
+        CheckKind {
+            name: "dns",
+            is_preset: false,
+            keys: vec!["name", "record", "server", "expect"],
+            provider: None,
+            thresholds: seconds(3, 5, 60),
+            build: |v, raw, _, table| v.dns(raw, table),
+        },
+        CheckKind {
+            name: "heartbeat",
+            is_preset: false,
+            keys: vec!["token", "grace"],
+            provider: None,
+            // One missed beat is the outage; a trial a minute later sees whether beats resumed.
+            thresholds: seconds(1, 10, 60),
+            build: |v, raw, _, table| v.heartbeat(raw, table),
+        },
+    ]);
+    kinds
+});
 
 /// The preset (`preset = NAME`) or kind (`kind = NAME`) called `name`.
 pub(crate) fn find(name: &str, is_preset: bool) -> Option<&'static CheckKind> {
@@ -191,8 +159,8 @@ impl CheckKind {
         let (failures, timeout, reset) = self.thresholds;
         Policy {
             failure_threshold: failures,
-            timeout: Duration::from_secs(timeout),
-            reset_timeout: Duration::from_secs(reset),
+            timeout,
+            reset_timeout: reset,
             ..Policy::default()
         }
     }
@@ -200,6 +168,14 @@ impl CheckKind {
     /// `preset` or `kind`, as the file says it.
     pub(crate) fn label(&self) -> &'static str {
         if self.is_preset { "preset" } else { "kind" }
+    }
+
+    /// The operations a rule of this kind's services may name.
+    pub(crate) fn operation_names(&self) -> Vec<&'static str> {
+        match self.provider {
+            Some(provider) => provider.operation_names(),
+            None => vec![crate::provider::OTHER],
+        }
     }
 
     pub(super) fn build(
@@ -213,45 +189,6 @@ impl CheckKind {
 }
 
 impl Validator<'_> {
-    fn oauth(&mut self, raw: &RawService, kind: &CheckKind) -> Option<OAuthCheck> {
-        Some(OAuthCheck {
-            base_url: self.base_url(raw, kind)?,
-            consumer_key: self.credential("consumer_key", raw.consumer_key.as_ref()),
-            consumer_secret: self.credential("consumer_secret", raw.consumer_secret.as_ref()),
-        })
-    }
-
-    fn africastalking(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Check> {
-        Some(Check::AfricasTalking(AfricasTalkingCheck {
-            base_url: self.base_url(raw, kind)?,
-            username: self.credential("username", raw.username.as_ref()),
-            api_key: self.credential("api_key", raw.api_key.as_ref()),
-            min_balance: raw.min_balance.as_ref().and_then(|balance| {
-                let value = *balance.get_ref();
-                if value.is_finite() {
-                    return Some(value);
-                }
-                self.problems.at(
-                    balance.span(),
-                    format!("min_balance is {value}, allowed is a finite number"),
-                );
-                None
-            }),
-        }))
-    }
-
-    fn whatsapp(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Check> {
-        Some(Check::WhatsApp(WhatsAppCheck {
-            base_url: self.base_url(raw, kind)?,
-            api_version: raw.api_version.as_ref().map_or_else(
-                || DEFAULT_WHATSAPP_API_VERSION.to_string(),
-                |v| v.get_ref().clone(),
-            ),
-            phone_number_id: self.credential("phone_number_id", raw.phone_number_id.as_ref()),
-            access_token: self.credential("access_token", raw.access_token.as_ref()),
-        }))
-    }
-
     fn smtp(&mut self, raw: &RawService, table: Range<usize>) -> Option<Check> {
         let Some(server) = &raw.server else {
             self.problems

@@ -27,6 +27,7 @@ use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
 mod alerts;
 mod http;
 pub(crate) mod kinds;
+mod provider;
 mod quiet;
 mod schedule;
 
@@ -332,6 +333,7 @@ impl Validator<'_> {
         let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
         let mut check = kind.build(self, &raw, table_span);
+        let rules = self.rules(&raw, kind);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
         }
@@ -373,6 +375,7 @@ impl Validator<'_> {
             report_token,
             ca,
             depends_on: Vec::new(),
+            rules,
             reuse_connections: raw
                 .reuse_connections
                 .as_ref()
@@ -622,13 +625,6 @@ impl Validator<'_> {
             "none" => Some(SmtpTls::None),
             "tls" => Some(SmtpTls::Tls),
             _ => Some(SmtpTls::StartTls),
-        }
-    }
-
-    fn base_url(&mut self, raw: &RawService, kind: &CheckKind) -> Option<Url> {
-        match &raw.base_url {
-            Some(url) => self.url("base_url", url),
-            None => Url::parse(kind.base_url.unwrap_or_default()).ok(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! A fake of every HTTP provider on one loopback port: each preset's real path, headers and
-//! answer bodies, and the ways real providers fail (slow, hang, 5xx, reset, Pesapal's HTTP 200
-//! error body, WhatsApp throttling). A raw HTTP/1.1 server, so it can also reset connections.
+//! A fake of every HTTP provider on one loopback port: each preset's real path, answering with
+//! the providers' own published answers (`tests/fixtures/providers/`, each naming its source),
+//! and the ways real providers fail (slow, hang, 5xx, reset, any published error answer). A
+//! raw HTTP/1.1 server, so it can also reset connections.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,12 +33,13 @@ pub enum Mode {
     Status(u16),
     /// Reads the request, then resets the connection (RST).
     Reset,
-    /// Pesapal rejecting the credentials: HTTP 200 with an error body.
-    PesapalRejects,
-    /// WhatsApp rate-limiting: HTTP 400 with Meta error code 130429.
-    WhatsAppThrottled,
-    /// WhatsApp with a quality rating other than GREEN.
-    WhatsAppQuality(&'static str),
+    /// Answers every request with this published answer (`provider/name`, as in
+    /// `tests/fixtures/providers/`): Pesapal's HTTP 200 rejection, a WhatsApp number
+    /// RESTRICTED, Daraja's "being processed"…
+    Fixture(String),
+    /// Answers requests to this published answer's own path with it (`provider/name`), and
+    /// every other request as on a good day: the check goes on passing meanwhile.
+    At(String),
     /// Redirects every request, path and query kept, to another origin (`http://host:port`)
     /// with this status (301, 302, 303, 307, 308).
     Redirect(u16, String),
@@ -148,6 +150,29 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
         };
         let _answered = InFlight(state.clone());
         let mut extra = String::new();
+        let published = match &mode {
+            Mode::Fixture(name) => Some(super::fixtures::load(name)),
+            Mode::At(name) => {
+                let fixture = super::fixtures::load(name);
+                let path = request.target.split('?').next().unwrap_or_default();
+                if fixture.method == request.method && fixture.path() == path {
+                    Some(fixture)
+                } else {
+                    published(&request)
+                }
+            }
+            Mode::Healthy | Mode::Slow(_) => published(&request),
+            _ => None,
+        };
+        if let Mode::Slow(delay) = mode {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(fixture) = published {
+            if stream.write_all(&fixture.response()).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let (status, body) = match mode {
             Mode::Hang => {
                 // Hold the connection until the client gives up.
@@ -179,11 +204,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
                 );
                 (500, echo)
             }
-            Mode::Slow(delay) => {
-                tokio::time::sleep(delay).await;
-                answer(&request, &Mode::Healthy)
-            }
-            other => answer(&request, &other),
+            // Not a provider: a plain health endpoint of the user's own.
+            _ if request.target.starts_with("/health") => (200, r#"{"status":"ok"}"#.to_string()),
+            _ => (404, r#"{"error":"not found"}"#.to_string()),
         };
         let head = format!(
             "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: keep-alive\r\n\r\n",
@@ -254,58 +277,54 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
     })
 }
 
-/// What the real provider answers at this path.
-fn answer(request: &Recorded, mode: &Mode) -> (u16, String) {
+/// The published answer the real provider gives this request, when it has one: the
+/// success with the right credentials, the provider's own rejection without them.
+fn published(request: &Recorded) -> Option<super::fixtures::Fixture> {
     let path = request.target.split('?').next().unwrap_or("");
     let auth = request.header("authorization").unwrap_or("");
-    match (request.method.as_str(), path) {
+    let name = match (request.method.as_str(), path) {
         ("GET", "/oauth/v1/generate") => {
-            if auth != BASIC || !request.target.contains("grant_type=client_credentials") {
-                return (400, r#"{"requestId":"","errorCode":"400.008.01","errorMessage":"Invalid Authentication passed"}"#.into());
+            if auth == BASIC && request.target.contains("grant_type=client_credentials") {
+                "mpesa/oauth_success"
+            } else {
+                "mpesa/oauth_invalid_credentials"
             }
-            (
-                200,
-                r#"{"access_token":"c9SQxWWhmdVRlyh0zh8gZDTkubVF","expires_in":"3599"}"#.into(),
-            )
         }
         ("POST", "/api/Auth/RequestToken") => {
             let json: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
-            let good = json["consumer_key"] == KEY && json["consumer_secret"] == SECRET;
-            if !good || *mode == Mode::PesapalRejects {
-                return (200, r#"{"token":null,"expiryDate":"0001-01-01T00:00:00","error":{"error_type":"api_error","code":"invalid_consumer_key_or_secret_provided","message":"Invalid consumer_key or consumer_secret provided"},"status":"500","message":null}"#.into());
+            if json["consumer_key"] == KEY && json["consumer_secret"] == SECRET {
+                "pesapal/request_token_success"
+            } else {
+                "pesapal/request_token_invalid_key_secret"
             }
-            (200, r#"{"token":"eyJhbGciOiJIUzI1NiJ9","expiryDate":"2026-11-27T10:00:00Z","error":null,"status":"200","message":"Request processed successfully"}"#.into())
         }
+        ("GET", "/api/URLSetup/GetIpnList") => "pesapal/ipn_list_success",
         ("POST", "/token") => {
-            if auth != BASIC {
-                return (401, r#"{"fault":{"code":900901,"message":"Invalid Credentials","description":"Invalid Credentials. Make sure you have provided the correct security credentials"}}"#.into());
+            if auth == BASIC {
+                "kcb/token_success"
+            } else {
+                "kcb/token_invalid_client"
             }
-            (200, r#"{"access_token":"eyJ4NXQiOiJNell","scope":"default","token_type":"Bearer","expires_in":3600}"#.into())
         }
         ("GET", "/version1/user") => {
-            if request.header("apikey") != Some(AT_API_KEY)
-                || !request.target.contains(&format!("username={AT_USERNAME}"))
-            {
-                return (401, "The supplied authentication is invalid".into());
-            }
-            if request.header("accept") != Some("application/json") {
-                return (200, "<AfricasTalkingResponse><UserData><balance>KES 1234.5000</balance></UserData></AfricasTalkingResponse>".into());
-            }
-            (200, r#"{"UserData":{"balance":"KES 1234.5000"}}"#.into())
-        }
-        ("GET", p) if p == format!("/v21.0/{WA_PHONE_ID}") => {
-            if auth != format!("Bearer {WA_TOKEN}") {
-                return (401, r#"{"error":{"message":"Invalid OAuth access token - Cannot parse access token","type":"OAuthException","code":190,"fbtrace_id":"A1"}}"#.into());
-            }
-            match mode {
-                Mode::WhatsAppThrottled => (400, r#"{"error":{"message":"(#130429) Rate limit hit","type":"OAuthException","code":130429,"fbtrace_id":"A2"}}"#.into()),
-                Mode::WhatsAppQuality(rating) => (200, format!(r#"{{"quality_rating":"{rating}","display_phone_number":"+254 700 000000","verified_name":"Haven","id":"{WA_PHONE_ID}"}}"#)),
-                _ => (200, format!(r#"{{"quality_rating":"GREEN","display_phone_number":"+254 700 000000","verified_name":"Haven","id":"{WA_PHONE_ID}"}}"#)),
+            let good = request.header("apikey") == Some(AT_API_KEY)
+                && request.target.contains(&format!("username={AT_USERNAME}"));
+            if good {
+                "africastalking/user_balance"
+            } else {
+                "africastalking/user_bad_api_key"
             }
         }
-        ("GET", "/health") => (200, r#"{"status":"ok"}"#.into()),
-        _ => (404, r#"{"error":"not found"}"#.into()),
-    }
+        ("GET", p) if p.ends_with(&format!("/{WA_PHONE_ID}")) => {
+            if auth == format!("Bearer {WA_TOKEN}") {
+                "whatsapp/phone_number_status_connected"
+            } else {
+                "whatsapp/messages_token_expired"
+            }
+        }
+        _ => return None,
+    };
+    Some(super::fixtures::load(name))
 }
 
 fn reason_phrase(status: u16) -> &'static str {

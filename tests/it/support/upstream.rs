@@ -74,6 +74,7 @@ impl Upstream {
             .route("/held", get(held))
             .route("/upload", post(upload))
             .route("/status/{code}", any(status))
+            .route("/throttled/{seconds}", any(throttled))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), count))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -197,6 +198,20 @@ async fn upload(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
         .map(str::to_string);
     axum::Json(json!({ "bytes": length, "checksum": hash.to_string(), "contentLength": declared }))
         .into_response()
+}
+
+/// 429 with `Retry-After` (RFC 9110, 10.2.3) in seconds.
+async fn throttled(Path(seconds): Path<u64>) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(json!({ "status": 429 })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(seconds),
+    );
+    response
 }
 
 async fn status(Path(code): Path<u16>) -> Response {
