@@ -135,6 +135,18 @@ impl AlertmanagerChannel {
         if let Some(url) = runbook {
             annotations["runbook_url"] = json!(url);
         }
+        // The operation and what the provider itself said, for routing and for the reader.
+        if let Some(cause) = &outage.cause {
+            for (key, value) in [
+                ("operation", &cause.operation),
+                ("provider_code", &cause.code),
+                ("provider_message", &cause.message),
+            ] {
+                if let Some(value) = value {
+                    annotations[key] = json!(value);
+                }
+            }
+        }
         let mut alert = json!({
             "labels": alert_labels(service, &self.config.severity),
             "annotations": annotations,

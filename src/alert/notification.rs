@@ -344,6 +344,12 @@ impl Notification {
                 "Last error:   {cause} (at {})\n",
                 rfc3339(cause.at)
             ));
+            if let Some(operation) = &cause.operation {
+                body.push_str(&format!("Operation:    {operation}\n"));
+            }
+            if let Some(said) = provider_said(cause) {
+                body.push_str(&format!("Provider:     {said}\n"));
+            }
         }
         if let Some(outage) = self.outage_words() {
             body.push_str(&format!("Outage:       {outage}\n"));
@@ -396,6 +402,12 @@ impl Notification {
         ];
         if let Some(cause) = &self.cause {
             fields.push(json!({"title": "Last error", "value": cause.to_string(), "short": false}));
+            if let Some(operation) = &cause.operation {
+                fields.push(json!({"title": "Operation", "value": operation, "short": true}));
+            }
+            if let Some(said) = provider_said(cause) {
+                fields.push(json!({"title": "Provider said", "value": said, "short": false}));
+            }
         }
         if let Some(outage) = self.outage_words() {
             fields.push(json!({"title": "Outage", "value": outage, "short": false}));
@@ -489,6 +501,16 @@ fn fingerprint(service: &str) -> String {
             (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
         });
     format!("{hash:016x}")
+}
+
+/// What the provider itself said of a failure: its code and message, when it gave them.
+fn provider_said(cause: &Cause) -> Option<String> {
+    let said: Vec<&str> = [&cause.code, &cause.message]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    (!said.is_empty()).then(|| said.join(" "))
 }
 
 /// A notification for tests: mpesa opened at 10:00 because of an HTTP 503.

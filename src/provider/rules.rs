@@ -102,8 +102,11 @@ pub(crate) enum JsonTest {
     /// Compared as text: `"200"` equals `200`.
     Equals(String),
     OneOf(Vec<String>),
-    /// The text contains this, without regard to case.
-    Contains(String),
+    /// The text contains this, without regard to case (kept as written and in lower case).
+    Contains {
+        written: String,
+        lower: String,
+    },
     /// A number (or a numeric string) from the first to the second, inclusive.
     Between(f64, f64),
     /// `true`: a value other than null is there; `false`: none is.
@@ -381,13 +384,13 @@ fn json_holds(condition: &JsonCondition, json: Option<&Value>) -> bool {
         JsonTest::AllNull(wanted) => values.iter().all(|value| is_all_null(value)) == *wanted,
         JsonTest::Equals(_)
         | JsonTest::OneOf(_)
-        | JsonTest::Contains(_)
+        | JsonTest::Contains { .. }
         | JsonTest::Between(..) => {
             let passes = |value: &&Value| {
                 scalar_text(value).is_some_and(|text| match &condition.test {
                     JsonTest::Equals(expected) => text == *expected,
                     JsonTest::OneOf(allowed) => allowed.contains(&text),
-                    JsonTest::Contains(needle) => text.to_lowercase().contains(needle),
+                    JsonTest::Contains { lower, .. } => text.to_lowercase().contains(lower),
                     JsonTest::Between(low, high) => text
                         .trim()
                         .parse::<f64>()

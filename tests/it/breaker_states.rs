@@ -142,6 +142,42 @@ async fn a_failed_trial_reopens_for_a_full_period() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_provider_s_retry_after_holds_the_trial_back_longer_than_the_reset_timeout() {
+    let breaker = Breaker::builder("sms")
+        .failure_threshold(1)
+        .reset_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    // A throttled answer asked for 30 s: kept until the breaker opens.
+    breaker.defer_next_trial(Duration::from_secs(30));
+    fail(&breaker).await.unwrap_err();
+    let opened = transition_to(&mut events, State::Open).await;
+    advance(Duration::from_secs(29)).await;
+    assert!(
+        fail(&breaker).await.unwrap_err().is_open(),
+        "no trial 29 s in, though reset_timeout is 5 s"
+    );
+    let half_open = transition_to(&mut events, State::HalfOpen).await;
+    assert_eq!(half_open.at - opened.at, Duration::from_secs(30));
+    // While open, a longer wait lengthens the open period; a shorter one changes nothing.
+    fail(&breaker).await.unwrap_err();
+    let reopened = transition_to(&mut events, State::Open).await;
+    breaker.defer_next_trial(Duration::from_secs(2));
+    breaker.defer_next_trial(Duration::from_secs(60));
+    let half_open = transition_to(&mut events, State::HalfOpen).await;
+    assert_eq!(half_open.at - reopened.at, Duration::from_secs(60));
+    // A wait that has passed by the time the breaker next opens is forgotten.
+    succeed(&breaker).await.unwrap();
+    breaker.defer_next_trial(Duration::from_secs(10));
+    advance(Duration::from_secs(11)).await;
+    fail(&breaker).await.unwrap_err();
+    let opened = transition_to(&mut events, State::Open).await;
+    let half_open = transition_to(&mut events, State::HalfOpen).await;
+    assert_eq!(half_open.at - opened.at, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
 async fn success_threshold_needs_that_many_trials() {
     let breaker = Breaker::builder("sms")
         .failure_threshold(1)

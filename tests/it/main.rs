@@ -32,3 +32,4 @@ mod shards;
 mod smtp;
 mod status_page;
 mod support;
+mod user_rules;

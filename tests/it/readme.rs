@@ -58,3 +58,49 @@ async fn the_metric_table_lists_exactly_what_metrics_exports() {
          in the table but not exported: {gone:?}"
     );
 }
+
+/// README's provider tables are exactly what `breakerd rules --markdown` writes from the
+/// catalogues and rules: regenerate them with that command when a rule changes.
+#[test]
+fn the_provider_tables_are_the_rules_themselves() {
+    let begin = "<!-- breakerd rules --markdown: begin -->\n";
+    let end = "<!-- breakerd rules --markdown: end -->";
+    let start = README
+        .find(begin)
+        .expect("README marks the generated tables")
+        + begin.len();
+    let stop = README.find(end).expect("and where they end");
+    let generated = breakerd::provider::markdown();
+    assert!(
+        README[start..stop] == generated,
+        "README's provider tables are stale: run `cargo run -- rules --markdown` and paste its output between the markers"
+    );
+}
+
+/// The `explain` example in README is what `breakerd explain` prints for Daraja's published
+/// "being processed" answer.
+#[test]
+fn the_explain_example_is_what_explain_prints() {
+    let fixture = crate::support::fixtures::load("mpesa/stk_query_pending");
+    let config = breakerd::config::Config::parse(
+        include_str!("../../alerts.toml"),
+        "alerts.toml",
+        &crate::support::TestEnv::default(),
+    )
+    .expect("the bundled config");
+    let judge = breakerd::registry::judge_of(config.service("mpesa").expect("mpesa"));
+    let printed = breakerd::provider::explain(
+        &judge,
+        "POST",
+        "/mpesa/stkpushquery/v1/query",
+        500,
+        &Vec::new(),
+        Some(&fixture.body),
+    );
+    let shown = README
+        .split("--body answer.json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README shows explain's output");
+    assert_eq!(shown, printed);
+}

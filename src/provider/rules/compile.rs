@@ -485,7 +485,10 @@ fn json_condition(raw: &Spanned<RawJson>, problem: &mut Report<'_>) -> Option<Js
         tests.push(JsonTest::OneOf(values));
     }
     if let Some(needle) = &raw.contains {
-        tests.push(JsonTest::Contains(needle.get_ref().to_lowercase()));
+        tests.push(JsonTest::Contains {
+            written: needle.get_ref().clone(),
+            lower: needle.get_ref().to_lowercase(),
+        });
     }
     if let Some(range) = &raw.between {
         let numbers: Vec<f64> = range
@@ -532,7 +535,7 @@ fn json_condition(raw: &Spanned<RawJson>, problem: &mut Report<'_>) -> Option<Js
                 test,
                 JsonTest::Equals(_)
                     | JsonTest::OneOf(_)
-                    | JsonTest::Contains(_)
+                    | JsonTest::Contains { .. }
                     | JsonTest::Between(..)
             ))
     {

@@ -43,7 +43,7 @@ impl Rule {
             let test = match &condition.test {
                 JsonTest::Equals(value) => format!("= \"{value}\""),
                 JsonTest::OneOf(values) => format!("one of {}", quoted_list(values)),
-                JsonTest::Contains(value) => format!("contains \"{value}\""),
+                JsonTest::Contains { written, .. } => format!("contains \"{written}\""),
                 JsonTest::Between(low, high) => format!("from {low} to {high}"),
                 JsonTest::Exists(true) => "present".to_string(),
                 JsonTest::Exists(false) => "absent".to_string(),
@@ -102,7 +102,9 @@ impl Rule {
                     let test = match &condition.test {
                         JsonTest::Equals(value) => format!("equals = {}", quote(value)),
                         JsonTest::OneOf(values) => format!("one_of = {}", list(values)),
-                        JsonTest::Contains(value) => format!("contains = {}", quote(value)),
+                        JsonTest::Contains { written, .. } => {
+                            format!("contains = {}", quote(written))
+                        }
                         JsonTest::Between(low, high) => format!("between = [{low}, {high}]"),
                         JsonTest::Exists(flag) => format!("exists = {flag}"),
                         JsonTest::AllNull(flag) => format!("all_null = {flag}"),
