@@ -18,8 +18,11 @@ keep-alive to the same upstream (2 workers, as breakerd has 2 runtime threads) i
 the same runs, so the figures can be read against the cost of any proxy on this machine.
 
 Each wrk run is repeated --rounds times, direct and proxies alternating; figures are medians.
+With --baseline BIN (a breakerd binary built from an earlier commit, e.g. in a git worktree),
+that binary's proxy runs beside this one on the same upstream and is measured in the same
+alternation, for an A/B of a change in one run.
 Needs wrk (Debian package wrk). Usage: python3 scripts/proxy_bench.py [--seconds 5] [--rounds 3]
-Only loopback addresses are used.
+[--baseline PATH]. Only loopback addresses are used.
 """
 import argparse
 import http.client
@@ -174,6 +177,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per figure (median)")
+    parser.add_argument("--baseline", help="another breakerd binary to measure beside this one (A/B)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian package wrk)")
@@ -197,6 +201,19 @@ def main():
     daemon = subprocess.Popen([BIN, "run", "--config", config],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "RUST_LOG": "warn"})
+    baseline, base_proxy = None, None
+    if args.baseline:
+        base_api, base_proxy_port = free_port(), free_port()
+        base_config = os.path.join(work, "baseline.toml")
+        with open(config) as f, open(base_config, "w") as out:
+            out.write(f.read()
+                      .replace(f"127.0.0.1:{api_port}", f"127.0.0.1:{base_api}")
+                      .replace(f"127.0.0.1:{proxy_port}", f"127.0.0.1:{base_proxy_port}")
+                      .replace(f"{work}/state", f"{work}/baseline-state"))
+        baseline = subprocess.Popen([args.baseline, "run", "--config", base_config],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "RUST_LOG": "warn"})
+        base_proxy = f"http://127.0.0.1:{base_proxy_port}/app/health"
     nginx = None
     try:
         wait_http(f"{upstream}/health")
@@ -204,7 +221,9 @@ def main():
         wait_http(f"http://127.0.0.1:{proxy_port}/app/health")
         direct, proxied = f"{upstream}/health", f"http://127.0.0.1:{proxy_port}/app/health"
         nginx, peer = start_nginx(work, target_port)
-        urls = [direct, proxied] + ([peer] if peer else [])
+        if base_proxy:
+            wait_http(base_proxy)
+        urls = [direct, proxied] + ([peer] if peer else []) + ([base_proxy] if base_proxy else [])
 
         one = median_runs(urls, 1, args.seconds, args.rounds)
         many = median_runs(urls, 32, args.seconds, args.rounds)
@@ -212,7 +231,7 @@ def main():
         rejected = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
                                args.seconds, args.rounds)
         open_run = next(iter(rejected.values()))
-        servers = [target, daemon] + ([nginx] if nginx else [])
+        servers = [target, daemon] + ([nginx] if nginx else []) + ([baseline] if baseline else [])
         pin(servers, "0")
         one_pinned = median_runs(urls, 1, args.seconds, args.rounds, cpu="0")
         rejected_pinned = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
@@ -244,7 +263,20 @@ def main():
               f"{down[0]:.1f} / {down[1]:.1f} / {down[2]:.1f} MiB | |")
         print(f"| RSS streaming 100 MB up: before / peak / after | | "
               f"{up[0]:.1f} / {up[1]:.1f} / {up[2]:.1f} MiB | |")
+        if base_proxy:
+            print(f"\nA/B against {args.baseline}, same runs:\n")
+            print("| measure | this breakerd | baseline | this / baseline |")
+            print("|---|---|---|---|")
+            for runs, where in ((one, "one connection"), (one_pinned, "one connection, all on one CPU")):
+                for label, index in (("latency p50", 1), ("latency p99", 2)):
+                    p, b = runs[proxied][index], runs[base_proxy][index]
+                    print(f"| {label}, {where} | {p * 1000:.0f} µs | {b * 1000:.0f} µs | {p / b:.2f} |")
+            p, b = many[proxied][0], many[base_proxy][0]
+            print(f"| requests/s, 32 connections | {p:,.0f} | {b:,.0f} | {p / b:.2f} |")
     finally:
+        if baseline:
+            baseline.terminate()
+            baseline.wait(timeout=30)
         if nginx:
             nginx.terminate()
             nginx.wait(timeout=30)

@@ -44,7 +44,7 @@ mod window;
 
 pub(crate) use backoff::Jitter;
 pub use call::{Classify, ErrorsAreFailures, Verdict};
-pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY};
+pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY, MAX_TRIAL_HOLD};
 pub use error::{BreakerError, OpenError, TimeoutError};
 pub use event::{CallRecord, CallTag, Outcome, Transition, TransitionReason};
 pub use permit::{OwnedPermit, Permit};

@@ -79,6 +79,9 @@ async fn launch(
     if config.server.admin_token.is_none() {
         info!("admin routes are off: no server.admin_token is set");
     }
+    for note in crate::config::defaulted_environments(&config) {
+        tracing::warn!("{note}");
+    }
     let proxy_listener = match config.server.proxy_listen {
         Some(address) => Some(bind_proxy(address).await?),
         None => None,

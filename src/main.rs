@@ -227,6 +227,7 @@ fn explain(
         &answer_headers,
         body.as_deref(),
     );
+    let text = breakerd::probe::redact_secrets(&service.check, &text);
     let _ = write!(std::io::stdout().lock(), "{text}");
     ExitCode::SUCCESS
 }

@@ -157,6 +157,8 @@ pub struct ProbeError {
     pub detail: String,
     /// The operation and what the provider said, when known.
     pub said: Option<Box<Said>>,
+    /// How long a throttling provider asked us to wait (`Retry-After`), if it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ProbeError {
@@ -166,6 +168,7 @@ impl ProbeError {
             reason,
             detail: detail.into(),
             said: None,
+            retry_after: None,
         }
     }
 

@@ -114,6 +114,11 @@ impl Probe {
         }
     }
 
+    /// `text` without this check's secrets, in every form they travel in.
+    pub fn redact_text(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+
     /// Runs the check once, as [`run`](Self::run), and returns what it observed on the way.
     pub async fn run_observed(&self) -> (Result<ProbeSuccess, ProbeError>, Observed) {
         observed::observing(self.run()).await
@@ -142,6 +147,11 @@ impl Probe {
             },
         }
     }
+}
+
+/// `text` without the secrets of `check` (what `breakerd explain` prints, say).
+pub fn redact_secrets(check: &Check, text: &str) -> String {
+    redact::Redactor::of(check).redact(text)
 }
 
 /// A credential's value, or an `auth` failure saying what to set.

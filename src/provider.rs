@@ -95,6 +95,12 @@ impl Hosts {
         }
     }
 
+    /// Whether the two environments have hosts of their own (WhatsApp's Graph API has one for
+    /// both).
+    pub fn distinct(&self) -> bool {
+        self.sandbox != self.production
+    }
+
     /// The environment whose host `url` is, if it is one of them.
     pub fn environment_of(&self, url: &Url) -> Option<Environment> {
         Environment::ALL
@@ -362,6 +368,11 @@ impl ProviderCheck {
     pub fn host_hint(&self) -> String {
         let hosts = &self.provider.hosts;
         match hosts.environment_of(&self.base_url) {
+            Some(_) if !hosts.distinct() => format!(
+                "these credentials were sent to {}'s host {}",
+                self.provider.title,
+                hosts.of(self.environment)
+            ),
             Some(environment) => {
                 let other = match environment {
                     Environment::Sandbox => Environment::Production,

@@ -83,7 +83,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     };
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let secrets = RequestSecrets::of(&parts.headers);
+    let secrets = RequestSecrets::of(&parts.headers, parts.uri.query());
     let method = parts.method.clone();
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());

@@ -278,7 +278,7 @@ impl Service {
                     ProbeError::new(FailureReason::Body, judgement.detail.clone())
                 });
                 self.probe.redact(&mut failure, secrets);
-                if let Some(wait) = judgement.retry_after {
+                if let Some(wait) = failure.retry_after {
                     self.breaker.defer_next_trial(wait);
                 }
                 self.note_failure(&failure);

@@ -263,6 +263,11 @@ pub async fn check_once(service: &Service) -> CheckRecord {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = observed;
             if let Err(failure) = &result {
+                // A throttling provider's wait holds the next trial back (the check is often
+                // the trial itself).
+                if let Some(wait) = failure.retry_after {
+                    service.breaker.defer_next_trial(wait);
+                }
                 service.note_failure(failure);
             }
             result

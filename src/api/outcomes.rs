@@ -159,7 +159,7 @@ pub(crate) async fn report(
                         crate::outcome::Verdict::Caller(kind) => Some(kind.to_string()),
                     },
                     rule: judgement.rule.to_string(),
-                    detail: judgement.detail.clone(),
+                    detail: service.probe.redact_text(&judgement.detail),
                 });
                 match service
                     .breaker

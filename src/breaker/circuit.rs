@@ -25,6 +25,10 @@ use super::window::Window;
 
 /// Transitions kept for a subscriber that falls behind, before it starts missing the oldest.
 pub const DEFAULT_EVENT_CAPACITY: usize = 32;
+/// The longest a provider's `Retry-After` holds the next trial back, unless the breaker's own
+/// longest open period (its reset timeout, or its backoff's maximum) is longer: a provider (or
+/// a header gone wrong) cannot hold a breaker open for a day.
+pub const MAX_TRIAL_HOLD: Duration = Duration::from_secs(15 * 60);
 /// Longest failure reason kept in stats and events, in bytes.
 const MAX_REASON_LEN: usize = 256;
 
@@ -354,10 +358,17 @@ impl Breaker {
     /// (`Retry-After`): an open breaker's open period is lengthened to it; a breaker that is not
     /// open keeps it for when it opens next (a wait already past by then is forgotten).
     pub fn defer_next_trial(&self, wait: Duration) {
-        let Some(until) = Instant::now().checked_add(wait.min(super::MAX_DURATION)) else {
+        let inner = &*self.inner;
+        let longest_open = inner
+            .built
+            .backoff
+            .as_ref()
+            .map_or(Duration::ZERO, |backoff| backoff.max)
+            .max(inner.tunables.reset_timeout());
+        let wait = wait.min(MAX_TRIAL_HOLD.max(longest_open));
+        let Some(until) = Instant::now().checked_add(wait) else {
             return;
         };
-        let inner = &*self.inner;
         let mut slow = inner.lock();
         if inner.load().state() != State::Open {
             slow.not_before = Some(slow.not_before.map_or(until, |kept| kept.max(until)));
@@ -502,13 +513,25 @@ impl Breaker {
         let opened = self.inner.load();
         runtime
             .spawn(async move {
-                tokio::time::sleep_until(until).await;
-                if let Some(inner) = weak.upgrade() {
+                let mut until = until;
+                loop {
+                    tokio::time::sleep_until(until).await;
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    // A provider's wait may have lengthened the open period since this timer
+                    // was armed: go back to sleep until its end.
+                    let deferred = inner.open_until();
+                    if deferred > until && inner.load().same_phase(opened) {
+                        until = deferred;
+                        continue;
+                    }
                     Breaker { inner }.transition(
                         opened,
                         State::HalfOpen,
                         TransitionReason::ResetTimeoutElapsed,
                     );
+                    return;
                 }
             })
             .abort_handle()

@@ -77,11 +77,7 @@ fn provider(out: &mut String, check: &crate::provider::ProviderCheck) {
         quoted(&redacted_url(&check.base_url))
     );
     for (key, value) in check.provider.credentials.iter().zip(&check.credentials) {
-        let shown = match value {
-            Credential::Set(secret) if !key.secret => quoted(secret.expose()),
-            other => credential(other),
-        };
-        let _ = writeln!(out, "{} = {shown}", key.key);
+        let _ = writeln!(out, "{} = {}", key.key, credential(value));
     }
     let settings = &check.settings;
     if let Some(floor) = settings.min_balance {
@@ -418,11 +414,18 @@ pub fn service_changes(old: &ServiceConfig, new: &ServiceConfig) -> Vec<String> 
         });
     }
     if old.rules != new.rules {
-        changes.push(format!(
-            "rules: {} of the service's own → {}",
-            old.rules.len(),
-            new.rules.len()
-        ));
+        let written = |rules: &[crate::provider::rules::Rule]| -> Vec<String> {
+            rules.iter().map(|rule| rule.to_toml("rules")).collect()
+        };
+        changes.push(if written(&old.rules) == written(&new.rules) {
+            "rules: the same rules, moved in the file".to_string()
+        } else {
+            format!(
+                "rules: {} of the service's own → {}",
+                old.rules.len(),
+                new.rules.len()
+            )
+        });
     }
     if changes.is_empty() && old != new {
         changes.push("a secret or a request detail changed (values not shown)".to_string());

@@ -32,7 +32,7 @@ pub fn defaulted_environments(config: &Config) -> Vec<String> {
             let hosts = check.provider.hosts;
             let sandbox = hosts.environment_of(&check.base_url)
                 == Some(crate::provider::Environment::Sandbox);
-            (!check.environment_set && sandbox && hosts.sandbox != hosts.production).then(|| {
+            (!check.environment_set && sandbox && hosts.distinct()).then(|| {
                 format!(
                     "{}: environment is not set, so the check and the proxy use {}'s sandbox host {}; set environment = \"production\" for live keys",
                     service.name, check.provider.title, hosts.sandbox

@@ -12,6 +12,9 @@ use std::sync::LazyLock;
 use super::service::{PHASES, ServiceSeries, Source, TIMED_OUTCOMES};
 use super::text::{CHUNK, Padded, Text, float_line, int_line};
 use super::{DURATION_BUCKETS, OUTCOME_LABELS, STATE_LABELS, TRANSITION_LABELS};
+use std::sync::Arc;
+
+use super::operations::{Operations, TrafficSeries};
 use crate::outcome::CallerKind;
 use crate::probe::FailureReason;
 
@@ -529,14 +532,22 @@ pub(crate) fn gather_run(
     services: &[&ServiceSeries],
     held: &super::HeldServices,
     gathered: &mut [Gathered; FAMILIES],
+    operations: &mut Vec<Option<Arc<Operations>>>,
 ) {
+    // Each service's operations as they are now, read once: the lines are gathered and then
+    // written from the same list, whatever a reload does meanwhile.
+    operations.clear();
+    operations.extend(services.iter().map(|service| {
+        (service.carries_traffic() || service.has_caller_outcomes()).then(|| service.operations())
+    }));
     for family in gathered.iter_mut() {
         family.clear();
     }
     let mut maintenance = Members::of(&held.maintenance);
     let mut silenced = Members::of(&held.silenced);
     let mut holds = Vec::with_capacity(BLOCK);
-    for block in services.chunks(BLOCK) {
+    for (number, block) in services.chunks(BLOCK).enumerate() {
+        let first = number * BLOCK;
         holds.clear();
         holds.extend(block.iter().map(|service| Holds {
             maintenance: maintenance.contains(service.name()),
@@ -549,10 +560,11 @@ pub(crate) fn gather_run(
                 .fold(0, u64::wrapping_add),
         );
         for (family, gathered) in Family::ALL.into_iter().zip(gathered.iter_mut()) {
-            for (service, holds) in block.iter().zip(&holds) {
+            let block_operations = operations.get(first..).unwrap_or_default();
+            for ((service, holds), operations) in block.iter().zip(&holds).zip(block_operations) {
                 let before = gathered.values.len();
                 gathered.current = 0;
-                write_family(gathered, family, service, *holds);
+                write_family(gathered, family, service, *holds, operations.as_deref());
                 let count = gathered.values.len() - before;
                 gathered
                     .counts
@@ -569,6 +581,7 @@ pub(crate) fn write_gathered(
     format: Format,
     index: usize,
     services: &[&ServiceSeries],
+    operations: &[Option<Arc<Operations>>],
     gathered: &Gathered,
     headers: bool,
     out: &mut Text,
@@ -589,7 +602,10 @@ pub(crate) fn write_gathered(
         floats: ryu::Buffer::new(),
     };
     let mut start = 0;
-    for (service, count) in services.iter().zip(&gathered.counts) {
+    let no_operations = Operations::default();
+    for ((service, count), service_operations) in
+        services.iter().zip(&gathered.counts).zip(operations)
+    {
         let end = (start + usize::from(*count)).min(gathered.values.len());
         let samples = &gathered.samples[start..end];
         let labels = &gathered.labels[start..end];
@@ -605,7 +621,7 @@ pub(crate) fn write_gathered(
             }
             continue;
         }
-        let operations = service.operations();
+        let operations = service_operations.as_deref().unwrap_or(&no_operations);
         let longest_label = (0..operations.names().len())
             .filter_map(|index| operations.label(index))
             .map(|label| label.len)
@@ -633,7 +649,13 @@ struct Holds {
 }
 
 /// One service's lines of one family.
-fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, holds: Holds) {
+fn write_family(
+    w: &mut impl Lines,
+    family: Family,
+    service: &ServiceSeries,
+    holds: Holds,
+    operations: Option<&Operations>,
+) {
     match family {
         Family::BreakerState => {
             let current = service.state_index();
@@ -646,7 +668,7 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
                 w.int(outcome, count);
             }
             let first = Source::Traffic.index() * OUTCOME_LABELS.len();
-            for (operation, traffic) in operations(service) {
+            for (operation, traffic) in traffic_of(service, operations) {
                 w.label(operation);
                 for (outcome, count) in traffic.calls.iter().enumerate() {
                     w.int(first + outcome, count.get());
@@ -661,7 +683,7 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
                 histogram_lines(w, outcome * HISTOGRAM_LINES, histogram, outcome > 0);
             }
             let first = Source::Traffic.index() * TIMED_OUTCOMES.len();
-            for (operation, traffic) in operations(service) {
+            for (operation, traffic) in traffic_of(service, operations) {
                 w.label(operation);
                 for (outcome, histogram) in traffic.durations.iter().enumerate() {
                     // Real traffic's histograms appear with their first call, operation by
@@ -672,7 +694,7 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
         }
         Family::SlowCalls => {
             w.int(Source::Check.index(), service.slow_calls());
-            for (operation, traffic) in operations(service) {
+            for (operation, traffic) in traffic_of(service, operations) {
                 w.label(operation);
                 w.int(Source::Traffic.index(), traffic.slow.get());
             }
@@ -716,7 +738,9 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
         Family::MissedTicks => w.int(0, service.missed_ticks()),
         Family::SkippedForTraffic => w.int(0, service.skipped_for_traffic()),
         Family::CallerOutcomes => {
-            let operations = service.operations();
+            let Some(operations) = operations.filter(|_| service.has_caller_outcomes()) else {
+                return;
+            };
             for (operation, counts) in operations.caller_counts().enumerate() {
                 let Some(counts) = counts else { continue };
                 w.label(u8::try_from(operation + 1).unwrap_or(u8::MAX));
@@ -732,16 +756,14 @@ fn write_family(w: &mut impl Lines, family: Family, service: &ServiceSeries, hol
 
 /// The real-traffic series of a service that carries traffic, each with its label piece
 /// number (1 + its operation's place).
-fn operations(
+fn traffic_of<'o>(
     service: &ServiceSeries,
-) -> impl Iterator<Item = (u8, std::sync::Arc<super::operations::TrafficSeries>)> {
-    let handles = if service.carries_traffic() {
-        service.operations().traffic_series()
-    } else {
-        Vec::new()
-    };
-    handles
+    operations: Option<&'o Operations>,
+) -> impl Iterator<Item = (u8, &'o TrafficSeries)> {
+    operations
+        .filter(|_| service.carries_traffic())
         .into_iter()
+        .flat_map(Operations::all_traffic)
         .enumerate()
         .map(|(index, series)| (u8::try_from(index + 1).unwrap_or(u8::MAX), series))
 }

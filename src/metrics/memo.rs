@@ -81,6 +81,8 @@ impl Memos {
 #[derive(Default)]
 pub(crate) struct Scratch {
     gathered: [Gathered; FAMILIES],
+    /// The operations each service of the run had when its numbers were read.
+    operations: Vec<Option<std::sync::Arc<super::operations::Operations>>>,
 }
 
 /// Every per-service family's text for `services` (sorted by name) in `format`, with the
@@ -107,7 +109,12 @@ pub(crate) fn write_run(
         memo.series
             .extend(services.iter().map(|series| series.id()));
     }
-    gather_run(services, held, &mut scratch.gathered);
+    gather_run(
+        services,
+        held,
+        &mut scratch.gathered,
+        &mut scratch.operations,
+    );
     let room = room_for(services.len());
     std::array::from_fn(|index| {
         let family = &mut memo.families[index];
@@ -122,7 +129,15 @@ pub(crate) fn write_run(
                     .filter(|buffer| buffer.capacity() <= room[index].saturating_mul(4))
                     .unwrap_or_else(|| Vec::with_capacity(room[index]));
                 let mut text = Text::new(buffer);
-                write_gathered(format, index, services, gathered, headers, &mut text);
+                write_gathered(
+                    format,
+                    index,
+                    services,
+                    &scratch.operations,
+                    gathered,
+                    headers,
+                    &mut text,
+                );
                 std::mem::swap(&mut family.gathered, gathered);
                 Arc::new(text)
             }

@@ -110,8 +110,8 @@ impl Operations {
     }
 
     /// Every operation's traffic series, in catalogue order (none when no traffic reaches).
-    pub(crate) fn traffic_series(&self) -> Vec<Arc<TrafficSeries>> {
-        self.traffic.clone()
+    pub(crate) fn all_traffic(&self) -> impl Iterator<Item = &TrafficSeries> {
+        self.traffic.iter().map(|series| &**series)
     }
 
     /// Counts a caller outcome of `kind` on operation `index`.

@@ -99,6 +99,9 @@ pub(crate) struct ServiceSeries {
     carries_traffic: AtomicBool,
     /// Its operations: real traffic and caller outcomes by operation.
     operations: RwLock<Arc<Operations>>,
+    /// Whether any answer was the caller's own outcome (a scrape reads the operations for
+    /// their counts only then).
+    has_caller_outcomes: AtomicBool,
     transitions: [Counter; TRANSITION_LABELS.len()],
     consecutive_failures: Gauge,
     failure_threshold: Gauge,
@@ -138,6 +141,7 @@ impl ServiceSeries {
             slow_calls: Default::default(),
             carries_traffic: AtomicBool::new(false),
             operations: RwLock::default(),
+            has_caller_outcomes: AtomicBool::new(false),
             transitions: Default::default(),
             consecutive_failures: Gauge::default(),
             failure_threshold: Gauge::default(),
@@ -239,6 +243,11 @@ impl ServiceSeries {
 
     pub(crate) fn state_index(&self) -> usize {
         usize::try_from(self.state.get()).unwrap_or(0)
+    }
+
+    /// Whether any answer was the caller's own outcome.
+    pub(crate) fn has_caller_outcomes(&self) -> bool {
+        self.has_caller_outcomes.load(Ordering::Relaxed)
     }
 
     /// Whether real traffic reaches the service (its traffic series are written).
@@ -376,6 +385,9 @@ impl ServiceMetrics {
     /// Counts an answer that was the caller's own outcome, on operation `index`.
     pub fn caller_outcome(&self, operation: usize, kind: CallerKind) {
         self.series.operations().caller_outcome(operation, kind);
+        self.series
+            .has_caller_outcomes
+            .store(true, Ordering::Relaxed);
     }
 
     /// Says whether real traffic can reach the service, so its `source="traffic"` series

@@ -371,7 +371,9 @@ pub(crate) async fn check(
     }
     let answer = client.send(request).await?;
     if rules.has_user_rules() {
-        let path = check.url.path();
+        // Judged as the proxy and the outcome API judge: the path below the upstream, and a
+        // body longer than the rules read left unread.
+        let path = rules.relative_path(check.url.path());
         let operation = rules.operation(&check.method, path);
         let head = crate::provider::Head {
             operation: &operation.name,
@@ -380,7 +382,9 @@ pub(crate) async fn check(
             status: answer.status.as_u16(),
             headers: &answer.headers,
         };
-        if let Some(judged) = rules.judge_by_user_rules(&head, Some(&answer.body)) {
+        let body =
+            (answer.body.len() <= crate::provider::MAX_JUDGED_BODY).then_some(&answer.body[..]);
+        if let Some(judged) = rules.judge_by_user_rules(&head, body) {
             return judged.check_result();
         }
     }

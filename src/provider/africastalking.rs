@@ -173,9 +173,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
                 .header("Accept", "application/json"),
         )
         .await?;
-    if let Some(caller) = answer.caller_outcome() {
-        return Ok(caller);
-    }
     let json = answer.json();
     let Some(balance) = json
         .as_ref()

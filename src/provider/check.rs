@@ -10,7 +10,7 @@ use super::ProviderCheck;
 use super::judge::Judge;
 use super::rules::{Head, Judgement};
 use crate::config::{Secret, Url};
-use crate::outcome::{FailureReason, ProbeError, ProbeSuccess, Verdict};
+use crate::outcome::{FailureReason, ProbeError, Verdict};
 use crate::probe::credential;
 use crate::probe::http::{Answer, HttpClient};
 use crate::probe::request::CheckRequest;
@@ -43,15 +43,6 @@ impl Checked {
     /// The start of the body, for details.
     pub fn excerpt(&self) -> String {
         self.answer.excerpt()
-    }
-
-    /// When the rules said the answer is the caller's own outcome: the check's result, which
-    /// counts for neither side.
-    pub fn caller_outcome(&self) -> Option<ProbeSuccess> {
-        match self.judgement.verdict {
-            Verdict::Caller(_) => self.judgement.check_result().ok(),
-            Verdict::Success | Verdict::Failure(_) => None,
-        }
     }
 
     /// A `body` failure: the answer passed the rules but lacks what the check needs.
@@ -97,8 +88,11 @@ impl Call<'_> {
         }
     }
 
-    /// Sends `request` and judges the answer: a failure (with, for `auth`, which host the
-    /// credentials went to) is the error; a success or the caller's own outcome comes back.
+    /// Sends `request` and judges the answer: a success comes back; a failure is the error
+    /// (with, for `auth`, which host the credentials went to, and the provider's wait for
+    /// throttling). The check built the request itself, so an answer the rules call the
+    /// caller's own outcome (a 404, a validation error) is the check's failure too: its
+    /// `base_url` or the service's ids are wrong.
     pub(crate) async fn send(&self, request: CheckRequest) -> Result<Checked, ProbeError> {
         let method = request.method.clone();
         let path = request.url.path().to_string();
@@ -107,15 +101,25 @@ impl Call<'_> {
             return Err(redirect);
         }
         let judgement = self.judge_answer(&method, &path, &answer);
-        match judgement.failure() {
-            Some(mut failure) => {
-                if failure.reason == FailureReason::Auth {
-                    failure.detail = format!("{}; {}", failure.detail, self.check.host_hint());
-                }
-                Err(failure)
+        let mut failure = match judgement.verdict {
+            Verdict::Success => return Ok(Checked { answer, judgement }),
+            Verdict::Failure(reason) => {
+                ProbeError::new(reason, judgement.detail.clone()).saying(judgement.said())
             }
-            None => Ok(Checked { answer, judgement }),
+            Verdict::Caller(kind) => ProbeError::new(
+                FailureReason::HttpStatus,
+                format!(
+                    "{} — the provider refused the check's own request ({kind}): check base_url and the service's credentials and ids",
+                    judgement.detail
+                ),
+            )
+            .saying(judgement.said()),
+        };
+        if failure.reason == FailureReason::Auth {
+            failure.detail = format!("{}; {}", failure.detail, self.check.host_hint());
         }
+        failure.retry_after = judgement.retry_after;
+        Err(failure)
     }
 
     fn judge_answer(&self, method: &Method, path: &str, answer: &Answer) -> Judgement {
@@ -128,7 +132,9 @@ impl Call<'_> {
             status: answer.status.as_u16(),
             headers: &answer.headers,
         };
-        self.judge.judge(&head, Some(&answer.body))
+        // As the proxy does: a body longer than the rules read is judged without it.
+        let body = (answer.body.len() <= super::MAX_JUDGED_BODY).then_some(&answer.body[..]);
+        self.judge.judge(&head, body)
     }
 }
 

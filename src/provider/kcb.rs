@@ -207,9 +207,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
                 .header("Content-Type", "application/x-www-form-urlencoded"),
         )
         .await?;
-    if let Some(caller) = answer.caller_outcome() {
-        return Ok(caller);
-    }
     match answer
         .json()
         .as_ref()

@@ -246,6 +246,18 @@ code = "/errorCode"
 message = "/errorMessage"
 
 [[rule]]
+status = 429
+outcome = "throttled"
+code = "/errorCode"
+message = "/errorMessage"
+
+[[rule]]
+status = [401, 403]
+outcome = "auth"
+code = "/errorCode"
+message = "/errorMessage"
+
+[[rule]]
 status = "4xx"
 json = [{ pointer = "/errorCode", exists = true }]
 outcome = "caller"
@@ -263,9 +275,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
     let answer = call
         .send(request(Method::GET, &url).basic_auth(key.expose(), secret.expose()))
         .await?;
-    if let Some(caller) = answer.caller_outcome() {
-        return Ok(caller);
-    }
     match answer
         .json()
         .as_ref()

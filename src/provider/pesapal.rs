@@ -218,9 +218,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
                 .body(body.to_string()),
         )
         .await?;
-    if let Some(caller) = answer.caller_outcome() {
-        return Ok(caller);
-    }
     let json = answer.json();
     let Some(token) = json.as_ref().and_then(|json| text_field(json, "/token")) else {
         return Err(answer.lacks("a token"));
@@ -236,9 +233,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
                 .bearer_auth(token),
         )
         .await?;
-    if let Some(caller) = listed.caller_outcome() {
-        return Ok(caller);
-    }
     let ids: Vec<String> = listed
         .json()
         .as_ref()
@@ -253,15 +247,21 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
     if ids.iter().any(|id| id == ipn_id) {
         return Ok(ProbeSuccess::default());
     }
+    /// The most IPN ids a failure names.
+    const SHOWN_IDS: usize = 5;
+    let listed = match ids.len() {
+        0 => "none".to_string(),
+        count if count <= SHOWN_IDS => ids.join(", "),
+        count => format!(
+            "{}, and {} more",
+            ids[..SHOWN_IDS].join(", "),
+            count - SHOWN_IDS
+        ),
+    };
     Err(ProbeError::new(
         FailureReason::Account,
         format!(
-            "IPN {ipn_id} is not registered with this merchant any more (GetIpnList lists {}): register the IPN URL again with RegisterIPN and update notification_id",
-            if ids.is_empty() {
-                "none".to_string()
-            } else {
-                ids.join(", ")
-            }
+            "IPN {ipn_id} is not registered with this merchant any more (GetIpnList lists {listed}): register the IPN URL again with RegisterIPN and update notification_id"
         ),
     )
     .saying(crate::outcome::Said {

@@ -30,9 +30,10 @@ pub const MAX_RULES: usize = 64;
 pub const MAX_CONDITIONS: usize = 8;
 /// The most values a `one_of` list (or an `operation`, `method` or `status` list) may hold.
 pub const MAX_LIST: usize = 64;
-/// The longest wait a `Retry-After` (or a rule's `retry_after`) may impose: longer ones are
-/// cut to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The longest wait a `Retry-After` (or a rule's `retry_after`) is read as: longer ones are cut
+/// to this (the breaker then holds its trial back at most [`crate::breaker::MAX_TRIAL_HOLD`],
+/// or its own longest open period).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Where a rule comes from, as `breakerd explain` and `check --print` name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,15 +244,23 @@ impl Judgement {
     /// The failure this judgement is, if it counts against the service.
     pub fn failure(&self) -> Option<crate::outcome::ProbeError> {
         match self.verdict {
-            Verdict::Failure(reason) => Some(
-                crate::outcome::ProbeError::new(reason, self.detail.clone()).saying(self.said()),
-            ),
+            Verdict::Failure(reason) => {
+                let mut failure = crate::outcome::ProbeError::new(reason, self.detail.clone())
+                    .saying(self.said());
+                failure.retry_after = self.retry_after;
+                Some(failure)
+            }
             Verdict::Success | Verdict::Caller(_) => None,
         }
     }
 }
 
 impl Rule {
+    /// Where the rule comes from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
     /// Whether the rule reads the body: it has JSON conditions, or quotes the body.
     pub(crate) fn reads_body(&self) -> bool {
         !self.json.is_empty()

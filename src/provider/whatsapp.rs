@@ -181,6 +181,24 @@ code = "/error/code"
 message = "/error/message"
 
 [[rule]]
+status = 429
+outcome = "throttled"
+code = "/error/code"
+message = "/error/message"
+
+[[rule]]
+status = 401
+outcome = "auth"
+code = "/error/code"
+message = "/error/message"
+
+[[rule]]
+status = 403
+outcome = "account"
+code = "/error/code"
+message = "/error/message"
+
+[[rule]]
 status = "4xx"
 json = [{ pointer = "/error/code", exists = true }]
 outcome = "caller"
@@ -353,9 +371,6 @@ async fn check(call: &Call<'_>) -> Result<ProbeSuccess, ProbeError> {
     let answer = call
         .send(request(Method::GET, &url).bearer_auth(token.expose()))
         .await?;
-    if let Some(caller) = answer.caller_outcome() {
-        return Ok(caller);
-    }
     let json = answer.json();
     let field = |pointer: &str| json.as_ref().and_then(|json| text_field(json, pointer));
     let Some(status) = field("/status") else {

@@ -142,6 +142,44 @@ impl PendingVerdict {
         settle(self.permit, &self.service, judgement, &self.secrets);
     }
 
+    /// Reads what is left of the start of the body after the client has gone — within the
+    /// call's timeout, at most what the rules read — and settles (off the caller: a task; with
+    /// no runtime, by the head alone).
+    fn settle_without_client(mut self, mut rest: reqwest::Body) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.settle(false);
+            return;
+        };
+        runtime.spawn(async move {
+            use http_body_util::BodyExt as _;
+            loop {
+                let frame = tokio::time::timeout_at(self.deadline, rest.frame()).await;
+                match frame {
+                    Ok(None) => return self.settle(true),
+                    Ok(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref()
+                            && !self.take(data)
+                        {
+                            return self.settle(false);
+                        }
+                    }
+                    Ok(Some(Err(error))) => {
+                        let failure = classify::http_error(error, self.service.name());
+                        return self.fail(failure, FailureKind::Failure);
+                    }
+                    Err(_) => {
+                        let detail = format!(
+                            "no complete answer within {} ms (a real call)",
+                            self.timeout.as_millis()
+                        );
+                        let failure = ProbeError::new(FailureReason::Timeout, detail);
+                        return self.fail(failure, FailureKind::Timeout);
+                    }
+                }
+            }
+        });
+    }
+
     fn fail(self, failure: ProbeError, outcome: FailureKind) {
         let failure = failure.saying(Said {
             operation: Some(self.exchange.operation.to_string()),
@@ -197,15 +235,26 @@ pub(crate) enum BodyCut {
 
 pin_project! {
     /// An answer's body on its way to the client: ended when it stops moving for `idle`, and,
-    /// while a verdict waits on it, its start kept for the judge.
+    /// while a verdict waits on it, its start kept for the judge. A client that leaves before
+    /// the start of the body has passed does not lose the verdict: the rest of that start is
+    /// read, within the call's timeout, after it has gone.
     pub(crate) struct Watched {
-        #[pin]
         inner: reqwest::Body,
         #[pin]
         timer: Sleep,
         idle: Duration,
         last_data: Instant,
         pending: Option<PendingVerdict>,
+    }
+
+    impl PinnedDrop for Watched {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(pending) = this.pending.take() {
+                let rest = std::mem::take(this.inner);
+                pending.settle_without_client(rest);
+            }
+        }
     }
 }
 
@@ -244,7 +293,7 @@ impl HttpBody for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        match this.inner.as_mut().poll_frame(cx) {
+        match Pin::new(&mut *this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     *this.last_data = Instant::now();

@@ -1,29 +1,38 @@
-//! The credentials a proxied request carries (its `Authorization` and API-key headers), kept
-//! by reference while the call runs so that nothing the provider echoes back — in a message a
-//! rule quotes — shows them in a cause, a page or a log. Nothing is copied unless a failure
-//! needs redacting.
+//! The credentials a proxied request carries (its `Authorization` and API-key headers, and
+//! query parameters named like a credential, as Graph's `access_token`), kept by reference
+//! while the call runs so that nothing the provider echoes back — in a message a rule quotes —
+//! shows them in a cause, a page or a log. Nothing is copied unless the request has a query
+//! naming a credential, or a failure needs redacting.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
 /// The request headers whose values are credentials.
 const API_KEY_HEADERS: [&str; 3] = ["apikey", "api-key", "x-api-key"];
 
-/// A request's credential headers.
+/// Words that mark a query parameter as a credential.
+const CREDENTIAL_WORDS: [&str; 5] = ["token", "key", "secret", "password", "signature"];
+
+/// A request's credential headers and query.
 #[derive(Debug, Default)]
 pub(crate) struct RequestSecrets {
     authorization: Option<HeaderValue>,
     api_key: Option<HeaderValue>,
+    /// The query, when a parameter of it is named like a credential.
+    query: Option<String>,
 }
 
 impl RequestSecrets {
-    /// The credentials among `headers` (shared, not copied).
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
+    /// The credentials among `headers` (shared, not copied) and in `query`.
+    pub(crate) fn of(headers: &HeaderMap, query: Option<&str>) -> Self {
+        let lowered = query.map(str::to_ascii_lowercase).unwrap_or_default();
+        let query = query.filter(|_| CREDENTIAL_WORDS.iter().any(|word| lowered.contains(word)));
         Self {
             authorization: headers.get(header::AUTHORIZATION).cloned(),
             api_key: API_KEY_HEADERS
                 .iter()
                 .find_map(|name| headers.get(*name))
                 .cloned(),
+            query: query.map(str::to_string),
         }
     }
 
@@ -51,6 +60,14 @@ impl RequestSecrets {
         if let Some(key) = self.api_key.as_ref().and_then(|v| v.to_str().ok()) {
             values.push(key.to_string());
         }
+        if let Some(query) = &self.query {
+            for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+                let name = name.to_ascii_lowercase();
+                if CREDENTIAL_WORDS.iter().any(|word| name.contains(word)) {
+                    values.push(value.into_owned());
+                }
+            }
+        }
         values.retain(|value| !value.is_empty());
         values
     }
@@ -68,7 +85,8 @@ mod tests {
             HeaderValue::from_static("Basic dGVzdC1rZXk6dGVzdC1zZWNyZXQ="),
         );
         headers.insert("apiKey", HeaderValue::from_static("at-key-1"));
-        let values = RequestSecrets::of(&headers).values();
+        let values =
+            RequestSecrets::of(&headers, Some("fields=status&access_token=EAAG123")).values();
         assert_eq!(
             values,
             [
@@ -76,7 +94,8 @@ mod tests {
                 "test-key",
                 "test-secret",
                 "test-key:test-secret",
-                "at-key-1"
+                "at-key-1",
+                "EAAG123"
             ]
         );
         let mut bearer = HeaderMap::new();
@@ -84,7 +103,14 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer eyJ.abc"),
         );
-        assert_eq!(RequestSecrets::of(&bearer).values(), ["eyJ.abc"]);
-        assert!(RequestSecrets::of(&HeaderMap::new()).values().is_empty());
+        assert_eq!(
+            RequestSecrets::of(&bearer, Some("page=2")).values(),
+            ["eyJ.abc"]
+        );
+        assert!(
+            RequestSecrets::of(&HeaderMap::new(), None)
+                .values()
+                .is_empty()
+        );
     }
 }

@@ -175,6 +175,16 @@ async fn a_provider_s_retry_after_holds_the_trial_back_longer_than_the_reset_tim
     let opened = transition_to(&mut events, State::Open).await;
     let half_open = transition_to(&mut events, State::HalfOpen).await;
     assert_eq!(half_open.at - opened.at, Duration::from_secs(5));
+    // A day is not honoured: at most MAX_TRIAL_HOLD (the breaker's own longest open period
+    // being shorter).
+    fail(&breaker).await.unwrap_err();
+    let reopened = transition_to(&mut events, State::Open).await;
+    breaker.defer_next_trial(Duration::from_secs(86_400));
+    let half_open = transition_to(&mut events, State::HalfOpen).await;
+    assert_eq!(
+        half_open.at - reopened.at,
+        breakerd::breaker::MAX_TRIAL_HOLD
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -80,6 +80,35 @@ async fn pesapal_posts_json_and_its_200_error_body_is_a_failure() {
 }
 
 #[tokio::test]
+async fn pesapal_confirms_its_ipn_is_still_registered() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    // The IPN ids of Pesapal's published GetIpnList sample.
+    let registered = format!("{OAUTH}\nipn_id = \"e32182ca-0983-4fa0-91bc-c3bb813ba750\"");
+    probe_for(&preset("pesapal", &fake.url(), &registered))
+        .run()
+        .await
+        .expect("the IPN is listed");
+    let requests = fake.requests();
+    assert_eq!(requests[1].target, "/api/URLSetup/GetIpnList");
+    assert!(
+        requests[1]
+            .header("authorization")
+            .is_some_and(|auth| auth.starts_with("Bearer eyJ")),
+        "with the token just requested"
+    );
+    let gone = format!("{OAUTH}\nipn_id = \"0b1e2f3a-1111-2222-3333-444455556666\"");
+    let error = probe_for(&preset("pesapal", &fake.url(), &gone))
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason, FailureReason::Account, "{error}");
+    assert!(
+        error.detail.starts_with("IPN 0b1e2f3a-1111-2222-3333-444455556666 is not registered with this merchant any more (GetIpnList lists e32182ca-0983-4fa0-91bc-c3bb813ba750, c3bb813ba750-0983-4fa0-91bc-e32182ca)"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn kcb_posts_to_its_token_endpoint() {
     let fake = FakeProvider::start(Mode::Healthy).await;
     probe_for(&preset("kcb", &fake.url(), OAUTH))
@@ -312,4 +341,22 @@ async fn no_check_follows_a_redirect_so_no_secret_reaches_another_host() {
     }
     let reached = elsewhere.requests();
     assert!(reached.is_empty(), "the other host got {reached:#?}");
+}
+
+#[tokio::test]
+async fn a_check_whose_own_request_is_refused_fails_and_says_what_to_check() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    // A base_url with a path the provider does not serve: every request is a 404.
+    let wrong = format!("{}/wrong-prefix", fake.url());
+    let error = probe_for(&preset("mpesa", &wrong, OAUTH))
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason, FailureReason::HttpStatus, "{error}");
+    assert!(
+        error.detail.ends_with(
+            "the provider refused the check's own request (not_found): check base_url and the service's credentials and ids"
+        ),
+        "{error}"
+    );
 }

@@ -232,3 +232,28 @@ async fn a_retry_after_holds_the_next_trial_back_and_the_proxy_says_how_long() {
     );
     daemon.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_the_body_does_not_lose_the_verdict() {
+    let upstream = Upstream::start().await;
+    let daemon = start_daemon(&provider_config(
+        "mpesa",
+        "mpesa",
+        &upstream.url(),
+        "failure_threshold = 100\n",
+    ))
+    .await;
+    // Daraja's rules read the body, and this one's rest comes only once released.
+    let response = reqwest::get(proxy(&daemon, "/mpesa/held")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    upstream.release();
+    crate::support::eventually(10, "the call is judged once its body has come", || async {
+        let (_, metrics) = http_get(daemon.address(), "/metrics").await;
+        traffic(&metrics, "mpesa", "other", "success") == 1.0
+    })
+    .await;
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/mpesa").await;
+    assert_eq!(stats["cancelled"], 0, "{stats}");
+    daemon.shutdown().await.unwrap();
+}

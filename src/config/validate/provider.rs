@@ -38,7 +38,7 @@ impl Validator<'_> {
         if let (Some(url), Some(wanted), Some(actual)) =
             (&raw.base_url, environment, host_environment)
             && wanted != actual
-            && hosts.sandbox != hosts.production
+            && hosts.distinct()
         {
             self.problems.at(
                 url.span(),

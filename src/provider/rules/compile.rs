@@ -109,6 +109,9 @@ pub(crate) fn key_names() -> [&'static [&'static str]; 3] {
     ]
 }
 
+/// The longest text a rule compares with (an `equals`, a `contains`, a header value), in bytes.
+pub(crate) const MAX_VALUE_BYTES: usize = 512;
+
 /// Where problems go: a place in the text and what is wrong there.
 type Report<'a> = dyn FnMut(Range<usize>, String) + 'a;
 
@@ -231,7 +234,7 @@ pub(crate) fn compile(
             Ok(_) => {
                 problem(
                     wait.span(),
-                    "retry_after is longer than 1d, the longest allowed".to_string(),
+                    "retry_after is longer than 1h, the longest allowed".to_string(),
                 );
                 None
             }
@@ -270,6 +273,13 @@ pub(crate) fn compile_text(
         let (line, column) = line_and_column(text, error.span().map_or(0, |span| span.start));
         vec![format!("{provider}:{line}:{column}: {}", error.message())]
     })?;
+    let unknown = unknown_keys(text);
+    if !unknown.is_empty() {
+        return Err(unknown
+            .into_iter()
+            .map(|key| format!("{provider}: unknown key `{key}` in a rule"))
+            .collect());
+    }
     let mut problems = Vec::new();
     let mut rules = Vec::new();
     for (index, raw) in raw.rule.iter().enumerate() {
@@ -286,6 +296,44 @@ pub(crate) fn compile_text(
     } else {
         Err(problems)
     }
+}
+
+/// The keys of `[[rule]]` tables (and their `header` and `json` tables) that no rule takes: a
+/// typo in a built-in list would otherwise be ignored.
+fn unknown_keys(text: &str) -> Vec<String> {
+    let Ok(document) = toml::from_str::<toml::Table>(text) else {
+        return Vec::new();
+    };
+    let [rule_keys, header_keys, json_keys] = key_names();
+    let mut unknown = Vec::new();
+    let mut check = |table: &toml::Table, allowed: &[&str]| {
+        unknown.extend(
+            table
+                .keys()
+                .filter(|key| !allowed.contains(&key.as_str()))
+                .cloned(),
+        );
+    };
+    let rules = document.get("rule").and_then(toml::Value::as_array);
+    for rule in rules
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_table)
+    {
+        check(rule, rule_keys);
+        if let Some(header) = rule.get("header").and_then(toml::Value::as_table) {
+            check(header, header_keys);
+        }
+        let conditions = rule.get("json").and_then(toml::Value::as_array);
+        for condition in conditions
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_table)
+        {
+            check(condition, json_keys);
+        }
+    }
+    unknown
 }
 
 /// A string or a list of strings, each with its place.
@@ -457,6 +505,13 @@ fn json_condition(raw: &Spanned<RawJson>, problem: &mut Report<'_>) -> Option<Js
         }
     };
     let scalar = |value: &Spanned<toml::Value>, problem: &mut Report<'_>| match value.get_ref() {
+        toml::Value::String(text) if text.len() > MAX_VALUE_BYTES => {
+            problem(
+                value.span(),
+                format!("a json value to compare is at most {MAX_VALUE_BYTES} bytes"),
+            );
+            None
+        }
         toml::Value::String(text) => Some(text.clone()),
         toml::Value::Integer(n) => Some(n.to_string()),
         toml::Value::Float(n) => Some(n.to_string()),
@@ -485,6 +540,13 @@ fn json_condition(raw: &Spanned<RawJson>, problem: &mut Report<'_>) -> Option<Js
         tests.push(JsonTest::OneOf(values));
     }
     if let Some(needle) = &raw.contains {
+        if needle.get_ref().is_empty() || needle.get_ref().len() > MAX_VALUE_BYTES {
+            problem(
+                needle.span(),
+                format!("contains takes 1 to {MAX_VALUE_BYTES} bytes of text"),
+            );
+            return None;
+        }
         tests.push(JsonTest::Contains {
             written: needle.get_ref().clone(),
             lower: needle.get_ref().to_lowercase(),
@@ -716,6 +778,18 @@ mod tests {
                 "t:25:10: the detail has an unknown placeholder {nope} (allowed: {status}, {method}, {operation}, {code}, {message}, or a JSON pointer such as {/errorMessage})",
             ]
         );
+    }
+
+    #[test]
+    fn a_misspelt_key_in_a_built_in_list_is_caught() {
+        let found = compile_text(
+            "[[rule]]\nstatus = 500\noutcome = \"failure\"\nmesage = \"/m\"\n",
+            "t",
+            &["other"],
+            &|number| Origin::Default { number },
+        )
+        .unwrap_err();
+        assert_eq!(found, ["t: unknown key `mesage` in a rule"]);
     }
 
     #[test]
