@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration};
+pub(crate) use effective::quoted as toml_string;
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
 pub(crate) use errors::{line_and_column, nearest};

@@ -198,28 +198,20 @@ pub struct Cause {
     /// When.
     #[serde(with = "crate::wall::serde_rfc3339")]
     pub at: SystemTime,
-    /// The operation that failed (`stk_push`), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// The provider's own code, when it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The provider's own message, when it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    /// The operation that failed and what the provider said (`operation`, `code`,
+    /// `message`, beside the other fields).
+    #[serde(flatten)]
+    pub said: Said,
 }
 
 impl Cause {
     /// The cause of `error`, seen at `at`.
     pub fn of(error: &ProbeError, at: SystemTime) -> Self {
-        let said = error.said.as_deref().cloned().unwrap_or_default();
         Self {
             reason: error.reason,
             detail: error.detail.clone(),
             at,
-            operation: said.operation,
-            code: said.code,
-            message: said.message,
+            said: error.said.as_deref().cloned().unwrap_or_default(),
         }
     }
 
@@ -229,15 +221,14 @@ impl Cause {
             reason,
             detail: detail.into(),
             at,
-            operation: None,
-            code: None,
-            message: None,
+            said: Said::default(),
         }
     }
 
     /// `on stk_push` when the operation is known, for titles and log lines.
     pub fn on_operation(&self) -> String {
-        self.operation
+        self.said
+            .operation
             .as_deref()
             .map(|operation| format!(" on {operation}"))
             .unwrap_or_default()
@@ -454,11 +445,16 @@ mod tests {
             message: None,
         });
         let cause = Cause::of(&error, SystemTime::UNIX_EPOCH);
-        assert_eq!(cause.operation.as_deref(), Some("stk_push"));
+        assert_eq!(cause.said.operation.as_deref(), Some("stk_push"));
         assert_eq!(cause.on_operation(), " on stk_push");
         let old = r#"{"reason":"http_status","detail":"HTTP 500","at":"2026-11-27T10:00:00Z"}"#;
         let read: Cause = serde_json::from_str(old).unwrap();
-        assert_eq!(read.operation, None);
+        assert_eq!(read.said, Said::default());
+        let json = serde_json::to_value(&cause).unwrap();
+        assert_eq!(
+            json["code"], "500.003.02",
+            "flat beside reason and detail: {json}"
+        );
         assert!(
             ProbeError::new(FailureReason::Body, "x")
                 .saying(Said::default())

@@ -136,6 +136,25 @@ pub struct CredentialKey {
     pub secret: bool,
 }
 
+/// The credentials of the providers that take a consumer key and secret (M-Pesa, Pesapal, KCB).
+pub(crate) const CONSUMER_KEY_AND_SECRET: &[CredentialKey] = &[
+    CredentialKey {
+        key: "consumer_key",
+        secret: true,
+    },
+    CredentialKey {
+        key: "consumer_secret",
+        secret: true,
+    },
+];
+
+/// The seed's settings of the payment providers (mpesa, pesapal, kcb): 3 failures, 30 s, 120 s.
+pub(crate) const PAYMENT_THRESHOLDS: Thresholds = Thresholds {
+    failures: 3,
+    timeout: Duration::from_secs(30),
+    reset_timeout: Duration::from_secs(120),
+};
+
 /// The breaker settings a provider's services start from (the seed's).
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {

@@ -138,9 +138,9 @@ impl AlertmanagerChannel {
         // The operation and what the provider itself said, for routing and for the reader.
         if let Some(cause) = &outage.cause {
             for (key, value) in [
-                ("operation", &cause.operation),
-                ("provider_code", &cause.code),
-                ("provider_message", &cause.message),
+                ("operation", &cause.said.operation),
+                ("provider_code", &cause.said.code),
+                ("provider_message", &cause.said.message),
             ] {
                 if let Some(value) = value {
                     annotations[key] = json!(value);

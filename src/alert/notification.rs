@@ -344,7 +344,7 @@ impl Notification {
                 "Last error:   {cause} (at {})\n",
                 rfc3339(cause.at)
             ));
-            if let Some(operation) = &cause.operation {
+            if let Some(operation) = &cause.said.operation {
                 body.push_str(&format!("Operation:    {operation}\n"));
             }
             if let Some(said) = provider_said(cause) {
@@ -402,7 +402,7 @@ impl Notification {
         ];
         if let Some(cause) = &self.cause {
             fields.push(json!({"title": "Last error", "value": cause.to_string(), "short": false}));
-            if let Some(operation) = &cause.operation {
+            if let Some(operation) = &cause.said.operation {
                 fields.push(json!({"title": "Operation", "value": operation, "short": true}));
             }
             if let Some(said) = provider_said(cause) {
@@ -505,7 +505,7 @@ fn fingerprint(service: &str) -> String {
 
 /// What the provider itself said of a failure: its code and message, when it gave them.
 fn provider_said(cause: &Cause) -> Option<String> {
-    let said: Vec<&str> = [&cause.code, &cause.message]
+    let said: Vec<&str> = [&cause.said.code, &cause.said.message]
         .into_iter()
         .flatten()
         .map(String::as_str)

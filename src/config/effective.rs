@@ -9,7 +9,8 @@ use super::{
     WebhookFormat, WindowTimes, format_duration,
 };
 
-fn quoted(text: &str) -> String {
+/// `text` as a TOML basic string: in quotes, with quotes, backslashes and newlines escaped.
+pub(crate) fn quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

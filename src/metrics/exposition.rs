@@ -404,8 +404,9 @@ trait Lines {
 pub(crate) struct Gathered {
     counts: Vec<u16>,
     samples: Vec<u8>,
-    /// Per line, its label piece (see [`Lines::label`]).
-    labels: Vec<u8>,
+    /// Where the label piece changes (see [`Lines::label`]): from that line on, that label; 0
+    /// (the service's name) before the first. Most families of most services have none.
+    labels: Vec<(u32, u8)>,
     values: Vec<u64>,
     /// The label piece of the next line.
     current: u8,
@@ -432,18 +433,20 @@ impl Gathered {
 
 impl Lines for Gathered {
     fn label(&mut self, label: u8) {
-        self.current = label;
+        if label != self.current {
+            let line = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+            self.labels.push((line, label));
+            self.current = label;
+        }
     }
 
     fn int(&mut self, index: usize, value: u64) {
         self.samples.push(Self::sample(index, false));
-        self.labels.push(self.current);
         self.values.push(value);
     }
 
     fn float(&mut self, index: usize, value: f64) {
         self.samples.push(Self::sample(index, true));
-        self.labels.push(self.current);
         self.values.push(value.to_bits());
     }
 }
@@ -563,7 +566,8 @@ pub(crate) fn gather_run(
             let block_operations = operations.get(first..).unwrap_or_default();
             for ((service, holds), operations) in block.iter().zip(&holds).zip(block_operations) {
                 let before = gathered.values.len();
-                gathered.current = 0;
+                // Each service's lines start with its own name.
+                gathered.label(0);
                 write_family(gathered, family, service, *holds, operations.as_deref());
                 let count = gathered.values.len() - before;
                 gathered
@@ -603,15 +607,21 @@ pub(crate) fn write_gathered(
     };
     let mut start = 0;
     let no_operations = Operations::default();
+    let mut changes = gathered.labels.iter().peekable();
     for ((service, count), service_operations) in
         services.iter().zip(&gathered.counts).zip(operations)
     {
         let end = (start + usize::from(*count)).min(gathered.values.len());
         let samples = &gathered.samples[start..end];
-        let labels = &gathered.labels[start..end];
         let values = &gathered.values[start..end];
+        let first = start;
         start = end;
-        if labels.iter().all(|label| *label == 0) {
+        // The label changes within this service's lines (each service starts with its name).
+        let mut here = Vec::new();
+        while let Some((line, label)) = changes.next_if(|(line, _)| (*line as usize) < end) {
+            here.push((*line as usize - first, *label));
+        }
+        if here.iter().all(|(_, label)| *label == 0) {
             let label = service.label();
             // Room for this service's lines only: the room is zeroed as it is made, and the
             // room for a whole run's longest possible lines is several times what they take.
@@ -629,13 +639,17 @@ pub(crate) fn write_gathered(
             .unwrap_or(0)
             .max(service.label().len);
         out.make_room(values.len() * (longest_line + longest_label));
-        for ((sample, label), value) in samples.iter().zip(labels).zip(values) {
-            let label = match label.checked_sub(1) {
-                None => service.label(),
-                Some(index) => operations
-                    .label(usize::from(index))
-                    .unwrap_or_else(|| service.label()),
-            };
+        let mut here = here.into_iter().peekable();
+        let mut label = service.label();
+        for (line, (sample, value)) in samples.iter().zip(values).enumerate() {
+            while let Some((_, piece)) = here.next_if(|(at, _)| *at <= line) {
+                label = match piece.checked_sub(1) {
+                    None => service.label(),
+                    Some(index) => operations
+                        .label(usize::from(index))
+                        .unwrap_or_else(|| service.label()),
+                };
+            }
             writer.line(out, label, *sample, *value);
         }
     }

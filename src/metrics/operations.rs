@@ -147,12 +147,8 @@ impl TrafficSeries {
         duration: Option<std::time::Duration>,
         slow: bool,
     ) {
-        let index = match outcome {
-            Outcome::Success => 0,
-            Outcome::Failure => 1,
-            Outcome::Timeout => 2,
-            Outcome::Rejected => 3,
-            Outcome::Ignored => return,
+        let Some(index) = super::service::outcome_index(outcome) else {
+            return;
         };
         self.calls[index].inc();
         if let (Some(duration), Some(histogram)) = (duration, self.durations.get(index)) {

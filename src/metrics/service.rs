@@ -82,6 +82,10 @@ impl Source {
 /// The next series' id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The operations of every service that has none of its own (shared: 10,000 checked endpoints
+/// need no list each).
+static NO_OPERATIONS: std::sync::LazyLock<Arc<Operations>> = std::sync::LazyLock::new(Arc::default);
+
 #[derive(Debug)]
 pub(crate) struct ServiceSeries {
     /// Which series this is, and in which shape: no two series made by this process have the
@@ -140,7 +144,7 @@ impl ServiceSeries {
             durations: Default::default(),
             slow_calls: Default::default(),
             carries_traffic: AtomicBool::new(false),
-            operations: RwLock::default(),
+            operations: RwLock::new(Arc::clone(&NO_OPERATIONS)),
             has_caller_outcomes: AtomicBool::new(false),
             transitions: Default::default(),
             consecutive_failures: Gauge::default(),
@@ -193,6 +197,18 @@ impl ServiceSeries {
             None => operations.names().to_vec(),
         };
         if operations.is(&names, carries_traffic) {
+            return;
+        }
+        // A service with no operations of its own and no real traffic has no series by
+        // operation at all (10,000 checked endpoints keep none).
+        let plain = names.len() == 1 && &*names[0] == crate::provider::OTHER;
+        if plain && !carries_traffic {
+            if !operations.names().is_empty() {
+                *operations = Arc::clone(&NO_OPERATIONS);
+                self.carries_traffic.store(false, Ordering::Relaxed);
+                self.id
+                    .store(NEXT_ID.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+            }
             return;
         }
         *operations = Arc::new(Operations::new(
@@ -365,13 +381,8 @@ impl ServiceMetrics {
             }
             return;
         }
-        let index = match outcome {
-            Outcome::Success => 0,
-            Outcome::Failure => 1,
-            Outcome::Timeout => 2,
-            Outcome::Rejected => 3,
-            // Ignored results are not a provider outcome; the breaker's stats count them.
-            Outcome::Ignored => return,
+        let Some(index) = outcome_index(outcome) else {
+            return;
         };
         self.series.calls[index].inc();
         if let (Some(duration), Some(histogram)) = (duration, self.series.durations.get(index)) {
@@ -499,6 +510,18 @@ impl ServiceMetrics {
     /// the last period (`checks = "when_idle"`).
     pub fn skipped_for_traffic(&self) {
         self.series.skipped_for_traffic.inc();
+    }
+}
+
+/// The place of `outcome` among the `outcome` labels; `None` for an ignored result, which is
+/// not a provider outcome (the breaker's stats count it).
+pub(crate) fn outcome_index(outcome: Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Success => Some(0),
+        Outcome::Failure => Some(1),
+        Outcome::Timeout => Some(2),
+        Outcome::Rejected => Some(3),
+        Outcome::Ignored => None,
     }
 }
 

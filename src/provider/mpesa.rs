@@ -4,13 +4,11 @@
 //! so the message decides. STK query results (`ResultCode`) are the customer's outcome.
 //! Sources: the answers in `tests/fixtures/providers/mpesa/`, each naming its page or thread.
 
-use std::time::Duration;
-
 use futures_util::FutureExt as _;
 use http::Method;
 
 use super::check::{Call, request, text_field};
-use super::{CredentialKey, Hosts, OperationSpec, Provider, Settings, Thresholds};
+use super::{Hosts, OperationSpec, Provider, Settings};
 use crate::outcome::{ProbeError, ProbeSuccess};
 
 pub(super) static PROVIDER: Provider = Provider {
@@ -20,21 +18,8 @@ pub(super) static PROVIDER: Provider = Provider {
         sandbox: "https://sandbox.safaricom.co.ke",
         production: "https://api.safaricom.co.ke",
     },
-    thresholds: Thresholds {
-        failures: 3,
-        timeout: Duration::from_secs(30),
-        reset_timeout: Duration::from_secs(120),
-    },
-    credentials: &[
-        CredentialKey {
-            key: "consumer_key",
-            secret: true,
-        },
-        CredentialKey {
-            key: "consumer_secret",
-            secret: true,
-        },
-    ],
+    thresholds: super::PAYMENT_THRESHOLDS,
+    credentials: super::CONSUMER_KEY_AND_SECRET,
     basic_auth: Some(("consumer_key", "consumer_secret")),
     settings: &[],
     read_settings: |_| Some(Settings::default()),

@@ -5,13 +5,11 @@
 //! payment's state — the customer's outcome, never Pesapal's health. Sources: the answers in
 //! `tests/fixtures/providers/pesapal/`, each naming its page or file.
 
-use std::time::Duration;
-
 use futures_util::FutureExt as _;
 use http::Method;
 
 use super::check::{Call, request, text_field};
-use super::{CredentialKey, Hosts, OperationSpec, Provider, Settings, SettingsSource, Thresholds};
+use super::{Hosts, OperationSpec, Provider, Settings, SettingsSource};
 use crate::outcome::{FailureReason, ProbeError, ProbeSuccess};
 
 pub(super) static PROVIDER: Provider = Provider {
@@ -21,21 +19,8 @@ pub(super) static PROVIDER: Provider = Provider {
         sandbox: "https://cybqa.pesapal.com/pesapalv3",
         production: "https://pay.pesapal.com/v3",
     },
-    thresholds: Thresholds {
-        failures: 3,
-        timeout: Duration::from_secs(30),
-        reset_timeout: Duration::from_secs(120),
-    },
-    credentials: &[
-        CredentialKey {
-            key: "consumer_key",
-            secret: true,
-        },
-        CredentialKey {
-            key: "consumer_secret",
-            secret: true,
-        },
-    ],
+    thresholds: super::PAYMENT_THRESHOLDS,
+    credentials: super::CONSUMER_KEY_AND_SECRET,
     basic_auth: None,
     settings: &["ipn_id"],
     read_settings,

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{HeaderTest, JsonTest, Rule};
+use crate::config::toml_string as quote;
 use crate::outcome::Verdict;
 
 impl Rule {
@@ -158,21 +159,6 @@ fn status_text((low, high): (u16, u16)) -> String {
     } else {
         format!("{low}-{high}")
     }
-}
-
-fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            other => out.push(other),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn quoted_list(values: &[String]) -> String {
