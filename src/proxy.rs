@@ -70,10 +70,11 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         Ok(route) => route,
         Err(refusal) => return answer::refused(refusal),
     };
-    let service = route.service;
-    let operation = service
-        .judge
-        .operation(request.method().as_str(), &route.path);
+    let service = Arc::clone(&route.service);
+    let operation = service.judge.operation(
+        request.method().as_str(),
+        route.path_in(request.uri().path()),
+    );
     let permit = match service
         .breaker
         .acquire_owned(Source::traffic(operation.index))
@@ -83,7 +84,14 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     };
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let secrets = RequestSecrets::of(&parts.headers, parts.uri.query());
+    let uri = parts.uri;
+    let path = route.path_in(uri.path());
+    // Kept only where a rule quotes the provider's answer (the defaults quote nothing).
+    let secrets = if service.judge.quotes_answer() {
+        RequestSecrets::of(&parts.headers, uri.query())
+    } else {
+        RequestSecrets::default()
+    };
     let method = parts.method.clone();
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
@@ -137,7 +145,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let head = Head {
         operation: &operation.name,
         method: method.as_str(),
-        path: &route.path,
+        path,
         status: status.as_u16(),
         headers: &parts.headers,
     };
@@ -163,7 +171,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             Exchange {
                 operation: operation.name,
                 method,
-                path: route.path,
+                path: path.to_string(),
                 status: status.as_u16(),
                 headers: parts.headers.clone(),
             },

@@ -91,6 +91,9 @@ struct Inner {
     /// Path prefixes an application may report paths with (the base URL's path, the
     /// provider's hosts' paths), longest first.
     base_paths: Vec<String>,
+    /// Whether some rule quotes the provider's answer (so what a request carried must be kept
+    /// out of what it quotes).
+    quotes: bool,
 }
 
 /// Where a verdict stands once the head of an answer is known.
@@ -129,6 +132,12 @@ impl Judge {
             .collect();
         base_paths.sort_by_key(|path| std::cmp::Reverse(path.len()));
         base_paths.dedup();
+        let builtin: &[Rule] = provider.map_or(&[], Provider::rules);
+        let quotes = user
+            .iter()
+            .chain(&settings)
+            .chain(builtin)
+            .any(Rule::quotes_answer);
         Self {
             inner: Arc::new(Inner {
                 provider,
@@ -137,8 +146,15 @@ impl Judge {
                 user,
                 settings,
                 base_paths,
+                quotes,
             }),
         }
+    }
+
+    /// Whether some rule quotes the provider's answer (its code, message or body) in what it
+    /// says; the defaults quote nothing.
+    pub fn quotes_answer(&self) -> bool {
+        self.inner.quotes
     }
 
     /// The judge of a service with no provider and no rules of its own: the defaults.

@@ -261,6 +261,14 @@ impl Rule {
         &self.origin
     }
 
+    /// Whether the rule quotes the answer in what it says: the provider's code or message, or
+    /// values of the body in its detail.
+    pub(crate) fn quotes_answer(&self) -> bool {
+        self.code.is_some()
+            || self.message.is_some()
+            || self.detail.as_ref().is_some_and(Template::reads_body)
+    }
+
     /// Whether the rule reads the body: it has JSON conditions, or quotes the body.
     pub(crate) fn reads_body(&self) -> bool {
         !self.json.is_empty()

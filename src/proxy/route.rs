@@ -24,9 +24,19 @@ pub(crate) enum Refusal {
 pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
     pub(crate) target: Url,
+    /// Where, in the request's path, the path below the service's base URL starts.
+    path_start: usize,
+}
+
+impl Route {
     /// The path below the service's base URL (`/mpesa/stkpush/v1/processrequest`), as the
-    /// catalogue and the rules read it.
-    pub(crate) path: String,
+    /// catalogue and the rules read it, from the request's path `uri_path`.
+    pub(crate) fn path_in<'u>(&self, uri_path: &'u str) -> &'u str {
+        uri_path
+            .get(self.path_start..)
+            .filter(|rest| rest.len() > 1)
+            .unwrap_or("/")
+    }
 }
 
 /// The route of a request with `method` and `uri` among `registry`'s services.
@@ -78,7 +88,8 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
     Ok(Route {
         service: Arc::clone(service),
         target,
-        path: format!("/{rest}"),
+        // `/<name>` comes first; what follows starts with its own `/`.
+        path_start: 1 + name.len(),
     })
 }
 

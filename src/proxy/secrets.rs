@@ -4,10 +4,14 @@
 //! shows them in a cause, a page or a log. Nothing is copied unless the request has a query
 //! naming a credential, or a failure needs redacting.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// The request headers whose values are credentials.
-const API_KEY_HEADERS: [&str; 3] = ["apikey", "api-key", "x-api-key"];
+const API_KEY_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("apikey"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-api-key"),
+];
 
 /// Words that mark a query parameter as a credential.
 const CREDENTIAL_WORDS: [&str; 5] = ["token", "key", "secret", "password", "signature"];
@@ -30,7 +34,7 @@ impl RequestSecrets {
             authorization: headers.get(header::AUTHORIZATION).cloned(),
             api_key: API_KEY_HEADERS
                 .iter()
-                .find_map(|name| headers.get(*name))
+                .find_map(|name| headers.get(name))
                 .cloned(),
             query: query.map(str::to_string),
         }
