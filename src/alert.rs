@@ -32,7 +32,7 @@ pub use silences::{
     MAX_COMMENT_CHARS, MAX_SILENCE, MAX_SILENCES, NewSilence, Silence, SilenceError,
 };
 pub use stage::Silencer;
-pub(crate) use stage::{AlertStage, Restored, StageEvent};
+pub(crate) use stage::{AlertStage, Restored, StageEvent, StagePlan};
 pub use webhook::{SIGNATURE_HEADER, sign};
 
 use crate::history::History;

@@ -338,10 +338,13 @@ async fn reload(
             }
             Ok(changes)
         }
-        Err(failure) => {
-            error!("config reload could not be applied: {failure:#}");
+        Err(refused) => {
+            for problem in &refused.problems {
+                error!("{problem}");
+            }
+            error!("config reload could not be applied; the previous config keeps running");
             shared.metrics.config_loaded(false);
-            Err(vec![format!("{failure:#}")])
+            Err(refused.problems)
         }
     }
 }

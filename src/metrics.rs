@@ -285,17 +285,18 @@ impl Metrics {
         timeout: Duration,
         reset_timeout: Duration,
     ) -> ServiceMetrics {
-        let series = Arc::new(ServiceSeries::new(
-            name,
-            failure_threshold,
-            timeout,
-            reset_timeout,
-        ));
+        let handles = ServiceMetrics::new(name, failure_threshold, timeout, reset_timeout);
+        self.adopt(&handles);
+        handles
+    }
+
+    /// Exports the series of `handles` under its service's name, replacing any series that
+    /// name had.
+    pub fn adopt(&self, handles: &ServiceMetrics) {
         self.services
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), Arc::clone(&series));
-        ServiceMetrics { series }
+            .insert(handles.name().to_string(), Arc::clone(&handles.series));
     }
 
     /// Removes every series of `name` (a service gone from the config).

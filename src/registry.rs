@@ -125,15 +125,19 @@ impl Service {
     }
 
     /// Builds the breaker (with the outcome hook that feeds metrics and the slow-call log),
-    /// the probe and the metric handles of `config`.
+    /// the probe and the metric handles of `config`. Nothing runs and nothing is exported
+    /// until the caller starts it and [`Metrics::adopt`]s its handles.
+    ///
+    /// # Errors
+    /// A policy the breaker refuses, or a `ca_file` TLS will not trust.
     pub fn new(
         config: ServiceConfig,
         server: &ServerConfig,
         client: HttpClient,
-        metrics: &Metrics,
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Self, BuildError> {
+        let client = client_for(&config, client)?;
         let slow_call = server.slow_call;
-        let handles = metrics.service(
+        let handles = ServiceMetrics::new(
             &config.name,
             config.policy.failure_threshold,
             config.policy.timeout,
@@ -180,11 +184,7 @@ impl Service {
             })
             .build()?;
         Ok(Self {
-            probe: Probe::new(
-                config.check.clone(),
-                client_for(&config, client),
-                judge.clone(),
-            ),
+            probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
             config,
             breaker,
@@ -197,49 +197,67 @@ impl Service {
         })
     }
 
-    /// The same service under a changed `config`, keeping `breaker` (its state and counts)
-    /// and `metrics` (its series); the recent checks start afresh only if the check changed.
+    /// The same service under a changed `config`, sharing `previous`'s breaker, series, last
+    /// failure and traffic clock; `previous` runs on untouched until [`Self::take_over`].
+    ///
+    /// # Errors
+    /// A policy `previous`'s breaker cannot take in place ([`PolicyError::NeedsNewBreaker`]:
+    /// build a new service instead), or a `ca_file` TLS will not trust.
     pub fn reconfigured(
         previous: &Service,
         config: ServiceConfig,
-        breaker: Breaker,
+        server: &ServerConfig,
         client: HttpClient,
-    ) -> Self {
-        let metrics = previous.metrics.clone();
-        previous
-            .slow_call_ms
-            .store(slow_call_millis(&breaker.policy()), Ordering::Relaxed);
-        metrics.set_policy(
-            config.policy.failure_threshold,
-            config.policy.timeout,
-            config.policy.reset_timeout,
-        );
-        metrics.set_probe_interval(schedule_interval(&config.schedule));
-        metrics.set_heartbeat(matches!(config.check, crate::config::Check::Heartbeat(_)));
-        let recent = if previous.config.check == config.check {
-            lock(&previous.recent).clone()
-        } else {
-            Recent::default()
-        };
+    ) -> Result<Self, BuildError> {
+        let policy = effective_policy(&config, server.slow_call);
+        previous.breaker.check_policy(&policy)?;
+        let client = client_for(&config, client)?;
         let judge = judge_of(&config);
-        metrics.set_operations(judge.operation_names());
-        let mut probe = Probe::new(
-            config.check.clone(),
-            client_for(&config, client),
-            judge.clone(),
-        );
+        let mut probe = Probe::new(config.check.clone(), client, judge.clone());
         probe.keep_beats_of(&previous.probe);
-        Self {
+        Ok(Self {
             probe,
             judge,
             config,
-            breaker,
-            metrics,
+            breaker: previous.breaker.clone(),
+            metrics: previous.metrics.clone(),
             slow_call_ms: Arc::clone(&previous.slow_call_ms),
             last_failure: Arc::clone(&previous.last_failure),
-            recent: Mutex::new(recent),
+            recent: Mutex::default(),
             last_traffic: Arc::clone(&previous.last_traffic),
             run_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Puts this service, built by [`Self::reconfigured`] from `previous`, in force: the
+    /// shared breaker takes the new policy, the series the new configured values, and the
+    /// recent checks carry over unless the check changed. Cannot fail: the build checked.
+    pub fn take_over(&self, previous: &Service, server: &ServerConfig) {
+        let policy = effective_policy(&self.config, server.slow_call);
+        if let Err(refused) = self.breaker.update_policy(&policy) {
+            // `reconfigured` asked the breaker first; only a bug gets here.
+            tracing::error!(
+                service = self.name(),
+                "the new policy was not applied: {refused}"
+            );
+        }
+        self.slow_call_ms
+            .store(slow_call_millis(&policy), Ordering::Relaxed);
+        let metrics = &self.metrics;
+        metrics.set_policy(
+            self.config.policy.failure_threshold,
+            self.config.policy.timeout,
+            self.config.policy.reset_timeout,
+        );
+        metrics.set_probe_interval(schedule_interval(&self.config.schedule));
+        metrics.set_heartbeat(matches!(
+            self.config.check,
+            crate::config::Check::Heartbeat(_)
+        ));
+        metrics.set_operations(self.judge.operation_names());
+        metrics.set_carries_traffic(carries_traffic(&self.config, server));
+        if previous.config.check == self.config.check {
+            *lock(&self.recent) = lock(&previous.recent).clone();
         }
     }
 
@@ -488,20 +506,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The shared client, or one that also trusts the service's `ca_file`; keeping connections
 /// only with `reuse_connections = true`.
-fn client_for(config: &ServiceConfig, shared: HttpClient) -> HttpClient {
+fn client_for(config: &ServiceConfig, shared: HttpClient) -> Result<HttpClient, BuildError> {
     let client = match &config.ca {
         None => shared,
-        Some(ca) => shared.trusting(ca.certificates.clone()).unwrap_or_else(|failure| {
-            // Validation parsed the file; should TLS still refuse it, say so and go on.
-            tracing::warn!(service = %config.name, "ca_file {} is not used: {failure}", ca.path);
-            shared
-        }),
+        Some(ca) => shared
+            .trusting(ca.certificates.clone())
+            .map_err(|refused| BuildError::CaFile {
+                path: ca.path.clone(),
+                reason: refused.to_string(),
+            })?,
     };
-    if config.reuse_connections {
+    Ok(if config.reuse_connections {
         client
     } else {
         client.fresh_connections()
-    }
+    })
 }
 
 /// The nearest-rank percentile of sorted values; 0 when there are none.
@@ -513,6 +532,43 @@ fn percentile(sorted: &[f64], percent: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Why a service could not be built from its (validated) config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The breaker refused the policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// TLS would not trust the certificates of `ca_file`.
+    #[error("ca_file {path}: TLS does not accept these certificates: {reason}")]
+    CaFile {
+        /// The file, as the config names it.
+        path: String,
+        /// What TLS said.
+        reason: String,
+    },
+}
+
+/// A service that could not be built, by name.
+#[derive(Debug, thiserror::Error)]
+#[error("services.{service}: {error}")]
+pub struct ServiceBuildError {
+    /// The service.
+    pub service: String,
+    /// Why.
+    #[source]
+    pub error: BuildError,
+}
+
+impl ServiceBuildError {
+    /// `error`, of the service named `service`.
+    pub fn of(service: &str, error: BuildError) -> Self {
+        Self {
+            service: service.to_string(),
+            error,
+        }
+    }
+}
+
 /// Every running service, by name.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -520,16 +576,23 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds every service of `config`.
+    /// Builds every service of `config` and exports their series.
+    ///
+    /// # Errors
+    /// The first service that cannot be built, named.
     pub fn build(
         config: &Config,
         client: &HttpClient,
         metrics: &Metrics,
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Self, ServiceBuildError> {
         let mut services = BTreeMap::new();
         for service in &config.services {
-            let built = Service::new(service.clone(), &config.server, client.clone(), metrics)?;
+            let built = Service::new(service.clone(), &config.server, client.clone())
+                .map_err(|error| ServiceBuildError::of(&service.name, error))?;
             services.insert(service.name.clone(), Arc::new(built));
+        }
+        for service in services.values() {
+            metrics.adopt(&service.metrics);
         }
         Ok(Self { services })
     }

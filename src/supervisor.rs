@@ -11,18 +11,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::alert::{AlertStage, Restored, StageEvent};
+use crate::alert::{AlertStage, Restored, StageEvent, StagePlan};
 use crate::api::Published;
 use crate::breaker::{PolicyError, State, Transition};
 use crate::check_threads::CheckThreads;
-use crate::config::{Config, service_changes};
+use crate::config::{Config, ServiceConfig, service_changes};
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::probe::HttpClient;
-use crate::registry::{Registry, Service, carries_traffic, effective_policy};
+use crate::registry::{
+    BuildError, Registry, Service, ServiceBuildError, carries_traffic, effective_policy,
+};
 use crate::scheduler;
 use crate::tasks::{self, TaskKind};
 
@@ -72,6 +74,47 @@ struct Running {
     pending_schedule: Option<(usize, usize)>,
 }
 
+impl Running {
+    /// Stops the checks, then the pump (which forwards what already happened).
+    async fn stop(self, deadline: tokio::time::Instant) {
+        if let Some(scheduler) = self.scheduler {
+            scheduler.stop(deadline).await;
+        }
+        self.pump.stop(deadline).await;
+    }
+}
+
+/// A new config, built: everything in it that could fail has been made.
+#[derive(Debug)]
+struct Plan {
+    config: Config,
+    /// Running services the new config no longer has.
+    removed: Vec<String>,
+    /// One per service of `config`, in its order.
+    steps: Vec<Step>,
+    stage: StagePlan,
+}
+
+/// What a reload does to one service of the new config.
+#[derive(Debug)]
+enum Step {
+    /// Unchanged: runs on untouched.
+    Keep(String),
+    /// New.
+    Add(Box<Service>),
+    /// Changed; the same breaker takes the new settings. With what changed, in words.
+    Retune(Box<Service>, String),
+    /// Changed so that a new breaker takes over the running one's state.
+    Replace(Box<Service>, String),
+}
+
+/// A config the running daemon cannot take: what is wrong, every problem one line. Nothing
+/// running was changed.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) problems: Vec<String>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     config: Config,
@@ -100,9 +143,11 @@ impl Supervisor {
         let config = sharded(config, shard);
         let check_threads = CheckThreads::start(config.server.check_threads)
             .context("starting the check threads")?;
-        let (stage, mut restored) =
-            AlertStage::start(&config, &client, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let registry = Registry::build(&config, &client, &metrics)?;
+        let plan =
+            StagePlan::build(&config, &client).map_err(|why| anyhow::anyhow!("alerts: {why}"))?;
+        let (stage, mut restored) =
+            AlertStage::start(&config, plan, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let mut supervisor = Self {
             config,
@@ -229,107 +274,156 @@ impl Supervisor {
         }
     }
 
-    /// Applies `next`; returns what changed, one line each.
-    pub(crate) async fn apply(&mut self, next: Config) -> anyhow::Result<Vec<String>> {
+    /// Applies `next`: builds everything that can fail first ([`Self::plan`]), then swaps it
+    /// in. Returns what changed, one line each; a refused config changed nothing.
+    pub(crate) async fn apply(&mut self, next: Config) -> Result<Vec<String>, Refused> {
+        let plan = self.plan(next)?;
+        Ok(self.swap(plan).await)
+    }
+
+    /// Builds, from `next`, every new or changed service (breaker, probe, TLS roots, rules)
+    /// and every alert channel, without touching what runs. Every problem is said.
+    fn plan(&self, next: Config) -> Result<Plan, Refused> {
         let next = sharded(next, self.shard);
+        let mut problems = Vec::new();
+        let mut steps = Vec::with_capacity(next.services.len());
+        for wanted in &next.services {
+            let built = match self.running.get(&wanted.name) {
+                None => Service::new(wanted.clone(), &next.server, self.client.clone())
+                    .map(|service| Step::Add(Box::new(service))),
+                Some(current) => self.plan_change(&current.service, wanted, &next),
+            };
+            match built {
+                Ok(step) => steps.push(step),
+                Err(error) => problems.push(ServiceBuildError::of(&wanted.name, error).to_string()),
+            }
+        }
+        let stage = StagePlan::build(&next, &self.client)
+            .map_err(|why| problems.push(format!("alerts: {why}")));
+        match stage {
+            Ok(stage) if problems.is_empty() => {
+                let removed = self
+                    .running
+                    .keys()
+                    .filter(|name| next.service(name).is_none())
+                    .cloned()
+                    .collect();
+                Ok(Plan {
+                    config: next,
+                    removed,
+                    steps,
+                    stage,
+                })
+            }
+            _ => Err(Refused { problems }),
+        }
+    }
+
+    /// What becomes of running `old` under `wanted`.
+    fn plan_change(
+        &self,
+        old: &Service,
+        wanted: &ServiceConfig,
+        next: &Config,
+    ) -> Result<Step, BuildError> {
+        let policy = effective_policy(wanted, next.server.slow_call);
+        if old.config == *wanted && old.breaker.policy() == policy {
+            return Ok(Step::Keep(wanted.name.clone()));
+        }
+        let what = match service_changes(&old.config, wanted) {
+            // The same table with a different policy: the server-wide slow_call changed.
+            keys if keys.is_empty() => "slow_call (from server.slow_call)".to_string(),
+            keys => keys.join(", "),
+        };
+        match Service::reconfigured(old, wanted.clone(), &next.server, self.client.clone()) {
+            Ok(service) => Ok(Step::Retune(Box::new(service), what)),
+            Err(BuildError::Policy(PolicyError::NeedsNewBreaker)) => {
+                Service::new(wanted.clone(), &next.server, self.client.clone())
+                    .map(|service| Step::Replace(Box::new(service), what))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Puts a built plan in force; nothing here can fail. Removed services stop, new ones
+    /// start, changed ones take their new settings (keeping their breaker's state and counts),
+    /// the alert stage takes its channels, and one new snapshot is published.
+    async fn swap(&mut self, plan: Plan) -> Vec<String> {
+        let Plan {
+            config: next,
+            removed,
+            steps,
+            stage,
+        } = plan;
         let mut changes = Vec::new();
         let grace = || tokio::time::Instant::now() + REPLACE_GRACE;
-        let removed: Vec<String> = self
-            .running
-            .keys()
-            .filter(|name| next.service(name).is_none())
-            .cloned()
-            .collect();
         for name in removed {
             if let Some(running) = self.running.remove(&name) {
-                if let Some(scheduler) = running.scheduler {
-                    scheduler.stop(grace()).await;
-                }
-                running.pump.stop(grace()).await;
+                running.stop(grace()).await;
             }
             self.metrics.remove_service(&name);
             self.stage.forget(&name).await;
             changes.push(format!("{name}: removed"));
         }
-        let count = next.services.len();
-        for (slot, wanted) in next.services.iter().enumerate() {
-            let policy = effective_policy(wanted, next.server.slow_call);
-            let Some(current) = self.running.get_mut(&wanted.name) else {
-                let built = Service::new(
-                    wanted.clone(),
-                    &next.server,
-                    self.client.clone(),
-                    &self.metrics,
-                )?;
-                self.launch(Arc::new(built), slot, count);
-                changes.push(format!("{}: added", wanted.name));
-                continue;
-            };
-            let old = Arc::clone(&current.service);
-            old.metrics
-                .set_carries_traffic(carries_traffic(wanted, &next.server));
-            if old.config == *wanted && old.breaker.policy() == policy {
-                continue;
-            }
-            let what = match service_changes(&old.config, wanted) {
-                // The same table with a different policy: the server-wide slow_call changed.
-                keys if keys.is_empty() => "slow_call (from server.slow_call)".to_string(),
-                keys => keys.join(", "),
-            };
-            match old.breaker.update_policy(&policy) {
-                Ok(()) => {
+        let count = steps.len();
+        for (slot, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Keep(name) => {
+                    if let Some(current) = self.running.get(&name) {
+                        let service = &current.service;
+                        service
+                            .metrics
+                            .set_carries_traffic(carries_traffic(&service.config, &next.server));
+                    }
+                }
+                Step::Add(service) => {
+                    changes.push(format!("{}: added", service.name()));
+                    self.metrics.adopt(&service.metrics);
+                    self.launch(Arc::new(*service), slot, count);
+                }
+                Step::Retune(service, what) => {
+                    let name = service.name().to_string();
+                    let Some(current) = self.running.get_mut(&name) else {
+                        continue;
+                    };
                     changes.push(format!(
-                        "{}: changed: {what} (breaker state and counts kept)",
-                        wanted.name
+                        "{name}: changed: {what} (breaker state and counts kept)"
                     ));
                     // Same breaker: the pump keeps forwarding; only the checks restart.
                     if let Some(scheduler) = current.scheduler.take() {
                         scheduler.stop(grace()).await;
                     }
-                    current.service = Arc::new(Service::reconfigured(
-                        &old,
-                        wanted.clone(),
-                        old.breaker.clone(),
-                        self.client.clone(),
-                    ));
+                    service.take_over(&current.service, &next.server);
+                    current.service = Arc::new(*service);
                     current.pending_schedule = Some((slot, count));
                 }
-                Err(PolicyError::NeedsNewBreaker) => {
-                    warn!(service = %wanted.name, "sliding window or backoff changed: a new breaker takes over the old one's state");
+                Step::Replace(service, what) => {
+                    let name = service.name().to_string();
+                    warn!(service = %name, "sliding window or backoff changed: a new breaker takes over the old one's state");
                     changes.push(format!(
-                        "{}: changed: {what} (new sliding window or backoff: a new breaker, state kept)",
-                        wanted.name
+                        "{name}: changed: {what} (new sliding window or backoff: a new breaker, state kept)"
                     ));
-                    let replacement = Service::new(
-                        wanted.clone(),
-                        &next.server,
-                        self.client.clone(),
-                        &self.metrics,
-                    )?;
-                    if let Some(running) = self.running.remove(&wanted.name) {
-                        if let Some(scheduler) = running.scheduler {
-                            scheduler.stop(grace()).await;
-                        }
-                        running.pump.stop(grace()).await;
+                    if let Some(running) = self.running.remove(&name) {
+                        let old = Arc::clone(&running.service);
+                        running.stop(grace()).await;
+                        service.restore(&old.breaker.snapshot(), old.last_failure());
                     }
-                    replacement.restore(&old.breaker.snapshot(), old.last_failure());
-                    self.launch(Arc::new(replacement), slot, count);
+                    self.metrics.adopt(&service.metrics);
+                    self.launch(Arc::new(*service), slot, count);
                 }
-                Err(error) => return Err(error.into()),
             }
         }
         self.hold_disabled(Some(&self.config));
         if next.alerts != self.config.alerts {
             changes.push("alerts: changed".to_string());
         }
-        self.stage
-            .reconfigure(&next)
-            .await
-            .map_err(|why| anyhow::anyhow!("{why}"))?;
+        if let Err(stopped) = self.stage.reconfigure(stage).await {
+            error!("alert settings not applied: {stopped}; the services run, nothing is paged");
+        }
         self.config = next;
         self.start_schedulers();
         self.publish();
-        Ok(changes)
+        changes
     }
 
     /// Stops every check, then every pump, then hands the breakers' last state to the alert

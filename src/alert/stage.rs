@@ -110,8 +110,57 @@ impl Settings {
     }
 }
 
+/// What a config asks of the stage, channels included, built before anything running changes:
+/// taking it in cannot fail.
+pub(crate) struct StagePlan {
+    settings: Settings,
+    direct: Vec<DirectChannel>,
+    alertmanagers: Vec<AlertmanagerChannel>,
+}
+
+impl std::fmt::Debug for StagePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagePlan")
+            .field("direct", &self.direct.len())
+            .field("alertmanagers", &self.alertmanagers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StagePlan {
+    /// Builds the settings and every channel of `config`; a channel that cannot be built
+    /// (an SMTP transport refusing its TLS roots) is the error, and nothing has changed.
+    pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Self, String> {
+        let settings = Settings::of(config);
+        let direct = direct_channels(&settings.alerts, client)?;
+        let alertmanagers = settings
+            .alerts
+            .alertmanagers
+            .iter()
+            .map(|alertmanager| {
+                AlertmanagerChannel::new(
+                    alertmanager.clone(),
+                    client.clone(),
+                    settings.alerts.api_url.clone(),
+                    settings.alerts.max_attempts,
+                )
+            })
+            .collect();
+        Ok(Self {
+            settings,
+            direct,
+            alertmanagers,
+        })
+    }
+}
+
+/// The alert stage has stopped (it failed; the log says why).
+#[derive(Debug, thiserror::Error)]
+#[error("the alert stage has stopped")]
+pub(crate) struct StageStopped;
+
 enum Command {
-    Reconfigure(Box<Settings>, oneshot::Sender<Result<(), String>>),
+    Reconfigure(Box<StagePlan>, oneshot::Sender<()>),
     Forget(String),
     Silence(NewSilence, oneshot::Sender<Result<Silence, SilenceError>>),
     Unsilence(String, oneshot::Sender<Result<Silence, SilenceError>>),
@@ -149,7 +198,7 @@ impl AlertStage {
     /// channels of `config` and the stage. Returns the breakers to restore, by service.
     pub(crate) async fn start(
         config: &Config,
-        client: &HttpClient,
+        plan: StagePlan,
         metrics: Arc<Metrics>,
         history: Arc<History>,
     ) -> anyhow::Result<(Self, BTreeMap<String, Restored>)> {
@@ -170,10 +219,9 @@ impl AlertStage {
                 .context("opening the outbox")?
                 .with_context(cannot)?
         };
-        let settings = Settings::of(config);
         let gone: Vec<String> = records
             .keys()
-            .filter(|name| !settings.rules.contains_key(*name))
+            .filter(|name| !plan.settings.rules.contains_key(*name))
             .cloned()
             .collect();
         for name in gone {
@@ -221,7 +269,6 @@ impl AlertStage {
             breakers: breakers.clone(),
             store,
             shared,
-            client: client.clone(),
             direct: BTreeMap::new(),
             alertmanagers: BTreeMap::new(),
             retired: Vec::new(),
@@ -243,9 +290,7 @@ impl AlertStage {
             grouping: Grouping::default(),
         };
         stage.publish();
-        stage
-            .reconfigure(settings)
-            .map_err(|why| anyhow::anyhow!("{why}"))?;
+        stage.reconfigure(plan);
         stage.resend_outbox().await;
         // Outages whose pages were held when breakerd stopped page now if the hold is over.
         stage.refresh_all_holds().await;
@@ -298,16 +343,15 @@ impl AlertStage {
         }
     }
 
-    /// Applies the alert settings of `config` in place.
-    pub(crate) async fn reconfigure(&self, config: &Config) -> Result<(), String> {
+    /// Takes in a plan built from a new config, in place.
+    pub(crate) async fn reconfigure(&self, plan: StagePlan) -> Result<(), StageStopped> {
         let (reply, answer) = oneshot::channel();
-        let command = Command::Reconfigure(Box::new(Settings::of(config)), reply);
-        if self.commands.send(command).await.is_err() {
-            return Err("the alert stage has stopped".to_string());
-        }
-        answer
+        let command = Command::Reconfigure(Box::new(plan), reply);
+        self.commands
+            .send(command)
             .await
-            .unwrap_or_else(|_| Err("the alert stage has stopped".to_string()))
+            .map_err(|_| StageStopped)?;
+        answer.await.map_err(|_| StageStopped)
     }
 
     /// Forgets a service removed from the config: its outage, its kept state.
@@ -447,7 +491,6 @@ struct Stage {
     breakers: BTreeMap<String, Restored>,
     store: Store,
     shared: Arc<Shared>,
-    client: HttpClient,
     direct: BTreeMap<String, Slot<DirectChannel>>,
     alertmanagers: BTreeMap<String, Slot<AlertmanagerChannel>>,
     /// Delivery tasks of removed channels, finishing their queues.
@@ -569,8 +612,9 @@ impl Stage {
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Reconfigure(settings, reply) => {
-                let _ = reply.send(self.reconfigure(*settings));
+            Command::Reconfigure(plan, reply) => {
+                self.reconfigure(*plan);
+                let _ = reply.send(());
                 self.refresh_all_holds().await;
             }
             Command::Silence(new, reply) => {
@@ -1242,8 +1286,12 @@ impl Stage {
     /// Takes new settings: rules at once (reminders follow a new interval), channels in place —
     /// an unchanged channel keeps running untouched, a changed one takes its new settings for
     /// its next attempt, a removed one finishes its queue, a new one starts.
-    fn reconfigure(&mut self, settings: Settings) -> Result<(), String> {
-        let direct = direct_channels(&settings.alerts, &self.client)?;
+    fn reconfigure(&mut self, plan: StagePlan) {
+        let StagePlan {
+            settings,
+            direct,
+            alertmanagers,
+        } = plan;
         let now = Instant::now();
         for (service, ledger) in &mut self.ledgers {
             ledger.retune(&self.settings.rules(service), &settings.rules(service), now);
@@ -1263,19 +1311,6 @@ impl Stage {
         // A removed direct channel finishes what it has queued.
         self.retired
             .extend(removed.into_iter().map(|slot| slot.task));
-        let alertmanagers = settings
-            .alerts
-            .alertmanagers
-            .iter()
-            .map(|config| {
-                AlertmanagerChannel::new(
-                    config.clone(),
-                    self.client.clone(),
-                    settings.alerts.api_url.clone(),
-                    settings.alerts.max_attempts,
-                )
-            })
-            .collect();
         let (view, stop) = (&self.view, &self.stop);
         let removed = reconcile(&mut self.alertmanagers, alertmanagers, |channel| {
             shared.metrics.register_alert_channel(channel.name());
@@ -1304,7 +1339,6 @@ impl Stage {
         }
         self.restart_guard(&settings.connectivity);
         self.settings = settings;
-        Ok(())
     }
 
     /// Starts, restarts or stops the guard's probe for `targets` (only when they changed).

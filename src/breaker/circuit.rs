@@ -148,11 +148,21 @@ impl Breaker {
     /// timeouts and the slow-call duration can change; a different sliding window or backoff
     /// needs a new breaker, which this refuses with [`PolicyError::NeedsNewBreaker`].
     pub fn update_policy(&self, policy: &Policy) -> Result<(), PolicyError> {
+        self.check_policy(policy)?;
+        self.inner.tunables.set(policy);
+        Ok(())
+    }
+
+    /// Whether [`Self::update_policy`] would take `policy`, without applying it:
+    /// [`PolicyError::NeedsNewBreaker`] when its sliding window or backoff differ.
+    ///
+    /// # Errors
+    /// As [`Self::update_policy`].
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), PolicyError> {
         policy.validate()?;
         if policy.window != self.inner.built.window || policy.backoff != self.inner.built.backoff {
             return Err(PolicyError::NeedsNewBreaker);
         }
-        self.inner.tunables.set(policy);
         Ok(())
     }
 

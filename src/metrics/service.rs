@@ -362,6 +362,24 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
+    /// The handles of one service, with every known label combination at zero and the
+    /// configured values set; not exported until [`super::Metrics::adopt`] takes them.
+    pub fn new(
+        name: &str,
+        failure_threshold: u32,
+        timeout: Duration,
+        reset_timeout: Duration,
+    ) -> Self {
+        Self {
+            series: Arc::new(ServiceSeries::new(
+                name,
+                failure_threshold,
+                timeout,
+                reset_timeout,
+            )),
+        }
+    }
+
     /// The service's name.
     pub fn name(&self) -> &str {
         self.series.name()

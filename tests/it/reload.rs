@@ -241,3 +241,165 @@ async fn a_reload_naming_a_fifo_a_device_or_nothing_changes_nothing_and_freezes_
     assert!(reload_ok(address).await);
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+/// When `service` was last checked, as the API says.
+async fn last_checked(address: std::net::SocketAddr, service: &str) -> Value {
+    get_json(address, &format!("/api/v1/circuit-breakers/{service}")).await["lastCheck"]["at"]
+        .clone()
+}
+
+/// A reload refused at any step — a channel's missing secret, a CA file TLS will not take, a
+/// bad rule, a bad listen address — changes nothing: a service the refused file changed or
+/// removed is still checked on its schedule, a service it added never starts, its channels
+/// are not started and the old ones still page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_changes_nothing_and_stops_nothing() {
+    let healthy = FakeProvider::start(Mode::Healthy).await;
+    let failing = FakeProvider::start(Mode::Status(503)).await;
+    let webhook = crate::support::receiver::Receiver::start(&[]).await;
+    let dir = scratch_dir("reload-refused");
+    let (server, creds) = secrets(&dir);
+    let path = dir.join("alerts.toml");
+    let channel = format!(
+        "[[alerts.webhook]]\nname = \"oncall\"\nurl = \"{}\"\n",
+        webhook.url()
+    );
+    let good = format!(
+        "{server}{channel}{}{}",
+        service("kcb", &healthy, 3, &creds),
+        service("gone", &healthy, 3, &creds)
+    );
+    std::fs::write(&path, &good).unwrap();
+    let daemon = start(&path).await;
+    let address = daemon.address();
+    // Not a certificate, in a PEM block: the file reads, TLS refuses it.
+    let bogus_ca = dir.join("bogus-ca.pem");
+    std::fs::write(
+        &bogus_ca,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    // Every refused edit also raises kcb's threshold, drops `gone` and adds `fresh`.
+    let edit = |server: &str, channels: &str, kcb_extra: &str| {
+        format!(
+            "{server}{channel}{channels}{}{kcb_extra}{}",
+            service("kcb", &healthy, 9, &creds),
+            service("fresh", &healthy, 3, &creds)
+        )
+    };
+    let unset = "BREAKERD_TEST_NEVER_SET_7F3A";
+    let refused = [
+        (
+            edit(
+                &server,
+                &format!(
+                    "[alerts.email]\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\nusername = \"pager\"\npassword = \"${{{unset}}}\"\nfrom = \"breakerd@example.com\"\nto = [\"oncall@example.com\"]\n",
+                    crate::support::closed_port()
+                ),
+                "",
+            ),
+            unset,
+        ),
+        (
+            edit(
+                &server,
+                &format!(
+                    "[[alerts.webhook]]\nname = \"signed\"\nurl = \"{}\"\nsecret = \"${{{unset}}}\"\n",
+                    webhook.url()
+                ),
+                "",
+            ),
+            unset,
+        ),
+        (
+            edit(
+                &server,
+                "[[alerts.alertmanager]]\nurl = \"not a url\"\n",
+                "",
+            ),
+            "alerts.alertmanager.url",
+        ),
+        (
+            edit(
+                &server,
+                "",
+                &format!("ca_file = \"{}\"\n", bogus_ca.display()),
+            ),
+            "ca_file",
+        ),
+        (
+            edit(
+                &server,
+                "",
+                "[[services.kcb.rules]]\nstatus = 200\noutcome = \"sucess\"\n",
+            ),
+            "outcome",
+        ),
+        (
+            edit(
+                &server.replace("[server]\n", "[server]\nlisten = \"nowhere\"\n"),
+                "",
+                "",
+            ),
+            "server.listen",
+        ),
+    ];
+    for (text, why) in refused {
+        std::fs::write(&path, &text).unwrap();
+        let before = (
+            last_checked(address, "kcb").await,
+            last_checked(address, "gone").await,
+        );
+        let problems = daemon.reload().await.expect_err("the edit is refused");
+        assert!(
+            problems.iter().any(|problem| problem.contains(why)),
+            "{why}: {problems:?}"
+        );
+        assert!(!reload_ok(address).await, "{why}: the failed reload shows");
+        let all = get_json(address, "/api/v1/circuit-breakers").await;
+        assert_eq!(
+            all["kcb"]["failureThreshold"], 3,
+            "{why}: kcb runs as before"
+        );
+        assert!(all.get("gone").is_some(), "{why}: gone still runs");
+        assert!(all.get("fresh").is_none(), "{why}: fresh never started");
+        for (name, then) in [("kcb", before.0), ("gone", before.1)] {
+            eventually(10, &format!("{why}: {name} is still checked"), || async {
+                last_checked(address, name).await != then
+            })
+            .await;
+        }
+        let (_, metrics) = http_get(address, "/metrics").await;
+        assert!(
+            !metrics.contains("channel=\"email\"") && !metrics.contains("channel=\"signed\""),
+            "{why}: a refused file's channels never start"
+        );
+        assert_eq!(
+            sample(&metrics, "breakerd_failure_threshold{service=\"kcb\"}"),
+            Some(3.0),
+            "{why}"
+        );
+    }
+
+    // The same edit without the fault applies; the old channel still pages.
+    let fixed = format!(
+        "{server}{channel}{}{}",
+        service("kcb", &failing, 1, &creds),
+        service("fresh", &healthy, 3, &creds)
+    );
+    std::fs::write(&path, &fixed).unwrap();
+    let changes = daemon.reload().await.expect("the fixed file applies");
+    assert!(
+        changes.contains(&"gone: removed".to_string()),
+        "{changes:?}"
+    );
+    assert!(reload_ok(address).await);
+    eventually(10, "kcb's outage is paged on the old channel", || async {
+        webhook
+            .bodies()
+            .iter()
+            .any(|body| body["service"] == "kcb" && body["to"] == "OPEN")
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+}
