@@ -39,6 +39,19 @@ pub struct RunningDaemon {
     grace: Duration,
 }
 
+/// What `breakerd check` runs once the file is valid: the build a start or a reload does
+/// (every service's breaker, probe and TLS roots, every alert channel), short of opening
+/// sockets, reading the state directory or sending anything. Every problem, one line each.
+///
+/// # Errors
+/// What would stop `run` or a reload.
+pub fn preflight(config: &Config) -> Result<(), Vec<String>> {
+    let client = HttpClient::new().map_err(|error| vec![format!("the HTTP client: {error}")])?;
+    crate::supervisor::build(config, &client)
+        .map(drop)
+        .map_err(|refused| refused.problems)
+}
+
 /// Starts everything `config` describes and serves HTTP on `listen` (or the config's address).
 /// There is no file to reload.
 pub async fn start(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<RunningDaemon> {

@@ -272,6 +272,13 @@ fn colour_wanted() -> bool {
 fn check(path: &std::path::Path, print: bool) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            // What `run` and a reload build from a valid file, refused here too.
+            if let Err(problems) = breakerd::daemon::preflight(&config) {
+                for problem in problems {
+                    eprintln!("{}: {problem}", path.display());
+                }
+                return ExitCode::from(1);
+            }
             // Written, not printed: `breakerd check alerts.toml | head -1` closing the pipe
             // early is not an error worth a panic.
             let mut out = std::io::stdout().lock();

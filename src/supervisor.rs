@@ -143,11 +143,14 @@ impl Supervisor {
         let config = sharded(config, shard);
         let check_threads = CheckThreads::start(config.server.check_threads)
             .context("starting the check threads")?;
-        let registry = Registry::build(&config, &client, &metrics)?;
-        let plan =
-            StagePlan::build(&config, &client).map_err(|why| anyhow::anyhow!("alerts: {why}"))?;
+        let Built { services, stage } = build(&config, &client)
+            .map_err(|refused| anyhow::anyhow!("{}", refused.problems.join("\n")))?;
+        for service in &services {
+            metrics.adopt(&service.metrics);
+        }
+        let registry = Registry::from_services(services.into_iter().map(Arc::new));
         let (stage, mut restored) =
-            AlertStage::start(&config, plan, Arc::clone(&metrics), Arc::clone(&history)).await?;
+            AlertStage::start(&config, stage, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let mut supervisor = Self {
             config,
@@ -457,6 +460,32 @@ impl Supervisor {
         self.stage.shutdown(last, deadline).await;
         info!(cancelled_tasks = cancelled, "services stopped");
         cancelled
+    }
+}
+
+/// Everything a config asks for, built and not started.
+#[derive(Debug)]
+pub(crate) struct Built {
+    services: Vec<Service>,
+    stage: StagePlan,
+}
+
+/// Builds every service and every alert channel of `config`, as a start does; every problem,
+/// one line each. Nothing starts, listens or sends: `breakerd check` runs this too.
+pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Built, Refused> {
+    let mut problems = Vec::new();
+    let mut services = Vec::with_capacity(config.services.len());
+    for wanted in &config.services {
+        match Service::new(wanted.clone(), &config.server, client.clone()) {
+            Ok(service) => services.push(service),
+            Err(error) => problems.push(ServiceBuildError::of(&wanted.name, error).to_string()),
+        }
+    }
+    let stage =
+        StagePlan::build(config, client).map_err(|why| problems.push(format!("alerts: {why}")));
+    match stage {
+        Ok(stage) if problems.is_empty() => Ok(Built { services, stage }),
+        _ => Err(Refused { problems }),
     }
 }
 

@@ -93,6 +93,73 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
     }
 }
 
+/// The folders and files breakerd keeps inside `state_dir`.
+const STATE_FOLDERS: [&str; 4] = ["services", "outbox", "dead", "heartbeats"];
+
+/// Whether breakerd can keep its state in `dir`: an existing directory it can write (tried
+/// with a file made and removed at once), or a path whose nearest existing ancestor is such a
+/// directory; the folders it keeps there, where they exist, are directories.
+pub(crate) fn usable_state_dir(dir: &Path) -> Result<(), String> {
+    let mut at = dir;
+    loop {
+        let here = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        match std::fs::metadata(here) {
+            Ok(found) if found.is_dir() => break,
+            Ok(_) if at == dir => return Err("it is not a directory".to_string()),
+            Ok(_) => return Err(format!("{} is not a directory", here.display())),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                match at.parent() {
+                    Some(parent) => at = parent,
+                    None => return Err(format!("{} does not exist", here.display())),
+                }
+            }
+            Err(error) => return Err(format!("cannot look at {}: {error}", here.display())),
+        }
+    }
+    let existing = if at.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        at
+    };
+    writable(existing).map_err(|error| {
+        if existing == dir {
+            format!("cannot write in it: {error}")
+        } else {
+            format!("cannot create it in {}: {error}", existing.display())
+        }
+    })?;
+    for folder in STATE_FOLDERS {
+        let path = dir.join(folder);
+        if std::fs::metadata(&path).is_ok_and(|found| !found.is_dir()) {
+            return Err(format!("{} is not a directory", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Makes and removes a file in `dir`.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let probe = dir.join(format!(".breakerd-check-{}-{nanos}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

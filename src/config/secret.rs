@@ -42,6 +42,11 @@ pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
     /// The file's contents, or why it could not be read.
     fn read_file(&self, path: &str) -> Result<String, String>;
+    /// Whether breakerd can keep its state in `dir` (a directory it can write, or one it can
+    /// create), or why not. Looks at the real file system unless a test says otherwise.
+    fn state_dir(&self, dir: &std::path::Path) -> Result<(), String> {
+        super::file::usable_state_dir(dir)
+    }
 }
 
 /// The process environment and file system.

@@ -462,3 +462,135 @@ fn check_notes_each_unset_credential_and_counts_in_words() {
         "{stdout}"
     );
 }
+
+/// Where `needle` starts in `text`, as `LINE:COL` (both from 1).
+fn place_of(text: &str, needle: &str) -> String {
+    let at = text.find(needle).expect("the needle is in the text");
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    format!("{line}:{column}")
+}
+
+/// `check` refuses what `run` (or a reload) would refuse or silently drop, each at the place
+/// in the file: a channel that cannot log in, a state directory breakerd cannot write, a proxy
+/// on the API's own port, a heartbeat or report token that is unset or empty, a CA file TLS
+/// will not trust. `run` refuses the same files before it serves.
+#[test]
+fn check_refuses_exactly_what_run_refuses_and_says_where() {
+    let dir = scratch_dir("check-run");
+    std::fs::write(dir.join("a-file"), "not a directory").unwrap();
+    std::fs::write(dir.join("empty"), "").unwrap();
+    std::fs::write(
+        dir.join("bogus-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let unset = "BREAKERD_TEST_NEVER_SET_C41B";
+    let port = closed_port();
+    let state = dir.join("state").display().to_string();
+    let base = |server: &str, alerts: &str, service: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{server}[alerts]\nstate_dir = \"{state}\"\n{alerts}[services.tcp]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\n{service}"
+        )
+    };
+    let email = |login: &str| {
+        format!(
+            "[alerts.email]\nserver = \"127.0.0.1:25\"\ntls = \"none\"\n{login}from = \"breakerd@example.com\"\nto = [\"oncall@example.com\"]\n"
+        )
+    };
+    let heartbeat = |token: &str| {
+        format!(
+            "[services.callbacks]\nkind = \"heartbeat\"\nevery = \"30m\"\ntoken = \"{token}\"\n"
+        )
+    };
+    let cases = [
+        (
+            base(
+                "",
+                &email(&format!(
+                    "username = \"pager\"\npassword = \"${{{unset}}}\"\n"
+                )),
+                "",
+            ),
+            format!("\"${{{unset}}}\"\nfrom"),
+            format!("alerts.email.password: environment variable {unset} is not set"),
+        ),
+        (
+            base("", &email("username = \"pager\"\n"), ""),
+            "[alerts.email]".to_string(),
+            "alerts.email needs `password` too".to_string(),
+        ),
+        (
+            base("", "", "").replace(&state, &dir.join("a-file").display().to_string()),
+            format!("\"{}", dir.join("a-file").display()),
+            "it is not a directory".to_string(),
+        ),
+        (
+            base("", "", "").replace(&state, &dir.join("a-file/state").display().to_string()),
+            format!("\"{}", dir.join("a-file").display()),
+            format!("{} is not a directory", dir.join("a-file").display()),
+        ),
+        (
+            base(&format!("proxy_listen = \"127.0.0.1:{port}\"\n"), "", ""),
+            format!("\"127.0.0.1:{port}\"\n["),
+            "server.proxy_listen".to_string(),
+        ),
+        (
+            base("", "", &heartbeat(&format!("${{{unset}}}"))),
+            format!("\"${{{unset}}}\""),
+            format!("token: environment variable {unset} is not set"),
+        ),
+        (
+            base(
+                "",
+                "",
+                &heartbeat(&format!("${{file:{}}}", dir.join("empty").display())),
+            ),
+            "\"${file:".to_string(),
+            "token is empty".to_string(),
+        ),
+        (
+            base(&format!("report_token = \"${{{unset}}}\"\n"), "", ""),
+            format!("\"${{{unset}}}\""),
+            format!("server.report_token: environment variable {unset} is not set"),
+        ),
+        (
+            base(
+                "",
+                "",
+                &format!("ca_file = \"{}\"\n", dir.join("bogus-ca.pem").display()),
+            ),
+            format!("\"{}", dir.join("bogus-ca.pem").display()),
+            "ca_file: certificate 1 of".to_string(),
+        ),
+    ];
+    for (index, (text, at, why)) in cases.iter().enumerate() {
+        let path = dir.join(format!("case-{index}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let (code, _, stderr) = check(&path);
+        assert_eq!(code, 1, "{why}: {stderr}");
+        let expected = format!("{}:{}: ", path.display(), place_of(text, at));
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(why.as_str()))
+            .unwrap_or_else(|| panic!("{why}: {stderr}"));
+        assert!(
+            line.starts_with(&expected),
+            "{why}: {line} (expected {expected})"
+        );
+        // `run` refuses the same file, before it serves.
+        let run = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&path)
+            .current_dir(&dir)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run breakerd run");
+        assert_eq!(run.status.code(), Some(1), "{why}");
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains(why.as_str()),
+            "{why}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

@@ -189,3 +189,161 @@ fn an_accepted_config_is_one_the_daemon_runs() {
         "the generator covers both sides: {accepted} accepted, {rejected} rejected"
     );
 }
+
+/// The parts of a file where `check` and `run` used to disagree, each with its bad variants.
+#[derive(Clone, Debug)]
+struct Deployment {
+    state_dir: usize,
+    proxy: usize,
+    email: usize,
+    heartbeat: usize,
+    report_token: usize,
+    ca_file: usize,
+    /// A service's own lines (durations and counts, some out of bounds).
+    service: String,
+}
+
+/// An index into a list of variants whose first `good` are sound: mostly one of those.
+fn variant(good: usize, all: usize) -> impl Strategy<Value = usize> {
+    prop_oneof![6 => 0..good, 1 => good..all]
+}
+
+fn deployment() -> impl Strategy<Value = Deployment> {
+    (
+        (variant(2, 4), variant(2, 4), variant(2, 4)),
+        (variant(2, 4), variant(2, 3), variant(2, 3)),
+        lines(&["every", "timeout"], &["failure_threshold"]),
+    )
+        .prop_map(
+            |((state_dir, proxy, email), (heartbeat, report_token, ca_file), service)| Deployment {
+                state_dir,
+                proxy,
+                email,
+                heartbeat,
+                report_token,
+                ca_file,
+                service,
+            },
+        )
+}
+
+/// The file `deployment` describes, in `dir` (which holds `a-file`, `empty`, `good-ca.pem`
+/// and `bogus-ca.pem`). `PATH` stands for a variable that is set, `NEVER` for one that is not.
+fn deployment_file(deployment: &Deployment, dir: &std::path::Path) -> String {
+    const NEVER: &str = "${BREAKERD_TEST_NEVER_SET_9D2E}";
+    let at = |name: &str| dir.join(name).display().to_string();
+    let state_dir = [
+        at("state"),
+        at("not/yet/made"),
+        at("a-file"),
+        at("a-file/state"),
+    ][deployment.state_dir]
+        .clone();
+    let proxy = [
+        String::new(),
+        "proxy_listen = \"127.0.0.1:0\"\n".to_string(),
+        "proxy_listen = \"127.0.0.1:19477\"\n".to_string(),
+        "proxy_listen = \"0.0.0.0:19477\"\n".to_string(),
+    ][deployment.proxy]
+        .clone();
+    let login = [
+        None,
+        Some("username = \"pager\"\npassword = \"${PATH}\"\n".to_string()),
+        Some(format!("username = \"pager\"\npassword = \"{NEVER}\"\n")),
+        Some("username = \"pager\"\n".to_string()),
+    ][deployment.email]
+        .clone();
+    let email = login.map_or_else(String::new, |login| {
+        format!(
+            "[alerts.email]\nserver = \"127.0.0.1:25\"\ntls = \"none\"\n{login}from = \"b@example.com\"\nto = [\"oncall@example.com\"]\n"
+        )
+    });
+    let heartbeat = [
+        None,
+        Some("${PATH}".to_string()),
+        Some(NEVER.to_string()),
+        Some(format!("${{file:{}}}", at("empty"))),
+    ][deployment.heartbeat]
+        .clone()
+        .map_or_else(String::new, |token| {
+            format!(
+                "[services.callbacks]\nkind = \"heartbeat\"\nevery = \"30m\"\ntoken = \"{token}\"\n"
+            )
+        });
+    let report_token = [
+        "",
+        "report_token = \"${PATH}\"\n",
+        &format!("report_token = \"{NEVER}\"\n"),
+    ][deployment.report_token]
+        .to_string();
+    let ca_file = [
+        String::new(),
+        format!("ca_file = \"{}\"\n", at("good-ca.pem")),
+        format!("ca_file = \"{}\"\n", at("bogus-ca.pem")),
+    ][deployment.ca_file]
+        .clone();
+    format!(
+        "[server]\nlisten = \"127.0.0.1:19477\"\n{proxy}{report_token}[alerts]\nstate_dir = \"{state_dir}\"\n{email}[services.generated]\nkind = \"http\"\nurl = \"https://127.0.0.1:9/health\"\n{ca_file}{}{heartbeat}",
+        deployment.service
+    )
+}
+
+/// Over generated deployments, `breakerd check` (the file's validation and the build every
+/// start and reload runs) accepts a file exactly when `run` starts on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_accepts_exactly_the_files_run_starts_with() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::new_with_rng(
+        cases(),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    let strategy = deployment();
+    let (mut started, mut refused) = (0, 0);
+    for case in 0..64 {
+        let dir = crate::support::scratch_dir(&format!("check-run-{case}"));
+        std::fs::write(dir.join("a-file"), "not a directory").unwrap();
+        std::fs::write(dir.join("empty"), "").unwrap();
+        std::fs::write(
+            dir.join("good-ca.pem"),
+            crate::support::tls::Authority::new("check-run").pem(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("bogus-ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let deployment = strategy.new_tree(&mut runner).expect("a case").current();
+        let text = deployment_file(&deployment, &dir);
+        let path = dir.join("alerts.toml");
+        std::fs::write(&path, &text).unwrap();
+        let checked = match Config::load(&path) {
+            Ok(config) => breakerd::daemon::preflight(&config),
+            Err(error) => Err(error.lines()),
+        };
+        let run =
+            breakerd::daemon::start_from_file(&path, Some("127.0.0.1:0".parse().unwrap()), None)
+                .await;
+        match (&checked, run) {
+            (Ok(()), Ok(daemon)) => {
+                started += 1;
+                daemon.shutdown().await.expect("clean shutdown");
+            }
+            (Err(_), Err(_)) => refused += 1,
+            (Ok(()), Err(failure)) => {
+                panic!("check accepted what run refuses ({failure:#}):\n{text}")
+            }
+            (Err(problems), Ok(daemon)) => {
+                daemon.shutdown().await.expect("clean shutdown");
+                panic!("check refused what run starts ({problems:?}):\n{text}");
+            }
+        }
+    }
+    assert!(
+        started > 5 && refused > 5,
+        "the generator covers both sides: {started} started, {refused} refused"
+    );
+}

@@ -8,22 +8,74 @@ use toml::Spanned;
 use super::Validator;
 use crate::config::raw::{RawAlerts, RawList};
 use crate::config::{
-    AlertmanagerConfig, AlertsConfig, ChannelFilter, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_RESEND_EVERY,
-    DEFAULT_RESOLVE_FOR, EmailConfig, NotifyOn, Secret, ServiceConfig, SmtpCheck, SmtpServer,
-    WebhookConfig, WebhookFormat,
+    AlertmanagerConfig, AlertsConfig, ChannelFilter, Credential, DEFAULT_CHANNEL_TIMEOUT,
+    DEFAULT_RESEND_EVERY, DEFAULT_RESOLVE_FOR, EmailConfig, NotifyOn, Secret, ServiceConfig,
+    SmtpCheck, SmtpServer, WebhookConfig, WebhookFormat,
 };
 
 const WEBHOOK_FORMATS: &[&str] = &["breakerd", "slack", "alertmanager"];
 
 impl Validator<'_> {
+    /// The email channel's `username` or `password`: both or neither, and set. A channel
+    /// that cannot log in would only fail at 3 a.m., so an unset one is a problem now.
+    fn channel_login(
+        &mut self,
+        table: std::ops::Range<usize>,
+        key: &'static str,
+        raw: Option<&Spanned<String>>,
+    ) -> Credential {
+        let missing = Credential::Missing {
+            key,
+            variable: None,
+        };
+        let Some(raw) = raw else {
+            self.problems.at(
+                table,
+                format!(
+                    "alerts.email needs `{key}` too: give both username and password, or neither"
+                ),
+            );
+            return missing;
+        };
+        self.needed_secret(
+            &format!("alerts.email.{key}"),
+            raw,
+            "the email channel logs in with it",
+        )
+        .map_or(missing, Credential::Set)
+    }
+
     pub(super) fn alerts(
         &mut self,
         raw: Option<Spanned<RawAlerts>>,
         services: &[ServiceConfig],
     ) -> AlertsConfig {
-        let Some(raw) = raw.map(Spanned::into_inner) else {
-            return AlertsConfig::default();
+        // Where a state_dir the daemon cannot use is reported: its key, else `[alerts]`, else
+        // the top of the file (the default is in use).
+        let state_dir_at = raw.as_ref().map_or(0..0, |table| {
+            table
+                .get_ref()
+                .state_dir
+                .as_ref()
+                .map_or_else(|| table.span(), Spanned::span)
+        });
+        let config = match raw {
+            Some(raw) => self.alerts_table(raw.into_inner(), services),
+            None => AlertsConfig::default(),
         };
+        if let Err(why) = self.environment.state_dir(&config.state_dir) {
+            self.problems.at(
+                state_dir_at,
+                format!(
+                    "alerts.state_dir {}: {why}; breakerd keeps breakers, outages and unsent pages there (set it to a directory breakerd can write)",
+                    config.state_dir.display()
+                ),
+            );
+        }
+        config
+    }
+
+    fn alerts_table(&mut self, raw: RawAlerts, services: &[ServiceConfig]) -> AlertsConfig {
         let defaults = AlertsConfig::default();
         let names: Vec<&str> = services
             .iter()
@@ -119,14 +171,14 @@ impl Validator<'_> {
                 services: self.service_list(am.services.as_ref(), &names),
             });
         }
-        let email = raw.email.as_ref().and_then(|email| {
-            let email = email.get_ref();
+        let email = raw.email.as_ref().and_then(|spanned| {
+            let email = spanned.get_ref();
             let (host, port) = self.host_port("alerts.email.server", &email.server)?;
             let credentials = match (&email.username, &email.password) {
                 (None, None) => None,
                 (username, password) => Some((
-                    self.credential("username", username.as_ref()),
-                    self.credential("password", password.as_ref()),
+                    self.channel_login(spanned.span(), "username", username.as_ref()),
+                    self.channel_login(spanned.span(), "password", password.as_ref()),
                 )),
             };
             let mut to = Vec::new();

@@ -240,14 +240,11 @@ impl Validator<'_> {
             );
             return None;
         };
-        let token = self.secret("token", token)?;
-        if token.is_empty() {
-            self.problems.at(
-                table,
-                "a heartbeat's `token` is empty: beats could not prove who sent them",
-            );
-            return None;
-        }
+        let token = self.needed_secret(
+            "token",
+            token,
+            "a heartbeat's beats prove who sent them with it",
+        )?;
         Some(Check::Heartbeat(HeartbeatCheck {
             every: self.duration("every", Some(every), DEFAULT_EVERY, false),
             grace: self.duration("grace", raw.grace.as_ref(), DEFAULT_GRACE, true),

@@ -279,14 +279,29 @@ impl Validator<'_> {
                 DEFAULT_IDLE_TIMEOUT,
                 false,
             ),
-            proxy_listen: raw
-                .proxy_listen
-                .as_ref()
-                .and_then(|listen| self.listen_address("server.proxy_listen", listen)),
+            proxy_listen: raw.proxy_listen.as_ref().and_then(|proxy| {
+                let address = self.listen_address("server.proxy_listen", proxy)?;
+                if clashes(address, listen) {
+                    self.problems.at(
+                        proxy.span(),
+                        format!(
+                            "server.proxy_listen {address} is where server.listen ({listen}) serves the API: give the proxy its own port, e.g. 127.0.0.1:9478"
+                        ),
+                    );
+                    return None;
+                }
+                Some(address)
+            }),
             report_token: raw
                 .report_token
                 .as_ref()
-                .and_then(|token| self.secret("server.report_token", token)),
+                .and_then(|token| {
+                    self.needed_secret(
+                        "server.report_token",
+                        token,
+                        "applications report outcomes with it",
+                    )
+                }),
             connectivity: Vec::new(),
             shard: raw.shard.as_ref().and_then(|shard| {
                 shard
@@ -353,10 +368,13 @@ impl Validator<'_> {
                 _ => Checks::Always,
             },
         };
-        let report_token = raw
-            .report_token
-            .as_ref()
-            .and_then(|token| self.secret("report_token", token));
+        let report_token = raw.report_token.as_ref().and_then(|token| {
+            self.needed_secret(
+                "report_token",
+                token,
+                "applications report this service's outcomes with it",
+            )
+        });
         let ca = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
         if let Some(Check::Smtp(smtp)) = &mut check {
             smtp.ca = ca.clone();
@@ -405,10 +423,24 @@ impl Validator<'_> {
             }
         };
         use rustls::pki_types::pem::PemObject as _;
-        let certificates =
+        let certificates: Result<Vec<rustls::pki_types::CertificateDer<'static>>, _> =
             rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
         match certificates {
-            Ok(certificates) if !Vec::is_empty(&certificates) => {
+            Ok(certificates) if !certificates.is_empty() => {
+                // What TLS does with them when the service is built: refused here, not there.
+                let mut roots = rustls::RootCertStore::empty();
+                for (index, certificate) in certificates.iter().enumerate() {
+                    if let Err(refused) = roots.add(certificate.clone()) {
+                        self.problems.at(
+                            file.span(),
+                            format!(
+                                "ca_file: certificate {} of {path} is not one TLS can trust: {refused}",
+                                index + 1
+                            ),
+                        );
+                        return None;
+                    }
+                }
                 Some(CaBundle { path, certificates })
             }
             _ => {
@@ -720,13 +752,29 @@ impl Validator<'_> {
         }
     }
 
-    /// A token that may be unset: an unset variable or an empty value means none.
-    fn secret(&mut self, key: &str, raw: &Spanned<String>) -> Option<Secret> {
+    /// A secret the daemon cannot do without once it is written (a heartbeat's token, a report
+    /// token, a channel's password): unset or empty is a problem here, where `run` would
+    /// otherwise go on without it. `needed_for` says what it is for.
+    pub(super) fn needed_secret(
+        &mut self,
+        key: &str,
+        raw: &Spanned<String>,
+        needed_for: &str,
+    ) -> Option<Secret> {
         match expand(raw.get_ref(), self.environment) {
             Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-            Ok(_) | Err(ExpandError::Unset(_)) => None,
+            Ok(_) => {
+                self.problems.at(
+                    raw.span(),
+                    format!("{key} is empty: {needed_for}; set it or remove the key"),
+                );
+                None
+            }
             Err(error) => {
-                self.problems.at(raw.span(), format!("{key}: {error}"));
+                self.problems.at(
+                    raw.span(),
+                    format!("{key}: {error}; {needed_for}: set it or remove the key"),
+                );
                 None
             }
         }
@@ -832,4 +880,12 @@ fn policy_error_span(error: &PolicyError, raw: &RawService) -> Option<Range<usiz
         PolicyField::BackoffJitter => span(&raw.backoff_jitter),
         PolicyField::BackoffMax => span(&raw.backoff_max),
     }
+}
+
+/// Whether two listening addresses would take the same socket: the same port (not 0, which
+/// picks a free one) on the same address or where either is every address.
+fn clashes(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
