@@ -1,39 +1,41 @@
 //! Alerts, paged per outage. Every breaker's transitions reach one stage that lives above
 //! reloads: it books outages (one page when a breaker opens, one when it closes again, steps
 //! in between only when asked for), keeps each service's state in `state_dir` across
-//! restarts, and hands notifications to the channels — email and webhooks, each with its own
-//! queue, retries and on-disk outbox, and Alertmanager, kept in step with the outages.
+//! restarts, and hands notifications, worded once as a [`Page`], to the channels — email,
+//! webhooks, PagerDuty and Telegram, each with its own queue, retries and on-disk outbox, and
+//! Alertmanager, kept in step with the outages. Each channel kind is one folder under
+//! `alert/channel/` behind one trait.
 
-mod alertmanager;
+pub(crate) mod channel;
 mod connectivity;
 mod delivery;
-mod email;
 mod failure;
 mod grouping;
 mod notification;
 mod outage;
 mod outbox;
+mod page;
 mod quiet;
 mod silences;
 mod stage;
 mod store;
-mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use channel::{SIGNATURE_HEADER, sign};
 pub use connectivity::{GUARD_EVERY, GUARD_TIMEOUT};
-pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF};
+pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER};
 pub use notification::{Notification, NotificationKind, OutageInfo};
 pub use outage::Outage;
 pub(crate) use outage::in_outage;
+pub use page::{Page, Standing, advice, advice_markdown};
 pub use quiet::{Hold, Offline, QuietView};
 pub use silences::{
     MAX_COMMENT_CHARS, MAX_SILENCE, MAX_SILENCES, NewSilence, Silence, SilenceError,
 };
 pub use stage::Silencer;
 pub(crate) use stage::{AlertStage, Restored, StageEvent, StagePlan};
-pub use webhook::{SIGNATURE_HEADER, sign};
 
 use crate::history::History;
 use crate::metrics::Metrics;

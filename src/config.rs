@@ -1,25 +1,29 @@
 //! The `alerts.toml` schema as the rest of the program sees it: parsed, validated, with
 //! defaults filled in and secrets resolved. Nothing downstream sees unvalidated config.
 
+mod channel;
 mod duration;
 mod effective;
 mod errors;
 mod file;
-mod keys;
+pub(crate) mod keys;
 mod listen;
 mod maintenance;
 mod notes;
-mod raw;
+pub(crate) mod raw;
 mod secret;
 mod shard;
-mod validate;
+pub(crate) mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use channel::{ChannelConfig, ChannelSettings, same_settings};
 pub use duration::{format_duration, parse_duration};
-pub(crate) use effective::quoted as toml_string;
+pub(crate) use effective::{
+    quoted as toml_string, redacted_headers as render_headers, smtp as render_smtp,
+};
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
 pub(crate) use errors::{line_and_column, nearest};
@@ -585,12 +589,12 @@ pub struct AlertsConfig {
     pub dashboard_url: Option<Url>,
     /// The API's base URL as the on-call person reaches it, put in notifications.
     pub api_url: Option<Url>,
-    /// `[[alerts.webhook]]`.
-    pub webhooks: Vec<WebhookConfig>,
-    /// `[alerts.email]`.
-    pub email: Option<EmailConfig>,
-    /// `[[alerts.alertmanager]]`.
-    pub alertmanagers: Vec<AlertmanagerConfig>,
+    /// The runbook's page as the on-call person reaches it, linked from every page (default:
+    /// `api_url` + `/runbook`, the one this daemon serves).
+    pub runbook_url: Option<Url>,
+    /// Every channel (`[alerts.email]`, `[[alerts.webhook]]`, `[[alerts.pagerduty]]`, …), in
+    /// the order of the file.
+    pub channels: Vec<ChannelConfig>,
 }
 
 impl Default for AlertsConfig {
@@ -605,9 +609,8 @@ impl Default for AlertsConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             dashboard_url: None,
             api_url: None,
-            webhooks: Vec::new(),
-            email: None,
-            alertmanagers: Vec::new(),
+            runbook_url: None,
+            channels: Vec::new(),
         }
     }
 }
@@ -615,7 +618,19 @@ impl Default for AlertsConfig {
 impl AlertsConfig {
     /// Whether any channel is configured.
     pub fn has_channels(&self) -> bool {
-        !self.webhooks.is_empty() || self.email.is_some() || !self.alertmanagers.is_empty()
+        !self.channels.is_empty()
+    }
+
+    /// The runbook pages link to: `runbook_url`, else this daemon's own under `api_url`.
+    pub fn runbook(&self) -> Option<String> {
+        self.runbook_url
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| {
+                self.api_url
+                    .as_ref()
+                    .map(|base| format!("{}/runbook", base.as_str().trim_end_matches('/')))
+            })
     }
 }
 
@@ -624,74 +639,6 @@ impl AlertsConfig {
 pub struct ChannelFilter {
     /// Only these changes (default: whatever the service notifies on).
     pub notify_on: Option<Vec<NotifyOn>>,
-    /// Only these services (default: all).
-    pub services: Option<Vec<String>>,
-}
-
-/// The body a webhook receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WebhookFormat {
-    /// breakerd's own JSON.
-    Breakerd,
-    /// A Slack-compatible incoming-webhook message.
-    Slack,
-    /// Alertmanager's webhook format (version "4").
-    Alertmanager,
-}
-
-/// One webhook receiver.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WebhookConfig {
-    /// The channel's name (the `channel` label).
-    pub name: String,
-    /// Where to POST; a secret, as incoming-webhook URLs usually are.
-    pub url: Secret,
-    /// The URL's host, for logs.
-    pub host: String,
-    /// The body's shape.
-    pub format: WebhookFormat,
-    /// HMAC-SHA256 key of the `X-Breakerd-Signature` header.
-    pub secret: Option<Secret>,
-    /// Extra headers.
-    pub headers: Vec<(String, Secret)>,
-    /// Time one attempt may take.
-    pub timeout: Duration,
-    /// Which notifications it takes.
-    pub filter: ChannelFilter,
-}
-
-/// The email channel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmailConfig {
-    /// The SMTP server to send through.
-    pub smtp: SmtpCheck,
-    /// The sender.
-    pub from: String,
-    /// The recipients.
-    pub to: Vec<String>,
-    /// Time one attempt may take.
-    pub timeout: Duration,
-    /// Which notifications it takes.
-    pub filter: ChannelFilter,
-}
-
-/// One Alertmanager instance.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlertmanagerConfig {
-    /// The channel's name (the `channel` label).
-    pub name: String,
-    /// Its base URL.
-    pub url: Url,
-    /// Time one attempt may take.
-    pub timeout: Duration,
-    /// How often firing alerts are re-sent.
-    pub resend_every: Duration,
-    /// How long a resolved alert keeps being re-sent.
-    pub resolve_for: Duration,
-    /// The `severity` label.
-    pub severity: String,
-    /// The `runbook_url` annotation.
-    pub runbook_url: Option<String>,
     /// Only these services (default: all).
     pub services: Option<Vec<String>>,
 }

@@ -1,8 +1,10 @@
-//! Delivery to one direct channel (email or webhook): its own queue and task, so a channel
-//! that is down delays no other; notifications in the order they were made; retries with
-//! exponential backoff and jitter on connection errors, timeouts and 5xx, never on a 4xx; every
+//! Delivery to one channel that takes pages (every kind but Alertmanager): its own queue and
+//! task, so a channel that is down delays no other; notifications in the order they were made;
+//! retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx
+//! (waiting at least as long as a receiver's `Retry-After` asks), never on another 4xx; every
 //! attempt counted at once, so a channel in trouble shows before its retries run out. The task
-//! reads its channel's settings anew for every attempt, so a reload changes them in place.
+//! reads its channel anew for every attempt, so a reload changes it in place. It knows
+//! channels only by the [`Channel`] trait.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +14,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::Shared;
-use super::email::EmailChannel;
+use super::channel::Channel;
 use super::failure::DeliveryError;
 use super::notification::Notification;
-use super::webhook::WebhookChannel;
-use crate::config::{ChannelFilter, NotifyOn};
+use super::page::Page;
 use crate::history::DeliveryRecord;
 use crate::metrics::{AlertOutcome, AttemptOutcome};
 use crate::tasks::{self, TaskKind};
@@ -25,112 +26,9 @@ use crate::tasks::{self, TaskKind};
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// How a direct channel sends.
-#[derive(Debug)]
-pub(crate) enum Transport {
-    Webhook(Box<WebhookChannel>),
-    Email(Box<EmailChannel>),
-    /// For tests: panics on notifications of this service, takes the others.
-    #[cfg(test)]
-    PanicsOn(String),
-}
-
-/// One configured email or webhook channel, as its delivery task uses it.
-#[derive(Debug)]
-pub(crate) struct DirectChannel {
-    pub(crate) transport: Transport,
-    /// Attempts before a notification is given up.
-    pub(crate) max_attempts: u32,
-}
-
-impl DirectChannel {
-    pub(crate) fn name(&self) -> &str {
-        match &self.transport {
-            Transport::Webhook(channel) => &channel.config.name,
-            Transport::Email(_) => "email",
-            #[cfg(test)]
-            Transport::PanicsOn(_) => "test",
-        }
-    }
-
-    fn timeout(&self) -> Duration {
-        match &self.transport {
-            Transport::Webhook(channel) => channel.config.timeout,
-            Transport::Email(channel) => channel.config.timeout,
-            #[cfg(test)]
-            Transport::PanicsOn(_) => Duration::from_secs(1),
-        }
-    }
-
-    fn filter(&self) -> &ChannelFilter {
-        match &self.transport {
-            Transport::Webhook(channel) => &channel.config.filter,
-            Transport::Email(channel) => &channel.config.filter,
-            #[cfg(test)]
-            Transport::PanicsOn(_) => {
-                static ALL: ChannelFilter = ChannelFilter {
-                    notify_on: None,
-                    services: None,
-                };
-                &ALL
-            }
-        }
-    }
-
-    /// Whether it takes a notification of `service` of class `class`.
-    pub(crate) fn takes(&self, service: &str, class: NotifyOn) -> bool {
-        let filter = self.filter();
-        filter
-            .notify_on
-            .as_ref()
-            .is_none_or(|list| list.contains(&class))
-            && filter
-                .services
-                .as_ref()
-                .is_none_or(|list| list.iter().any(|s| s == service))
-    }
-
-    /// Whether it takes a notice about breakerd itself (offline, online again) of `class`:
-    /// its `services` do not narrow those.
-    pub(crate) fn takes_notice(&self, class: NotifyOn) -> bool {
-        self.filter()
-            .notify_on
-            .as_ref()
-            .is_none_or(|list| list.contains(&class))
-    }
-
-    /// Whether `other` sends the same way (a reload that changed nothing here).
-    pub(crate) fn same_as(&self, other: &DirectChannel) -> bool {
-        self.max_attempts == other.max_attempts
-            && match (&self.transport, &other.transport) {
-                (Transport::Webhook(a), Transport::Webhook(b)) => a.config == b.config,
-                (Transport::Email(a), Transport::Email(b)) => a.config == b.config,
-                _ => false,
-            }
-    }
-
-    async fn deliver(&self, notification: &Notification) -> Result<(), DeliveryError> {
-        let attempt = async {
-            match &self.transport {
-                Transport::Webhook(channel) => channel.deliver(notification).await,
-                Transport::Email(channel) => channel.deliver(notification).await,
-                #[cfg(test)]
-                Transport::PanicsOn(service) => {
-                    assert_ne!(&notification.service, service, "a bug in a channel");
-                    Ok(())
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout(), attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(DeliveryError::retryable(format!(
-                "no answer within {} ms",
-                self.timeout().as_millis()
-            ))),
-        }
-    }
-}
+/// The longest `Retry-After` honoured; a page whose receiver asks for more is given up (and
+/// kept in `dead/`).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A notification to deliver, with its outbox file.
 #[derive(Debug)]
@@ -138,6 +36,22 @@ pub(crate) struct Job {
     /// The outbox file; `None` when it could not be written.
     pub(crate) path: Option<PathBuf>,
     pub(crate) notification: Notification,
+}
+
+/// One attempt at `notification` on `channel`, cut at the channel's timeout.
+async fn attempt_once(
+    channel: &dyn Channel,
+    notification: &Notification,
+) -> Result<(), DeliveryError> {
+    let page = Page::of(notification);
+    let timeout = channel.timeout();
+    match tokio::time::timeout(timeout, channel.deliver(&page)).await {
+        Ok(result) => result,
+        Err(_) => Err(DeliveryError::retryable(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
 }
 
 /// The wait before attempt `attempt` (2 for the first retry): exponential, capped, and
@@ -159,6 +73,7 @@ pub(crate) fn finish(
     error: Option<&str>,
 ) {
     let notification = &job.notification;
+    let title = Page::of(notification).title;
     if let Some(path) = &job.path {
         match outcome {
             AlertOutcome::Sent => shared.outbox.remove(path),
@@ -172,7 +87,7 @@ pub(crate) fn finish(
     }
     let record = DeliveryRecord {
         notification: notification.id,
-        subject: notification.subject(),
+        subject: title.clone(),
         channel: channel.to_string(),
         outcome,
         attempts,
@@ -188,8 +103,7 @@ pub(crate) fn finish(
             channel,
             service = %service,
             attempts,
-            "alert sent: {}",
-            notification.subject()
+            "alert sent: {title}"
         ),
         (AlertOutcome::Failed, error) => error!(
             channel,
@@ -210,7 +124,7 @@ pub(crate) fn finish(
 /// Delivers the channel's jobs one after another until its queue closes (the daemon stops, or
 /// a reload removed the channel) and is empty.
 pub(crate) async fn run(
-    channel: watch::Receiver<Arc<DirectChannel>>,
+    channel: watch::Receiver<Arc<dyn Channel>>,
     mut queue: mpsc::Receiver<Job>,
     shared: Arc<Shared>,
 ) {
@@ -225,7 +139,7 @@ pub(crate) async fn run(
                 &shared.metrics,
                 TaskKind::AlertDelivery,
                 &name,
-                current.deliver(&job.notification),
+                attempt_once(&*current, &job.notification),
             )
             .await;
             let result = attempt_result.unwrap_or_else(|| {
@@ -243,7 +157,30 @@ pub(crate) async fn run(
                     finish(&shared, &name, &job, AlertOutcome::Sent, attempt, None);
                     break;
                 }
-                Err(failure) if !failure.retryable || attempt >= current.max_attempts => {
+                Err(mut failure)
+                    if failure
+                        .retry_after
+                        .is_some_and(|wait| wait > MAX_RETRY_AFTER) =>
+                {
+                    // Waiting that long would make the page news from the past; and trying
+                    // sooner would only be refused again.
+                    failure.message = format!(
+                        "{}; it asks to wait {} s, longer than breakerd waits ({} s): given up",
+                        failure.message,
+                        failure.retry_after.unwrap_or_default().as_secs(),
+                        MAX_RETRY_AFTER.as_secs()
+                    );
+                    finish(
+                        &shared,
+                        &name,
+                        &job,
+                        AlertOutcome::Failed,
+                        attempt,
+                        Some(&failure.message),
+                    );
+                    break;
+                }
+                Err(failure) if !failure.retryable || attempt >= current.max_attempts() => {
                     finish(
                         &shared,
                         &name,
@@ -256,7 +193,8 @@ pub(crate) async fn run(
                 }
                 Err(failure) => {
                     attempt += 1;
-                    let wait = backoff(attempt, jitter.next_fraction());
+                    let wait = backoff(attempt, jitter.next_fraction())
+                        .max(failure.retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
                     warn!(
                         channel = %name,
                         service = %job.notification.service,
@@ -296,6 +234,61 @@ mod tests {
         dir
     }
 
+    /// A channel that panics on pages of one service and takes the others.
+    #[derive(Debug)]
+    struct PanicsOn(String);
+
+    #[derive(Debug, PartialEq)]
+    struct NoSettings(crate::config::ChannelFilter);
+
+    impl crate::config::ChannelSettings for NoSettings {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn filter(&self) -> &crate::config::ChannelFilter {
+            &self.0
+        }
+        fn render(&self) -> String {
+            String::new()
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn same_as(&self, other: &dyn crate::config::ChannelSettings) -> bool {
+            crate::config::same_settings(self, other)
+        }
+    }
+
+    static SETTINGS: std::sync::LazyLock<NoSettings> =
+        std::sync::LazyLock::new(|| NoSettings(crate::config::ChannelFilter::default()));
+
+    impl Channel for PanicsOn {
+        fn settings(&self) -> &dyn crate::config::ChannelSettings {
+            &*SETTINGS
+        }
+        fn max_attempts(&self) -> u32 {
+            3
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn deliver<'a>(
+            &'a self,
+            page: &'a Page<'a>,
+        ) -> super::super::channel::Boxed<'a, Result<(), DeliveryError>> {
+            Box::pin(async move {
+                assert_ne!(page.notification.service, self.0, "a bug in a channel");
+                Ok(())
+            })
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
     #[tokio::test]
     async fn a_channel_that_panics_on_one_notification_counts_it_and_delivers_the_next() {
         let dir = scratch("panic");
@@ -306,10 +299,7 @@ mod tests {
             metrics: Arc::clone(&metrics),
             history: Arc::clone(&history),
         });
-        let channel = Arc::new(DirectChannel {
-            transport: Transport::PanicsOn("mpesa".into()),
-            max_attempts: 3,
-        });
+        let channel: Arc<dyn Channel> = Arc::new(PanicsOn("mpesa".into()));
         metrics.register_alert_channel("test");
         let (_keep, settings) = watch::channel(channel);
         let (queue, jobs) = mpsc::channel(4);

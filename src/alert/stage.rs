@@ -14,10 +14,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
-use super::alertmanager::{self, AlertmanagerChannel};
+use super::channel::{self, BuildContext, Channel};
 use super::connectivity::{self, GUARD_TIMEOUT, Reachability};
-use super::delivery::{self, DirectChannel, Job, Transport};
-use super::email::EmailChannel;
+use super::delivery::{self, Job};
 use super::grouping::Grouping;
 use super::notification::{Notification, NotificationKind, OutageInfo};
 use super::outage::{Change, ClockPair, Ledger, Outage, Page, Rules};
@@ -25,7 +24,6 @@ use super::outbox::Outbox;
 use super::quiet::{self, Facts, Hold, QuietView};
 use super::silences::{NewSilence, Silence, SilenceError, Silences};
 use super::store::{ServiceRecord, Store};
-use super::webhook::WebhookChannel;
 use super::{OutageView, Shared};
 use crate::breaker::{Snapshot, Transition, TransitionReason};
 use crate::config::{AlertsConfig, Config, ConnectivityTarget, MaintenanceWindow};
@@ -66,6 +64,8 @@ struct Settings {
     depends_on: BTreeMap<String, Vec<String>>,
     /// The connectivity guard's targets.
     connectivity: Vec<ConnectivityTarget>,
+    /// Each service's provider name for people, for services with a preset.
+    providers: Arc<BTreeMap<String, String>>,
 }
 
 impl Settings {
@@ -92,12 +92,21 @@ impl Settings {
             .filter(|service| !service.depends_on.is_empty())
             .map(|service| (service.name.clone(), service.depends_on.clone()))
             .collect();
+        let providers = config
+            .services
+            .iter()
+            .filter_map(|service| {
+                let provider = service.check.provider()?;
+                Some((service.name.clone(), provider.provider.title.to_string()))
+            })
+            .collect();
         Self {
             alerts,
             rules,
             windows: config.maintenance.clone(),
             depends_on,
             connectivity: config.server.connectivity.clone(),
+            providers: Arc::new(providers),
         }
     }
 
@@ -114,15 +123,13 @@ impl Settings {
 /// taking it in cannot fail.
 pub(crate) struct StagePlan {
     settings: Settings,
-    direct: Vec<DirectChannel>,
-    alertmanagers: Vec<AlertmanagerChannel>,
+    channels: Vec<Arc<dyn Channel>>,
 }
 
 impl std::fmt::Debug for StagePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagePlan")
-            .field("direct", &self.direct.len())
-            .field("alertmanagers", &self.alertmanagers.len())
+            .field("channels", &self.channels.len())
             .finish_non_exhaustive()
     }
 }
@@ -132,25 +139,15 @@ impl StagePlan {
     /// (an SMTP transport refusing its TLS roots) is the error, and nothing has changed.
     pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Self, String> {
         let settings = Settings::of(config);
-        let direct = direct_channels(&settings.alerts, client)?;
-        let alertmanagers = settings
-            .alerts
-            .alertmanagers
-            .iter()
-            .map(|alertmanager| {
-                AlertmanagerChannel::new(
-                    alertmanager.clone(),
-                    client.clone(),
-                    settings.alerts.api_url.clone(),
-                    settings.alerts.max_attempts,
-                )
-            })
-            .collect();
-        Ok(Self {
-            settings,
-            direct,
-            alertmanagers,
-        })
+        let context = BuildContext {
+            client: client.clone(),
+            max_attempts: settings.alerts.max_attempts,
+            api_url: settings.alerts.api_url.clone(),
+            runbook_url: settings.alerts.runbook(),
+            providers: Arc::clone(&settings.providers),
+        };
+        let channels = channel::build_all(&settings.alerts, &context)?;
+        Ok(Self { settings, channels })
     }
 }
 
@@ -264,13 +261,13 @@ impl AlertStage {
                 windows: Vec::new(),
                 depends_on: BTreeMap::new(),
                 connectivity: Vec::new(),
+                providers: Arc::default(),
             },
             ledgers,
             breakers: breakers.clone(),
             store,
             shared,
-            direct: BTreeMap::new(),
-            alertmanagers: BTreeMap::new(),
+            channels: BTreeMap::new(),
             retired: Vec::new(),
             departed: BTreeMap::new(),
             next_id,
@@ -414,67 +411,48 @@ fn stopped() -> SilenceError {
     SilenceError::Storage("the alert stage has stopped".to_string())
 }
 
-/// A running channel: the settings its task reads, its queue (direct channels only), its task.
-struct Slot<C> {
-    channel: watch::Sender<Arc<C>>,
+/// A running channel: the channel its task reads, its queue (channels that take pages), its
+/// task.
+struct Slot {
+    channel: watch::Sender<Arc<dyn Channel>>,
     queue: Option<mpsc::Sender<Job>>,
     task: JoinHandle<()>,
 }
 
-/// A channel whose settings a reload can change in place.
-trait Reconfigurable {
-    fn name(&self) -> &str;
-    /// Whether `other` works the same way (the reload changed nothing here).
-    fn same_as(&self, other: &Self) -> bool;
-}
-
-impl Reconfigurable for DirectChannel {
-    fn name(&self) -> &str {
-        DirectChannel::name(self)
-    }
-
-    fn same_as(&self, other: &Self) -> bool {
-        DirectChannel::same_as(self, other)
-    }
-}
-
-impl Reconfigurable for AlertmanagerChannel {
-    fn name(&self) -> &str {
-        AlertmanagerChannel::name(self)
-    }
-
-    fn same_as(&self, other: &Self) -> bool {
-        AlertmanagerChannel::same_as(self, other)
-    }
-}
-
 /// Brings running `slots` in line with `wanted`: an unchanged channel runs on untouched, a
-/// changed one takes its new settings in place, a new one is started by `start`. Returns the
-/// slots of channels no longer wanted.
-fn reconcile<C: Reconfigurable>(
-    slots: &mut BTreeMap<String, Slot<C>>,
-    wanted: Vec<C>,
-    mut start: impl FnMut(C) -> Slot<C>,
-) -> Vec<Slot<C>> {
-    let mut wanted: BTreeMap<String, C> = wanted
+/// changed one of the same kind takes its new settings in place, a new one (or one whose kind
+/// changed) is started by `start`. Returns the slots of channels no longer running.
+fn reconcile(
+    slots: &mut BTreeMap<String, Slot>,
+    wanted: Vec<Arc<dyn Channel>>,
+    mut start: impl FnMut(Arc<dyn Channel>) -> Slot,
+) -> Vec<Slot> {
+    let wanted: BTreeMap<String, Arc<dyn Channel>> = wanted
         .into_iter()
         .map(|channel| (channel.name().to_string(), channel))
         .collect();
+    let mut removed = Vec::new();
     let gone: Vec<String> = slots
-        .keys()
-        .filter(|name| !wanted.contains_key(*name))
-        .cloned()
+        .iter()
+        .filter(|(name, slot)| {
+            wanted.get(*name).is_none_or(|channel| {
+                channel.settings().kind() != slot.channel.borrow().settings().kind()
+            })
+        })
+        .map(|(name, _)| name.clone())
         .collect();
-    let removed = gone.iter().filter_map(|name| slots.remove(name)).collect();
-    for name in &gone {
-        info!(channel = %name, "alert channel removed");
+    for name in gone {
+        if let Some(slot) = slots.remove(&name) {
+            info!(channel = %name, "alert channel removed");
+            removed.push(slot);
+        }
     }
-    for (name, channel) in std::mem::take(&mut wanted) {
+    for (name, channel) in wanted {
         match slots.get(&name) {
-            Some(slot) if slot.channel.borrow().same_as(&channel) => {}
+            Some(slot) if slot.channel.borrow().same_as(&*channel) => {}
             Some(slot) => {
                 info!(channel = %name, "alert channel changed in place");
-                slot.channel.send_replace(Arc::new(channel));
+                slot.channel.send_replace(channel);
             }
             None => {
                 slots.insert(name, start(channel));
@@ -491,8 +469,8 @@ struct Stage {
     breakers: BTreeMap<String, Restored>,
     store: Store,
     shared: Arc<Shared>,
-    direct: BTreeMap<String, Slot<DirectChannel>>,
-    alertmanagers: BTreeMap<String, Slot<AlertmanagerChannel>>,
+    /// Every channel, by name.
+    channels: BTreeMap<String, Slot>,
     /// Delivery tasks of removed channels, finishing their queues.
     retired: Vec<JoinHandle<()>>,
     /// The last outages of services removed from the config, published (as ended) for a day
@@ -853,6 +831,8 @@ impl Stage {
                 .as_ref()
                 .map(ToString::to_string),
             api_url: None,
+            provider: None,
+            runbook_url: self.settings.alerts.runbook(),
             dependants: Vec::new(),
             group: Vec::new(),
         }
@@ -867,9 +847,9 @@ impl Stage {
             crate::config::NotifyOn::Closed
         };
         let channels: Vec<String> = self
-            .direct
+            .channels
             .iter()
-            .filter(|(_, slot)| slot.channel.borrow().takes_notice(class))
+            .filter(|(_, slot)| slot.queue.is_some() && slot.channel.borrow().takes_notice(class))
             .map(|(name, _)| name.clone())
             .collect();
         self.deliver(&channels, &notification).await;
@@ -1144,6 +1124,8 @@ impl Stage {
                     base.as_str().trim_end_matches('/')
                 )
             }),
+            provider: self.settings.providers.get(service).cloned(),
+            runbook_url: alerts.runbook(),
             dependants: quiet::dependants(&self.settings.depends_on, service),
             group: Vec::new(),
         }
@@ -1163,9 +1145,9 @@ impl Stage {
         let class = page.class;
         let notification = self.notification(service, page);
         let channels: Vec<String> = self
-            .direct
+            .channels
             .iter()
-            .filter(|(_, slot)| slot.channel.borrow().takes(service, class))
+            .filter(|(_, slot)| slot.queue.is_some() && slot.channel.borrow().takes(service, class))
             .map(|(name, _)| name.clone())
             .collect();
         self.deliver(&channels, &notification).await;
@@ -1181,7 +1163,11 @@ impl Stage {
         members.sort_by(|(_, a), (_, b)| a.service.cmp(&b.service));
         // Channels that take the same services get the same notification.
         let mut by_members: BTreeMap<Vec<u64>, Vec<String>> = BTreeMap::new();
-        for (name, slot) in &self.direct {
+        for (name, slot) in self
+            .channels
+            .iter()
+            .filter(|(_, slot)| slot.queue.is_some())
+        {
             let channel = slot.channel.borrow();
             let ids: Vec<u64> = members
                 .iter()
@@ -1215,7 +1201,7 @@ impl Stage {
     /// Writes `notification` to the outbox for each of `channels`, then queues it there.
     async fn deliver(&mut self, channels: &[String], notification: &Notification) {
         for name in channels {
-            let Some(slot) = self.direct.get(name) else {
+            let Some(slot) = self.channels.get(name) else {
                 continue;
             };
             let outbox = self.shared.outbox.clone();
@@ -1266,7 +1252,7 @@ impl Stage {
                 notification: entry.notification,
             };
             match self
-                .direct
+                .channels
                 .get(&entry.channel)
                 .and_then(|slot| slot.queue.as_ref())
             {
@@ -1287,55 +1273,56 @@ impl Stage {
     /// an unchanged channel keeps running untouched, a changed one takes its new settings for
     /// its next attempt, a removed one finishes its queue, a new one starts.
     fn reconfigure(&mut self, plan: StagePlan) {
-        let StagePlan {
-            settings,
-            direct,
-            alertmanagers,
-        } = plan;
+        let StagePlan { settings, channels } = plan;
         let now = Instant::now();
         for (service, ledger) in &mut self.ledgers {
             ledger.retune(&self.settings.rules(service), &settings.rules(service), now);
         }
         let shared = Arc::clone(&self.shared);
         let queue_size = settings.alerts.queue_size;
-        let removed = reconcile(&mut self.direct, direct, |channel| {
-            shared.metrics.register_alert_channel(channel.name());
-            let (sender, receiver) = watch::channel(Arc::new(channel));
-            let (queue, jobs) = mpsc::channel(queue_size);
-            Slot {
-                channel: sender,
-                queue: Some(queue),
-                task: tokio::spawn(delivery::run(receiver, jobs, Arc::clone(&shared))),
-            }
-        });
-        // A removed direct channel finishes what it has queued.
-        self.retired
-            .extend(removed.into_iter().map(|slot| slot.task));
         let (view, stop) = (&self.view, &self.stop);
-        let removed = reconcile(&mut self.alertmanagers, alertmanagers, |channel| {
+        let removed = reconcile(&mut self.channels, channels, |channel| {
             shared.metrics.register_alert_channel(channel.name());
             let name = channel.name().to_string();
-            let (sender, receiver) = watch::channel(Arc::new(channel));
-            let (outages, stopping, shared) =
-                (view.subscribe(), stop.subscribe(), Arc::clone(&shared));
-            let metrics = Arc::clone(&shared.metrics);
-            Slot {
-                channel: sender,
-                queue: None,
-                // Alertmanager is told the whole state each time: a restart loses nothing.
-                task: tasks::keep(TaskKind::Alertmanager, name, metrics, move || {
-                    alertmanager::run(
-                        receiver.clone(),
-                        outages.clone(),
-                        Arc::clone(&shared),
-                        stopping.clone(),
-                    )
-                }),
+            let follow = channel.follow();
+            let (sender, receiver) = watch::channel(channel);
+            match follow {
+                // A channel that follows the outages is told the whole state each time: a
+                // restart of its task loses nothing.
+                Some(follow) => {
+                    let (outages, stopping, shared) =
+                        (view.subscribe(), stop.subscribe(), Arc::clone(&shared));
+                    let metrics = Arc::clone(&shared.metrics);
+                    Slot {
+                        channel: sender,
+                        queue: None,
+                        task: tasks::keep(TaskKind::Alertmanager, name, metrics, move || {
+                            follow(
+                                receiver.clone(),
+                                outages.clone(),
+                                Arc::clone(&shared),
+                                stopping.clone(),
+                            )
+                        }),
+                    }
+                }
+                None => {
+                    let (queue, jobs) = mpsc::channel(queue_size);
+                    Slot {
+                        channel: sender,
+                        queue: Some(queue),
+                        task: tokio::spawn(delivery::run(receiver, jobs, Arc::clone(&shared))),
+                    }
+                }
             }
         });
-        // Alertmanager keeps what it was told; nothing is left to finish.
         for slot in removed {
-            slot.task.abort();
+            match slot.queue {
+                // A removed channel that takes pages finishes what it has queued.
+                Some(_) => self.retired.push(slot.task),
+                // One that follows the outages has told them all; nothing is left to finish.
+                None => slot.task.abort(),
+            }
         }
         self.restart_guard(&settings.connectivity);
         self.settings = settings;
@@ -1397,8 +1384,7 @@ impl Stage {
         }
         let _ = self.stop.send(true);
         let mut tasks = std::mem::take(&mut self.retired);
-        tasks.extend(self.direct.into_values().map(|slot| slot.task));
-        tasks.extend(self.alertmanagers.into_values().map(|slot| slot.task));
+        tasks.extend(self.channels.into_values().map(|slot| slot.task));
         self.store.close().await;
         for mut task in tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
@@ -1427,32 +1413,6 @@ fn enqueue(shared: &Shared, channel: &str, queue: &mpsc::Sender<Job>, job: Job) 
             );
         }
     }
-}
-
-/// The email and webhook channels of `alerts`.
-fn direct_channels(
-    alerts: &AlertsConfig,
-    client: &HttpClient,
-) -> Result<Vec<DirectChannel>, String> {
-    let mut channels = Vec::new();
-    for webhook in &alerts.webhooks {
-        channels.push(DirectChannel {
-            transport: Transport::Webhook(Box::new(WebhookChannel::new(
-                webhook.clone(),
-                client.clone(),
-            ))),
-            max_attempts: alerts.max_attempts,
-        });
-    }
-    if let Some(email) = &alerts.email {
-        let channel =
-            EmailChannel::new(email.clone()).map_err(|why| format!("email channel: {why}"))?;
-        channels.push(DirectChannel {
-            transport: Transport::Email(Box::new(channel)),
-            max_attempts: alerts.max_attempts,
-        });
-    }
-    Ok(channels)
 }
 
 /// A hold in words, for logs.

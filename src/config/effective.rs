@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{
     Check, Config, Credential, NotifyOn, Schedule, Secret, ServiceConfig, SmtpCheck, SmtpServer,
-    WebhookFormat, WindowTimes, format_duration,
+    WindowTimes, format_duration,
 };
 
 /// `text` as a TOML basic string: in quotes, with quotes, backslashes and newlines escaped.
@@ -36,7 +36,7 @@ fn credential(value: &Credential) -> String {
     }
 }
 
-fn notify(list: &[NotifyOn]) -> String {
+pub(crate) fn notify(list: &[NotifyOn]) -> String {
     let names: Vec<String> = list
         .iter()
         .filter_map(|value| {
@@ -49,7 +49,7 @@ fn notify(list: &[NotifyOn]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-fn smtp(out: &mut String, check: &SmtpCheck) {
+pub(crate) fn smtp(out: &mut String, check: &SmtpCheck) {
     let server = match &check.server {
         SmtpServer::Address { host, port } => quoted(&format!("{host}:{port}")),
         SmtpServer::Missing { variable } => quoted(&format!("<unset: variable {variable}>")),
@@ -178,47 +178,8 @@ pub fn render(config: &Config) -> String {
     if let Some(wait) = alerts.group_wait {
         let _ = writeln!(out, "group_wait = {}", quoted(&format_duration(wait)));
     }
-    for webhook in &alerts.webhooks {
-        let _ = writeln!(
-            out,
-            "\n[[alerts.webhook]]\nname = {}\nurl = {}\n# url host: {}\ntimeout = {}",
-            quoted(&webhook.name),
-            quoted("<redacted>"),
-            webhook.host,
-            quoted(&format_duration(webhook.timeout))
-        );
-        let format = match webhook.format {
-            WebhookFormat::Breakerd => "breakerd",
-            WebhookFormat::Slack => "slack",
-            WebhookFormat::Alertmanager => "alertmanager",
-        };
-        let _ = writeln!(out, "format = {}", quoted(format));
-        redacted_headers(&mut out, &webhook.headers);
-        if webhook.secret.is_some() {
-            let _ = writeln!(out, "secret = {}", quoted("<redacted>"));
-        }
-    }
-    if let Some(email) = &alerts.email {
-        let _ = writeln!(out, "\n[alerts.email]");
-        smtp(&mut out, &email.smtp);
-        let to: Vec<String> = email.to.iter().map(|t| quoted(t)).collect();
-        let _ = writeln!(
-            out,
-            "from = {}\nto = [{}]",
-            quoted(&email.from),
-            to.join(", ")
-        );
-    }
-    for am in &alerts.alertmanagers {
-        let _ = writeln!(
-            out,
-            "\n[[alerts.alertmanager]]\nname = {}\nurl = {}\nresend_every = {}\nresolve_for = {}\nseverity = {}",
-            quoted(&am.name),
-            quoted(am.url.as_str()),
-            quoted(&format_duration(am.resend_every)),
-            quoted(&format_duration(am.resolve_for)),
-            quoted(&am.severity)
-        );
+    for channel in &alerts.channels {
+        let _ = write!(out, "\n{}", channel.render());
     }
     for window in &config.maintenance {
         let _ = writeln!(out, "\n[[maintenance]]");
@@ -461,7 +422,7 @@ fn rules(out: &mut String, service: &ServiceConfig) {
 }
 
 /// `headers = { Name = "<redacted>", ... }`: the names, never the values.
-fn redacted_headers(out: &mut String, headers: &[(String, Secret)]) {
+pub(crate) fn redacted_headers(out: &mut String, headers: &[(String, Secret)]) {
     if headers.is_empty() {
         return;
     }

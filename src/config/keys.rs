@@ -7,9 +7,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::errors::{Problems, nearest};
-use super::raw::{
-    RawAlertmanager, RawAlerts, RawEmail, RawMaintenance, RawServer, RawService, RawWebhook,
-};
+use super::raw::{RawAlerts, RawMaintenance, RawServer, RawService};
 use super::validate::kinds::{self, CheckKind};
 
 /// The tables at the top of the file.
@@ -55,25 +53,24 @@ pub(crate) fn report_unknown(document: &DeTable<'_>, problems: &mut Problems<'_>
 }
 
 fn alerts_keys(problems: &mut Problems<'_>, alerts: &DeTable<'_>) {
-    table_keys(problems, alerts, "[alerts]", fields_of::<RawAlerts>());
-    for (key, value) in alerts {
-        let (place, fields) = match key.get_ref().as_ref() {
-            "webhook" => ("[[alerts.webhook]]", fields_of::<RawWebhook>()),
-            "email" => ("[alerts.email]", fields_of::<RawEmail>()),
-            "alertmanager" => ("[[alerts.alertmanager]]", fields_of::<RawAlertmanager>()),
-            _ => continue,
-        };
-        match value.get_ref() {
-            DeValue::Table(table) => table_keys(problems, table, place, fields),
-            DeValue::Array(entries) => {
-                for entry in entries {
-                    if let DeValue::Table(table) = entry.get_ref() {
-                        table_keys(problems, table, place, fields);
-                    }
-                }
-            }
-            _ => {}
-        }
+    // A table (or a list of them) is a channel: its kind checks its keys, and an unknown kind
+    // is reported there with the kinds there are.
+    let own: DeTable<'_> = alerts
+        .iter()
+        .filter(|(_, value)| !is_channel(value.get_ref()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    table_keys(problems, &own, "[alerts]", fields_of::<RawAlerts>());
+}
+
+/// Whether an `[alerts]` entry is a channel's table or list of tables.
+pub(crate) fn is_channel(value: &DeValue<'_>) -> bool {
+    match value {
+        DeValue::Table(_) => true,
+        DeValue::Array(entries) => entries
+            .iter()
+            .any(|entry| matches!(entry.get_ref(), DeValue::Table(_))),
+        _ => false,
     }
 }
 
@@ -135,7 +132,12 @@ fn rule_keys(problems: &mut Problems<'_>, name: &str, service: &DeTable<'_>) {
     }
 }
 
-fn table_keys(problems: &mut Problems<'_>, table: &DeTable<'_>, place: &str, valid: &[&str]) {
+pub(crate) fn table_keys(
+    problems: &mut Problems<'_>,
+    table: &DeTable<'_>,
+    place: &str,
+    valid: &[&str],
+) {
     for (key, _) in table {
         if !valid.contains(&key.get_ref().as_ref()) {
             unknown(problems, key, place, valid, None);
@@ -247,9 +249,15 @@ mod tests {
                  service takes (README, \"Configuration: alerts.toml\")",
                 "c.toml:9:1: unknown key `adres` in [services.a]; did you mean `address`?",
                 "c.toml:11:1: unknown key `min_intervl` in [alerts]; did you mean `min_interval`?",
-                "c.toml:14:1: unknown key `secrett` in [[alerts.webhook]]; did you mean `secret`?",
-            ]
+            ],
+            "a channel's keys are its kind's to check (alert/channel/)"
         );
+    }
+
+    #[test]
+    fn a_channel_table_is_left_to_its_kind() {
+        assert!(report("[alerts]\n[[alerts.webhook]]\nurl = \"u\"\nsecrett = \"s\"\n").is_empty());
+        assert!(report("[alerts]\n[[alerts.pagerdty]]\nrouting_key = \"k\"\n").is_empty());
     }
 
     #[test]

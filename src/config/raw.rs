@@ -189,11 +189,7 @@ pub(crate) struct RawAlerts {
     pub(crate) max_attempts: Option<Spanned<i64>>,
     pub(crate) dashboard_url: Option<Spanned<String>>,
     pub(crate) api_url: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) webhook: Vec<Spanned<RawWebhook>>,
-    pub(crate) email: Option<Spanned<RawEmail>>,
-    #[serde(default)]
-    pub(crate) alertmanager: Vec<Spanned<RawAlertmanager>>,
+    pub(crate) runbook_url: Option<Spanned<String>>,
 }
 
 /// `[[maintenance]]`.
@@ -205,44 +201,4 @@ pub(crate) struct RawMaintenance {
     pub(crate) start: Option<Spanned<String>>,
     pub(crate) end: Option<Spanned<String>>,
     pub(crate) reason: Option<Spanned<String>>,
-}
-
-/// `[[alerts.webhook]]`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawWebhook {
-    pub(crate) url: Spanned<String>,
-    pub(crate) name: Option<Spanned<String>>,
-    pub(crate) format: Option<Spanned<String>>,
-    pub(crate) secret: Option<Spanned<String>>,
-    pub(crate) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    pub(crate) timeout: Option<Spanned<String>>,
-    pub(crate) notify_on: Option<RawList>,
-    pub(crate) services: Option<RawList>,
-}
-
-/// `[alerts.email]`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawEmail {
-    pub(crate) server: Spanned<String>,
-    pub(crate) tls: Option<Spanned<String>>,
-    pub(crate) from: Spanned<String>,
-    pub(crate) to: Spanned<Vec<Spanned<String>>>,
-    pub(crate) username: Option<Spanned<String>>,
-    pub(crate) password: Option<Spanned<String>>,
-    pub(crate) timeout: Option<Spanned<String>>,
-    pub(crate) notify_on: Option<RawList>,
-    pub(crate) services: Option<RawList>,
-}
-
-/// `[[alerts.alertmanager]]`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RawAlertmanager {
-    pub(crate) url: Spanned<String>,
-    pub(crate) name: Option<Spanned<String>>,
-    pub(crate) timeout: Option<Spanned<String>>,
-    pub(crate) resend_every: Option<Spanned<String>>,
-    pub(crate) resolve_for: Option<Spanned<String>>,
-    pub(crate) severity: Option<Spanned<String>>,
-    pub(crate) runbook_url: Option<Spanned<String>>,
-    pub(crate) services: Option<RawList>,
 }

@@ -146,7 +146,14 @@ async fn a_client_error_is_not_retried() {
         slack["text"]
             .as_str()
             .unwrap()
-            .starts_with("[breakerd] mpesa is OPEN: HTTP 500"),
+            .starts_with("M-Pesa Daraja (mpesa) is down: HTTP 500"),
+        "{slack}"
+    );
+    assert!(
+        slack["attachments"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Calls to M-Pesa Daraja fail fast since "),
         "{slack}"
     );
     assert_eq!(slack["attachments"][0]["color"], "#e01e5a");
@@ -179,7 +186,7 @@ async fn email_reaches_a_real_smtp_server_on_open_and_recovery() {
     eventually(15, "the recovery email arrives", || async {
         smtp.messages()
             .iter()
-            .any(|m| m.contains("Subject: [breakerd] mpesa is CLOSED (recovered after "))
+            .any(|m| m.contains("Subject: [breakerd] M-Pesa Daraja (mpesa) recovered after "))
     })
     .await;
     let messages = smtp.messages();
@@ -187,15 +194,17 @@ async fn email_reaches_a_real_smtp_server_on_open_and_recovery() {
     // Maildir file names do not promise delivery order: find the mail by its subject.
     let open = messages
         .iter()
-        .find(|m| m.contains("Subject: [breakerd] mpesa is OPEN"))
+        .find(|m| m.contains("Subject: [breakerd] M-Pesa Daraja (mpesa) is down"))
         .unwrap_or_else(|| panic!("no open mail among {messages:#?}"));
     for part in [
-        "Subject: [breakerd] mpesa is OPEN: HTTP 500",
+        "Subject: [breakerd] M-Pesa Daraja (mpesa) is down: HTTP 500",
         "From: breakerd@example.com",
         "To: oncall@example.com, Backup <backup@example.com>",
+        "Calls to M-Pesa Daraja fail fast since ",
+        "What to do:   The provider answers with errors",
         "Transition:   CLOSED -> OPEN",
         "Reason:       1 failure",
-        "Last error:   http_status: HTTP 500",
+        "Cause:        http_status: HTTP 500",
         "Next attempt: ",
         "Dashboard:    https://grafana.example.com/d/breakerd",
         "API:          http://breakerd.example.com/api/v1/circuit-breakers/mpesa",
@@ -364,7 +373,14 @@ mod with_alertmanager {
             alert["annotations"]["summary"]
                 .as_str()
                 .unwrap()
-                .starts_with("Circuit breaker mpesa is ")
+                .starts_with("M-Pesa Daraja (mpesa) is down: HTTP 500"),
+            "{alert}"
+        );
+        assert!(
+            alert["annotations"]["what_to_do"]
+                .as_str()
+                .is_some_and(|advice| advice.contains("status page")),
+            "{alert}"
         );
         assert!(
             alert["labels"].get("instance").is_none(),
@@ -507,7 +523,25 @@ mod across_restarts {
             .map(|r| r.json())
             .find(|j| j["id"] == kept["id"])
             .unwrap();
-        assert_eq!(delivered, kept, "the same notification, unchanged");
+        // The notification as kept, with the page's words beside it.
+        let mut notification = delivered.clone();
+        for page_field in [
+            "title",
+            "summary",
+            "standing",
+            "whatToDo",
+            "runbookUrl",
+            "causeIsPast",
+        ] {
+            notification.as_object_mut().unwrap().remove(page_field);
+        }
+        assert_eq!(notification, kept, "the same notification, unchanged");
+        assert!(
+            delivered["title"]
+                .as_str()
+                .is_some_and(|title| title.starts_with("M-Pesa Daraja (mpesa) is down")),
+            "{delivered}"
+        );
         eventually(15, "the outbox is emptied", || async {
             pending(&state_dir)
                 .iter()

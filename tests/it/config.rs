@@ -391,6 +391,48 @@ fn each_rule_has_its_exact_error_at_its_place() {
                 "alerts.toml:2:7: alerts.webhook.url \"not a url\" is not a URL: relative URL without a base (e.g. \"https://api.example.com\")",
             ],
         ),
+        (
+            "[[alerts.webhook]]\nurl = \"https://hooks.example.com/b\"\nsecrett = \"s\"\n",
+            &[
+                "alerts.toml:3:1: unknown key `secrett` in [[alerts.webhook]]; did you mean `secret`?",
+            ],
+        ),
+        (
+            "[[alerts.pagerdty]]\nrouting_key = \"k\"\n",
+            &[
+                "alerts.toml:1:10: unknown key `pagerdty` in [alerts]; did you mean `pagerduty`? (alert channels: email, webhook, alertmanager, pagerduty, telegram)",
+            ],
+        ),
+        (
+            "[[alerts.pagerduty]]\nseverity = \"page\"\n",
+            &[
+                "alerts.toml:1:1: alerts.pagerduty needs `routing_key`: the integration key of an Events API v2 integration, e.g. \"${PAGERDUTY_ROUTING_KEY}\"",
+            ],
+        ),
+        (
+            "[[alerts.pagerduty]]\nrouting_key = \"${BREAKERD_TEST_NEVER_SET_PD}\"\nseverity = \"page\"\n",
+            &[
+                "alerts.toml:2:15: alerts.pagerduty.routing_key: environment variable BREAKERD_TEST_NEVER_SET_PD is not set; PagerDuty takes events only with it: set it or remove the key",
+            ],
+        ),
+        (
+            "[[alerts.pagerduty]]\nrouting_key = \"k\"\nseverity = \"page\"\n",
+            &[
+                "alerts.toml:3:12: unknown alerts.pagerduty.severity \"page\" (allowed: critical, error, warning, info)",
+            ],
+        ),
+        (
+            "[[alerts.telegram]]\nbot_token = \"1:x\"\n",
+            &[
+                "alerts.toml:1:1: alerts.telegram needs `bot_token` (from @BotFather, e.g. \"${TELEGRAM_BOT_TOKEN}\") and `chat_id` (the chat's id, e.g. \"-1001234567890\", or a channel's \"@name\")",
+            ],
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp.example.com:587\"\nfrom = \"b@example.com\"\nto = [\"o@example.com\"]\n[[alerts.webhook]]\nname = \"email\"\nurl = \"https://hooks.example.com/b\"\n",
+            &[
+                "alerts.toml:6:8: alert channel name \"email\" is empty or used twice (give each channel its own `name`)",
+            ],
+        ),
     ];
     let mut mismatches = Vec::new();
     for (text, expected) in cases {

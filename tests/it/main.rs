@@ -7,6 +7,7 @@ mod breaker_controls;
 mod breaker_states;
 mod breaker_window;
 mod certificates;
+mod channels;
 mod cli;
 mod config;
 mod config_properties;

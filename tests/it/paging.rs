@@ -237,12 +237,13 @@ async fn one_outage_pages_once_through_trials_a_restart_and_a_reload() {
     assert!(
         mails
             .iter()
-            .any(|m| m.contains("Subject: [breakerd] mpesa is OPEN: HTTP 500"))
+            .any(|m| m.contains("Subject: [breakerd] M-Pesa Daraja (mpesa) is down: HTTP 500")),
+        "{mails:#?}"
     );
     assert!(
         mails
             .iter()
-            .any(|m| m.contains("Subject: [breakerd] mpesa is CLOSED (recovered after 1m ")),
+            .any(|m| m.contains("Subject: [breakerd] M-Pesa Daraja (mpesa) recovered after 1m ")),
         "{mails:#?}"
     );
 

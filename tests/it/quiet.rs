@@ -476,13 +476,13 @@ async fn three_outages_within_the_group_wait_make_one_notification_per_channel()
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1, "{mail:#?}");
     assert!(
-        mail[0].contains("Subject: [breakerd] 3 services are OPEN: kcb: HTTP 500"),
+        mail[0].contains("Subject: [breakerd] 3 services are down: kcb: HTTP 500"),
         "{}",
         mail[0]
     );
     for service in ["kcb", "mpesa", "sms"] {
         assert!(
-            mail[0].contains(&format!("[breakerd] {service} is OPEN: HTTP 500")),
+            mail[0].contains(&format!("\n{service} is down: HTTP 500")),
             "{service} in {}",
             mail[0]
         );
@@ -510,7 +510,7 @@ async fn three_outages_within_the_group_wait_make_one_notification_per_channel()
     let mail = smtp.messages();
     assert_eq!(mail.len(), 2);
     assert!(
-        mail[1].contains("Subject: [breakerd] 3 services are CLOSED again: kcb (after"),
+        mail[1].contains("Subject: [breakerd] 3 services recovered: kcb (after"),
         "{}",
         mail[1]
     );

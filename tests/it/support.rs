@@ -211,6 +211,7 @@ pub async fn send(
 
 pub mod alertmanager;
 pub mod browser;
+pub mod channel_fake;
 pub mod dns_server;
 pub mod prometheus;
 pub mod receiver;

@@ -1,53 +1,160 @@
-//! `[alerts]` and its channels: webhooks, email, Alertmanager.
+//! `[alerts]`: its own keys, and each channel table handed to its kind (the kinds live under
+//! `alert/channel/`, one folder each) through [`ChannelTable`], the validation a channel kind
+//! may use.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use toml::Spanned;
+use toml::de::DeValue;
 
-use super::Validator;
+use super::{Validator, typed};
+use crate::config::errors::nearest;
 use crate::config::raw::{RawAlerts, RawList};
 use crate::config::{
-    AlertmanagerConfig, AlertsConfig, ChannelFilter, Credential, DEFAULT_CHANNEL_TIMEOUT,
-    DEFAULT_RESEND_EVERY, DEFAULT_RESOLVE_FOR, EmailConfig, NotifyOn, Secret, ServiceConfig,
-    SmtpCheck, SmtpServer, WebhookConfig, WebhookFormat,
+    AlertsConfig, ChannelConfig, ChannelFilter, NotifyOn, Secret, ServiceConfig, SmtpTls, Url,
 };
 
-const WEBHOOK_FORMATS: &[&str] = &["breakerd", "slack", "alertmanager"];
+/// One `[alerts.KIND]` table as its channel kind validates it: the checks every channel may
+/// use, each reporting its problem at the place in the file.
+pub(crate) struct ChannelTable<'v, 'a> {
+    validator: &'v mut Validator<'a>,
+    /// `alerts.KIND`, for messages.
+    prefix: String,
+    kind: &'static str,
+    /// The table's place in the file.
+    span: Range<usize>,
+    /// Its position among the tables of its kind.
+    index: usize,
+    used_names: &'v mut Vec<String>,
+    services: &'v [&'v str],
+}
 
-impl Validator<'_> {
-    /// The email channel's `username` or `password`: both or neither, and set. A channel
-    /// that cannot log in would only fail at 3 a.m., so an unset one is a problem now.
-    fn channel_login(
-        &mut self,
-        table: std::ops::Range<usize>,
-        key: &'static str,
-        raw: Option<&Spanned<String>>,
-    ) -> Credential {
-        let missing = Credential::Missing {
-            key,
-            variable: None,
-        };
-        let Some(raw) = raw else {
-            self.problems.at(
-                table,
-                format!(
-                    "alerts.email needs `{key}` too: give both username and password, or neither"
-                ),
-            );
-            return missing;
-        };
-        self.needed_secret(
-            &format!("alerts.email.{key}"),
-            raw,
-            "the email channel logs in with it",
-        )
-        .map_or(missing, Credential::Set)
+impl ChannelTable<'_, '_> {
+    /// The table read into the kind's raw keys; a type problem is reported at its key.
+    pub(crate) fn read<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+        typed::<T>(value, &mut self.validator.problems).map(Spanned::into_inner)
     }
 
+    /// `alerts.KIND.key`, as messages name a key.
+    pub(crate) fn key(&self, key: &str) -> String {
+        format!("{}.{key}", self.prefix)
+    }
+
+    /// Reports `message` at `span` (use [`Self::table`] for the whole table).
+    pub(crate) fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.validator.problems.at(span, message);
+    }
+
+    /// The table's place in the file.
+    pub(crate) fn table(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// The channel's name: as given, else the kind, numbered from the second table on;
+    /// names are unique among every channel.
+    pub(crate) fn name(&mut self, raw: Option<&Spanned<String>>) -> String {
+        let name = match raw {
+            Some(name) => name.get_ref().clone(),
+            None if self.index == 0 => self.kind.to_string(),
+            None => format!("{}-{}", self.kind, self.index + 1),
+        };
+        if self.used_names.contains(&name) || name.is_empty() {
+            let at = raw.map_or_else(|| self.span.clone(), Spanned::span);
+            self.validator.problems.at(
+                at,
+                format!(
+                    "alert channel name \"{name}\" is empty or used twice (give each channel its own `name`)"
+                ),
+            );
+        }
+        self.used_names.push(name.clone());
+        name
+    }
+
+    /// Which pages it takes: `notify_on` and `services`.
+    pub(crate) fn filter(
+        &mut self,
+        notify_on: Option<&RawList>,
+        services: Option<&RawList>,
+    ) -> ChannelFilter {
+        ChannelFilter {
+            notify_on: self.validator.notify_list(notify_on),
+            services: self.validator.service_list(services, self.services),
+        }
+    }
+
+    /// A URL.
+    pub(crate) fn url(&mut self, key: &str, raw: &Spanned<String>) -> Option<Url> {
+        let key = self.key(key);
+        self.validator.url(&key, raw)
+    }
+
+    /// A duration, `default` when not given; zero only where `zero_ok`.
+    pub(crate) fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Duration {
+        let key = self.key(key);
+        self.validator.duration(&key, raw, default, zero_ok)
+    }
+
+    /// A value with `${VAR}` / `${file:...}` expanded.
+    pub(crate) fn expand(&mut self, key: &str, raw: &Spanned<String>) -> Option<String> {
+        let key = self.key(key);
+        self.validator.expand(&key, raw)
+    }
+
+    /// A secret the channel cannot work without: unset or empty is a problem.
+    pub(crate) fn needed_secret(
+        &mut self,
+        key: &str,
+        raw: &Spanned<String>,
+        needed_for: &str,
+    ) -> Option<Secret> {
+        let key = self.key(key);
+        self.validator.needed_secret(&key, raw, needed_for)
+    }
+
+    /// One of `allowed`.
+    pub(crate) fn one_of(
+        &mut self,
+        key: &str,
+        raw: &Spanned<String>,
+        allowed: &[&str],
+    ) -> Option<String> {
+        let key = self.key(key);
+        self.validator.one_of(&key, raw, allowed)
+    }
+
+    /// `HOST:PORT`.
+    pub(crate) fn host_port(&mut self, key: &str, raw: &Spanned<String>) -> Option<(String, u16)> {
+        let key = self.key(key);
+        self.validator.host_port(&key, raw)
+    }
+
+    /// An SMTP `tls` setting (`none`, `starttls`, `tls`).
+    pub(crate) fn smtp_tls(&mut self, raw: Option<&Spanned<String>>) -> Option<SmtpTls> {
+        self.validator.tls(raw)
+    }
+
+    /// Whether `address` is an email address; a problem when not.
+    pub(crate) fn mailbox(&mut self, key: &str, address: &Spanned<String>) -> bool {
+        let key = self.key(key);
+        self.validator.mailbox(&key, address)
+    }
+}
+
+impl Validator<'_> {
     pub(super) fn alerts(
         &mut self,
         raw: Option<Spanned<RawAlerts>>,
+        channels: Vec<(Spanned<String>, Spanned<DeValue<'_>>)>,
         services: &[ServiceConfig],
     ) -> AlertsConfig {
         // Where a state_dir the daemon cannot use is reported: its key, else `[alerts]`, else
@@ -59,10 +166,11 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or_else(|| table.span(), Spanned::span)
         });
-        let config = match raw {
-            Some(raw) => self.alerts_table(raw.into_inner(), services),
+        let mut config = match raw {
+            Some(raw) => self.alerts_table(raw.into_inner()),
             None => AlertsConfig::default(),
         };
+        config.channels = self.channels(channels, services);
         if let Err(why) = self.environment.state_dir(&config.state_dir) {
             self.problems.at(
                 state_dir_at,
@@ -75,149 +183,8 @@ impl Validator<'_> {
         config
     }
 
-    fn alerts_table(&mut self, raw: RawAlerts, services: &[ServiceConfig]) -> AlertsConfig {
+    fn alerts_table(&mut self, raw: RawAlerts) -> AlertsConfig {
         let defaults = AlertsConfig::default();
-        let names: Vec<&str> = services
-            .iter()
-            .map(|service| service.name.as_str())
-            .collect();
-        let mut used_names: Vec<String> = Vec::new();
-        let mut webhooks = Vec::new();
-        for (index, hook) in raw.webhook.iter().enumerate() {
-            let hook = hook.get_ref();
-            let name = self.channel_name(hook.name.as_ref(), "webhook", index, &mut used_names);
-            let Some(url) = self.url("alerts.webhook.url", &hook.url) else {
-                continue;
-            };
-            let format = match &hook.format {
-                None => WebhookFormat::Breakerd,
-                Some(format) => match self
-                    .one_of("webhook format", format, WEBHOOK_FORMATS)
-                    .as_deref()
-                {
-                    Some("slack") => WebhookFormat::Slack,
-                    Some("alertmanager") => WebhookFormat::Alertmanager,
-                    Some(_) => WebhookFormat::Breakerd,
-                    None => continue,
-                },
-            };
-            let secret = hook
-                .secret
-                .as_ref()
-                .and_then(|secret| self.expand("alerts.webhook.secret", secret))
-                .map(Secret::new);
-            let mut headers = Vec::new();
-            if let Some(raw_headers) = &hook.headers {
-                for (header, value) in raw_headers.get_ref() {
-                    if let Some(value) =
-                        self.expand(&format!("alerts.webhook.headers.{header}"), value)
-                    {
-                        headers.push((header.clone(), Secret::new(value)));
-                    }
-                }
-            }
-            webhooks.push(WebhookConfig {
-                name,
-                host: url.host_str().unwrap_or("webhook").to_string(),
-                url: Secret::new(url.to_string()),
-                format,
-                secret,
-                headers,
-                timeout: self.duration(
-                    "alerts.webhook.timeout",
-                    hook.timeout.as_ref(),
-                    DEFAULT_CHANNEL_TIMEOUT,
-                    false,
-                ),
-                filter: ChannelFilter {
-                    notify_on: self.notify_list(hook.notify_on.as_ref()),
-                    services: self.service_list(hook.services.as_ref(), &names),
-                },
-            });
-        }
-        let mut alertmanagers = Vec::new();
-        for (index, am) in raw.alertmanager.iter().enumerate() {
-            let am = am.get_ref();
-            let name = self.channel_name(am.name.as_ref(), "alertmanager", index, &mut used_names);
-            let Some(url) = self.url("alerts.alertmanager.url", &am.url) else {
-                continue;
-            };
-            alertmanagers.push(AlertmanagerConfig {
-                name,
-                url,
-                timeout: self.duration(
-                    "alerts.alertmanager.timeout",
-                    am.timeout.as_ref(),
-                    DEFAULT_CHANNEL_TIMEOUT,
-                    false,
-                ),
-                resend_every: self.duration(
-                    "alerts.alertmanager.resend_every",
-                    am.resend_every.as_ref(),
-                    DEFAULT_RESEND_EVERY,
-                    false,
-                ),
-                resolve_for: self.duration(
-                    "alerts.alertmanager.resolve_for",
-                    am.resolve_for.as_ref(),
-                    DEFAULT_RESOLVE_FOR,
-                    true,
-                ),
-                severity: am
-                    .severity
-                    .as_ref()
-                    .map_or_else(|| "critical".to_string(), |s| s.get_ref().clone()),
-                runbook_url: am.runbook_url.as_ref().map(|url| url.get_ref().clone()),
-                services: self.service_list(am.services.as_ref(), &names),
-            });
-        }
-        let email = raw.email.as_ref().and_then(|spanned| {
-            let email = spanned.get_ref();
-            let (host, port) = self.host_port("alerts.email.server", &email.server)?;
-            let credentials = match (&email.username, &email.password) {
-                (None, None) => None,
-                (username, password) => Some((
-                    self.channel_login(spanned.span(), "username", username.as_ref()),
-                    self.channel_login(spanned.span(), "password", password.as_ref()),
-                )),
-            };
-            let mut to = Vec::new();
-            for address in email.to.get_ref() {
-                if self.mailbox("alerts.email.to", address) {
-                    to.push(address.get_ref().clone());
-                }
-            }
-            if to.is_empty() {
-                self.problems.at(
-                    email.to.span(),
-                    "alerts.email.to needs at least one address",
-                );
-            }
-            let from_ok = self.mailbox("alerts.email.from", &email.from);
-            let tls = self.tls(email.tls.as_ref())?;
-            let timeout = self.duration(
-                "alerts.email.timeout",
-                email.timeout.as_ref(),
-                DEFAULT_CHANNEL_TIMEOUT,
-                false,
-            );
-            let filter = ChannelFilter {
-                notify_on: self.notify_list(email.notify_on.as_ref()),
-                services: self.service_list(email.services.as_ref(), &names),
-            };
-            from_ok.then(|| EmailConfig {
-                smtp: SmtpCheck {
-                    server: SmtpServer::Address { host, port },
-                    tls,
-                    credentials,
-                    ca: None,
-                },
-                from: email.from.get_ref().clone(),
-                to,
-                timeout,
-                filter,
-            })
-        });
         let queue_size = match &raw.queue_size {
             Some(size) => match usize::try_from(*size.get_ref()) {
                 Ok(size) if (1..=crate::config::MAX_QUEUE_SIZE).contains(&size) => size,
@@ -278,35 +245,96 @@ impl Validator<'_> {
                 .api_url
                 .as_ref()
                 .and_then(|url| self.url("alerts.api_url", url)),
-            webhooks,
-            email,
-            alertmanagers,
+            runbook_url: raw
+                .runbook_url
+                .as_ref()
+                .and_then(|url| self.url("alerts.runbook_url", url)),
+            channels: Vec::new(),
         }
     }
 
-    /// A channel's name: as given, or the kind numbered from the second one on.
-    fn channel_name(
+    /// Each channel table, read by its kind; an unknown kind is a problem naming the nearest.
+    fn channels(
         &mut self,
-        raw: Option<&Spanned<String>>,
-        kind: &str,
-        index: usize,
-        used: &mut Vec<String>,
-    ) -> String {
-        let name = match raw {
-            Some(name) => name.get_ref().clone(),
-            None if index == 0 => kind.to_string(),
-            None => format!("{kind}-{}", index + 1),
-        };
-        if let Some(raw) = raw
-            && (used.contains(&name) || name.is_empty())
-        {
-            self.problems.at(
-                raw.span(),
-                format!("alert channel name \"{name}\" is empty or used twice"),
-            );
+        tables: Vec<(Spanned<String>, Spanned<DeValue<'_>>)>,
+        services: &[ServiceConfig],
+    ) -> Vec<ChannelConfig> {
+        let names: Vec<&str> = services
+            .iter()
+            .map(|service| service.name.as_str())
+            .collect();
+        let mut used_names = Vec::new();
+        let mut channels = Vec::new();
+        for (key, value) in tables {
+            let Some(kind) = crate::alert::channel::kind_of(key.get_ref()) else {
+                let known: Vec<&str> = crate::alert::channel::KINDS
+                    .iter()
+                    .map(|kind| kind.key)
+                    .collect();
+                let hint = nearest(key.get_ref(), known.iter().copied())
+                    .map(|near| format!("; did you mean `{near}`?"))
+                    .unwrap_or_default();
+                self.problems.at(
+                    key.span(),
+                    format!(
+                        "unknown key `{}` in [alerts]{hint} (alert channels: {})",
+                        key.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let span = value.span();
+            let entries = match value.into_inner() {
+                DeValue::Array(entries) if kind.many => entries.into_iter().collect::<Vec<_>>(),
+                DeValue::Table(table) => vec![Spanned::new(span, DeValue::Table(table))],
+                _ if kind.many => {
+                    self.problems.at(
+                        span,
+                        format!(
+                            "alerts.{0} is a table per channel: [[alerts.{0}]]",
+                            kind.key
+                        ),
+                    );
+                    continue;
+                }
+                _ => {
+                    self.problems.at(
+                        span,
+                        format!("alerts.{0} is one table: [alerts.{0}]", kind.key),
+                    );
+                    continue;
+                }
+            };
+            for (index, entry) in entries.into_iter().enumerate() {
+                if let DeValue::Table(table) = entry.get_ref() {
+                    let place = if kind.many {
+                        format!("[[alerts.{}]]", kind.key)
+                    } else {
+                        format!("[alerts.{}]", kind.key)
+                    };
+                    crate::config::keys::table_keys(
+                        &mut self.problems,
+                        table,
+                        &place,
+                        (kind.keys)(),
+                    );
+                }
+                let mut table = ChannelTable {
+                    prefix: format!("alerts.{}", kind.key),
+                    kind: kind.key,
+                    span: entry.span(),
+                    index,
+                    used_names: &mut used_names,
+                    services: &names,
+                    validator: self,
+                };
+                if let Some(channel) = (kind.validate)(&mut table, entry) {
+                    channels.push(channel);
+                }
+            }
         }
-        used.push(name.clone());
-        name
+        channels
     }
 
     pub(super) fn notify_list(&mut self, raw: Option<&RawList>) -> Option<Vec<NotifyOn>> {

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
 
-mod alerts;
+pub(crate) mod alerts;
 mod http;
 pub(crate) mod kinds;
 mod provider;
@@ -90,7 +90,7 @@ pub(crate) fn validate(
     validator.dependencies(&depends_on, &mut services);
     server.connectivity = validator.connectivity(connectivity.as_ref(), &services);
     let maintenance = validator.maintenance(raw.maintenance, &services);
-    let alerts = validator.alerts(raw.alerts, &services);
+    let alerts = validator.alerts(raw.alerts, raw.alert_channels, &services);
     for service in &mut services {
         if let Check::Heartbeat(heartbeat) = &mut service.check {
             heartbeat.state_file = alerts.state_dir.join("heartbeats").join(&service.name);
@@ -106,26 +106,47 @@ pub(crate) fn validate(
 
 /// The file's sections, each read on its own so that a wrong type in one service does not hide
 /// the problems of the others.
-struct Sections {
+struct Sections<'a> {
     server: Option<Spanned<RawServer>>,
     services: Vec<(Spanned<String>, Spanned<RawService>)>,
     has_services: bool,
     alerts: Option<Spanned<RawAlerts>>,
+    /// `[alerts]`'s tables: one per channel kind, read by its kind.
+    alert_channels: Vec<(Spanned<String>, Spanned<DeValue<'a>>)>,
     maintenance: Vec<Spanned<RawMaintenance>>,
 }
 
-fn sections(document: DeTable<'_>, problems: &mut Problems<'_>) -> Sections {
+fn sections<'a>(document: DeTable<'a>, problems: &mut Problems<'_>) -> Sections<'a> {
     let mut sections = Sections {
         server: None,
         services: Vec::new(),
         has_services: false,
         alerts: None,
+        alert_channels: Vec::new(),
         maintenance: Vec::new(),
     };
     for (key, value) in document {
         match key.get_ref().as_ref() {
             "server" => sections.server = typed(value, problems),
-            "alerts" => sections.alerts = typed(value, problems),
+            "alerts" => {
+                let span = value.span();
+                let value = match value.into_inner() {
+                    DeValue::Table(table) => {
+                        let mut own = DeTable::new();
+                        for (key, entry) in table {
+                            if super::keys::is_channel(entry.get_ref()) {
+                                let key = Spanned::new(key.span(), key.into_inner().into_owned());
+                                sections.alert_channels.push((key, entry));
+                            } else {
+                                own.insert(key, entry);
+                            }
+                        }
+                        DeValue::Table(own)
+                    }
+                    other => other,
+                };
+                sections.alerts = typed(Spanned::new(span, value), problems);
+            }
             "maintenance" => {
                 let span = value.span();
                 let DeValue::Array(entries) = value.into_inner() else {

@@ -164,3 +164,16 @@ fn parse(name: &str, text: &str) -> Result<Fixture, String> {
         body: body.into_bytes(),
     })
 }
+
+/// The alert channels' published answers in `tests/fixtures/channels/` (same format).
+pub fn channel_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/channels")
+}
+
+/// The channel fixture `kind/name` (without `.http`).
+pub fn load_channel(name: &str) -> Fixture {
+    let path = channel_root().join(format!("{name}.http"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    parse(name, &text).unwrap_or_else(|problem| panic!("{}: {problem}", path.display()))
+}
