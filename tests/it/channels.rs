@@ -321,3 +321,78 @@ async fn telegram_refusals_are_given_up_with_its_words_and_a_long_flood_wait_is_
         daemon.shutdown().await.expect("clean shutdown");
     }
 }
+
+/// Every published answer in `tests/fixtures/channels/`, met as the first answer to a page:
+/// the channel does what the file's `expect` says — delivered, retried (then delivered), or
+/// given up at once (a wait longer than breakerd honours is given up too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_published_answer_is_met_as_its_file_says() {
+    let mut met = 0;
+    for kind in ["pagerduty", "telegram"] {
+        let usual = match kind {
+            "pagerduty" => "pagerduty/enqueue_accepted",
+            _ => "telegram/send_message_ok",
+        };
+        let folder = crate::support::fixtures::channel_root().join(kind);
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "http"))
+            .map(|path| format!("{kind}/{}", path.file_stem().unwrap().to_string_lossy()))
+            .collect();
+        names.sort();
+        for name in names {
+            let fixture = crate::support::fixtures::load_channel(&name);
+            let waits_too_long = fixture
+                .expect
+                .strip_prefix("retry after ")
+                .and_then(|seconds| seconds.parse::<u64>().ok())
+                .is_some_and(|seconds| seconds > breakerd::alert::MAX_RETRY_AFTER.as_secs());
+            let expect = if waits_too_long {
+                "give_up"
+            } else {
+                fixture.expect.split_whitespace().next().unwrap()
+            };
+            let provider = FakeProvider::start(Mode::Status(503)).await;
+            let fake = ChannelFake::start(usual, &[&name]).await;
+            let dir = scratch_dir("channel-answers");
+            let channel = match kind {
+                "pagerduty" => format!(
+                    "[[alerts.pagerduty]]\nrouting_key = \"{ROUTING_KEY}\"\nurl = \"{}/v2/enqueue\"\n",
+                    fake.base()
+                ),
+                _ => format!(
+                    "[[alerts.telegram]]\nbot_token = \"{BOT_TOKEN}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n",
+                    fake.base()
+                ),
+            };
+            let path = dir.join("alerts.toml");
+            std::fs::write(
+                &path,
+                format!("{}notify_on = [\"open\"]\n{channel}", kcb(&dir, &provider)),
+            )
+            .unwrap();
+            let daemon =
+                start(&path, format!("127.0.0.1:{}", closed_port()).parse().unwrap()).await;
+            let address = daemon.address();
+            let outcome = |outcome: &'static str| {
+                format!("breakerd_alerts_total{{channel=\"{kind}\",outcome=\"{outcome}\"}}")
+            };
+            let wanted = if expect == "give_up" { "failed" } else { "sent" };
+            eventually(15, &format!("{name}: {expect}"), || async {
+                let (_, text) = http_get(address, "/metrics").await;
+                sample(&text, &outcome(wanted)) == Some(1.0)
+            })
+            .await;
+            let tries = fake.sent().len();
+            match expect {
+                "sent" | "give_up" => assert_eq!(tries, 1, "{name}: sent once"),
+                "retry" => assert_eq!(tries, 2, "{name}: retried once, then taken"),
+                other => panic!("{name}: unknown expect {other}"),
+            }
+            daemon.shutdown().await.expect("clean shutdown");
+            met += 1;
+        }
+    }
+    assert_eq!(met, 15, "every answer in tests/fixtures/channels/ was met");
+}
