@@ -372,13 +372,20 @@ async fn every_published_answer_is_met_as_its_file_says() {
                 format!("{}notify_on = [\"open\"]\n{channel}", kcb(&dir, &provider)),
             )
             .unwrap();
-            let daemon =
-                start(&path, format!("127.0.0.1:{}", closed_port()).parse().unwrap()).await;
+            let daemon = start(
+                &path,
+                format!("127.0.0.1:{}", closed_port()).parse().unwrap(),
+            )
+            .await;
             let address = daemon.address();
             let outcome = |outcome: &'static str| {
                 format!("breakerd_alerts_total{{channel=\"{kind}\",outcome=\"{outcome}\"}}")
             };
-            let wanted = if expect == "give_up" { "failed" } else { "sent" };
+            let wanted = if expect == "give_up" {
+                "failed"
+            } else {
+                "sent"
+            };
             eventually(15, &format!("{name}: {expect}"), || async {
                 let (_, text) = http_get(address, "/metrics").await;
                 sample(&text, &outcome(wanted)) == Some(1.0)
