@@ -28,7 +28,8 @@ pub use answer::ANSWER_HEADER;
 
 use crate::api::Published;
 use crate::metrics::Source;
-use crate::probe::{FailureReason, ProbeError, Said, classify};
+use crate::outcome::{FailureReason, ProbeError, Said};
+use crate::probe::classify;
 use crate::provider::{Head, Plan};
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;

@@ -15,7 +15,8 @@ use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_durati
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
 use crate::outcome::Verdict;
-use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
+use crate::outcome::{Cause, FailureReason, ProbeError};
+use crate::probe::{HttpClient, Probe};
 use crate::provider::{Judge, Judgement};
 
 /// Checks remembered per service, for latency percentiles and the last result.

@@ -29,7 +29,8 @@ use crate::breaker::{Snapshot, Transition, TransitionReason};
 use crate::config::{AlertsConfig, Config, ConnectivityTarget, MaintenanceWindow};
 use crate::history::History;
 use crate::metrics::{AlertOutcome, Metrics};
-use crate::probe::{Cause, HttpClient};
+use crate::outcome::Cause;
+use crate::probe::HttpClient;
 use crate::tasks::{self, TaskKind};
 
 /// Changes booked in one round before the outages are published again.
