@@ -80,7 +80,11 @@ async fn launch(
     watched: Option<(PathBuf, Vec<u8>)>,
 ) -> anyhow::Result<RunningDaemon> {
     let metrics = Arc::new(Metrics::new());
-    let client = HttpClient::new().context("building the HTTP client")?;
+    // Reading the platform's roots is file I/O: off the runtime, once.
+    let client = tokio::task::spawn_blocking(HttpClient::new)
+        .await
+        .context("building the HTTP client")?
+        .context("building the HTTP client")?;
     let history = Arc::new(History::default());
     let address = listen.unwrap_or(config.server.listen);
     let listener = TcpListener::bind(address).await.with_context(|| {
@@ -156,10 +160,7 @@ async fn launch(
     let router = api::router(Arc::clone(&shared));
     let proxy = match proxy_listener {
         Some((listener, proxy_address)) => {
-            let proxy = Arc::new(
-                crate::proxy::Proxy::new(shared.published())
-                    .context("building the proxy's HTTP client")?,
-            );
+            let proxy = Arc::new(crate::proxy::Proxy::new(shared.published()));
             let server = tokio::spawn(crate::serve::serve(
                 listener,
                 proxy.router(),

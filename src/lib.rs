@@ -25,6 +25,7 @@ pub mod scheduler;
 pub mod serve;
 pub(crate) mod supervisor;
 pub mod tasks;
+pub mod transport;
 pub(crate) mod wall;
 
 /// README.md's Rust examples, compiled and run as doc tests.

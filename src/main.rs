@@ -313,12 +313,15 @@ fn check(path: &std::path::Path, print: bool) -> ExitCode {
 const DEMO_LISTEN: &str = "127.0.0.1:9479";
 
 fn health(url: &str, timeout: Duration) -> ExitCode {
-    breakerd::probe::install_crypto_provider();
-    let ask = async {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|error| anyhow::anyhow!("cannot build an HTTP client: {error}"))?;
+    // Reads the platform's roots: before the runtime starts.
+    let client = match breakerd::transport::command_line_client(timeout) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("breakerd health: cannot build an HTTP client: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ask = async move {
         let answer = client
             .get(url)
             .send()

@@ -612,7 +612,7 @@ mod tests {
     use super::*;
     use crate::breaker::{Outcome, State};
     use crate::metrics::Source;
-    use crate::probe::FailureReason;
+    use crate::outcome::FailureReason;
 
     #[test]
     fn every_family_and_label_is_present_from_the_start() {

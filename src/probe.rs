@@ -15,20 +15,20 @@ pub(crate) mod request;
 mod smtp;
 mod tcp;
 mod tls;
-mod transport;
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
-use crate::config::{Check, Credential, Secret};
+use crate::config::Check;
 
 pub use crate::outcome::{CallerKind, Cause, FailureReason, ProbeError, ProbeSuccess, Said};
+pub(crate) use crate::transport::smtp::credential;
+pub use crate::transport::{ClientError, install_crypto_provider};
 pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
-pub use http::{ClientError, HttpClient};
+pub use http::HttpClient;
 pub use observed::Observed;
 pub use phases::Phases;
 pub(crate) use redact::Redactor;
-pub(crate) use smtp::transport as smtp_transport;
 
 /// A ready-to-run synthetic check.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub struct Probe {
     judge: crate::provider::Judge,
     /// The beats of a heartbeat check, shared with the heartbeat route.
     heartbeat: Option<Arc<HeartbeatClock>>,
+    /// An SMTP check's transport, built with the check (its TLS roots read no file then).
+    smtp: Option<Arc<smtp::Built>>,
     /// Its secrets, in every form they are sent in: never in what it reports.
     redactor: redact::Redactor,
 }
@@ -53,11 +55,19 @@ impl Probe {
             }
             _ => None,
         };
+        let smtp = match &check {
+            Check::Smtp(smtp) => Some(Arc::new(crate::transport::smtp::transport(
+                smtp,
+                client.transport().trust(),
+            ))),
+            _ => None,
+        };
         Self {
             check,
             client,
             judge,
             heartbeat,
+            smtp,
             redactor,
         }
     }
@@ -134,7 +144,13 @@ impl Probe {
                 };
                 (check.provider.check)(&call).await
             }
-            Check::Smtp(check) => smtp::check(check).await,
+            Check::Smtp(check) => match &self.smtp {
+                Some(transport) => smtp::check(check, transport).await,
+                None => Err(ProbeError::new(
+                    FailureReason::Protocol,
+                    "the SMTP check has no transport",
+                )),
+            },
             Check::Http(check) => http::check(&self.client, check, &self.judge).await,
             Check::Tcp(check) => tcp::check(check).await,
             Check::Dns(check) => dns::check(check).await,
@@ -152,20 +168,4 @@ impl Probe {
 /// `text` without the secrets of `check` (what `breakerd explain` prints, say).
 pub fn redact_secrets(check: &Check, text: &str) -> String {
     redact::Redactor::of(check).redact(text)
-}
-
-/// A credential's value, or an `auth` failure saying what to set.
-pub(crate) fn credential(credential: &Credential) -> Result<&Secret, ProbeError> {
-    credential
-        .value()
-        .map_err(|why| ProbeError::new(FailureReason::Auth, why))
-}
-
-/// Installs rustls' ring provider as the process default, once; reqwest and lettre share it.
-pub fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }

@@ -28,33 +28,24 @@ pub use answer::ANSWER_HEADER;
 
 use crate::api::Published;
 use crate::metrics::Source;
-use crate::probe::{FailureReason, ProbeError, Said, classify};
+use crate::outcome::{FailureReason, ProbeError, Said};
+use crate::probe::classify;
 use crate::provider::{Head, Plan};
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;
 
-/// Idle pooled connections kept per upstream host.
-const POOL_IDLE_PER_HOST: usize = 256;
-
-/// The proxy's state: the services as last published, and its own HTTP client (pooled,
-/// HTTP/1.1 or h2 as the upstream offers, redirects passed back to the caller, never followed).
+/// The proxy's state: the services as last published. Each service forwards with the client
+/// [`crate::transport`] built with it (trusting its `ca_file`; pooled, HTTP/1.1 or h2 as the
+/// upstream offers, redirects passed back to the caller, never followed).
 #[derive(Debug)]
 pub struct Proxy {
     published: watch::Receiver<Arc<Published>>,
-    client: reqwest::Client,
 }
 
 impl Proxy {
     /// A proxy to the services `published` names, as they change on reload.
-    pub fn new(published: watch::Receiver<Arc<Published>>) -> Result<Self, reqwest::Error> {
-        crate::probe::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { published, client })
+    pub fn new(published: watch::Receiver<Arc<Published>>) -> Self {
+        Self { published }
     }
 
     /// The proxy's one route: every method on every path.
@@ -95,8 +86,8 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let method = parts.method.clone();
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
-    let mut outbound = proxy
-        .client
+    let mut outbound = service
+        .upstream_client()
         .request(parts.method, route.target.clone())
         .headers(headers::end_to_end(&parts.headers, true));
     if !body.is_end_stream() {

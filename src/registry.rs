@@ -15,7 +15,8 @@ use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_durati
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
 use crate::outcome::Verdict;
-use crate::probe::{Cause, FailureReason, HttpClient, Probe, ProbeError};
+use crate::outcome::{Cause, FailureReason, ProbeError};
+use crate::probe::{HttpClient, Probe};
 use crate::provider::{Judge, Judgement};
 
 /// Checks remembered per service, for latency percentiles and the last result.
@@ -113,6 +114,8 @@ pub struct Service {
     last_traffic: Arc<TrafficClock>,
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
+    /// What the proxy forwards its real calls with (trusting its `ca_file`).
+    upstream: reqwest::Client,
 }
 
 impl Service {
@@ -184,6 +187,7 @@ impl Service {
             })
             .build()?;
         Ok(Self {
+            upstream: client.transport().proxy().clone(),
             probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
             config,
@@ -213,9 +217,11 @@ impl Service {
         previous.breaker.check_policy(&policy)?;
         let client = client_for(&config, client)?;
         let judge = judge_of(&config);
+        let upstream = client.transport().proxy().clone();
         let mut probe = Probe::new(config.check.clone(), client, judge.clone());
         probe.keep_beats_of(&previous.probe);
         Ok(Self {
+            upstream,
             probe,
             judge,
             config,
@@ -259,6 +265,12 @@ impl Service {
         if previous.config.check == self.config.check {
             *lock(&self.recent) = lock(&previous.recent).clone();
         }
+    }
+
+    /// The client real calls to its upstream go out with (the proxy's, trusting its
+    /// `ca_file`).
+    pub(crate) fn upstream_client(&self) -> &reqwest::Client {
+        &self.upstream
     }
 
     /// The service's name.

@@ -16,7 +16,8 @@ use tracing::{debug, info};
 use crate::breaker::{Breaker, BreakerError, Outcome, State, Transition};
 use crate::config::{Checks, Schedule};
 use crate::metrics::Metrics;
-use crate::probe::{FailureReason, Observed};
+use crate::outcome::FailureReason;
+use crate::probe::Observed;
 use crate::registry::{CheckRecord, Service};
 use crate::tasks::{self, TaskKind};
 
@@ -250,7 +251,7 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     let seen = std::sync::Mutex::new(Observed::default());
     // An answer the rules call the caller's own outcome counts for neither side.
     let classify =
-        |result: &Result<crate::probe::ProbeSuccess, crate::probe::ProbeError>| match result {
+        |result: &Result<crate::outcome::ProbeSuccess, crate::outcome::ProbeError>| match result {
             Ok(success) if success.caller.is_some() => crate::breaker::Verdict::Ignore,
             Ok(_) => crate::breaker::Verdict::Success,
             Err(_) => crate::breaker::Verdict::Failure,

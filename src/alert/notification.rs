@@ -191,7 +191,7 @@ pub(crate) fn sample() -> Notification {
                 operation: Some("stk_push".into()),
                 ..crate::outcome::Said::default()
             },
-            ..Cause::plain(crate::probe::FailureReason::HttpStatus, "HTTP 503", at)
+            ..Cause::plain(crate::outcome::FailureReason::HttpStatus, "HTTP 503", at)
         }),
         outage: Some(OutageInfo {
             started_at: at,

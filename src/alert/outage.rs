@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::notification::{NotificationKind, OutageInfo};
 use crate::breaker::{State, Transition, TransitionReason};
 use crate::config::NotifyOn;
-use crate::probe::Cause;
+use crate::outcome::Cause;
 use crate::wall::serde_rfc3339;
 
 /// How one service notifies.
@@ -512,7 +512,7 @@ impl ClockPair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::FailureReason;
+    use crate::outcome::FailureReason;
 
     const OPEN: State = State::Open;
     const HALF: State = State::HalfOpen;

@@ -31,7 +31,7 @@ use super::store::Store;
 use super::{OutageView, Shared};
 use crate::breaker::{Transition, TransitionReason};
 use crate::config::ConnectivityTarget;
-use crate::probe::Cause;
+use crate::outcome::Cause;
 use crate::tasks::{self, TaskKind};
 
 use channels::Slot;

@@ -19,7 +19,7 @@ use tracing::{error, warn};
 use super::outage::LedgerRecord;
 use crate::breaker::Snapshot;
 use crate::metrics::Metrics;
-use crate::probe::Cause;
+use crate::outcome::Cause;
 
 /// The version written into every file; a file of another version is set aside.
 const VERSION: u32 = 1;

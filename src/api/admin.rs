@@ -19,7 +19,7 @@ use super::breakers::{ServiceStats, all_stats, find, service_stats};
 use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Breaker, BreakerError, State as BreakerState, Stats};
-use crate::probe::ProbeError;
+use crate::outcome::ProbeError;
 
 /// The most synthetic calls one simulate-failure request may make.
 pub const MAX_ITERATIONS: u32 = 100;
@@ -153,7 +153,7 @@ pub(crate) async fn simulate_failure(
             .call(|| async move {
                 if fail {
                     Err(ProbeError::new(
-                        crate::probe::FailureReason::HttpStatus,
+                        crate::outcome::FailureReason::HttpStatus,
                         "simulated failure",
                     ))
                 } else {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{ApiError, AppState};
 use crate::alert::{OutageInfo, OutageView};
 use crate::breaker::{State as BreakerState, Stats};
-use crate::probe::Cause;
+use crate::outcome::Cause;
 use crate::registry::{CheckRecord, Percentiles, Service};
 
 /// One service's stats: the breaker's (the seed's fields first) and its check's.

@@ -18,7 +18,7 @@ use super::{ApiError, AppState};
 use crate::breaker::{Outcome, State as BreakerState};
 use crate::config::Check;
 use crate::metrics::Source;
-use crate::probe::{FailureReason, ProbeError};
+use crate::outcome::{FailureReason, ProbeError};
 use crate::wall::rfc3339;
 
 /// The largest heartbeat body, in bytes.

@@ -20,7 +20,7 @@ use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Outcome, State as BreakerState};
 use crate::metrics::Source;
-use crate::probe::{FailureReason, ProbeError, Said};
+use crate::outcome::{FailureReason, ProbeError, Said};
 use crate::provider::{Head, MAX_JUDGED_BODY};
 use crate::registry::{Service, Settled};
 

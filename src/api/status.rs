@@ -53,7 +53,7 @@ struct ServiceStatus {
     recent_ms: Vec<f64>,
     last_check: Option<crate::registry::CheckRecord>,
     /// The last real failure (never a rejection): what is wrong while the breaker is open.
-    cause: Option<crate::probe::Cause>,
+    cause: Option<crate::outcome::Cause>,
     /// The outage in progress, if any.
     outage: Option<crate::alert::OutageInfo>,
     /// Why its pages are held now (empty: they go out).

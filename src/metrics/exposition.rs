@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::operations::{Operations, TrafficSeries};
 use crate::outcome::CallerKind;
-use crate::probe::FailureReason;
+use crate::outcome::FailureReason;
 
 /// The two text formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,14 +15,15 @@ use super::classify::transport_failure;
 use super::phases::Phases;
 use super::pool::Pool;
 use super::request::{CheckRequest, basic_credentials};
-use super::transport::{Connection, Connector, Opening, Origin, TransportError};
 use super::{FailureReason, ProbeError, ProbeSuccess};
 use crate::config::{HttpCheck, Url};
+use crate::transport::connection::{Connection, Connector, Opening, Origin, TransportError};
+use crate::transport::{ClientError, Transport};
 
 /// The most of an answer body a check reads; the rest is ignored.
 pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// What checks send with and what alerts send with (rustls with the ring provider, both):
+/// What checks send with and what alerts send with (both built by [`crate::transport`]):
 /// checks through their own HTTP/1.1 connections, fresh for every check unless kept;
 /// alerts through reqwest, which keeps its connections.
 #[derive(Clone)]
@@ -31,45 +32,40 @@ pub struct HttpClient {
     connector: Connector,
     /// Kept check connections; `None` opens a fresh one for every check.
     pool: Option<Arc<Pool>>,
-    /// What alert channels send with ([`request`](Self::request)).
-    alerts: reqwest::Client,
+    /// The clients and root store everything else is built from.
+    transport: Transport,
 }
 
 impl HttpClient {
-    /// Builds the clients; checks keep their connections (`reuse_connections = true`).
+    /// Builds the clients over the platform's roots; checks keep their connections
+    /// (`reuse_connections = true`). Reads the platform's roots: call it at startup or off the
+    /// async runtime.
     pub fn new() -> Result<Self, ClientError> {
-        let verifier = super::tls::verifier(Vec::new())?;
-        let alerts = reqwest::Client::builder()
-            .tls_backend_preconfigured(super::tls::client_config_with(
-                &verifier,
-                super::tls::Alpn::Any,
-            )?)
-            .user_agent(USER_AGENT_VALUE)
-            .pool_max_idle_per_host(32)
-            // Alerts never follow a redirect elsewhere, and send no Referer.
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .build()?;
-        let checks = super::tls::client_config_with(&verifier, super::tls::Alpn::Http1)?;
+        Self::over(Transport::load()?)
+    }
+
+    /// The clients of `transport`, checks keeping their connections.
+    pub fn over(transport: Transport) -> Result<Self, ClientError> {
+        let checks = super::tls::check_config(transport.trust())?;
         Ok(Self {
             connector: Connector::new(Arc::new(checks)),
             pool: Some(Arc::default()),
-            alerts,
+            transport,
         })
     }
 
-    /// A client whose checks also trust the certificate authorities `roots` (a service's
-    /// `ca_file`), with their own connections.
+    /// A client whose checks and proxied calls also trust the certificate authorities `roots`
+    /// (a service's `ca_file`), with their own connections. Reads nothing.
     pub fn trusting(
         &self,
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> Result<Self, ClientError> {
-        let checks = super::tls::client_config(roots, super::tls::Alpn::Http1)?;
-        Ok(Self {
-            connector: Connector::new(Arc::new(checks)),
-            pool: Some(Arc::default()),
-            alerts: self.alerts.clone(),
-        })
+        Self::over(self.transport.trusting(&roots)?)
+    }
+
+    /// The clients and root store this one was built from.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The same, sending every check on a fresh connection: DNS, connect and TLS are seen
@@ -83,7 +79,7 @@ impl HttpClient {
 
     /// A request for an alert channel.
     pub(crate) fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
-        self.alerts.request(method, url.clone())
+        self.transport.alerts().request(method, url.clone())
     }
 
     /// Sends a check's request — on a kept connection when there is a sound one, else on a
@@ -221,7 +217,7 @@ struct Exchange<'a> {
     origin: &'a Origin,
 }
 
-const USER_AGENT_VALUE: &str = concat!("breakerd/", env!("CARGO_PKG_VERSION"));
+const USER_AGENT_VALUE: &str = crate::transport::USER_AGENT;
 
 /// The request as it goes out: origin-form target, `Host`, and the defaults reqwest and curl
 /// send (`User-Agent`, `Accept: */*`, Basic credentials written into the URL).
@@ -288,24 +284,13 @@ fn worth_retrying(error: &hyper::Error, method: &Method) -> bool {
     );
     // Incomplete answers and closed connections are `reset` (classify), as is a reset itself.
     error.is_canceled()
-        || (repeatable && super::classify::hyper_reason(error) == FailureReason::Reset)
+        || (repeatable && crate::transport::reason::hyper_reason(error) == FailureReason::Reset)
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("HttpClient")
     }
-}
-
-/// Why the HTTP clients could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The TLS settings (e.g. a trusted root rustls cannot use).
-    #[error("TLS settings: {0}")]
-    Tls(#[from] rustls::Error),
-    /// reqwest's own settings.
-    #[error(transparent)]
-    Http(#[from] reqwest::Error),
 }
 
 /// An answer as the judges see it.

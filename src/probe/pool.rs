@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::transport::{Connection, Origin};
+use crate::transport::connection::{Connection, Origin};
 
 /// The most idle connections kept for one origin (services checking the same host share them).
 pub(crate) const MAX_IDLE_PER_ORIGIN: usize = 32;

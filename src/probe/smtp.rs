@@ -1,68 +1,20 @@
 //! The SMTP check: connect, EHLO, STARTTLS or implicit TLS, AUTH, NOOP, QUIT (lettre's
-//! `test_connection`). The same transport settings serve the email alert channel.
+//! `test_connection`), over the transport [`crate::transport`] built with the service.
 
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 use super::classify::smtp_error;
-use super::{FailureReason, ProbeError, ProbeSuccess, credential, install_crypto_provider};
-use crate::config::{SmtpCheck, SmtpServer, SmtpTls};
+use super::{FailureReason, ProbeError, ProbeSuccess};
+use crate::config::{SmtpCheck, SmtpServer};
 
-/// A transport for `check`'s server, or why none can be built.
-pub(crate) fn transport(
+/// An SMTP check's transport, built once with its service, or why none could be.
+pub(crate) type Built = Result<AsyncSmtpTransport<Tokio1Executor>, ProbeError>;
+
+pub(crate) async fn check(
     check: &SmtpCheck,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, ProbeError> {
-    install_crypto_provider();
-    let (host, port) = match &check.server {
-        SmtpServer::Address { host, port } => (host.as_str(), *port),
-        SmtpServer::Missing { variable } => {
-            // An unset variable is a missing credential, as for every other preset.
-            return Err(ProbeError::new(
-                FailureReason::Auth,
-                format!("server is not set: environment variable {variable} is empty or unset"),
-            ));
-        }
-    };
-    let tls = match check.tls {
-        SmtpTls::None => Tls::None,
-        SmtpTls::StartTls | SmtpTls::Tls => {
-            let tls_error = |error: lettre::transport::smtp::Error| {
-                ProbeError::new(FailureReason::Tls, format!("{host}: {error}"))
-            };
-            let mut parameters = TlsParameters::builder(host.to_string());
-            for certificate in check.ca.iter().flat_map(|ca| &ca.certificates) {
-                parameters = parameters.add_root_certificate(
-                    lettre::transport::smtp::client::Certificate::from_der(certificate.to_vec())
-                        .map_err(tls_error)?,
-                );
-            }
-            let parameters = parameters.build_rustls().map_err(tls_error)?;
-            if check.tls == SmtpTls::Tls {
-                Tls::Wrapper(parameters)
-            } else {
-                Tls::Required(parameters)
-            }
-        }
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(port)
-        .tls(tls)
-        // The breaker's timeout cancels a hung check; this only bounds single reads.
-        .timeout(None);
-    if let Some((username, password)) = &check.credentials {
-        let username = credential(username)?;
-        let password = credential(password)?;
-        builder = builder.credentials(Credentials::new(
-            username.expose().to_string(),
-            password.expose().to_string(),
-        ));
-    }
-    Ok(builder.build())
-}
-
-pub(crate) async fn check(check: &SmtpCheck) -> Result<ProbeSuccess, ProbeError> {
-    let transport = transport(check)?;
+    transport: &Built,
+) -> Result<ProbeSuccess, ProbeError> {
+    let transport = transport.as_ref().map_err(Clone::clone)?;
     let server = match &check.server {
         SmtpServer::Address { host, port } => format!("{host}:{port}"),
         SmtpServer::Missing { variable } => variable.clone(),

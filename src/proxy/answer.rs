@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::route::Refusal;
 use crate::breaker::{OpenError, TimeoutError};
-use crate::probe::ProbeError;
+use crate::outcome::ProbeError;
 
 /// The header that marks an answer as the proxy's own, and which one.
 pub const ANSWER_HEADER: &str = "x-breakerd-answer";

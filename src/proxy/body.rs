@@ -18,7 +18,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::secrets::RequestSecrets;
 use crate::breaker::OwnedPermit;
-use crate::probe::{FailureReason, ProbeError, Said, classify};
+use crate::outcome::{FailureReason, ProbeError, Said};
+use crate::probe::classify;
 use crate::provider::{Head, Judgement, MAX_JUDGED_BODY};
 use crate::registry::{Service, Settled};
 

@@ -213,3 +213,60 @@ fn a_ca_file_without_certificates_is_a_config_error_at_its_place() {
         )]
     );
 }
+
+/// A service behind the proxy whose upstream is `server`, trusting `ca_file` if given.
+fn proxied(name: &str, server: &TlsServer, ca_file: Option<&std::path::Path>) -> String {
+    let ca = ca_file
+        .map(|path| format!("ca_file = \"{}\"\n", path.display()))
+        .unwrap_or_default();
+    format!(
+        "[services.{name}]\nkind = \"http\"\nurl = \"{}\"\nupstream = \"https://{}/\"\n\
+         every = \"1h\"\nfailure_threshold = 100\n{ca}",
+        server.url(),
+        server.address
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_trusts_its_services_ca_file() {
+    let authority = Authority::new("breakerd proxy test CA");
+    let ca_file = scratch_dir("proxy-ca").join("ca.pem");
+    std::fs::write(&ca_file, authority.pem()).unwrap();
+    let server = TlsServer::start(&authority, "upstream.test", time::Duration::days(10)).await;
+    let daemon = start_daemon(&format!(
+        "[server]\nproxy_listen = \"127.0.0.1:0\"\n{}{}",
+        proxied("trusted", &server, Some(&ca_file)),
+        proxied("untrusted", &server, None),
+    ))
+    .await;
+    let proxy = daemon.proxy_address().expect("the proxy runs");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let answer = client
+        .get(format!("http://{proxy}/trusted/health"))
+        .send()
+        .await
+        .expect("the proxy answers");
+    assert_eq!(answer.status(), 200, "ca_file names the upstream's CA");
+    assert_eq!(answer.text().await.unwrap(), "ok");
+
+    let answer = client
+        .get(format!("http://{proxy}/untrusted/health"))
+        .send()
+        .await
+        .expect("the proxy answers");
+    assert_eq!(
+        answer.status(),
+        502,
+        "no ca_file: the private CA is not trusted"
+    );
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "tls", "{body}");
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/untrusted").await;
+    let detail = stats["lastFailure"].to_string();
+    assert!(detail.contains("unknown issuer"), "{stats}");
+    daemon.shutdown().await.unwrap();
+}

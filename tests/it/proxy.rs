@@ -421,6 +421,14 @@ async fn raw_status(address: std::net::SocketAddr, request: &str) -> u16 {
 async fn it_is_no_open_proxy_and_paths_cannot_leave_the_upstream() {
     let (upstream, daemon) = app_behind_the_proxy().await;
     let proxy = daemon.proxy_address().unwrap();
+    // The first scheduled check runs at start and reaches the upstream: wait for it, so only
+    // what the proxy let through is counted.
+    let checked = tokio::time::timeout(Duration::from_secs(10), async {
+        while upstream.hits() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(checked.await.is_ok(), "the first check never ran");
     let before = upstream.hits();
     for request in [
         "GET http://evil.example.com/steal HTTP/1.1\r\nHost: evil.example.com\r\n\r\n",

@@ -22,7 +22,7 @@ use crate::breaker::{Snapshot, Transition};
 use crate::config::{AlertsConfig, Config};
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::probe::Cause;
+use crate::outcome::Cause;
 
 /// A breaker's change of state, as its service's transition pump forwards it.
 #[derive(Debug)]

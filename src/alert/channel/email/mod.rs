@@ -20,7 +20,7 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, Check, Credential, DEFAULT_CHANNEL_TIMEOUT,
     SmtpCheck, SmtpServer, format_duration, render_smtp, same_settings, toml_string,
 };
-use crate::probe::{Redactor, smtp_transport};
+use crate::probe::Redactor;
 
 /// `[alerts.email]`.
 pub(super) const KIND: ChannelKind = ChannelKind {
@@ -175,7 +175,9 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
     let settings = config
         .settings_as::<EmailSettings>()
         .ok_or("not an email channel's settings")?;
-    let transport = smtp_transport(&settings.smtp).map_err(|error| error.to_string())?;
+    let transport =
+        crate::transport::smtp::transport(&settings.smtp, context.client.transport().trust())
+            .map_err(|error| error.to_string())?;
     let redactor = Redactor::of(&Check::Smtp(settings.smtp.clone()));
     Ok(Arc::new(EmailChannel {
         settings: settings.clone(),

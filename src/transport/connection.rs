@@ -1,6 +1,7 @@
 //! Opening a check's connection — the name resolved, TCP connected, TLS shaken hands, each step
 //! timed — and the HTTP/1.1 connection on it, driven by the check's own task (no task per
-//! connection, no wake-ups across threads) and kept only while it is sound.
+//! connection, no wake-ups across threads) and kept only while it is sound. Checks own what
+//! they send on it; this owns the connection.
 
 use std::future::Future;
 use std::io;
@@ -20,8 +21,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use url::Host;
 
-use super::FailureReason;
-use super::classify::{hyper_reason, io_reason, reason_in_chain};
+use super::reason::{hyper_reason, io_reason, reason_in_chain};
+use crate::outcome::FailureReason;
 
 /// Where a connection goes: the scheme's TLS, the host as written in the URL, the port.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
