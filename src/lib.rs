@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod registry;
 pub mod scheduler;
 pub mod serve;
+pub(crate) mod stable_hash;
 pub(crate) mod supervisor;
 pub mod tasks;
 pub(crate) mod wall;
