@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::credential::{Credential, Secret};
 pub use channel::{ChannelConfig, ChannelSettings, same_settings};
 pub use duration::{format_duration, parse_duration};
 pub(crate) use effective::{
@@ -32,7 +33,7 @@ pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read
 pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
 pub use notes::{defaulted_environments, unset_credentials};
-pub use secret::{Environment, ProcessEnvironment, Secret};
+pub use secret::{Environment, ProcessEnvironment};
 pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;
 
@@ -325,40 +326,6 @@ impl PartialEq for Schedule {
             (Schedule::Every(a), Schedule::Every(b)) => a == b,
             (Schedule::Cron { expression: a, .. }, Schedule::Cron { expression: b, .. }) => a == b,
             _ => false,
-        }
-    }
-}
-
-/// A provider credential: set, or missing (the check then fails with reason `auth`, and the
-/// rest of the daemon runs).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Credential {
-    /// The value.
-    Set(Secret),
-    /// Not available; the check reports what to set.
-    Missing {
-        /// The config key.
-        key: &'static str,
-        /// The environment variable it names, if any.
-        variable: Option<String>,
-    },
-}
-
-impl Credential {
-    /// The value, or a sentence saying what to set.
-    pub fn value(&self) -> Result<&Secret, String> {
-        match self {
-            Credential::Set(secret) => Ok(secret),
-            Credential::Missing {
-                key,
-                variable: Some(variable),
-            } => Err(format!(
-                "{key} is not set: environment variable {variable} is empty or unset"
-            )),
-            Credential::Missing {
-                key,
-                variable: None,
-            } => Err(format!("{key} is not configured")),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod breaker;
 pub mod check_threads;
 pub mod config;
+pub(crate) mod credential;
 pub mod daemon;
 pub mod demo;
 pub mod history;

@@ -16,13 +16,14 @@ use super::errors::{LoadError, Problems, nearest};
 use super::keys::report_unknown;
 use super::listen::resolve_listen;
 use super::raw::{RawAlerts, RawList, RawMaintenance, RawServer, RawService};
-use super::secret::{Environment, ExpandError, Secret, expand};
+use super::secret::{Environment, ExpandError, expand};
 use super::{
     CaBundle, Check, Checks, Config, Credential, DEFAULT_EVERY, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL,
     Schedule, ServerConfig, ServiceConfig, SmtpTls,
 };
 use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
+use crate::credential::Secret;
 
 pub(crate) mod alerts;
 mod http;
