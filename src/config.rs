@@ -7,6 +7,7 @@ mod effective;
 mod errors;
 mod file;
 pub(crate) mod keys;
+mod kinds;
 mod listen;
 mod maintenance;
 mod notes;

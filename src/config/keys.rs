@@ -7,8 +7,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::errors::{Problems, nearest};
+use super::kinds::{self, CheckKind};
 use super::raw::{RawAlerts, RawMaintenance, RawServer, RawService};
-use super::validate::kinds::{self, CheckKind};
 
 /// The tables at the top of the file.
 const TOP_LEVEL: &[&str] = &["server", "services", "alerts", "maintenance"];

@@ -26,13 +26,13 @@ use crate::breaker::{Backoff, Policy, PolicyError, PolicyField, SlidingWindow};
 use crate::credential::Secret;
 
 pub(crate) mod alerts;
+mod checks;
 mod http;
-pub(crate) mod kinds;
 mod provider;
 mod quiet;
 mod schedule;
 
-use kinds::CheckKind;
+use super::kinds::{self, CheckKind};
 use schedule::cron_problem;
 
 const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
@@ -369,7 +369,7 @@ impl Validator<'_> {
         }
         let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
-        let mut check = kind.build(self, &raw, table_span);
+        let mut check = self.check(kind, &raw, table_span);
         let rules = self.rules(&raw, kind);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
