@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Validator, typed};
+use super::Validator;
+use super::sections::typed;
 use crate::config::errors::nearest;
 use crate::config::raw::{RawAlerts, RawList};
 use crate::config::{
