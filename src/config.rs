@@ -2,7 +2,6 @@
 //! defaults filled in and secrets resolved. Nothing downstream sees unvalidated config.
 
 mod channel;
-mod duration;
 mod effective;
 mod errors;
 mod file;
@@ -21,14 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::credential::{Credential, Secret};
+pub use crate::duration::{format_duration, parse_duration};
+pub(crate) use crate::text::toml_string;
 pub use channel::{ChannelConfig, ChannelSettings, same_settings};
-pub use duration::{format_duration, parse_duration};
-pub(crate) use effective::{
-    quoted as toml_string, redacted_headers as render_headers, smtp as render_smtp,
-};
+pub(crate) use effective::{redacted_headers as render_headers, smtp as render_smtp};
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
-pub(crate) use errors::{line_and_column, nearest};
 pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use listen::{ListenError, resolve_listen};
@@ -663,7 +660,7 @@ impl Config {
             Ok(text) => Self::parse(text, path, environment),
             Err(error) => {
                 let valid = String::from_utf8_lossy(&bytes[..error.valid_up_to()]);
-                let (line, column) = errors::line_and_column(&valid, valid.len());
+                let (line, column) = crate::text::line_and_column(&valid, valid.len());
                 Err(LoadError::Invalid(vec![ConfigError {
                     path: path.to_string(),
                     line,

@@ -14,6 +14,7 @@ pub mod config;
 pub(crate) mod credential;
 pub mod daemon;
 pub mod demo;
+pub(crate) mod duration;
 pub mod history;
 pub mod metrics;
 pub mod observe;
@@ -27,6 +28,7 @@ pub mod serve;
 pub(crate) mod stable_hash;
 pub(crate) mod supervisor;
 pub mod tasks;
+pub(crate) mod text;
 pub(crate) mod wall;
 
 /// README.md's Rust examples, compiled and run as doc tests.

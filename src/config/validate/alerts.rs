@@ -12,11 +12,11 @@ use toml::de::DeValue;
 
 use super::Validator;
 use super::sections::typed;
-use crate::config::errors::nearest;
 use crate::config::raw::{RawAlerts, RawList};
 use crate::config::{
     AlertsConfig, ChannelConfig, ChannelFilter, NotifyOn, Secret, ServiceConfig, SmtpTls, Url,
 };
+use crate::text::nearest;
 
 /// One `[alerts.KIND]` table as its channel kind validates it: the checks every channel may
 /// use, each reporting its problem at the place in the file.

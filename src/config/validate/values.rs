@@ -8,11 +8,11 @@ use toml::Spanned;
 use url::Url;
 
 use super::Validator;
-use crate::config::duration::{format_duration, parse_duration};
-use crate::config::errors::nearest;
 use crate::config::secret::{ExpandError, expand};
 use crate::config::{Credential, SmtpTls};
 use crate::credential::Secret;
+use crate::duration::{format_duration, parse_duration};
+use crate::text::nearest;
 
 const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
 

@@ -14,8 +14,9 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::{MAX_CONDITIONS, MAX_RETRY_AFTER, Origin, PathPattern, Pointer, Rule, Template};
-use crate::config::{line_and_column, nearest, parse_duration};
+use crate::duration::parse_duration;
 use crate::outcome::{FailureReason, Verdict};
+use crate::text::{line_and_column, nearest};
 use conditions::{header_condition, json_condition};
 use matchers::{names, statuses};
 use verdict::verdict;

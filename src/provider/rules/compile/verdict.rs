@@ -4,8 +4,8 @@
 use std::ops::Range;
 
 use super::raw::{RawRule, Report};
-use crate::config::nearest;
 use crate::outcome::{CallerKind, FailureReason, Verdict};
+use crate::text::nearest;
 
 /// The outcome words a rule may give.
 const OUTCOMES: &[&str] = &[
