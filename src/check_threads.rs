@@ -63,7 +63,8 @@ impl CheckThreads {
     /// would put every service of shard N of M on one thread when there are M threads.)
     pub fn for_service(&self, service: &str) -> &Handle {
         let count = u32::try_from(self.handles.len()).unwrap_or(1);
-        let index = crate::config::shard_of(&format!("check thread of {service}"), count) as usize;
+        let index =
+            crate::stable_hash::bucket(&format!("check thread of {service}"), count) as usize;
         &self.handles[index.min(self.handles.len() - 1)]
     }
 

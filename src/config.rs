@@ -2,11 +2,11 @@
 //! defaults filled in and secrets resolved. Nothing downstream sees unvalidated config.
 
 mod channel;
-mod duration;
 mod effective;
 mod errors;
 mod file;
 pub(crate) mod keys;
+mod kinds;
 mod listen;
 mod maintenance;
 mod notes;
@@ -19,20 +19,19 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::credential::{Credential, Secret};
+pub use crate::duration::{format_duration, parse_duration};
+pub(crate) use crate::text::toml_string;
 pub use channel::{ChannelConfig, ChannelSettings, same_settings};
-pub use duration::{format_duration, parse_duration};
-pub(crate) use effective::{
-    quoted as toml_string, redacted_headers as render_headers, smtp as render_smtp,
-};
+pub(crate) use effective::{redacted_headers as render_headers, smtp as render_smtp};
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};
-pub(crate) use errors::{line_and_column, nearest};
 pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
 pub use notes::{defaulted_environments, unset_credentials};
-pub use secret::{Environment, ProcessEnvironment, Secret};
+pub use secret::{Environment, ProcessEnvironment};
 pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;
 
@@ -325,40 +324,6 @@ impl PartialEq for Schedule {
             (Schedule::Every(a), Schedule::Every(b)) => a == b,
             (Schedule::Cron { expression: a, .. }, Schedule::Cron { expression: b, .. }) => a == b,
             _ => false,
-        }
-    }
-}
-
-/// A provider credential: set, or missing (the check then fails with reason `auth`, and the
-/// rest of the daemon runs).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Credential {
-    /// The value.
-    Set(Secret),
-    /// Not available; the check reports what to set.
-    Missing {
-        /// The config key.
-        key: &'static str,
-        /// The environment variable it names, if any.
-        variable: Option<String>,
-    },
-}
-
-impl Credential {
-    /// The value, or a sentence saying what to set.
-    pub fn value(&self) -> Result<&Secret, String> {
-        match self {
-            Credential::Set(secret) => Ok(secret),
-            Credential::Missing {
-                key,
-                variable: Some(variable),
-            } => Err(format!(
-                "{key} is not set: environment variable {variable} is empty or unset"
-            )),
-            Credential::Missing {
-                key,
-                variable: None,
-            } => Err(format!("{key} is not configured")),
         }
     }
 }
@@ -695,7 +660,7 @@ impl Config {
             Ok(text) => Self::parse(text, path, environment),
             Err(error) => {
                 let valid = String::from_utf8_lossy(&bytes[..error.valid_up_to()]);
-                let (line, column) = errors::line_and_column(&valid, valid.len());
+                let (line, column) = crate::text::line_and_column(&valid, valid.len());
                 Err(LoadError::Invalid(vec![ConfigError {
                     path: path.to_string(),
                     line,

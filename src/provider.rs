@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::config::{Credential, Url};
+use crate::credential::Credential;
 use crate::outcome::{ProbeError, ProbeSuccess};
 use rules::{Origin, PathPattern, Rule, compile_text};
+use url::Url;
 
 pub use check::{Call, Checked};
 pub use explain::{explain, markdown};

@@ -4,26 +4,12 @@
 
 use std::fmt::Write as _;
 
+use crate::text::toml_string as quoted;
+
 use super::{
     Check, Config, Credential, NotifyOn, Schedule, Secret, ServiceConfig, SmtpCheck, SmtpServer,
     WindowTimes, format_duration,
 };
-
-/// `text` as a TOML basic string: in quotes, with quotes, backslashes and newlines escaped.
-pub(crate) fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            other => out.push(other),
-        }
-    }
-    out.push('"');
-    out
-}
 
 fn credential(value: &Credential) -> String {
     match value {

@@ -5,6 +5,8 @@ use std::ops::Range;
 
 use thiserror::Error;
 
+use crate::text::line_and_column;
+
 /// One problem in a config file.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("{path}:{line}:{column}: {message}")]
@@ -108,70 +110,5 @@ impl<'a> Problems<'a> {
     pub(crate) fn into_error(mut self) -> LoadError {
         self.errors.sort_by_key(|error| (error.line, error.column));
         LoadError::Invalid(self.errors)
-    }
-}
-
-/// 1-based line and character column of byte `offset` in `text`.
-pub(crate) fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
-}
-
-/// The candidate nearest to `word` by edit distance, if it is close enough to be a typo.
-pub(crate) fn nearest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|candidate| (edit_distance(word, candidate), candidate))
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_become_lines_and_character_columns() {
-        let text = "a = 1\nné = 2\n\nc";
-        assert_eq!(line_and_column(text, 0), (1, 1));
-        assert_eq!(line_and_column(text, 4), (1, 5));
-        assert_eq!(line_and_column(text, 6), (2, 1));
-        assert_eq!(line_and_column(text, 10), (2, 4), "é is one column");
-        assert_eq!(line_and_column(text, text.len()), (4, 2));
-        assert_eq!(line_and_column(text, 999), (4, 2));
-    }
-
-    #[test]
-    fn typos_find_their_key() {
-        let keys = ["failure_threshold", "reset_timeout", "timeout"];
-        assert_eq!(nearest("failure_treshold", keys), Some("failure_threshold"));
-        assert_eq!(nearest("timeuot", keys), Some("timeout"));
-        assert_eq!(nearest("colour", keys), None);
     }
 }

@@ -6,9 +6,10 @@ use serde::forward_to_deserialize_any;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::errors::{Problems, nearest};
+use super::errors::Problems;
+use super::kinds::{self, CheckKind};
 use super::raw::{RawAlerts, RawMaintenance, RawServer, RawService};
-use super::validate::kinds::{self, CheckKind};
+use crate::text::nearest;
 
 /// The tables at the top of the file.
 const TOP_LEVEL: &[&str] = &["server", "services", "alerts", "maintenance"];

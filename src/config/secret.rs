@@ -3,39 +3,6 @@
 
 use std::fmt;
 
-/// A value that must never reach a log, an API answer, a metric or an error.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that sends it to its provider.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the value is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Where `${...}` values come from; tests pass a fixed map instead of the process environment.
 pub trait Environment {
     /// The variable's value, if set.
@@ -286,15 +253,5 @@ mod tests {
             expand("${1BAD}", &env).unwrap_err().to_string(),
             "\"${1BAD}\" is not a variable name (write ${VAR} or ${file:/path})"
         );
-    }
-
-    #[test]
-    fn secrets_never_print_their_value() {
-        let secret = Secret::new("hunter2");
-        assert_eq!(
-            format!("{secret} {secret:?}"),
-            "<redacted> Secret(<redacted>)"
-        );
-        assert_eq!(secret.expose(), "hunter2");
     }
 }

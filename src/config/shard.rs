@@ -34,12 +34,7 @@ impl Shard {
 
 /// The shard of `service` among `count` (FNV-1a, 64 bits, of the name's bytes).
 pub fn shard_of(service: &str, count: u32) -> u32 {
-    let hash = service
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    u32::try_from(hash % u64::from(count.max(1))).unwrap_or(0)
+    crate::stable_hash::bucket(service, count)
 }
 
 impl fmt::Display for Shard {

@@ -9,11 +9,12 @@ use serde_json::Value;
 use super::ProviderCheck;
 use super::judge::Judge;
 use super::rules::{Head, Judgement};
-use crate::config::{Secret, Url};
+use crate::credential::Secret;
 use crate::outcome::{FailureReason, ProbeError, Verdict};
 use crate::probe::credential;
 use crate::probe::http::{Answer, HttpClient};
 use crate::probe::request::CheckRequest;
+use url::Url;
 
 /// A provider check's context.
 #[derive(Debug)]

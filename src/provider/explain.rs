@@ -75,7 +75,7 @@ pub fn explain(
         let _ = writeln!(
             out,
             "retry after: {} (no trial call before then)",
-            crate::config::format_duration(wait)
+            crate::duration::format_duration(wait)
         );
     }
     out

@@ -18,7 +18,7 @@ use super::{
     CredentialKey, Hosts, OperationSpec, Provider, ProviderCheck, Settings, SettingsSource,
     Thresholds,
 };
-use crate::config::Credential;
+use crate::credential::Credential;
 use crate::outcome::{ProbeError, ProbeSuccess};
 
 /// The Graph API version asked when `api_version` is not set.

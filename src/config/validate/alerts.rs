@@ -10,12 +10,13 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Validator, typed};
-use crate::config::errors::nearest;
+use super::Validator;
+use super::sections::typed;
 use crate::config::raw::{RawAlerts, RawList};
 use crate::config::{
     AlertsConfig, ChannelConfig, ChannelFilter, NotifyOn, Secret, ServiceConfig, SmtpTls, Url,
 };
+use crate::text::nearest;
 
 /// One `[alerts.KIND]` table as its channel kind validates it: the checks every channel may
 /// use, each reporting its problem at the place in the file.

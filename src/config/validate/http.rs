@@ -5,7 +5,7 @@ use std::ops::Range;
 use super::Validator;
 use crate::config::HttpCheck;
 use crate::config::raw::RawService;
-use crate::config::secret::Secret;
+use crate::credential::Secret;
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 

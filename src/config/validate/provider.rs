@@ -4,8 +4,8 @@
 use toml::Spanned;
 
 use super::Validator;
-use super::kinds::CheckKind;
 use crate::config::Url;
+use crate::config::kinds::CheckKind;
 use crate::config::raw::{RawList, RawService};
 use crate::provider::rules::{MAX_RULES, Origin, Rule, compile};
 use crate::provider::{Environment, ProviderCheck, SettingsSource};

@@ -1,6 +1,52 @@
-//! Cron schedules' problems on one line, at the column of the field that is wrong.
+//! A service's schedule (`every` or a cron `schedule`), and a cron schedule's problem on one
+//! line, at the column of the field that is wrong.
 
 use std::str::FromStr;
+
+use toml::Spanned;
+
+use super::Validator;
+use crate::config::raw::RawService;
+use crate::config::{DEFAULT_EVERY, Schedule};
+
+impl Validator<'_> {
+    pub(super) fn schedule(&mut self, raw: &RawService) -> Schedule {
+        match (&raw.every, &raw.schedule) {
+            (Some(_), Some(schedule)) => {
+                self.problems.at(
+                    schedule.span(),
+                    "set either `every` or `schedule`, not both",
+                );
+                Schedule::Every(DEFAULT_EVERY)
+            }
+            (Some(every), None) => {
+                Schedule::Every(self.duration("every", Some(every), DEFAULT_EVERY, false))
+            }
+            (None, Some(expression)) => match self.cron(expression) {
+                Some(schedule) => Schedule::Cron {
+                    expression: expression.get_ref().clone(),
+                    schedule: Box::new(schedule),
+                },
+                None => Schedule::Every(DEFAULT_EVERY),
+            },
+            (None, None) => Schedule::Every(DEFAULT_EVERY),
+        }
+    }
+
+    /// A cron schedule (seconds first); a problem points at the field that is wrong.
+    pub(super) fn cron(&mut self, expression: &Spanned<String>) -> Option<cron::Schedule> {
+        match cron::Schedule::from_str(expression.get_ref()) {
+            Ok(schedule) => Some(schedule),
+            Err(_) => {
+                let (offset, message) = cron_problem(expression.get_ref());
+                // The value's span starts at its opening quote.
+                let start = expression.span().start + 1 + offset;
+                self.problems.at(start..start, message);
+                None
+            }
+        }
+    }
+}
 
 /// The fields of a cron schedule, in order, with what each allows.
 const CRON_FIELDS: &[(&str, &str)] = &[
@@ -15,7 +61,7 @@ const CRON_FIELDS: &[(&str, &str)] = &[
 
 /// Where in a cron schedule the cron crate's complaint is (a byte offset into it) and a
 /// one-line message naming the field and what it allows.
-pub(super) fn cron_problem(expression: &str) -> (usize, String) {
+fn cron_problem(expression: &str) -> (usize, String) {
     const SHAPE: &str = "six fields, seconds first, and an optional year, e.g. \"0 */5 * * * *\"";
     let fields: Vec<(usize, &str)> = expression
         .split_whitespace()

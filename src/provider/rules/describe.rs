@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{HeaderTest, JsonTest, Rule};
-use crate::config::toml_string as quote;
 use crate::outcome::Verdict;
+use crate::text::toml_string as quote;
 
 impl Rule {
     /// What the rule matches, in words: `operation stk_query, status 500, /errorCode =
@@ -144,7 +144,7 @@ impl Rule {
             let _ = writeln!(
                 out,
                 "retry_after = {}",
-                quote(&crate::config::format_duration(wait))
+                quote(&crate::duration::format_duration(wait))
             );
         }
         out
