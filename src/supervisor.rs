@@ -301,7 +301,7 @@ impl Supervisor {
                 Err(error) => problems.push(ServiceBuildError::of(&wanted.name, error).to_string()),
             }
         }
-        let stage = StagePlan::build(&next, &self.client)
+        let stage = StagePlan::build(&next, self.client.transport())
             .map_err(|why| problems.push(format!("alerts: {why}")));
         match stage {
             Ok(stage) if problems.is_empty() => {
@@ -481,8 +481,8 @@ pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Built, Refus
             Err(error) => problems.push(ServiceBuildError::of(&wanted.name, error).to_string()),
         }
     }
-    let stage =
-        StagePlan::build(config, client).map_err(|why| problems.push(format!("alerts: {why}")));
+    let stage = StagePlan::build(config, client.transport())
+        .map_err(|why| problems.push(format!("alerts: {why}")));
     match stage {
         Ok(stage) if problems.is_empty() => Ok(Built { services, stage }),
         _ => Err(Refused { problems }),

@@ -77,11 +77,6 @@ impl HttpClient {
         }
     }
 
-    /// A request for an alert channel.
-    pub(crate) fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
-        self.transport.alerts().request(method, url.clone())
-    }
-
     /// Sends a check's request — on a kept connection when there is a sound one, else on a
     /// fresh one — and reads up to [`MAX_BODY_BYTES`] of the answer, recording its status and
     /// phases in the run's observation slot.

@@ -19,7 +19,7 @@ use super::super::page::Page;
 use super::super::{OutageView, Shared};
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{ChannelConfig, ChannelSettings, NotifyOn, Url};
-use crate::probe::HttpClient;
+use crate::transport::Transport;
 
 /// A future a channel returns.
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,8 +55,8 @@ pub(crate) struct ChannelKind {
 /// What building a channel may use.
 #[derive(Clone, Debug)]
 pub(crate) struct BuildContext {
-    /// The HTTP client channels send with.
-    pub(crate) client: HttpClient,
+    /// The clients channels send with, and the TLS roots an SMTP transport is built over.
+    pub(crate) transport: Transport,
     /// Attempts at one page before it is given up.
     pub(crate) max_attempts: u32,
     /// The API's base URL as the on-call person reaches it.

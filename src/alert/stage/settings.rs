@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::alert::channel::{self, BuildContext, Channel};
 use crate::alert::outage::Rules;
 use crate::config::{AlertsConfig, Config, ConnectivityTarget, MaintenanceWindow};
-use crate::probe::HttpClient;
+use crate::transport::Transport;
 
 /// What the stage takes from a config.
 #[derive(Clone, Debug)]
@@ -92,10 +92,10 @@ impl std::fmt::Debug for StagePlan {
 impl StagePlan {
     /// Builds the settings and every channel of `config`; a channel that cannot be built
     /// (an SMTP transport refusing its TLS roots) is the error, and nothing has changed.
-    pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Self, String> {
+    pub(crate) fn build(config: &Config, transport: &Transport) -> Result<Self, String> {
         let settings = Settings::of(config);
         let context = BuildContext {
-            client: client.clone(),
+            transport: transport.clone(),
             max_attempts: settings.alerts.max_attempts,
             api_url: settings.alerts.api_url.clone(),
             runbook_url: settings.alerts.runbook(),

@@ -33,7 +33,6 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_RESEND_EVERY,
     DEFAULT_RESOLVE_FOR, Url, format_duration, same_settings, toml_string,
 };
-use crate::probe::HttpClient;
 use crate::wall::rfc3339;
 
 /// `[[alerts.alertmanager]]`.
@@ -159,7 +158,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
         .ok_or("not an Alertmanager's settings")?;
     Ok(Arc::new(AlertmanagerChannel {
         settings: settings.clone(),
-        client: context.client.clone(),
+        client: context.transport.alerts().clone(),
         api_url: context.api_url.clone(),
         runbook_url: context.runbook_url.clone(),
         providers: Arc::clone(&context.providers),
@@ -171,7 +170,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
 #[derive(Clone, Debug)]
 struct AlertmanagerChannel {
     settings: AlertmanagerSettings,
-    client: HttpClient,
+    client: reqwest::Client,
     /// The API's base URL, for `generatorURL`.
     api_url: Option<Url>,
     /// The runbook pages link to.
@@ -307,7 +306,7 @@ impl AlertmanagerChannel {
         let host = url.host_str().unwrap_or("alertmanager").to_string();
         let request = self
             .client
-            .request(Method::POST, &url)
+            .request(Method::POST, url.clone())
             .header("Content-Type", "application/json")
             .body(Value::Array(alerts).to_string())
             .send();

@@ -175,9 +175,8 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
     let settings = config
         .settings_as::<EmailSettings>()
         .ok_or("not an email channel's settings")?;
-    let transport =
-        crate::transport::smtp::transport(&settings.smtp, context.client.transport().trust())
-            .map_err(|error| error.to_string())?;
+    let transport = crate::transport::smtp::transport(&settings.smtp, context.transport.trust())
+        .map_err(|error| error.to_string())?;
     let redactor = Redactor::of(&Check::Smtp(settings.smtp.clone()));
     Ok(Arc::new(EmailChannel {
         settings: settings.clone(),

@@ -23,7 +23,6 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
     format_duration, same_settings, toml_string,
 };
-use crate::probe::HttpClient;
 
 /// Where events go unless `url` says otherwise.
 const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -151,7 +150,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
         .ok_or("not a PagerDuty channel's settings")?;
     Ok(Arc::new(PagerDutyChannel {
         settings: settings.clone(),
-        client: context.client.clone(),
+        client: context.transport.alerts().clone(),
         api_url: context.api_url.clone(),
         max_attempts: context.max_attempts,
     }))
@@ -160,7 +159,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
 #[derive(Debug)]
 struct PagerDutyChannel {
     settings: PagerDutySettings,
-    client: HttpClient,
+    client: reqwest::Client,
     /// The API's base URL, for the events' `client_url`.
     api_url: Option<Url>,
     max_attempts: u32,
@@ -195,7 +194,7 @@ impl PagerDutyChannel {
             .to_string();
         let response = self
             .client
-            .request(Method::POST, &self.settings.url)
+            .request(Method::POST, self.settings.url.clone())
             .header("Content-Type", "application/json")
             .body(body)
             .send()

@@ -21,7 +21,6 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
     format_duration, same_settings, toml_string,
 };
-use crate::probe::HttpClient;
 
 /// The Bot API unless `api_url` says otherwise (a local Bot API server, say).
 const API_URL: &str = "https://api.telegram.org";
@@ -148,7 +147,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
         .ok_or("not a Telegram channel's settings")?;
     Ok(Arc::new(TelegramChannel {
         settings: settings.clone(),
-        client: context.client.clone(),
+        client: context.transport.alerts().clone(),
         max_attempts: context.max_attempts,
     }))
 }
@@ -156,7 +155,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
 #[derive(Debug)]
 struct TelegramChannel {
     settings: TelegramSettings,
-    client: HttpClient,
+    client: reqwest::Client,
     max_attempts: u32,
 }
 
@@ -192,7 +191,7 @@ impl TelegramChannel {
         });
         let response = self
             .client
-            .request(Method::POST, &url)
+            .request(Method::POST, url.clone())
             .header("Content-Type", "application/json")
             .body(body.to_string())
             .send()

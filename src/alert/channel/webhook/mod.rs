@@ -25,7 +25,6 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
     format_duration, render_headers, same_settings, toml_string,
 };
-use crate::probe::HttpClient;
 
 /// The signature header: `sha256=<hex of HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Breakerd-Signature";
@@ -183,7 +182,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
         .ok_or("not a webhook's settings")?;
     Ok(Arc::new(WebhookChannel {
         settings: settings.clone(),
-        client: context.client.clone(),
+        client: context.transport.alerts().clone(),
         max_attempts: context.max_attempts,
     }))
 }
@@ -191,7 +190,7 @@ fn build(config: &ChannelConfig, context: &BuildContext) -> Result<Arc<dyn Chann
 #[derive(Debug)]
 struct WebhookChannel {
     settings: WebhookSettings,
-    client: HttpClient,
+    client: reqwest::Client,
     max_attempts: u32,
 }
 
@@ -212,7 +211,7 @@ impl WebhookChannel {
         let body = self.body(page);
         let mut request = self
             .client
-            .request(Method::POST, &url)
+            .request(Method::POST, url.clone())
             .header("Content-Type", "application/json")
             .header(
                 "User-Agent",
