@@ -803,20 +803,6 @@ fn histogram_lines(
     w.int(sum + 1, reading.count);
 }
 
-/// Escapes a label value for the text formats (backslash, double quote, newline).
-pub(crate) fn escape_label_value(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,11 +819,5 @@ mod tests {
         for samples in SAMPLES.iter() {
             assert!(samples.len() < usize::from(Gathered::FLOAT));
         }
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(escape_label_value("mpesa"), "mpesa");
     }
 }
