@@ -24,6 +24,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::breaker::Outcome;
 use exposition::FAMILIES;
 pub use exposition::Format;
 pub use memo::Piece;
@@ -40,6 +41,17 @@ pub const DURATION_BUCKETS: [f64; 13] = [
 pub const STATE_LABELS: [&str; 3] = ["closed", "open", "half_open"];
 /// The `outcome` label values of `breakerd_calls_total`.
 pub const OUTCOME_LABELS: [&str; 4] = ["success", "failure", "timeout", "rejected"];
+/// The place of `outcome` among the `outcome` labels; `None` for an ignored result, which is
+/// not a provider outcome (the breaker's stats count it).
+pub(crate) fn outcome_index(outcome: Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Success => Some(0),
+        Outcome::Failure => Some(1),
+        Outcome::Timeout => Some(2),
+        Outcome::Rejected => Some(3),
+        Outcome::Ignored => None,
+    }
+}
 /// How a notification's delivery to one channel ended: the `outcome` label of
 /// `breakerd_alerts_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

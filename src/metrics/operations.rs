@@ -7,9 +7,9 @@
 use std::sync::{Arc, OnceLock};
 
 use super::cell::Counter;
-use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
-use super::text::Padded;
+use super::outcome_index;
+use super::text::{Padded, escape_label_value};
 use crate::breaker::Outcome;
 use crate::outcome::CallerKind;
 
@@ -147,7 +147,7 @@ impl TrafficSeries {
         duration: Option<std::time::Duration>,
         slow: bool,
     ) {
-        let Some(index) = super::service::outcome_index(outcome) else {
+        let Some(index) = outcome_index(outcome) else {
             return;
         };
         self.calls[index].inc();

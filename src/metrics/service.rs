@@ -7,11 +7,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::cell::{Counter, FloatGauge, Gauge};
-use super::exposition::escape_label_value;
 use super::histogram::LatencyHistogram;
 use super::operations::Operations;
-use super::text::Padded;
-use super::{TRANSITION_LABELS, unix_seconds};
+use super::text::{Padded, escape_label_value};
+use super::{TRANSITION_LABELS, outcome_index, unix_seconds};
 use crate::breaker::{CallTag, Outcome, State};
 use crate::outcome::{CallerKind, FailureReason};
 
@@ -528,18 +527,6 @@ impl ServiceMetrics {
     /// the last period (`checks = "when_idle"`).
     pub fn skipped_for_traffic(&self) {
         self.series.skipped_for_traffic.inc();
-    }
-}
-
-/// The place of `outcome` among the `outcome` labels; `None` for an ignored result, which is
-/// not a provider outcome (the breaker's stats count it).
-pub(crate) fn outcome_index(outcome: Outcome) -> Option<usize> {
-    match outcome {
-        Outcome::Success => Some(0),
-        Outcome::Failure => Some(1),
-        Outcome::Timeout => Some(2),
-        Outcome::Rejected => Some(3),
-        Outcome::Ignored => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The text a scrape writes: pieces padded so that they are copied in whole chunks (fixed-size
-//! moves, not calls to `memcpy`), the growing text they are copied into, and numbers written
-//! as the text formats want them.
+//! moves, not calls to `memcpy`), the growing text they are copied into, and numbers and label
+//! values written as the text formats want them.
 
 /// Copies go in chunks of this many bytes: every text copied is padded with zeros to whole
 /// chunks, and every text written into keeps more than a chunk of room past its end, so a line
@@ -145,6 +145,20 @@ pub(crate) fn float_line(value: f64, out: &mut NumberLine, floats: &mut ryu::Buf
     length + 1
 }
 
+/// Escapes a label value for the text formats (backslash, double quote, newline).
+pub(crate) fn escape_label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +219,11 @@ mod tests {
             text.bytes.len() >= expected.len() + CHUNK,
             "room kept past the end"
         );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape_label_value("mpesa"), "mpesa");
     }
 }
