@@ -740,9 +740,9 @@ mod tests {
             Some(Duration::from_secs(2)),
             true,
         );
-        handles[9].probe_phases(&crate::probe::Phases {
+        handles[9].probe_phases(&crate::outcome::Phases {
             first_byte: Duration::from_micros(1250),
-            ..crate::probe::Phases::default()
+            ..crate::outcome::Phases::default()
         });
         handles[12].heartbeat_seen(SystemTime::UNIX_EPOCH + Duration::from_millis(1500));
         handles[12].set_heartbeat(true);

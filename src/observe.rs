@@ -7,6 +7,7 @@ use tracing::{info, warn};
 
 use crate::breaker::{CallRecord, Transition};
 use crate::metrics::ServiceMetrics;
+pub use crate::text::log_ms;
 
 /// A call finished: count it, and warn when a real call was slow (a slow check is logged by
 /// its scheduler, which knows where its time went).
@@ -32,7 +33,7 @@ pub fn slow(
     outcome: crate::breaker::Outcome,
     took: Duration,
     slow_call: Duration,
-    phases: Option<&crate::probe::Phases>,
+    phases: Option<&crate::outcome::Phases>,
 ) {
     let duration_ms = took.as_millis();
     let breakdown = phases
@@ -82,19 +83,6 @@ pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
     } else {
         log_transition!(info);
     }
-}
-
-/// A duration in milliseconds as a log line shows it: whole milliseconds from 100 ms up, three
-/// significant digits below (`0.315`, `12.3`), never `0.31466000000000005`.
-pub fn log_ms(milliseconds: f64) -> f64 {
-    if !milliseconds.is_finite() || milliseconds <= 0.0 {
-        return 0.0;
-    }
-    if milliseconds >= 100.0 {
-        return milliseconds.round();
-    }
-    let scale = 10f64.powi(2 - milliseconds.log10().floor() as i32);
-    (milliseconds * scale).round() / scale
 }
 
 #[cfg(test)]

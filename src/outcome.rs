@@ -4,10 +4,14 @@
 //! into — success, provider failure, throttling, our own account's problem, the caller's own
 //! outcome.
 
+mod phases;
+
 use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+pub use phases::Phases;
 
 /// Why a call failed: a small, fixed set, so it can be a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

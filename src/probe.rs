@@ -8,9 +8,7 @@ mod dns;
 pub(crate) mod heartbeat;
 pub(crate) mod http;
 mod observed;
-pub(crate) mod phases;
 mod pool;
-mod redact;
 pub(crate) mod request;
 mod smtp;
 mod tcp;
@@ -20,6 +18,7 @@ use std::sync::Arc;
 
 use crate::config::Check;
 
+pub use crate::outcome::Phases;
 pub use crate::outcome::{CallerKind, Cause, FailureReason, ProbeError, ProbeSuccess, Said};
 pub(crate) use crate::transport::smtp::credential;
 pub use crate::transport::{ClientError, install_crypto_provider};
@@ -27,8 +26,6 @@ pub use certificate::CertificateInfo;
 pub use heartbeat::HeartbeatClock;
 pub use http::HttpClient;
 pub use observed::Observed;
-pub use phases::Phases;
-pub(crate) use redact::Redactor;
 
 /// A ready-to-run synthetic check.
 #[derive(Clone, Debug)]
@@ -42,13 +39,13 @@ pub struct Probe {
     /// An SMTP check's transport, built with the check (its TLS roots read no file then).
     smtp: Option<Arc<smtp::Built>>,
     /// Its secrets, in every form they are sent in: never in what it reports.
-    redactor: redact::Redactor,
+    redactor: crate::redact::Redactor,
 }
 
 impl Probe {
     /// The check for `check`, sending HTTP through `client`, its answers judged by `judge`.
     pub fn new(check: Check, client: HttpClient, judge: crate::provider::Judge) -> Self {
-        let redactor = redact::Redactor::of(&check);
+        let redactor = crate::redact::Redactor::of(&check);
         let heartbeat = match &check {
             Check::Heartbeat(heartbeat) => {
                 Some(Arc::new(HeartbeatClock::new(heartbeat.state_file.clone())))
@@ -115,7 +112,7 @@ impl Probe {
     /// Frees `failure`'s texts of this check's secrets and of `more` (those a proxied request
     /// carried), in every form they travel in.
     pub(crate) fn redact(&self, failure: &mut ProbeError, more: &[String]) {
-        let extra = (!more.is_empty()).then(|| redact::Redactor::of_values(more));
+        let extra = (!more.is_empty()).then(|| crate::redact::Redactor::of_values(more));
         for redactor in std::iter::once(&self.redactor).chain(extra.as_ref()) {
             failure.detail = redactor.redact(&failure.detail);
             if let Some(said) = &mut failure.said {
@@ -167,5 +164,5 @@ impl Probe {
 
 /// `text` without the secrets of `check` (what `breakerd explain` prints, say).
 pub fn redact_secrets(check: &Check, text: &str) -> String {
-    redact::Redactor::of(check).redact(text)
+    crate::redact::Redactor::of(check).redact(text)
 }

@@ -52,7 +52,7 @@ pub struct CheckRecord {
     pub tls: Option<crate::probe::CertificateInfo>,
     /// Where an HTTP check's time went.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phases: Option<crate::probe::Phases>,
+    pub phases: Option<crate::outcome::Phases>,
 }
 
 fn serialize_time<S: serde::Serializer>(

@@ -1,5 +1,6 @@
 //! Text helpers below both the config and the rule language: the line and column of a place
-//! in a text, the nearest allowed word to a typo, and a value written as a TOML string.
+//! in a text, the nearest allowed word to a typo, a value written as a TOML string, and a
+//! duration in milliseconds as log lines write it.
 
 /// 1-based line and character column of byte `offset` in `text`.
 pub(crate) fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
@@ -56,6 +57,19 @@ pub(crate) fn toml_string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A duration in milliseconds as a log line shows it: whole milliseconds from 100 ms up, three
+/// significant digits below (`0.315`, `12.3`), never `0.31466000000000005`.
+pub fn log_ms(milliseconds: f64) -> f64 {
+    if !milliseconds.is_finite() || milliseconds <= 0.0 {
+        return 0.0;
+    }
+    if milliseconds >= 100.0 {
+        return milliseconds.round();
+    }
+    let scale = 10f64.powi(2 - milliseconds.log10().floor() as i32);
+    (milliseconds * scale).round() / scale
 }
 
 #[cfg(test)]

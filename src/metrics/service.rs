@@ -15,7 +15,7 @@ use crate::breaker::{CallTag, Outcome, State};
 use crate::outcome::{CallerKind, FailureReason};
 
 /// The `phase` label values of `breakerd_probe_phase_seconds`, in order.
-pub(crate) const PHASES: [&str; 5] = crate::probe::Phases::LABELS;
+pub(crate) const PHASES: [&str; 5] = crate::outcome::Phases::LABELS;
 
 /// The `outcome` values that have a latency histogram (rejected calls take no time).
 pub(crate) const TIMED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
@@ -468,7 +468,7 @@ impl ServiceMetrics {
     }
 
     /// Records where the last HTTP check's time went.
-    pub fn probe_phases(&self, phases: &crate::probe::Phases) {
+    pub fn probe_phases(&self, phases: &crate::outcome::Phases) {
         for (gauge, took) in self.series.phases.iter().zip(phases.durations()) {
             gauge.set(took.as_secs_f64());
         }

@@ -12,11 +12,11 @@ use http_body_util::{BodyExt as _, Full};
 use tokio::time::Instant;
 
 use super::classify::transport_failure;
-use super::phases::Phases;
 use super::pool::Pool;
 use super::request::{CheckRequest, basic_credentials};
 use super::{FailureReason, ProbeError, ProbeSuccess};
 use crate::config::{HttpCheck, Url};
+use crate::outcome::Phases;
 use crate::transport::connection::{Connection, Connector, Opening, Origin, TransportError};
 use crate::transport::{ClientError, Transport};
 

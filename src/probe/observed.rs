@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::CertificateInfo;
-use super::phases::Phases;
+use crate::outcome::Phases;
 
 /// What one run of a check observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

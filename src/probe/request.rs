@@ -83,7 +83,7 @@ impl CheckRequest {
 pub(crate) fn basic_credentials(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
-        super::redact::base64(format!("{user}:{password}").as_bytes())
+        crate::redact::base64(format!("{user}:{password}").as_bytes())
     )
 }
 

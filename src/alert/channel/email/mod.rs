@@ -20,7 +20,7 @@ use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, Check, Credential, DEFAULT_CHANNEL_TIMEOUT,
     SmtpCheck, SmtpServer, format_duration, render_smtp, same_settings, toml_string,
 };
-use crate::probe::Redactor;
+use crate::redact::Redactor;
 
 /// `[alerts.email]`.
 pub(super) const KIND: ChannelKind = ChannelKind {

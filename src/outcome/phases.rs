@@ -47,7 +47,7 @@ impl Serialize for Phases {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
         let mut out = serializer.serialize_struct("Phases", 5)?;
-        let ms = |duration: Duration| crate::observe::log_ms(duration.as_secs_f64() * 1000.0);
+        let ms = |duration: Duration| crate::text::log_ms(duration.as_secs_f64() * 1000.0);
         out.serialize_field("dnsMs", &ms(self.dns))?;
         out.serialize_field("connectMs", &ms(self.connect))?;
         out.serialize_field("tlsMs", &ms(self.tls))?;

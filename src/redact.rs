@@ -1,4 +1,4 @@
-//! Secrets out of what a check reports. Every secret a check sends — and the forms it is sent
+//! Secrets out of what a check reports and what a channel sends. Every secret a check sends — and the forms it is sent
 //! in: HTTP Basic, base64 alone, SMTP AUTH PLAIN, URL and JSON encoding — is replaced by
 //! `<redacted>` in failure details and notes before they leave the probe, so a provider that
 //! echoes the request back cannot put a credential into the API, the logs or an alert.
