@@ -20,6 +20,7 @@ pub mod outcome;
 pub mod probe;
 pub mod provider;
 pub mod proxy;
+pub(crate) mod pump;
 pub mod registry;
 pub mod scheduler;
 pub mod serve;

@@ -148,6 +148,7 @@ pub struct Metrics {
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
     task_panics: Family<TaskLabel, Counter>,
+    transitions_folded: Counter,
     connections_open: Gauge,
     connections_refused: Counter,
     offline: Gauge,
@@ -226,6 +227,12 @@ impl Metrics {
             "Long-lived tasks that panicked (each was logged and started again, or went on with its next step)",
             task_panics.clone(),
         );
+        let transitions_folded = Counter::default();
+        registry.register(
+            "transitions_folded",
+            "Breaker transitions folded into their neighbours on the way to the alert stage, which had fallen behind (each fold is logged; outage edges are kept)",
+            transitions_folded.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "http_connections",
@@ -267,6 +274,7 @@ impl Metrics {
             reload_successful,
             reload_success_time,
             task_panics,
+            transitions_folded,
             connections_open,
             connections_refused,
             offline,
@@ -393,6 +401,11 @@ impl Metrics {
                 task: kind.as_str().to_string(),
             })
             .inc();
+    }
+
+    /// Counts transitions folded on the transition bus.
+    pub fn transitions_folded(&self, count: u64) {
+        self.transitions_folded.inc_by(count);
     }
 
     /// Moves the count of open inbound connections by `change`.

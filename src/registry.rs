@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
-use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
+use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State, TransitionBus};
 use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
@@ -20,8 +20,10 @@ use crate::provider::{Judge, Judgement};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
-/// Transitions a breaker keeps for a subscriber that falls behind.
-const EVENT_CAPACITY: usize = 16;
+/// Transitions a breaker keeps for a subscriber that falls behind. Only the scheduler
+/// subscribes, while its breaker is in an outage, to run the trial as soon as it half-opens;
+/// when it falls behind it reads the state instead.
+const EVENT_CAPACITY: usize = 4;
 
 /// One check's result, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -135,6 +137,19 @@ impl Service {
         server: &ServerConfig,
         client: HttpClient,
     ) -> Result<Self, BuildError> {
+        Self::on_bus(config, server, client, None)
+    }
+
+    /// As [`Self::new`], with the breaker sending its transitions to `bus` when one is given.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn on_bus(
+        config: ServiceConfig,
+        server: &ServerConfig,
+        client: HttpClient,
+        bus: Option<&TransitionBus>,
+    ) -> Result<Self, BuildError> {
         let client = client_for(&config, client)?;
         let slow_call = server.slow_call;
         let handles = ServiceMetrics::new(
@@ -156,10 +171,13 @@ impl Service {
         let hook_last_failure = Arc::clone(&last_failure);
         let last_traffic = Arc::new(TrafficClock::default());
         let hook_last_traffic = Arc::clone(&last_traffic);
-        let breaker = Breaker::builder(config.name.as_str())
+        let mut breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
-            // Its transition pump keeps up; a short buffer keeps 1,000 services small.
-            .event_capacity(EVENT_CAPACITY)
+            .event_capacity(EVENT_CAPACITY);
+        if let Some(bus) = bus {
+            breaker = breaker.bus(bus);
+        }
+        let breaker = breaker
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);

@@ -28,7 +28,8 @@ const MAX_PAUSE: Duration = Duration::from_secs(10);
 pub enum TaskKind {
     /// A service's check schedule.
     Scheduler,
-    /// A service's transition pump (logs, metrics, forwarding to the alert stage).
+    /// The transition pump (every breaker's changes: logs, metrics, forwarding to the alert
+    /// stage).
     TransitionPump,
     /// The alert stage (outages, notifications, state).
     AlertStage,

@@ -1,5 +1,6 @@
 //! The breaker handle: its shared state, its builder, every change of state (made in one place,
-//! under one lock, in the order subscribers then see them) and the manual controls.
+//! under one lock, in the order subscribers and the transition bus then see them) and the manual
+//! controls.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::backoff::{Jitter, open_period};
+use super::bus::{Outbox, Shared as BusShared, TransitionBus};
 use super::counters::Counters;
 use super::event::{CallRecord, Outcome, Transition, TransitionReason};
 use super::name::ServiceName;
@@ -24,6 +26,8 @@ use super::wall_clock::WallClock;
 use super::window::Window;
 
 /// Transitions kept for a subscriber that falls behind, before it starts missing the oldest.
+/// The channel is made on the first [`Breaker::subscribe`]; a breaker nobody subscribes to
+/// has none.
 pub const DEFAULT_EVENT_CAPACITY: usize = 32;
 /// The longest a provider's `Retry-After` holds the next trial back, unless the breaker's own
 /// longest open period (its reset timeout, or its backoff's maximum) is longer: a provider (or
@@ -63,7 +67,11 @@ pub(crate) struct Inner {
     open_until_nanos: AtomicU64,
     /// The same moment on the wall clock, in nanoseconds since the Unix epoch.
     open_until_unix_nanos: AtomicU64,
-    events: broadcast::Sender<Transition>,
+    /// The bus every transition goes to, if the breaker was built on one; held weakly, so a
+    /// bus nobody reads any more is freed.
+    bus: Option<Weak<BusShared>>,
+    /// The capacity of the subscribers' channel, once there is one.
+    event_capacity: usize,
     slow: Mutex<SlowPath>,
 }
 
@@ -77,6 +85,11 @@ struct SlowPath {
     open_timer: Option<AbortHandle>,
     /// No trial before this (a provider's `Retry-After`), applied when the breaker opens.
     not_before: Option<Instant>,
+    /// The subscribers' channel: made by the first [`Breaker::subscribe`], freed at a change
+    /// of state that finds no receiver left.
+    events: Option<broadcast::Sender<Transition>>,
+    /// Transitions not yet taken off the bus.
+    outbox: Outbox,
 }
 
 impl Inner {
@@ -126,6 +139,7 @@ impl Breaker {
             policy: Policy::default(),
             hook: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            bus: None,
         }
     }
 
@@ -197,9 +211,31 @@ impl Breaker {
 
     /// A receiver of every later change of state. Sending never waits for a receiver; one
     /// that falls more than the event capacity behind misses the oldest events and is told so
-    /// by `RecvError::Lagged`.
+    /// by `RecvError::Lagged`. The channel is made on the first call (a breaker nobody
+    /// subscribes to holds none) and freed once no receiver is left. To follow many breakers
+    /// without losing a transition, build them on one [`TransitionBus`] instead.
     pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
-        self.inner.events.subscribe()
+        // Made under the lock that orders the changes: a change either is sent to this
+        // receiver or happened before it, and then shows in the state read after subscribing.
+        let mut slow = self.inner.lock();
+        match &slow.events {
+            Some(events) => events.subscribe(),
+            None => {
+                let (events, receiver) = broadcast::channel(self.inner.event_capacity);
+                slow.events = Some(events);
+                receiver
+            }
+        }
+    }
+
+    /// What tells this breaker apart from every other one alive: clones share it.
+    pub fn id(&self) -> BreakerId {
+        BreakerId(Arc::as_ptr(&self.inner).addr())
+    }
+
+    /// Takes every transition held for the bus (see [`TransitionBus::try_recv`]).
+    pub(crate) fn take_news(&self) -> (Vec<Transition>, u32) {
+        self.inner.lock().outbox.take()
     }
 
     /// A snapshot of the state and the counts.
@@ -511,8 +547,17 @@ impl Breaker {
             next_attempt: open_until.map(|until| inner.clock.wall_time(until)),
         };
         slow.last_transition = Some(event.clone());
-        // No receiver is not an error: events are for whoever listens.
-        let _ = inner.events.send(event);
+        if let Some(events) = &slow.events {
+            if events.receiver_count() == 0 {
+                slow.events = None;
+            } else {
+                // A receiver gone meanwhile is not an error: events are for whoever listens.
+                let _ = events.send(event.clone());
+            }
+        }
+        if let Some(bus) = inner.bus.as_ref().and_then(Weak::upgrade) {
+            bus.publish(&self.inner, &mut slow.outbox, event);
+        }
         true
     }
 
@@ -675,6 +720,7 @@ pub struct BreakerBuilder {
     policy: Policy,
     hook: Option<OutcomeHook>,
     event_capacity: usize,
+    bus: Option<TransitionBus>,
 }
 
 impl BreakerBuilder {
@@ -746,10 +792,16 @@ impl BreakerBuilder {
         self
     }
 
+    /// Sends every transition to `bus` too: one consumer follows many breakers, in order per
+    /// breaker and with bounded memory (see [`TransitionBus`]).
+    pub fn bus(mut self, bus: &TransitionBus) -> Self {
+        self.bus = Some(bus.clone());
+        self
+    }
+
     /// The breaker, or the policy's first problem.
     pub fn build(self) -> Result<Breaker, PolicyError> {
         self.policy.validate()?;
-        let (events, _) = broadcast::channel(self.event_capacity.max(1));
         let window = self
             .policy
             .window
@@ -770,7 +822,8 @@ impl BreakerBuilder {
                 clock: WallClock::new(),
                 open_until_nanos: AtomicU64::new(0),
                 open_until_unix_nanos: AtomicU64::new(0),
-                events,
+                bus: self.bus.as_ref().map(|bus| Arc::downgrade(bus.shared())),
+                event_capacity: self.event_capacity.max(1),
                 slow: Mutex::new(SlowPath {
                     last_failure: None,
                     last_transition: None,
@@ -778,6 +831,8 @@ impl BreakerBuilder {
                     jitter: Jitter::new(),
                     open_timer: None,
                     not_before: None,
+                    events: None,
+                    outbox: Outbox::default(),
                 }),
             }),
         })
@@ -791,9 +846,15 @@ impl fmt::Debug for BreakerBuilder {
             .field("policy", &self.policy)
             .field("has_outcome_hook", &self.hook.is_some())
             .field("event_capacity", &self.event_capacity)
+            .field("bus", &self.bus.is_some())
             .finish()
     }
 }
+
+/// A breaker's identity: equal for clones of one breaker, different for any two breakers alive
+/// at once. A consumer of a [`TransitionBus`] can key what it knows of each breaker by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BreakerId(usize);
 
 fn unix_nanos(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::SystemTime::UNIX_EPOCH)
@@ -816,4 +877,49 @@ fn truncate_at_char_boundary(text: &mut String, max: usize) {
     }
     text.truncate(end);
     text.push('…');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_channel(breaker: &Breaker) -> bool {
+        breaker.inner.lock().events.is_some()
+    }
+
+    #[test]
+    fn the_subscribers_channel_exists_only_while_someone_subscribes() {
+        let breaker = Breaker::builder("mpesa").build().unwrap();
+        breaker.force_open();
+        assert!(!has_channel(&breaker), "nobody subscribed: no channel");
+        let mut events = breaker.subscribe();
+        assert!(has_channel(&breaker));
+        breaker.reset();
+        assert_eq!(events.try_recv().map(|event| event.to), Ok(State::Closed));
+        drop(events);
+        breaker.force_open();
+        assert!(
+            !has_channel(&breaker),
+            "freed at the first change nobody hears"
+        );
+        let mut again = breaker.subscribe();
+        breaker.reset();
+        assert_eq!(again.try_recv().map(|event| event.to), Ok(State::Closed));
+    }
+
+    #[test]
+    fn a_bus_nobody_holds_is_freed_with_the_news_it_held() {
+        let bus = TransitionBus::new();
+        let breaker = Breaker::builder("mpesa").bus(&bus).build().unwrap();
+        breaker.force_open();
+        let queued = Arc::downgrade(bus.shared());
+        drop(bus);
+        assert!(
+            queued.upgrade().is_none(),
+            "the breaker holds the bus weakly"
+        );
+        breaker.reset();
+        assert_eq!(breaker.state(), State::Closed, "and runs on without it");
+        assert_eq!(Arc::strong_count(&breaker.inner), 1, "nothing holds it");
+    }
 }
