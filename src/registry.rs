@@ -77,7 +77,30 @@ pub struct CheckSample {
 #[derive(Clone, Debug, Default)]
 struct Recent {
     last: Option<CheckRecord>,
-    samples: VecDeque<CheckSample>,
+    samples: VecDeque<Sample>,
+}
+
+/// A [`CheckSample`] as kept: 8 bytes instead of 16. A check lasts at most an hour, which
+/// `f32` milliseconds hold to a fraction of a millisecond (and a 300 ms check to a
+/// nanosecond); 10,000 services keep 120 each.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    duration_ms: f32,
+    outcome: Outcome,
+}
+
+impl Sample {
+    fn of(check: &CheckRecord) -> Self {
+        Self {
+            // Rounding to the nearest f32 is the point.
+            duration_ms: check.duration_ms as f32,
+            outcome: check.outcome,
+        }
+    }
+
+    fn duration_ms(self) -> f64 {
+        f64::from(self.duration_ms)
+    }
 }
 
 /// Latency percentiles of recent checks, in milliseconds.
@@ -360,10 +383,7 @@ impl Service {
         if recent.samples.len() == RECENT_CHECKS {
             recent.samples.pop_front();
         }
-        recent.samples.push_back(CheckSample {
-            outcome: record.outcome,
-            duration_ms: record.duration_ms,
-        });
+        recent.samples.push_back(Sample::of(&record));
         recent.last = Some(record);
     }
 
@@ -374,7 +394,14 @@ impl Service {
 
     /// The outcome and duration of the recent checks, oldest first.
     pub fn recent_checks(&self) -> Vec<CheckSample> {
-        lock(&self.recent).samples.iter().copied().collect()
+        lock(&self.recent)
+            .samples
+            .iter()
+            .map(|sample| CheckSample {
+                outcome: sample.outcome,
+                duration_ms: sample.duration_ms(),
+            })
+            .collect()
     }
 
     /// Latency percentiles over the recent checks that ran.
@@ -383,7 +410,7 @@ impl Service {
             .samples
             .iter()
             .filter(|check| check.outcome != Outcome::Rejected)
-            .map(|check| check.duration_ms)
+            .map(|check| check.duration_ms())
             .collect();
         durations.sort_by(f64::total_cmp);
         Percentiles {

@@ -26,6 +26,7 @@ use crate::registry::{
     BuildError, Registry, Service, ServiceBuildError, carries_traffic, effective_policy,
 };
 use crate::scheduler;
+use crate::tasks::{StopSwitch, Stopping};
 
 /// How long a replaced service's running check may take to finish before it is cancelled.
 const REPLACE_GRACE: Duration = Duration::from_secs(2);
@@ -33,13 +34,13 @@ const REPLACE_GRACE: Duration = Duration::from_secs(2);
 /// A task and the switch that stops it.
 #[derive(Debug)]
 struct Task {
-    stop: watch::Sender<bool>,
+    stop: StopSwitch,
     handle: JoinHandle<()>,
 }
 
 impl Task {
-    fn spawn(start: impl FnOnce(watch::Receiver<bool>) -> JoinHandle<()>) -> Self {
-        let (stop, stopping) = watch::channel(false);
+    fn spawn(start: impl FnOnce(Stopping) -> JoinHandle<()>) -> Self {
+        let (stop, stopping) = StopSwitch::new();
         Self {
             stop,
             handle: start(stopping),
@@ -48,7 +49,7 @@ impl Task {
 
     /// Asks it to stop; it gets until `deadline`, then is cancelled. Returns whether it was.
     async fn stop(self, deadline: tokio::time::Instant) -> bool {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         let mut handle = self.handle;
         if tokio::time::timeout_at(deadline, &mut handle)
             .await
@@ -425,7 +426,7 @@ impl Supervisor {
         let mut last = Vec::new();
         for (name, running) in self.running {
             if let Some(scheduler) = running.scheduler {
-                let _ = scheduler.stop.send(true);
+                scheduler.stop.stop();
                 schedulers.push(scheduler);
             }
             last.push((name, running.service));
