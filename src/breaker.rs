@@ -32,6 +32,7 @@
 //! either.
 
 mod backoff;
+mod builder;
 mod bus;
 mod call;
 mod circuit;
@@ -39,6 +40,7 @@ mod counters;
 mod error;
 mod event;
 mod name;
+mod outbox;
 mod permit;
 mod policy;
 mod snapshot;
@@ -49,9 +51,10 @@ mod wall_clock;
 mod window;
 
 pub(crate) use backoff::Jitter;
+pub use builder::BreakerBuilder;
 pub use bus::{DEFAULT_PENDING_LIMIT, Delivery, MIN_PENDING_LIMIT, TransitionBus};
 pub use call::{Classify, ErrorsAreFailures, Verdict};
-pub use circuit::{Breaker, BreakerBuilder, BreakerId, DEFAULT_EVENT_CAPACITY, MAX_TRIAL_HOLD};
+pub use circuit::{Breaker, BreakerId, DEFAULT_EVENT_CAPACITY, MAX_TRIAL_HOLD};
 pub use error::{BreakerError, OpenError, TimeoutError};
 pub use event::{CallRecord, CallTag, Outcome, Transition, TransitionReason};
 pub use permit::{OwnedPermit, Permit};

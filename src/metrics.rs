@@ -217,7 +217,7 @@ impl Metrics {
             reload_success_time.clone(),
         );
         let task_panics: Family<TaskLabel, Counter> = Family::default();
-        for kind in crate::tasks::TaskKind::ALL {
+        for kind in crate::tasks::kind::TaskKind::ALL {
             drop(task_panics.get_or_create(&TaskLabel {
                 task: kind.as_str().to_string(),
             }));
@@ -395,7 +395,7 @@ impl Metrics {
     }
 
     /// Counts a panic of a long-lived task.
-    pub fn task_panicked(&self, kind: crate::tasks::TaskKind) {
+    pub fn task_panicked(&self, kind: crate::tasks::kind::TaskKind) {
         self.task_panics
             .get_or_create(&TaskLabel {
                 task: kind.as_str().to_string(),

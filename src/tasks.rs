@@ -21,56 +21,14 @@ use tracing::error;
 
 use crate::metrics::Metrics;
 
+pub mod kind;
+
+pub use kind::TaskKind;
+
 /// The first pause before a panicked task starts again; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between restarts of a task that keeps panicking.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
-
-/// Every kind of long-lived task: the `task` label of `breakerd_task_panics_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskKind {
-    /// A service's check schedule.
-    Scheduler,
-    /// The transition pump (every breaker's changes: logs, metrics, forwarding to the alert
-    /// stage).
-    TransitionPump,
-    /// The alert stage (outages, notifications, state).
-    AlertStage,
-    /// An email or webhook channel's delivery.
-    AlertDelivery,
-    /// An Alertmanager channel.
-    Alertmanager,
-    /// The state file writer.
-    StateWriter,
-    /// The config file watcher and reloader.
-    ConfigWatcher,
-}
-
-impl TaskKind {
-    /// Every kind, for series that start at zero.
-    pub const ALL: [TaskKind; 7] = [
-        TaskKind::Scheduler,
-        TaskKind::TransitionPump,
-        TaskKind::AlertStage,
-        TaskKind::AlertDelivery,
-        TaskKind::Alertmanager,
-        TaskKind::StateWriter,
-        TaskKind::ConfigWatcher,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Scheduler => "scheduler",
-            TaskKind::TransitionPump => "transition_pump",
-            TaskKind::AlertStage => "alert_stage",
-            TaskKind::AlertDelivery => "alert_delivery",
-            TaskKind::Alertmanager => "alertmanager",
-            TaskKind::StateWriter => "state_writer",
-            TaskKind::ConfigWatcher => "config_watcher",
-        }
-    }
-}
 
 /// A panic's message, when it has one.
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

@@ -13,12 +13,11 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::backoff::{Jitter, open_period};
-use super::bus::{Outbox, Shared as BusShared, TransitionBus};
 use super::counters::Counters;
 use super::event::{CallRecord, Outcome, Transition, TransitionReason};
 use super::name::ServiceName;
-use super::policy::{Backoff, Policy, PolicyError, SlidingWindow};
-use super::snapshot::Snapshot;
+use super::outbox::{Outbox, Shared as BusShared};
+use super::policy::{Policy, PolicyError};
 use super::state::{State, Word};
 use super::stats::{FailureInfo, Stats, WindowStats, uptime};
 use super::tunables::Tunables;
@@ -35,6 +34,9 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 32;
 pub const MAX_TRIAL_HOLD: Duration = Duration::from_secs(15 * 60);
 /// Longest failure reason kept in stats and events, in bytes.
 const MAX_REASON_LEN: usize = 256;
+
+mod controls;
+mod verdicts;
 
 pub(crate) type OutcomeHook = Arc<dyn Fn(&CallRecord) + Send + Sync>;
 
@@ -69,7 +71,7 @@ pub(crate) struct Inner {
     open_until_unix_nanos: AtomicU64,
     /// The bus every transition goes to, if the breaker was built on one; held weakly, so a
     /// bus nobody reads any more is freed.
-    bus: Option<Weak<BusShared>>,
+    bus: Option<Weak<BusShared<Inner>>>,
     /// The capacity of the subscribers' channel, once there is one.
     event_capacity: usize,
     slow: Mutex<SlowPath>,
@@ -132,20 +134,44 @@ impl Inner {
 }
 
 impl Breaker {
-    /// Starts a builder for a breaker named `name` with the default policy.
-    pub fn builder(name: impl Into<Arc<str>>) -> BreakerBuilder {
-        BreakerBuilder {
-            name: name.into(),
-            policy: Policy::default(),
-            hook: None,
-            event_capacity: DEFAULT_EVENT_CAPACITY,
-            bus: None,
+    /// A breaker of a validated `policy`, on `bus` if it has one.
+    pub(super) fn assemble(
+        name: Arc<str>,
+        policy: Policy,
+        hook: Option<OutcomeHook>,
+        event_capacity: usize,
+        bus: Option<Weak<BusShared<Inner>>>,
+    ) -> Self {
+        let window = policy.window.as_ref().map(|w| Window::new(w.size as usize));
+        let tunables = Tunables::new(&policy, hook.is_some());
+        Breaker {
+            inner: Arc::new(Inner {
+                error_name: ServiceName::new(&name),
+                name,
+                built: policy,
+                tunables,
+                word: AtomicU64::new(Word::INITIAL.0),
+                consecutive_failures: AtomicU32::new(0),
+                counters: Counters::new(),
+                window,
+                hook,
+                clock: WallClock::new(),
+                open_until_nanos: AtomicU64::new(0),
+                open_until_unix_nanos: AtomicU64::new(0),
+                bus,
+                event_capacity,
+                slow: Mutex::new(SlowPath {
+                    last_failure: None,
+                    last_transition: None,
+                    reopenings: 0,
+                    jitter: Jitter::new(),
+                    open_timer: None,
+                    not_before: None,
+                    events: None,
+                    outbox: Outbox::default(),
+                }),
+            }),
         }
-    }
-
-    /// A breaker named `name` with `policy`, or the policy's first problem.
-    pub fn new(name: impl Into<Arc<str>>, policy: Policy) -> Result<Self, PolicyError> {
-        Self::builder(name).policy(policy).build()
     }
 
     /// The breaker's name (the service it protects).
@@ -213,7 +239,8 @@ impl Breaker {
     /// that falls more than the event capacity behind misses the oldest events and is told so
     /// by `RecvError::Lagged`. The channel is made on the first call (a breaker nobody
     /// subscribes to holds none) and freed once no receiver is left. To follow many breakers
-    /// without losing a transition, build them on one [`TransitionBus`] instead.
+    /// without losing a transition, build them on one [`TransitionBus`](super::TransitionBus)
+    /// instead.
     pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
         // Made under the lock that orders the changes: a change either is sent to this
         // receiver or happened before it, and then shows in the state read after subscribing.
@@ -233,7 +260,8 @@ impl Breaker {
         BreakerId(Arc::as_ptr(&self.inner).addr())
     }
 
-    /// Takes every transition held for the bus (see [`TransitionBus::try_recv`]).
+    /// Takes every transition held for the bus (see
+    /// [`TransitionBus::try_recv`](super::TransitionBus::try_recv)).
     pub(crate) fn take_news(&self) -> (Vec<Transition>, u32) {
         self.inner.lock().outbox.take()
     }
@@ -284,155 +312,6 @@ impl Breaker {
             failure_threshold: inner.tunables.failure_threshold(),
             timeout_ms: millis(inner.tunables.timeout()),
             reset_timeout_ms: millis(inner.tunables.reset_timeout()),
-        }
-    }
-
-    /// Closes the breaker and clears every count, the window and the last failure.
-    pub fn reset(&self) {
-        let inner = &*self.inner;
-        let mut slow = inner.lock();
-        inner.counters.clear();
-        slow.last_failure = None;
-        self.transition_locked(
-            &mut slow,
-            None,
-            State::Closed,
-            TransitionReason::ManualReset,
-        );
-    }
-
-    /// Opens the breaker until [`reset`](Self::reset): every call is rejected.
-    pub fn force_open(&self) {
-        let mut slow = self.inner.lock();
-        self.transition_locked(
-            &mut slow,
-            None,
-            State::ForcedOpen,
-            TransitionReason::ForcedOpen,
-        );
-    }
-
-    /// Lets every call through until [`reset`](Self::reset); calls are still counted and
-    /// reported, but nothing trips the breaker.
-    pub fn disable(&self) {
-        let mut slow = self.inner.lock();
-        self.transition_locked(&mut slow, None, State::Disabled, TransitionReason::Disabled);
-    }
-
-    /// What the breaker needs to resume after a restart (see [`restore`](Self::restore)).
-    pub fn snapshot(&self) -> Snapshot {
-        let inner = &*self.inner;
-        let slow = inner.lock();
-        let state = inner.load().state();
-        Snapshot {
-            state,
-            next_attempt: (state == State::Open).then(|| inner.clock.wall_time(inner.open_until())),
-            consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
-            reopenings: slow.reopenings,
-            last_failure: slow.last_failure.clone(),
-            last_change: slow
-                .last_transition
-                .as_ref()
-                .map(super::snapshot::Change::of),
-        }
-    }
-
-    /// Puts the breaker where `snapshot` left it: an open breaker stays open for what is left
-    /// of its wait (at most the longest open period the policy allows, whatever the clock did
-    /// meanwhile) and half-opens at once when the wait is over; forced open and disabled stay
-    /// so; failures in a row, the backoff step, the last failure and the last change are kept.
-    /// The sliding window starts empty.
-    ///
-    /// Meant for a breaker just built, before its first call. Nothing is broadcast: for the
-    /// service nothing changed. Returns the state the breaker is in now.
-    pub fn restore(&self, snapshot: &Snapshot) -> State {
-        let inner = &*self.inner;
-        let mut slow = inner.lock();
-        let now = Instant::now();
-        let wall_now = inner.clock.wall_time(now);
-        let longest = inner
-            .built
-            .backoff
-            .as_ref()
-            .map_or(inner.tunables.reset_timeout(), |backoff| {
-                backoff.max.max(inner.tunables.reset_timeout())
-            });
-        let remaining = snapshot
-            .next_attempt
-            .and_then(|at| at.duration_since(wall_now).ok())
-            .map(|remaining| remaining.min(longest))
-            .filter(|remaining| !remaining.is_zero());
-        let state = match (snapshot.state, remaining) {
-            (State::Open, None) => State::HalfOpen,
-            (state, _) => state,
-        };
-        inner
-            .consecutive_failures
-            .store(snapshot.consecutive_failures, Ordering::Relaxed);
-        slow.reopenings = snapshot.reopenings;
-        slow.last_failure = snapshot.last_failure.clone();
-        slow.last_transition = snapshot.last_change.as_ref().map(|change| {
-            let ago = wall_now.duration_since(change.at).unwrap_or_default();
-            let at = now.checked_sub(ago).unwrap_or(now);
-            change.to_transition(Arc::clone(&inner.name), at)
-        });
-        let runtime = Handle::try_current().ok();
-        let open_until = (state == State::Open).then(|| now + remaining.unwrap_or_default());
-        if let Some(until) = open_until {
-            inner
-                .open_until_nanos
-                .store(inner.clock.offset_of(until), Ordering::Release);
-            inner
-                .open_until_unix_nanos
-                .store(unix_nanos(inner.clock.wall_time(until)), Ordering::Release);
-        }
-        let lazy = open_until.is_some() && runtime.is_none();
-        let mut current = inner.load();
-        while let Err(actual) = inner.compare_exchange(current, current.next(state, lazy)) {
-            current = actual;
-        }
-        if let Some(timer) = slow.open_timer.take() {
-            timer.abort();
-        }
-        if let (Some(until), Some(runtime)) = (open_until, runtime) {
-            slow.open_timer = Some(self.arm_open_timer(&runtime, until));
-        }
-        state
-    }
-
-    /// Holds the next trial call back until at least `wait` from now, as a provider asked
-    /// (`Retry-After`): an open breaker's open period is lengthened to it; a breaker that is not
-    /// open keeps it for when it opens next (a wait already past by then is forgotten).
-    pub fn defer_next_trial(&self, wait: Duration) {
-        let inner = &*self.inner;
-        let longest_open = inner
-            .built
-            .backoff
-            .as_ref()
-            .map_or(Duration::ZERO, |backoff| backoff.max)
-            .max(inner.tunables.reset_timeout());
-        let wait = wait.min(MAX_TRIAL_HOLD.max(longest_open));
-        let Some(until) = Instant::now().checked_add(wait) else {
-            return;
-        };
-        let mut slow = inner.lock();
-        if inner.load().state() != State::Open {
-            slow.not_before = Some(slow.not_before.map_or(until, |kept| kept.max(until)));
-            return;
-        }
-        if until <= inner.open_until() {
-            return;
-        }
-        inner
-            .open_until_nanos
-            .store(inner.clock.offset_of(until), Ordering::Release);
-        let unix = unix_nanos(inner.clock.wall_time(until));
-        inner.open_until_unix_nanos.store(unix, Ordering::Release);
-        if let Some(timer) = slow.open_timer.take() {
-            timer.abort();
-        }
-        if let Ok(runtime) = Handle::try_current() {
-            slow.open_timer = Some(self.arm_open_timer(&runtime, until));
         }
     }
 
@@ -591,117 +470,6 @@ impl Breaker {
             })
             .abort_handle()
     }
-
-    /// What a call admitted in the closed state does to the thresholds. The common case, a
-    /// success with no window, is one relaxed load; the rest is kept out of line.
-    #[inline]
-    pub(crate) fn after_closed_call(&self, admitted: Word, outcome: Outcome, slow_call: bool) {
-        let inner = &*self.inner;
-        if outcome == Outcome::Success && inner.window.is_none() {
-            // A late success from an earlier epoch may clear the count too: it did succeed.
-            if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
-                inner.consecutive_failures.store(0, Ordering::Relaxed);
-            }
-            return;
-        }
-        self.after_closed_call_out_of_line(admitted, outcome, slow_call);
-    }
-
-    #[inline(never)]
-    fn after_closed_call_out_of_line(&self, admitted: Word, outcome: Outcome, slow_call: bool) {
-        let inner = &*self.inner;
-        if outcome == Outcome::Ignored || !inner.load().same_phase(admitted) {
-            return;
-        }
-        let failed = outcome.is_failure();
-        if failed {
-            let count = inner
-                .consecutive_failures
-                .fetch_add(1, Ordering::AcqRel)
-                .saturating_add(1);
-            if count >= inner.tunables.failure_threshold()
-                && self.transition(
-                    admitted,
-                    State::Open,
-                    TransitionReason::ConsecutiveFailures { count },
-                )
-            {
-                return;
-            }
-        } else if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
-            inner.consecutive_failures.store(0, Ordering::Relaxed);
-        }
-        if let (Some(window), Some(config)) = (&inner.window, &inner.built.window) {
-            window.record(failed, slow_call);
-            let totals = window.totals();
-            if totals.calls < u64::from(config.minimum_calls) {
-                return;
-            }
-            let reason = if config
-                .failure_rate_threshold
-                .is_some_and(|t| totals.failure_rate() >= t)
-            {
-                TransitionReason::FailureRate {
-                    percent: totals.failure_rate(),
-                    calls: totals.calls,
-                }
-            } else if config
-                .slow_call_rate_threshold
-                .is_some_and(|t| totals.slow_rate() >= t)
-            {
-                TransitionReason::SlowCallRate {
-                    percent: totals.slow_rate(),
-                    calls: totals.calls,
-                }
-            } else {
-                return;
-            };
-            self.transition(admitted, State::Open, reason);
-        }
-    }
-
-    /// What a trial call admitted while half-open does: enough successes close the breaker,
-    /// any failure reopens it, an ignored result just frees the slot.
-    pub(crate) fn after_trial(&self, admitted: Word, outcome: Outcome) {
-        let inner = &*self.inner;
-        match outcome {
-            Outcome::Failure | Outcome::Timeout => {
-                self.transition(admitted, State::Open, TransitionReason::TrialFailed);
-            }
-            Outcome::Success => {
-                let mut current = inner.load();
-                while current.same_phase(admitted) {
-                    let next = current.with_trial_finished().with_trial_succeeded();
-                    if next.successes() >= inner.tunables.success_threshold() {
-                        let count = next.successes();
-                        self.transition(
-                            current,
-                            State::Closed,
-                            TransitionReason::TrialsSucceeded { count },
-                        );
-                        return;
-                    }
-                    match inner.compare_exchange(current, next) {
-                        Ok(_) => return,
-                        Err(actual) => current = actual,
-                    }
-                }
-            }
-            Outcome::Ignored | Outcome::Rejected => self.release_trial(admitted),
-        }
-    }
-
-    /// Gives a trial slot back, if the half-open phase it was taken in is still current.
-    pub(crate) fn release_trial(&self, admitted: Word) {
-        let inner = &*self.inner;
-        let mut current = inner.load();
-        while current.same_phase(admitted) {
-            match inner.compare_exchange(current, current.with_trial_finished()) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
-    }
 }
 
 impl fmt::Debug for Breaker {
@@ -711,143 +479,6 @@ impl fmt::Debug for Breaker {
             .field("state", &self.state())
             .field("policy", &self.policy())
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`Breaker`]; every setter has the default of [`Policy::default`].
-pub struct BreakerBuilder {
-    name: Arc<str>,
-    policy: Policy,
-    hook: Option<OutcomeHook>,
-    event_capacity: usize,
-    bus: Option<TransitionBus>,
-}
-
-impl BreakerBuilder {
-    /// Replaces the whole policy.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Consecutive failures that open the breaker.
-    pub fn failure_threshold(mut self, failures: u32) -> Self {
-        self.policy.failure_threshold = failures;
-        self
-    }
-
-    /// Time a call may take before it is cancelled and counted as a timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.policy.timeout = timeout;
-        self
-    }
-
-    /// Time an open breaker waits before admitting trial calls.
-    pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
-        self.policy.reset_timeout = reset_timeout;
-        self
-    }
-
-    /// Trial calls admitted at once while half-open.
-    pub fn half_open_max_calls(mut self, calls: u32) -> Self {
-        self.policy.half_open_max_calls = calls;
-        self
-    }
-
-    /// Successful trials that close a half-open breaker.
-    pub fn success_threshold(mut self, successes: u32) -> Self {
-        self.policy.success_threshold = successes;
-        self
-    }
-
-    /// Calls slower than this count as slow.
-    pub fn slow_call_duration(mut self, duration: Duration) -> Self {
-        self.policy.slow_call_duration = Some(duration);
-        self
-    }
-
-    /// Failure-rate and slow-call-rate tripping over the last N calls.
-    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
-        self.policy.window = Some(window);
-        self
-    }
-
-    /// Growth of the open period on repeated reopening.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.policy.backoff = Some(backoff);
-        self
-    }
-
-    /// A function called with every call's outcome and duration, on the calling task: keep it
-    /// short (increment a metric, log a slow call). Setting it makes each call read the clock
-    /// twice.
-    pub fn on_outcome(mut self, hook: impl Fn(&CallRecord) + Send + Sync + 'static) -> Self {
-        self.hook = Some(Arc::new(hook));
-        self
-    }
-
-    /// Transitions kept for a slow subscriber (at least 1).
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
-
-    /// Sends every transition to `bus` too: one consumer follows many breakers, in order per
-    /// breaker and with bounded memory (see [`TransitionBus`]).
-    pub fn bus(mut self, bus: &TransitionBus) -> Self {
-        self.bus = Some(bus.clone());
-        self
-    }
-
-    /// The breaker, or the policy's first problem.
-    pub fn build(self) -> Result<Breaker, PolicyError> {
-        self.policy.validate()?;
-        let window = self
-            .policy
-            .window
-            .as_ref()
-            .map(|w| Window::new(w.size as usize));
-        let tunables = Tunables::new(&self.policy, self.hook.is_some());
-        Ok(Breaker {
-            inner: Arc::new(Inner {
-                error_name: ServiceName::new(&self.name),
-                name: self.name,
-                built: self.policy,
-                tunables,
-                word: AtomicU64::new(Word::INITIAL.0),
-                consecutive_failures: AtomicU32::new(0),
-                counters: Counters::new(),
-                window,
-                hook: self.hook,
-                clock: WallClock::new(),
-                open_until_nanos: AtomicU64::new(0),
-                open_until_unix_nanos: AtomicU64::new(0),
-                bus: self.bus.as_ref().map(|bus| Arc::downgrade(bus.shared())),
-                event_capacity: self.event_capacity.max(1),
-                slow: Mutex::new(SlowPath {
-                    last_failure: None,
-                    last_transition: None,
-                    reopenings: 0,
-                    jitter: Jitter::new(),
-                    open_timer: None,
-                    not_before: None,
-                    events: None,
-                    outbox: Outbox::default(),
-                }),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for BreakerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerBuilder")
-            .field("name", &self.name)
-            .field("policy", &self.policy)
-            .field("has_outcome_hook", &self.hook.is_some())
-            .field("event_capacity", &self.event_capacity)
-            .field("bus", &self.bus.is_some())
-            .finish()
     }
 }
 
@@ -882,6 +513,7 @@ fn truncate_at_char_boundary(text: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::TransitionBus;
 
     fn has_channel(breaker: &Breaker) -> bool {
         breaker.inner.lock().events.is_some()
