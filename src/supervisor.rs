@@ -4,7 +4,7 @@
 //! predecessor's state), removed ones stop and are forgotten, new ones start. It publishes the
 //! one snapshot the API reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +115,8 @@ pub(crate) struct Refused {
 
 #[derive(Debug)]
 pub(crate) struct Supervisor {
+    /// The config in force, without its services: each running service holds its own (kept
+    /// twice, 10,000 services' configs cost some 15 MB more).
     config: Config,
     client: HttpClient,
     metrics: Arc<Metrics>,
@@ -154,7 +156,7 @@ impl Supervisor {
         let pump = Pump::start(bus, history, stage.intake(), Arc::clone(&metrics));
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let mut supervisor = Self {
-            config,
+            config: without_services(config),
             client,
             metrics,
             running: BTreeMap::new(),
@@ -171,7 +173,7 @@ impl Supervisor {
             }
             supervisor.launch(Arc::clone(service), slot, count);
         }
-        supervisor.hold_disabled(None);
+        supervisor.hold_disabled(&BTreeSet::new());
         supervisor.start_schedulers();
         supervisor.publish();
         Ok(supervisor)
@@ -191,6 +193,7 @@ impl Supervisor {
         }
     }
 
+    /// The config in force, its services left out (each running service holds its own).
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
@@ -224,23 +227,31 @@ impl Supervisor {
             .insert(running.service.name().to_string(), running);
     }
 
-    /// Applies `disabled = true`: at start (`previous` is `None`) and when a reload sets or
-    /// clears it. A breaker the key disabled is reset when the key goes; one an operator
-    /// disabled or reset by hand is left alone while the key does not change.
-    fn hold_disabled(&self, previous: Option<&Config>) {
+    /// Applies `disabled = true`: at start (`was_disabled` empty) and when a reload sets or
+    /// clears it (`was_disabled`: the services the config before it disabled). A breaker the
+    /// key disabled is reset when the key goes; one an operator disabled or reset by hand is
+    /// left alone while the key does not change.
+    fn hold_disabled(&self, was_disabled: &BTreeSet<String>) {
         for running in self.running.values() {
             let service = &running.service;
             let wanted = service.config.disabled;
-            let was = previous
-                .and_then(|config| config.service(service.name()))
-                .map(|config| config.disabled);
+            let was = was_disabled.contains(service.name());
             let is_disabled = service.breaker.state() == State::Disabled;
             match (wanted, was) {
-                (true, None | Some(false)) if !is_disabled => service.breaker.disable(),
-                (false, Some(true)) if is_disabled => service.breaker.reset(),
+                (true, false) if !is_disabled => service.breaker.disable(),
+                (false, true) if is_disabled => service.breaker.reset(),
                 _ => {}
             }
         }
+    }
+
+    /// The running services their config disables.
+    fn disabled_by_config(&self) -> BTreeSet<String> {
+        self.running
+            .iter()
+            .filter(|(_, running)| running.service.config.disabled)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     fn start_schedulers(&mut self) {
@@ -345,6 +356,7 @@ impl Supervisor {
             steps,
             stage,
         } = plan;
+        let was_disabled = self.disabled_by_config();
         let mut changes = Vec::new();
         let grace = || tokio::time::Instant::now() + REPLACE_GRACE;
         for name in removed {
@@ -404,14 +416,14 @@ impl Supervisor {
                 }
             }
         }
-        self.hold_disabled(Some(&self.config));
+        self.hold_disabled(&was_disabled);
         if next.alerts != self.config.alerts {
             changes.push("alerts: changed".to_string());
         }
         if let Err(stopped) = self.stage.reconfigure(stage).await {
             error!("alert settings not applied: {stopped}; the services run, nothing is paged");
         }
-        self.config = next;
+        self.config = without_services(next);
         self.start_schedulers();
         self.publish();
         changes
@@ -499,6 +511,14 @@ fn restore(service: &Service, kept: &Restored) {
 }
 
 /// `config` as this replica runs it: the services of its shard, said in the log.
+/// `config` with no services: what the supervisor keeps of it once each service holds its own.
+fn without_services(config: Config) -> Config {
+    Config {
+        services: Vec::new(),
+        ..config
+    }
+}
+
 fn sharded(config: Config, chosen: Option<crate::config::Shard>) -> Config {
     let all = config.services.len();
     let config = config.sharded(chosen);
