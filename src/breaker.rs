@@ -21,18 +21,26 @@
 //! # }
 //! ```
 //!
+//! Transitions reach the outside two ways: [`Breaker::subscribe`] gives a broadcast receiver of
+//! one breaker's changes (its channel made on the first subscription), and a [`TransitionBus`]
+//! given to many breakers' builders brings all their changes to one consumer, in order per
+//! breaker, none dropped silently, in bounded memory.
+//!
 //! Time is read only through `tokio::time`, so tests run on a paused clock. The closed path
 //! reads no clock at all unless an outcome hook or a slow-call threshold asks for durations, and
 //! an open breaker is moved to half-open by a timer task, so rejecting a call reads no clock
 //! either.
 
 mod backoff;
+mod builder;
+mod bus;
 mod call;
 mod circuit;
 mod counters;
 mod error;
 mod event;
 mod name;
+mod outbox;
 mod permit;
 mod policy;
 mod snapshot;
@@ -43,8 +51,10 @@ mod wall_clock;
 mod window;
 
 pub(crate) use backoff::Jitter;
+pub use builder::BreakerBuilder;
+pub use bus::{DEFAULT_PENDING_LIMIT, Delivery, MIN_PENDING_LIMIT, TransitionBus};
 pub use call::{Classify, ErrorsAreFailures, Verdict};
-pub use circuit::{Breaker, BreakerBuilder, DEFAULT_EVENT_CAPACITY, MAX_TRIAL_HOLD};
+pub use circuit::{Breaker, BreakerId, DEFAULT_EVENT_CAPACITY, MAX_TRIAL_HOLD};
 pub use error::{BreakerError, OpenError, TimeoutError};
 pub use event::{CallRecord, CallTag, Outcome, Transition, TransitionReason};
 pub use permit::{OwnedPermit, Permit};

@@ -47,7 +47,7 @@ pub struct RunningDaemon {
 /// What would stop `run` or a reload.
 pub fn preflight(config: &Config) -> Result<(), Vec<String>> {
     let client = HttpClient::new().map_err(|error| vec![format!("the HTTP client: {error}")])?;
-    crate::supervisor::build(config, &client)
+    crate::supervisor::build(config, &client, None)
         .map(drop)
         .map_err(|refused| refused.problems)
 }

@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod probe;
 pub mod provider;
 pub mod proxy;
+pub(crate) mod pump;
 pub(crate) mod redact;
 pub mod registry;
 pub mod scheduler;

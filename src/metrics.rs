@@ -160,6 +160,7 @@ pub struct Metrics {
     reload_successful: Gauge,
     reload_success_time: FloatGauge,
     task_panics: Family<TaskLabel, Counter>,
+    transitions_folded: Counter,
     connections_open: Gauge,
     connections_refused: Counter,
     offline: Gauge,
@@ -228,7 +229,7 @@ impl Metrics {
             reload_success_time.clone(),
         );
         let task_panics: Family<TaskLabel, Counter> = Family::default();
-        for kind in crate::tasks::TaskKind::ALL {
+        for kind in crate::tasks::kind::TaskKind::ALL {
             drop(task_panics.get_or_create(&TaskLabel {
                 task: kind.as_str().to_string(),
             }));
@@ -237,6 +238,12 @@ impl Metrics {
             "task_panics",
             "Long-lived tasks that panicked (each was logged and started again, or went on with its next step)",
             task_panics.clone(),
+        );
+        let transitions_folded = Counter::default();
+        registry.register(
+            "transitions_folded",
+            "Breaker transitions folded into their neighbours on the way to the alert stage, which had fallen behind (each fold is logged; outage edges are kept)",
+            transitions_folded.clone(),
         );
         let connections_open = Gauge::default();
         registry.register(
@@ -279,6 +286,7 @@ impl Metrics {
             reload_successful,
             reload_success_time,
             task_panics,
+            transitions_folded,
             connections_open,
             connections_refused,
             offline,
@@ -399,12 +407,17 @@ impl Metrics {
     }
 
     /// Counts a panic of a long-lived task.
-    pub fn task_panicked(&self, kind: crate::tasks::TaskKind) {
+    pub fn task_panicked(&self, kind: crate::tasks::kind::TaskKind) {
         self.task_panics
             .get_or_create(&TaskLabel {
                 task: kind.as_str().to_string(),
             })
             .inc();
+    }
+
+    /// Counts transitions folded on the transition bus.
+    pub fn transitions_folded(&self, count: u64) {
+        self.transitions_folded.inc_by(count);
     }
 
     /// Moves the count of open inbound connections by `change`.

@@ -85,6 +85,19 @@ pub fn transition(metrics: &ServiceMetrics, event: &Transition) {
     }
 }
 
+/// The alert stage fell behind and `folded` transitions of `service` were folded into the ones
+/// delivered with them (see [`crate::breaker::TransitionBus`]): count them, and say so.
+pub fn folded(metrics: &crate::metrics::Metrics, service: &str, folded: u32, delivered: usize) {
+    metrics.transitions_folded(u64::from(folded));
+    warn!(
+        service,
+        folded,
+        delivered,
+        "the alert stage fell behind: {folded} transitions of {service} were folded into the \
+         {delivered} delivered (outage starts and ends are kept)"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::log_ms;

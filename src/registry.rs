@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
-use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State};
+use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State, TransitionBus};
 use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
@@ -21,8 +21,10 @@ use crate::provider::{Judge, Judgement};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
-/// Transitions a breaker keeps for a subscriber that falls behind.
-const EVENT_CAPACITY: usize = 16;
+/// Transitions a breaker keeps for a subscriber that falls behind. Only the scheduler
+/// subscribes, while its breaker is in an outage, to run the trial as soon as it half-opens;
+/// when it falls behind it reads the state instead.
+const EVENT_CAPACITY: usize = 4;
 
 /// One check's result, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -76,7 +78,30 @@ pub struct CheckSample {
 #[derive(Clone, Debug, Default)]
 struct Recent {
     last: Option<CheckRecord>,
-    samples: VecDeque<CheckSample>,
+    samples: VecDeque<Sample>,
+}
+
+/// A [`CheckSample`] as kept: 8 bytes instead of 16. A check lasts at most an hour, which
+/// `f32` milliseconds hold to a fraction of a millisecond (and a 300 ms check to a
+/// nanosecond); 10,000 services keep 120 each.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    duration_ms: f32,
+    outcome: Outcome,
+}
+
+impl Sample {
+    fn of(check: &CheckRecord) -> Self {
+        Self {
+            // Rounding to the nearest f32 is the point.
+            duration_ms: check.duration_ms as f32,
+            outcome: check.outcome,
+        }
+    }
+
+    fn duration_ms(self) -> f64 {
+        f64::from(self.duration_ms)
+    }
 }
 
 /// Latency percentiles of recent checks, in milliseconds.
@@ -138,6 +163,19 @@ impl Service {
         server: &ServerConfig,
         client: HttpClient,
     ) -> Result<Self, BuildError> {
+        Self::on_bus(config, server, client, None)
+    }
+
+    /// As [`Self::new`], with the breaker sending its transitions to `bus` when one is given.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn on_bus(
+        config: ServiceConfig,
+        server: &ServerConfig,
+        client: HttpClient,
+        bus: Option<&TransitionBus>,
+    ) -> Result<Self, BuildError> {
         let client = client_for(&config, client)?;
         let slow_call = server.slow_call;
         let handles = ServiceMetrics::new(
@@ -159,10 +197,13 @@ impl Service {
         let hook_last_failure = Arc::clone(&last_failure);
         let last_traffic = Arc::new(TrafficClock::default());
         let hook_last_traffic = Arc::clone(&last_traffic);
-        let breaker = Breaker::builder(config.name.as_str())
+        let mut breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
-            // Its transition pump keeps up; a short buffer keeps 1,000 services small.
-            .event_capacity(EVENT_CAPACITY)
+            .event_capacity(EVENT_CAPACITY);
+        if let Some(bus) = bus {
+            breaker = breaker.bus(bus);
+        }
+        let breaker = breaker
             .on_outcome(move |record| {
                 let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
                 observe::call(&hook_metrics, record, slow_call);
@@ -354,10 +395,7 @@ impl Service {
         if recent.samples.len() == RECENT_CHECKS {
             recent.samples.pop_front();
         }
-        recent.samples.push_back(CheckSample {
-            outcome: record.outcome,
-            duration_ms: record.duration_ms,
-        });
+        recent.samples.push_back(Sample::of(&record));
         recent.last = Some(record);
     }
 
@@ -368,7 +406,14 @@ impl Service {
 
     /// The outcome and duration of the recent checks, oldest first.
     pub fn recent_checks(&self) -> Vec<CheckSample> {
-        lock(&self.recent).samples.iter().copied().collect()
+        lock(&self.recent)
+            .samples
+            .iter()
+            .map(|sample| CheckSample {
+                outcome: sample.outcome,
+                duration_ms: sample.duration_ms(),
+            })
+            .collect()
     }
 
     /// Latency percentiles over the recent checks that ran.
@@ -377,7 +422,7 @@ impl Service {
             .samples
             .iter()
             .filter(|check| check.outcome != Outcome::Rejected)
-            .map(|check| check.duration_ms)
+            .map(|check| check.duration_ms())
             .collect();
         durations.sort_by(f64::total_cmp);
         Percentiles {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
 use tracing::{debug, info};
@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::outcome::FailureReason;
 use crate::probe::Observed;
 use crate::registry::{CheckRecord, Service};
-use crate::tasks::{self, TaskKind};
+use crate::tasks::{self, Stopping, TaskKind};
 
 /// First checks of services on the same interval are spread over at most this long.
 pub const MAX_SPREAD: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ pub fn spawn(
     service: Arc<Service>,
     slot: usize,
     slots: usize,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Stopping,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     let context = service.name().to_string();
@@ -47,11 +47,15 @@ pub fn spawn(
         let service = Arc::clone(&service);
         let shutdown = shutdown.clone();
         async move {
-            match service.config.schedule.clone() {
+            match &service.config.schedule {
                 Schedule::Every(period) => {
-                    every(&service, period, spread(period, slot, slots), shutdown).await
+                    every(&service, *period, spread(*period, slot, slots), &shutdown).await
                 }
-                Schedule::Cron { schedule, .. } => cron(&service, &schedule, shutdown).await,
+                // A cron schedule's wait is larger: boxed, so the interval schedules that
+                // 10,000 services run each stay small.
+                Schedule::Cron { schedule, .. } => {
+                    Box::pin(cron(&service, schedule, &shutdown)).await
+                }
             }
         }
     })
@@ -72,12 +76,7 @@ pub fn spread(period: Duration, slot: usize, slots: usize) -> Duration {
     Duration::from_nanos(u64::try_from(offset_nanos - offset_nanos % grain).unwrap_or(0))
 }
 
-async fn every(
-    service: &Service,
-    period: Duration,
-    offset: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn every(service: &Service, period: Duration, offset: Duration, shutdown: &Stopping) {
     let mut ticks = interval_at(Instant::now() + offset, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut half_opened = HalfOpened::new(&service.breaker);
@@ -90,7 +89,7 @@ async fn every(
                 run_check(service).await;
                 continue;
             }
-            _ = stopped(&mut shutdown) => return,
+            () = shutdown.stopped() => return,
         };
         if let Some(previous) = previous {
             let skipped = missed_between(previous, tick, period);
@@ -131,7 +130,7 @@ fn missed_between(previous: Instant, tick: Instant, period: Duration) -> u64 {
     u64::try_from(steps.saturating_sub(1)).unwrap_or(u64::MAX)
 }
 
-async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch::Receiver<bool>) {
+async fn cron(service: &Service, schedule: &cron::Schedule, shutdown: &Stopping) {
     let mut half_opened = HalfOpened::new(&service.breaker);
     loop {
         let listening = half_opened.follow();
@@ -150,7 +149,7 @@ async fn cron(service: &Service, schedule: &cron::Schedule, mut shutdown: watch:
                 run_check(service).await;
                 continue;
             }
-            _ = stopped(&mut shutdown) => return,
+            () = shutdown.stopped() => return,
         }
         if !busy_with_traffic(service, service.check_period()) {
             run_check(service).await;
@@ -227,12 +226,6 @@ impl HalfOpened {
             }
         }
     }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the daemon is gone: stop as well.
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// A scheduled check, boxed: the schedule's own task stays small while it waits (a check's

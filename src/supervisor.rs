@@ -1,32 +1,32 @@
-//! Owns the running services — each one's breaker, scheduler and transition pump — and the
-//! alert stage, and applies a new config to them: unchanged services run on untouched, changed
+//! Owns the running services — each one's breaker and scheduler — the one transition pump that
+//! forwards every breaker's changes, and the alert stage, and applies a new config to them: unchanged services run on untouched, changed
 //! ones keep their breaker's state and counts (a breaker that must be rebuilt takes over its
 //! predecessor's state), removed ones stop and are forgotten, new ones start. It publishes the
 //! one snapshot the API reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::alert::{AlertStage, Restored, StageEvent, StagePlan};
+use crate::alert::{AlertStage, Restored, StagePlan};
 use crate::api::Published;
-use crate::breaker::{PolicyError, State, Transition};
+use crate::breaker::{PolicyError, State, TransitionBus};
 use crate::check_threads::CheckThreads;
 use crate::config::{Config, ServiceConfig, service_changes};
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::observe;
 use crate::probe::HttpClient;
+use crate::pump::Pump;
 use crate::registry::{
     BuildError, Registry, Service, ServiceBuildError, carries_traffic, effective_policy,
 };
 use crate::scheduler;
-use crate::tasks::{self, TaskKind};
+use crate::tasks::{StopSwitch, Stopping};
 
 /// How long a replaced service's running check may take to finish before it is cancelled.
 const REPLACE_GRACE: Duration = Duration::from_secs(2);
@@ -34,13 +34,13 @@ const REPLACE_GRACE: Duration = Duration::from_secs(2);
 /// A task and the switch that stops it.
 #[derive(Debug)]
 struct Task {
-    stop: watch::Sender<bool>,
+    stop: StopSwitch,
     handle: JoinHandle<()>,
 }
 
 impl Task {
-    fn spawn(start: impl FnOnce(watch::Receiver<bool>) -> JoinHandle<()>) -> Self {
-        let (stop, stopping) = watch::channel(false);
+    fn spawn(start: impl FnOnce(Stopping) -> JoinHandle<()>) -> Self {
+        let (stop, stopping) = StopSwitch::new();
         Self {
             stop,
             handle: start(stopping),
@@ -49,7 +49,7 @@ impl Task {
 
     /// Asks it to stop; it gets until `deadline`, then is cancelled. Returns whether it was.
     async fn stop(self, deadline: tokio::time::Instant) -> bool {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         let mut handle = self.handle;
         if tokio::time::timeout_at(deadline, &mut handle)
             .await
@@ -65,22 +65,20 @@ impl Task {
 #[derive(Debug)]
 struct Running {
     service: Arc<Service>,
-    /// Logs, counts and forwards the breaker's transitions; lives as long as the breaker.
-    pump: Task,
     /// Runs the checks; replaced whenever the service's config changes.
     scheduler: Option<Task>,
-    /// The spread slot of a scheduler not started yet: schedulers start only once everything
-    /// that listens to the breaker is subscribed, so no transition is missed.
+    /// The spread slot of a scheduler not started yet: schedulers start only once the pump
+    /// knows the service, so no transition goes unforwarded.
     pending_schedule: Option<(usize, usize)>,
 }
 
 impl Running {
-    /// Stops the checks, then the pump (which forwards what already happened).
-    async fn stop(self, deadline: tokio::time::Instant) {
+    /// Stops the checks, then has the pump forward what the breaker already did.
+    async fn stop(self, pump: &Pump, deadline: tokio::time::Instant) {
         if let Some(scheduler) = self.scheduler {
             scheduler.stop(deadline).await;
         }
-        self.pump.stop(deadline).await;
+        pump.retire(&self.service, deadline).await;
     }
 }
 
@@ -117,11 +115,14 @@ pub(crate) struct Refused {
 
 #[derive(Debug)]
 pub(crate) struct Supervisor {
+    /// The config in force, without its services: each running service holds its own (kept
+    /// twice, 10,000 services' configs cost some 15 MB more).
     config: Config,
     client: HttpClient,
     metrics: Arc<Metrics>,
-    history: Arc<History>,
     running: BTreeMap<String, Running>,
+    /// Forwards every breaker's transitions to the alert stage.
+    pump: Pump,
     stage: AlertStage,
     published: watch::Sender<Arc<Published>>,
     /// The shard `--shard` chose, over any `server.shard` in the file.
@@ -143,7 +144,8 @@ impl Supervisor {
         let config = sharded(config, shard);
         let check_threads = CheckThreads::start(config.server.check_threads)
             .context("starting the check threads")?;
-        let Built { services, stage } = build(&config, &client)
+        let bus = TransitionBus::new();
+        let Built { services, stage } = build(&config, &client, Some(&bus))
             .map_err(|refused| anyhow::anyhow!("{}", refused.problems.join("\n")))?;
         for service in &services {
             metrics.adopt(&service.metrics);
@@ -151,13 +153,14 @@ impl Supervisor {
         let registry = Registry::from_services(services.into_iter().map(Arc::new));
         let (stage, mut restored) =
             AlertStage::start(&config, stage, Arc::clone(&metrics), Arc::clone(&history)).await?;
+        let pump = Pump::start(bus, history, stage.intake(), Arc::clone(&metrics));
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let mut supervisor = Self {
-            config,
+            config: without_services(config),
             client,
             metrics,
-            history,
             running: BTreeMap::new(),
+            pump,
             stage,
             published,
             shard,
@@ -170,7 +173,7 @@ impl Supervisor {
             }
             supervisor.launch(Arc::clone(service), slot, count);
         }
-        supervisor.hold_disabled(None);
+        supervisor.hold_disabled(&BTreeSet::new());
         supervisor.start_schedulers();
         supervisor.publish();
         Ok(supervisor)
@@ -190,6 +193,7 @@ impl Supervisor {
         }
     }
 
+    /// The config in force, its services left out (each running service holds its own).
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
@@ -209,35 +213,13 @@ impl Supervisor {
         }));
     }
 
-    /// Subscribes the transition pump to `service`; its scheduler waits for
+    /// Introduces `service` to the transition pump; its scheduler waits for
     /// [`Self::start_schedulers`].
     fn launch(&mut self, service: Arc<Service>, slot: usize, slots: usize) {
-        let pump = {
-            let service = Arc::clone(&service);
-            let history = Arc::clone(&self.history);
-            let stage = self.stage.intake();
-            let metrics = Arc::clone(&self.metrics);
-            // Subscribed now, before any check can run: a change made before the pump task
-            // first runs (a breaker opening at once under load) is not lost. A restarted pump
-            // subscribes afresh.
-            let mut first = Some(service.breaker.subscribe());
-            Task::spawn(|stopping| {
-                let context = service.name().to_string();
-                tasks::keep(TaskKind::TransitionPump, context, metrics, move || {
-                    let events = first.take().unwrap_or_else(|| service.breaker.subscribe());
-                    pump_transitions(
-                        Arc::clone(&service),
-                        events,
-                        Arc::clone(&history),
-                        stage.clone(),
-                        stopping.clone(),
-                    )
-                })
-            })
-        };
+        // Before any check can run: the pump knows whose changes it forwards.
+        self.pump.serve(&service);
         let running = Running {
             service,
-            pump,
             scheduler: None,
             pending_schedule: Some((slot, slots)),
         };
@@ -245,23 +227,31 @@ impl Supervisor {
             .insert(running.service.name().to_string(), running);
     }
 
-    /// Applies `disabled = true`: at start (`previous` is `None`) and when a reload sets or
-    /// clears it. A breaker the key disabled is reset when the key goes; one an operator
-    /// disabled or reset by hand is left alone while the key does not change.
-    fn hold_disabled(&self, previous: Option<&Config>) {
+    /// Applies `disabled = true`: at start (`was_disabled` empty) and when a reload sets or
+    /// clears it (`was_disabled`: the services the config before it disabled). A breaker the
+    /// key disabled is reset when the key goes; one an operator disabled or reset by hand is
+    /// left alone while the key does not change.
+    fn hold_disabled(&self, was_disabled: &BTreeSet<String>) {
         for running in self.running.values() {
             let service = &running.service;
             let wanted = service.config.disabled;
-            let was = previous
-                .and_then(|config| config.service(service.name()))
-                .map(|config| config.disabled);
+            let was = was_disabled.contains(service.name());
             let is_disabled = service.breaker.state() == State::Disabled;
             match (wanted, was) {
-                (true, None | Some(false)) if !is_disabled => service.breaker.disable(),
-                (false, Some(true)) if is_disabled => service.breaker.reset(),
+                (true, false) if !is_disabled => service.breaker.disable(),
+                (false, true) if is_disabled => service.breaker.reset(),
                 _ => {}
             }
         }
+    }
+
+    /// The running services their config disables.
+    fn disabled_by_config(&self) -> BTreeSet<String> {
+        self.running
+            .iter()
+            .filter(|(_, running)| running.service.config.disabled)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     fn start_schedulers(&mut self) {
@@ -292,8 +282,13 @@ impl Supervisor {
         let mut steps = Vec::with_capacity(next.services.len());
         for wanted in &next.services {
             let built = match self.running.get(&wanted.name) {
-                None => Service::new(wanted.clone(), &next.server, self.client.clone())
-                    .map(|service| Step::Add(Box::new(service))),
+                None => Service::on_bus(
+                    wanted.clone(),
+                    &next.server,
+                    self.client.clone(),
+                    Some(self.pump.bus()),
+                )
+                .map(|service| Step::Add(Box::new(service))),
                 Some(current) => self.plan_change(&current.service, wanted, &next),
             };
             match built {
@@ -340,10 +335,13 @@ impl Supervisor {
         };
         match Service::reconfigured(old, wanted.clone(), &next.server, self.client.clone()) {
             Ok(service) => Ok(Step::Retune(Box::new(service), what)),
-            Err(BuildError::Policy(PolicyError::NeedsNewBreaker)) => {
-                Service::new(wanted.clone(), &next.server, self.client.clone())
-                    .map(|service| Step::Replace(Box::new(service), what))
-            }
+            Err(BuildError::Policy(PolicyError::NeedsNewBreaker)) => Service::on_bus(
+                wanted.clone(),
+                &next.server,
+                self.client.clone(),
+                Some(self.pump.bus()),
+            )
+            .map(|service| Step::Replace(Box::new(service), what)),
             Err(error) => Err(error),
         }
     }
@@ -358,11 +356,12 @@ impl Supervisor {
             steps,
             stage,
         } = plan;
+        let was_disabled = self.disabled_by_config();
         let mut changes = Vec::new();
         let grace = || tokio::time::Instant::now() + REPLACE_GRACE;
         for name in removed {
             if let Some(running) = self.running.remove(&name) {
-                running.stop(grace()).await;
+                running.stop(&self.pump, grace()).await;
             }
             self.metrics.remove_service(&name);
             self.stage.forget(&name).await;
@@ -398,6 +397,7 @@ impl Supervisor {
                     }
                     service.take_over(&current.service, &next.server);
                     current.service = Arc::new(*service);
+                    self.pump.serve(&current.service);
                     current.pending_schedule = Some((slot, count));
                 }
                 Step::Replace(service, what) => {
@@ -408,7 +408,7 @@ impl Supervisor {
                     ));
                     if let Some(running) = self.running.remove(&name) {
                         let old = Arc::clone(&running.service);
-                        running.stop(grace()).await;
+                        running.stop(&self.pump, grace()).await;
                         service.restore(&old.breaker.snapshot(), old.last_failure());
                     }
                     self.metrics.adopt(&service.metrics);
@@ -416,37 +416,38 @@ impl Supervisor {
                 }
             }
         }
-        self.hold_disabled(Some(&self.config));
+        self.hold_disabled(&was_disabled);
         if next.alerts != self.config.alerts {
             changes.push("alerts: changed".to_string());
         }
         if let Err(stopped) = self.stage.reconfigure(stage).await {
             error!("alert settings not applied: {stopped}; the services run, nothing is paged");
         }
-        self.config = next;
+        self.config = without_services(next);
         self.start_schedulers();
         self.publish();
         changes
     }
 
-    /// Stops every check, then every pump, then hands the breakers' last state to the alert
-    /// stage and stops it; running checks and queued alerts get until `deadline`.
+    /// Stops every check, then the pump (once it has forwarded every change), then hands the
+    /// breakers' last state to the alert stage and stops it; running checks and queued alerts
+    /// get until `deadline`.
     pub(crate) async fn shutdown(self, deadline: tokio::time::Instant) -> usize {
         let mut cancelled = 0;
-        let mut pumps = Vec::new();
+        let mut schedulers = Vec::new();
         let mut last = Vec::new();
         for (name, running) in self.running {
             if let Some(scheduler) = running.scheduler {
-                let _ = scheduler.stop.send(true);
-                pumps.push(scheduler);
+                scheduler.stop.stop();
+                schedulers.push(scheduler);
             }
-            pumps.push(running.pump);
             last.push((name, running.service));
         }
-        // Schedulers were pushed before their pump: checks finish before transitions drain.
-        for task in pumps {
+        // Checks finish before the transitions drain.
+        for task in schedulers {
             cancelled += usize::from(task.stop(deadline).await);
         }
+        cancelled += usize::from(self.pump.stop(deadline).await);
         let last = last
             .into_iter()
             .map(|(name, service)| {
@@ -470,13 +471,18 @@ pub(crate) struct Built {
     stage: StagePlan,
 }
 
-/// Builds every service and every alert channel of `config`, as a start does; every problem,
-/// one line each. Nothing starts, listens or sends: `breakerd check` runs this too.
-pub(crate) fn build(config: &Config, client: &HttpClient) -> Result<Built, Refused> {
+/// Builds every service (its breaker on `bus`, when given) and every alert channel of `config`,
+/// as a start does; every problem, one line each. Nothing starts, listens or sends:
+/// `breakerd check` runs this too.
+pub(crate) fn build(
+    config: &Config,
+    client: &HttpClient,
+    bus: Option<&TransitionBus>,
+) -> Result<Built, Refused> {
     let mut problems = Vec::new();
     let mut services = Vec::with_capacity(config.services.len());
     for wanted in &config.services {
-        match Service::new(wanted.clone(), &config.server, client.clone()) {
+        match Service::on_bus(wanted.clone(), &config.server, client.clone(), bus) {
             Ok(service) => services.push(service),
             Err(error) => problems.push(ServiceBuildError::of(&wanted.name, error).to_string()),
         }
@@ -505,6 +511,14 @@ fn restore(service: &Service, kept: &Restored) {
 }
 
 /// `config` as this replica runs it: the services of its shard, said in the log.
+/// `config` with no services: what the supervisor keeps of it once each service holds its own.
+fn without_services(config: Config) -> Config {
+    Config {
+        services: Vec::new(),
+        ..config
+    }
+}
+
 fn sharded(config: Config, chosen: Option<crate::config::Shard>) -> Config {
     let all = config.services.len();
     let config = config.sharded(chosen);
@@ -517,61 +531,4 @@ fn sharded(config: Config, chosen: Option<crate::config::Shard>) -> Config {
         );
     }
     config
-}
-
-/// Logs, counts and remembers every transition of one service's breaker, and forwards it to
-/// the alert stage with the service's last failure and the breaker's state to keep.
-async fn pump_transitions(
-    service: Arc<Service>,
-    mut events: broadcast::Receiver<Transition>,
-    history: Arc<History>,
-    stage: mpsc::Sender<StageEvent>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    {
-        let forward = |event: Transition| {
-            observe::transition(&service.metrics, &event);
-            history.transition(&event);
-            StageEvent {
-                transition: event,
-                cause: service.last_failure(),
-                breaker: service.breaker.snapshot(),
-            }
-        };
-        let mut stage_gone = false;
-        loop {
-            let received = tokio::select! {
-                biased;
-                received = events.recv() => Some(received),
-                _ = stopping.wait_for(|stop| *stop) => None,
-            };
-            let Some(received) = received else {
-                // Forward what already happened before stopping.
-                while let Ok(event) = events.try_recv() {
-                    let _ = stage.send(forward(event)).await;
-                }
-                return;
-            };
-            match received {
-                Ok(event) => {
-                    // Logs and metrics go on even if the alert stage is gone.
-                    if stage.send(forward(event)).await.is_err() && !stage_gone {
-                        stage_gone = true;
-                        warn!(
-                            service = service.name(),
-                            "the alert stage has stopped; changes are logged but not paged"
-                        );
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    warn!(
-                        service = service.name(),
-                        missed,
-                        "transition pump fell behind; some changes were not logged or paged"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    }
 }

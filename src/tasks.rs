@@ -2,71 +2,33 @@
 //! if it panics, the panic is logged with the task's name and context, counted in
 //! `breakerd_task_panics_total{task}`, and the task is started again after a short pause. A
 //! loop that holds state it cannot rebuild guards each step instead with `guard`: a
-//! panicking step is logged and counted, and the loop goes on with the next.
+//! panicking step is logged and counted, and the loop goes on with the next. A `StopSwitch`
+//! tells one such task to stop.
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::error;
 
 use crate::metrics::Metrics;
 
+pub mod kind;
+
+pub use kind::TaskKind;
+
 /// The first pause before a panicked task starts again; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between restarts of a task that keeps panicking.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
-
-/// Every kind of long-lived task: the `task` label of `breakerd_task_panics_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskKind {
-    /// A service's check schedule.
-    Scheduler,
-    /// A service's transition pump (logs, metrics, forwarding to the alert stage).
-    TransitionPump,
-    /// The alert stage (outages, notifications, state).
-    AlertStage,
-    /// An email or webhook channel's delivery.
-    AlertDelivery,
-    /// An Alertmanager channel.
-    Alertmanager,
-    /// The state file writer.
-    StateWriter,
-    /// The config file watcher and reloader.
-    ConfigWatcher,
-}
-
-impl TaskKind {
-    /// Every kind, for series that start at zero.
-    pub const ALL: [TaskKind; 7] = [
-        TaskKind::Scheduler,
-        TaskKind::TransitionPump,
-        TaskKind::AlertStage,
-        TaskKind::AlertDelivery,
-        TaskKind::Alertmanager,
-        TaskKind::StateWriter,
-        TaskKind::ConfigWatcher,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Scheduler => "scheduler",
-            TaskKind::TransitionPump => "transition_pump",
-            TaskKind::AlertStage => "alert_stage",
-            TaskKind::AlertDelivery => "alert_delivery",
-            TaskKind::Alertmanager => "alertmanager",
-            TaskKind::StateWriter => "state_writer",
-            TaskKind::ConfigWatcher => "config_watcher",
-        }
-    }
-}
 
 /// A panic's message, when it has one.
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
@@ -95,18 +57,10 @@ pub(crate) fn panicked(
     );
 }
 
-/// Aborts the task it holds when dropped, so aborting a keeper stops what it keeps.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Spawns the task `make` builds, and builds and spawns it again whenever it panics, pausing
-/// 100 ms, doubling to 10 s while it keeps panicking. It ends when the task returns or the
-/// returned handle is aborted (which aborts the task too).
+/// Spawns the task `make` builds, and builds it again whenever it panics, pausing 100 ms,
+/// doubling to 10 s while it keeps panicking. It ends when the task returns or the returned
+/// handle is aborted. The panic is caught inside the one spawned task, which then builds the
+/// next run itself: no second task keeps it (10,000 services' schedulers, one task each).
 pub(crate) fn keep<F, Fut>(
     kind: TaskKind,
     context: String,
@@ -141,19 +95,74 @@ where
     on.spawn(async move {
         let mut pause = FIRST_PAUSE;
         loop {
-            let mut task = AbortOnDrop(tokio::spawn(make()));
-            match (&mut task.0).await {
+            // The run that panicked is dropped before the pause, as a task of its own would be.
+            let outcome = CatchUnwind { inner: make() }.await;
+            match outcome {
                 Ok(()) => return,
-                Err(failure) if failure.is_panic() => {
-                    let payload = failure.into_panic();
+                Err(payload) => {
                     panicked(&metrics, kind, &context, &*payload, "starting it again");
+                    drop(payload);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
-                Err(_) => return,
             }
         }
     })
+}
+
+/// Tells one long-lived task to stop; dropping it does too. One small allocation, where a
+/// `watch` channel takes a few hundred bytes: 10,000 schedulers hold one each.
+#[derive(Debug)]
+pub(crate) struct StopSwitch(Arc<Stop>);
+
+/// The task's side of a [`StopSwitch`]; its clones all hear the one switch.
+#[derive(Clone, Debug)]
+pub struct Stopping(Arc<Stop>);
+
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: AtomicBool,
+    news: Notify,
+}
+
+impl StopSwitch {
+    /// A switch, and what the task it stops listens to.
+    pub(crate) fn new() -> (Self, Stopping) {
+        let stop = Arc::new(Stop::default());
+        (Self(Arc::clone(&stop)), Stopping(stop))
+    }
+
+    /// Tells the task to stop.
+    pub(crate) fn stop(&self) {
+        self.0.stopped.store(true, Ordering::Release);
+        self.0.news.notify_waiters();
+    }
+}
+
+impl Drop for StopSwitch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Stopping {
+    /// Whether the task was told to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the task is told to stop (or its switch is gone). Cancel safe.
+    pub async fn stopped(&self) {
+        loop {
+            let mut news = std::pin::pin!(self.0.news.notified());
+            // Listening before looking: a stop in between wakes this wait.
+            news.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            news.await;
+        }
+    }
 }
 
 pin_project! {
@@ -268,6 +277,29 @@ mod tests {
             None,
             "the kept task dropped its sender"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_switch_stops_its_task_and_so_does_dropping_it() {
+        let (switch, stopping) = StopSwitch::new();
+        let waiting = tokio::spawn({
+            let stopping = stopping.clone();
+            async move { stopping.stopped().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!stopping.is_stopped());
+        switch.stop();
+        // On the paused clock a wait nobody ends would see this timeout fire at once.
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the waiting task hears the stop")
+            .expect("it ran");
+        stopping.stopped().await;
+
+        let (switch, stopping) = StopSwitch::new();
+        drop(switch);
+        assert!(stopping.is_stopped(), "a dropped switch stops its task");
+        stopping.stopped().await;
     }
 
     #[tokio::test]

@@ -2,10 +2,27 @@
 //! fight over a single line (the idea of Java's `LongAdder`), yet never lose a count.
 
 use std::cell::Cell;
+use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Stripes per breaker; a power of two so that picking one is a mask.
-const STRIPES: usize = 8;
+/// The most stripes a breaker has; a power of two, like every stripe count, so that picking
+/// one is a mask.
+const MAX_STRIPES: usize = 8;
+
+/// Stripes per breaker: one for each thread that can run at once, twice over (a runtime's
+/// workers plus the threads beside them), as a power of two, at most [`MAX_STRIPES`]. A stripe
+/// is 128 bytes and 10,000 breakers have a set each; stripes no two running threads ever use
+/// at once buy nothing.
+fn stripe_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(MAX_STRIPES, NonZeroUsize::get);
+        cpus.saturating_mul(2)
+            .checked_next_power_of_two()
+            .map_or(MAX_STRIPES, |count| count.min(MAX_STRIPES))
+    })
+}
 
 /// The counters one call can touch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +78,8 @@ pub(crate) struct Counters {
 static NEXT_THREAD_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's stripe, handed out round-robin on first use.
+    /// This thread's stripe, handed out round-robin on first use (threads that start one after
+    /// the other get different stripes).
     static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
@@ -70,7 +88,7 @@ fn thread_slot() -> usize {
     THREAD_SLOT.with(|slot| {
         let mut value = slot.get();
         if value == usize::MAX {
-            value = NEXT_THREAD_SLOT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            value = NEXT_THREAD_SLOT.fetch_add(1, Ordering::Relaxed) % MAX_STRIPES;
             slot.set(value);
         }
         value
@@ -79,15 +97,21 @@ fn thread_slot() -> usize {
 
 impl Counters {
     pub(crate) fn new() -> Self {
+        Self::with_stripes(stripe_count())
+    }
+
+    /// Counters with `stripes` stripes, a power of two.
+    fn with_stripes(stripes: usize) -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            stripes: (0..stripes).map(|_| Stripe::default()).collect(),
         }
     }
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter) {
-        // `thread_slot` is below STRIPES by construction; `get` keeps this panic-free anyway.
-        if let Some(stripe) = self.stripes.get(thread_slot()) {
+        // The stripe count is a power of two; `get` keeps this panic-free anyway.
+        let stripe = thread_slot() & (self.stripes.len().wrapping_sub(1));
+        if let Some(stripe) = self.stripes.get(stripe) {
             stripe.0[counter.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -125,11 +149,28 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn stripes_are_a_power_of_two_up_to_the_most() {
+        let count = stripe_count();
+        assert!(count.is_power_of_two() && count <= MAX_STRIPES, "{count}");
+        assert!(
+            count >= 2,
+            "even one CPU has its thread and the one beside it"
+        );
+    }
+
+    #[test]
     fn no_count_is_lost_across_threads() {
-        let counters = Arc::new(Counters::new());
+        for stripes in [1, 2, MAX_STRIPES] {
+            let counters = Arc::new(Counters::with_stripes(stripes));
+            count_on_twelve_threads(&counters);
+        }
+        count_on_twelve_threads(&Arc::new(Counters::new()));
+    }
+
+    fn count_on_twelve_threads(counters: &Arc<Counters>) {
         let threads: Vec<_> = (0..12)
             .map(|_| {
-                let counters = Arc::clone(&counters);
+                let counters = Arc::clone(counters);
                 std::thread::spawn(move || {
                     for _ in 0..10_000 {
                         counters.add(Counter::Success);

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod api;
+mod breaker_bus;
 mod breaker_concurrency;
 mod breaker_controls;
 mod breaker_states;
