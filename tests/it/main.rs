@@ -33,5 +33,6 @@ mod reload;
 mod shards;
 mod smtp;
 mod status_page;
+mod structure;
 mod support;
 mod user_rules;
