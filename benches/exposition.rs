@@ -52,7 +52,7 @@ fn shared(services: usize, with_failures: bool) -> Arc<Shared> {
         let failure = with_failures.then_some(FailureReason::HttpStatus);
         service.metrics.probe(failure, SystemTime::now());
     }
-    Arc::new(Shared::new(registry, metrics, None))
+    Arc::new(Shared::new(registry, metrics, Arc::new(config)))
 }
 
 /// One more successful check of every service, as the scheduler records it.

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::alert::{AlertFeeds, OutageView, QuietView};
 use crate::breaker::Breaker;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -46,19 +46,35 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// problem of the file (which then changed nothing).
 pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<Vec<String>, Vec<String>>>;
 
-/// What the API reads of the running services, published whole at start and after every
-/// reload, so a handler never sees half of a change.
-#[derive(Debug, Default)]
+/// The one snapshot of what runs, published whole by one swap at start and after every
+/// reload, so the API, the status page and the proxy never see half of a change. (What the
+/// alert stage keeps — outages, holds, silences — changes between reloads and is published by
+/// the stage, in [`AlertFeeds`].)
+#[derive(Debug)]
 pub struct Published {
-    /// The running services.
+    /// The running services, each with its own settings.
     pub registry: Arc<Registry>,
+    /// The config in force, its services left out (each running service holds its own):
+    /// tokens, shard, listeners, alert settings.
+    pub config: Arc<Config>,
+}
+
+impl Published {
     /// The admin bearer token; admin routes are off without one.
-    pub admin_token: Option<Secret>,
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.config.server.admin_token.as_ref()
+    }
+
     /// The daemon-wide token applications report outcomes with (a service's own
     /// `report_token` also works for that service).
-    pub report_token: Option<Secret>,
+    pub fn report_token(&self) -> Option<&Secret> {
+        self.config.server.report_token.as_ref()
+    }
+
     /// The shard this replica runs, when sharded.
-    pub shard: Option<crate::config::Shard>,
+    pub fn shard(&self) -> Option<crate::config::Shard> {
+        self.config.server.shard
+    }
 }
 
 /// What the handlers share.
@@ -85,13 +101,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// State for a fixed set of services (no reload, no outages).
-    pub fn new(registry: Registry, metrics: Arc<Metrics>, admin_token: Option<Secret>) -> Self {
+    /// State for a fixed set of services built from `config` (no reload, no outages).
+    pub fn new(registry: Registry, metrics: Arc<Metrics>, config: Arc<Config>) -> Self {
         let (_, published) = watch::channel(Arc::new(Published {
             registry: Arc::new(registry),
-            admin_token,
-            report_token: None,
-            shard: None,
+            config,
         }));
         let (_, stopping) = watch::channel(false);
         Self::live(
@@ -133,7 +147,7 @@ impl Shared {
 
     /// The daemon-wide report token.
     pub fn report_token(&self) -> Option<Secret> {
-        self.published.borrow().report_token.clone()
+        self.published.borrow().report_token().cloned()
     }
 
     /// The running services.
@@ -143,12 +157,12 @@ impl Shared {
 
     /// The shard this replica runs, when sharded.
     pub fn shard(&self) -> Option<crate::config::Shard> {
-        self.published.borrow().shard
+        self.published.borrow().shard()
     }
 
     /// The admin token.
     pub fn admin_token(&self) -> Option<Secret> {
-        self.published.borrow().admin_token.clone()
+        self.published.borrow().admin_token().cloned()
     }
 
     /// Every service's current outage, or the last one that ended.

@@ -116,8 +116,9 @@ pub(crate) struct Refused {
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     /// The config in force, without its services: each running service holds its own (kept
-    /// twice, 10,000 services' configs cost some 15 MB more).
-    config: Config,
+    /// twice, 10,000 services' configs cost some 15 MB more). The same one the published
+    /// snapshot carries.
+    config: Arc<Config>,
     client: HttpClient,
     metrics: Arc<Metrics>,
     running: BTreeMap<String, Running>,
@@ -154,9 +155,13 @@ impl Supervisor {
         let (stage, mut restored) =
             AlertStage::start(&config, stage, Arc::clone(&metrics), Arc::clone(&history)).await?;
         let pump = Pump::start(bus, history, stage.intake(), Arc::clone(&metrics));
-        let (published, _) = watch::channel(Arc::new(Published::default()));
+        let config = Arc::new(without_services(config));
+        let (published, _) = watch::channel(Arc::new(Published {
+            registry: Arc::default(),
+            config: Arc::clone(&config),
+        }));
         let mut supervisor = Self {
-            config: without_services(config),
+            config,
             client,
             metrics,
             running: BTreeMap::new(),
@@ -207,9 +212,7 @@ impl Supervisor {
         );
         self.published.send_replace(Arc::new(Published {
             registry: Arc::new(registry),
-            admin_token: self.config.server.admin_token.clone(),
-            report_token: self.config.server.report_token.clone(),
-            shard: self.config.server.shard,
+            config: Arc::clone(&self.config),
         }));
     }
 
@@ -423,7 +426,7 @@ impl Supervisor {
         if let Err(stopped) = self.stage.reconfigure(stage).await {
             error!("alert settings not applied: {stopped}; the services run, nothing is paged");
         }
-        self.config = without_services(next);
+        self.config = Arc::new(without_services(next));
         self.start_schedulers();
         self.publish();
         changes
@@ -510,7 +513,6 @@ fn restore(service: &Service, kept: &Restored) {
     }
 }
 
-/// `config` as this replica runs it: the services of its shard, said in the log.
 /// `config` with no services: what the supervisor keeps of it once each service holds its own.
 fn without_services(config: Config) -> Config {
     Config {
@@ -519,6 +521,7 @@ fn without_services(config: Config) -> Config {
     }
 }
 
+/// `config` as this replica runs it: the services of its shard, said in the log.
 fn sharded(config: Config, chosen: Option<crate::config::Shard>) -> Config {
     let all = config.services.len();
     let config = config.sharded(chosen);

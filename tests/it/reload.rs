@@ -314,6 +314,28 @@ async fn a_refused_reload_changes_nothing_and_stops_nothing() {
         (
             edit(
                 &server,
+                &format!(
+                    "[[alerts.pagerduty]]\nrouting_key = \"${{{unset}}}\"\nurl = \"{}/v2/enqueue\"\n",
+                    webhook.url()
+                ),
+                "",
+            ),
+            unset,
+        ),
+        (
+            edit(
+                &server,
+                &format!(
+                    "[[alerts.telegram]]\nbot_token = \"${{{unset}}}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n",
+                    webhook.url()
+                ),
+                "",
+            ),
+            unset,
+        ),
+        (
+            edit(
+                &server,
                 "[[alerts.alertmanager]]\nurl = \"not a url\"\n",
                 "",
             ),
@@ -371,7 +393,9 @@ async fn a_refused_reload_changes_nothing_and_stops_nothing() {
         }
         let (_, metrics) = http_get(address, "/metrics").await;
         assert!(
-            !metrics.contains("channel=\"email\"") && !metrics.contains("channel=\"signed\""),
+            !["email", "signed", "pagerduty", "telegram"]
+                .iter()
+                .any(|name| metrics.contains(&format!("channel=\"{name}\""))),
             "{why}: a refused file's channels never start"
         );
         assert_eq!(

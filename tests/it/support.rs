@@ -172,7 +172,7 @@ pub fn app_state(text: &str) -> breakerd::api::AppState {
     std::sync::Arc::new(breakerd::api::Shared::new(
         registry,
         metrics,
-        config.server.admin_token.clone(),
+        std::sync::Arc::new(config),
     ))
 }
 
