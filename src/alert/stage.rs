@@ -11,6 +11,8 @@ mod holds;
 mod notices;
 mod persist;
 mod settings;
+#[cfg(test)]
+mod testing;
 mod view;
 
 use std::collections::BTreeMap;

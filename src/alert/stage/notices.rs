@@ -205,9 +205,6 @@ mod tests {
     use url::Url;
 
     use super::*;
-    use crate::alert::outage::{Change, Ledger, Rules};
-    use crate::breaker::TransitionReason;
-    use crate::config::NotifyOn;
     use crate::outcome::{Cause, FailureReason};
 
     fn alerts(api_url: &str) -> AlertsConfig {
@@ -222,23 +219,8 @@ mod tests {
     }
 
     fn opening_page() -> Page {
-        let rules = Rules {
-            notify_on: vec![NotifyOn::Open, NotifyOn::Closed],
-            min_interval: Duration::from_secs(30),
-            reminder_every: None,
-        };
-        let change = Change {
-            from: State::Closed,
-            to: State::Open,
-            reason: TransitionReason::ConsecutiveFailures { count: 3 },
-            at: at(0),
-            consecutive_failures: 3,
-            next_attempt: Some(at(60)),
-            cause: Some(Cause::plain(FailureReason::HttpStatus, "HTTP 503", at(0))),
-        };
-        Ledger::default()
-            .on_change(change, &rules, tokio::time::Instant::now())
-            .expect("an opening is paged")
+        let cause = Cause::plain(FailureReason::HttpStatus, "HTTP 503", at(0));
+        super::super::testing::opened(at(0), Some(cause)).1
     }
 
     #[test]

@@ -84,31 +84,16 @@ pub(super) fn held_services(holds: &BTreeMap<String, Vec<Hold>>) -> HeldServices
 mod tests {
     use std::time::Duration;
 
-    use tokio::time::Instant;
-
     use super::*;
-    use crate::alert::outage::{Change, Rules};
-    use crate::breaker::{State, TransitionReason};
-    use crate::config::NotifyOn;
 
     fn opened(at: SystemTime) -> Ledger {
-        let mut ledger = Ledger::default();
-        let rules = Rules {
-            notify_on: vec![NotifyOn::Open, NotifyOn::Closed],
-            min_interval: Duration::from_secs(30),
-            reminder_every: None,
-        };
-        let change = Change {
-            from: State::Closed,
-            to: State::Open,
-            reason: TransitionReason::ConsecutiveFailures { count: 3 },
-            at,
-            consecutive_failures: 3,
-            next_attempt: None,
-            cause: None,
-        };
-        let _ = ledger.on_change(change, &rules, Instant::now());
-        ledger
+        super::super::testing::opened(at, None).0
+    }
+
+    /// `sms`, removed from the config, with its outage from `start` to `end`.
+    fn departed_sms(start: SystemTime, end: SystemTime) -> BTreeMap<String, Arc<Outage>> {
+        let ended = opened(start).close(end).expect("an outage to end");
+        BTreeMap::from([("sms".to_string(), Arc::new(ended))])
     }
 
     fn hours(count: u64) -> Duration {
@@ -118,11 +103,7 @@ mod tests {
     #[test]
     fn a_removed_services_ended_outage_is_published_for_a_day_then_dropped() {
         let start = SystemTime::UNIX_EPOCH + hours(500_000);
-        let ended = opened(start).close(start + hours(1));
-        let mut departed: BTreeMap<String, Arc<Outage>> = ended
-            .into_iter()
-            .map(|outage| ("sms".to_string(), Arc::new(outage)))
-            .collect();
+        let mut departed = departed_sms(start, start + hours(1));
         let ledgers = BTreeMap::from([("mpesa".to_string(), opened(start))]);
 
         let view = outages(&ledgers, &mut departed, start + hours(24));
@@ -138,11 +119,7 @@ mod tests {
     #[test]
     fn a_service_back_in_the_config_shows_its_own_ledger_not_the_departed_outage() {
         let start = SystemTime::UNIX_EPOCH + hours(500_000);
-        let ended = opened(start).close(start + hours(1));
-        let mut departed: BTreeMap<String, Arc<Outage>> = ended
-            .into_iter()
-            .map(|outage| ("sms".to_string(), Arc::new(outage)))
-            .collect();
+        let mut departed = departed_sms(start, start + hours(1));
         let ledgers = BTreeMap::from([("sms".to_string(), Ledger::default())]);
         assert!(outages(&ledgers, &mut departed, start + hours(2)).is_empty());
         assert!(departed.is_empty());
