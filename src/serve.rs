@@ -1,14 +1,16 @@
 //! Serving HTTP on a listener without letting clients exhaust the daemon: at most
 //! `max_connections` at once (one over it is closed at once and counted), a time limit for a
 //! request's headers (slow or silent clients), an idle limit for kept-alive connections, and a
-//! graceful shutdown that lets requests in progress finish. The descriptor limit is raised at
-//! start and the connection cap kept below it, so checks, the outbox and alert delivery always
-//! have descriptors left.
+//! graceful shutdown that lets requests in progress finish. A client that stops reading an answer
+//! is cut after the idle limit without a byte written, mid-answer, and whatever the answer was
+//! streaming from (a proxied upstream connection) is dropped with it. The descriptor limit is
+//! raised at start and the connection cap kept below it, so checks, the outbox and alert
+//! delivery always have descriptors left.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -130,7 +132,9 @@ pub async fn serve(
 
 /// One connection: HTTP/1.1 with keep-alive, closed after `idle_timeout` without a byte in
 /// either direction, or when the server shuts down — gracefully, so a request in progress
-/// finishes first.
+/// finishes first. A client that has stopped reading (the last write is waiting for it) is cut
+/// after `idle_timeout` of that, graceful or not: the answer it was sent, and the upstream
+/// connection a proxied answer streams from, are dropped with the connection.
 async fn connection(
     stream: TcpStream,
     router: Router,
@@ -138,10 +142,12 @@ async fn connection(
     mut closed: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(AtomicU64::new(0));
+    let blocked = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let io = TokioIo::new(Activity {
         inner: stream,
         last: Arc::clone(&activity),
+        blocked: Arc::clone(&blocked),
         origin: started,
     });
     let mut builder = http1::Builder::new();
@@ -152,10 +158,13 @@ async fn connection(
     let service = TowerToHyperService::new(router);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
+    let last_activity = || started + Duration::from_millis(activity.load(Ordering::Relaxed));
     let mut shutting_down = false;
+    // The next look at the connection is never before this (once it is shutting down
+    // gracefully and still moving, it is looked at again an idle limit later).
+    let mut not_before = started;
     loop {
-        let last = started + Duration::from_millis(activity.load(Ordering::Relaxed));
-        let idle_until = last + limits.idle_timeout;
+        let due = (last_activity() + limits.idle_timeout).max(not_before);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(failure) = result {
@@ -163,12 +172,23 @@ async fn connection(
                 }
                 return;
             }
-            _ = tokio::time::sleep_until(idle_until), if !shutting_down => {
-                let now_last = started + Duration::from_millis(activity.load(Ordering::Relaxed));
-                if now_last + limits.idle_timeout <= Instant::now() {
+            () = tokio::time::sleep_until(due) => {
+                let now = Instant::now();
+                if last_activity() + limits.idle_timeout > now {
+                    continue;
+                }
+                if blocked.load(Ordering::Relaxed) {
+                    debug!(
+                        idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+                        "the client stopped reading its answer; the connection is cut"
+                    );
+                    return;
+                }
+                if !shutting_down {
                     conn.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
+                not_before = now + limits.idle_timeout;
             }
             _ = closed.wait_for(|closed| *closed), if !shutting_down => {
                 conn.as_mut().graceful_shutdown();
@@ -179,11 +199,13 @@ async fn connection(
 }
 
 pin_project! {
-    /// A stream that notes when it last moved a byte, for the idle limit.
+    /// A stream that notes when it last moved a byte, for the idle limit, and whether its
+    /// last write is waiting for the peer to read.
     struct Activity<S> {
         #[pin]
         inner: S,
         last: Arc<AtomicU64>,
+        blocked: Arc<AtomicBool>,
         origin: Instant,
     }
 }
@@ -219,6 +241,7 @@ impl<S: AsyncWrite> AsyncWrite for Activity<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let result = this.inner.poll_write(cx, data);
+        this.blocked.store(result.is_pending(), Ordering::Relaxed);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
             Self::touch(this.last, *this.origin);
         }
@@ -226,7 +249,10 @@ impl<S: AsyncWrite> AsyncWrite for Activity<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let result = this.inner.poll_flush(cx);
+        this.blocked.store(result.is_pending(), Ordering::Relaxed);
+        result
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
