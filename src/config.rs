@@ -49,6 +49,8 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a kept-alive connection may stay idle.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the proxy keeps an idle upstream connection (`server.proxy_pool_idle`).
+pub const DEFAULT_PROXY_POOL_IDLE: Duration = Duration::from_secs(90);
 /// How often a service is checked when it names no schedule.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(30);
 /// Where pending notifications are kept when `alerts.state_dir` is not set.
@@ -77,6 +79,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("server.shutdown_grace", Duration::from_secs(600)),
     ("server.header_read_timeout", Duration::from_secs(300)),
     ("server.idle_timeout", HOUR),
+    ("server.proxy_pool_idle", HOUR),
     ("every", DAY),
     ("timeout", HOUR),
     ("reset_timeout", DAY),
@@ -162,6 +165,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Where the sidecar proxy listens; off when `None`.
     pub proxy_listen: Option<SocketAddr>,
+    /// How long the proxy keeps an idle upstream connection (read at start).
+    pub proxy_pool_idle: Duration,
     /// The bearer token applications report outcomes with, for every service without its own.
     pub report_token: Option<Secret>,
     /// The connectivity guard (`connectivity`): breakerd is online while any of these answers;

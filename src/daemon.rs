@@ -13,11 +13,13 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ReloadRequest, Shared};
+use crate::budget::{Budget, Demand};
 use crate::config::{Config, Shard};
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::probe::HttpClient;
 use crate::supervisor::Supervisor;
+use crate::transport::ProxyPool;
 
 /// How often the config file is looked at for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -107,15 +109,19 @@ async fn launch(
     let count = config.services.len();
     let check_threads = config.server.check_threads;
     let descriptors = crate::serve::raise_descriptor_limit();
-    // With the proxy on, each of its connections also holds one to the upstream: the two
-    // listeners share the descriptors in thirds.
-    let budget = match &proxy_listener {
-        Some(_) => descriptors.map(|limit| limit / 3),
-        None => descriptors,
-    };
     let wanted = usize::try_from(config.server.max_connections).unwrap_or(usize::MAX);
+    let budget = Budget::split(descriptors, demand(&config, proxy_listener.is_some()));
+    info!(
+        open_file_limit = descriptors,
+        reserved = budget.reserved,
+        api_connections = budget.api_connections,
+        proxy_connections = budget.proxy.map(|proxy| proxy.connections),
+        proxy_upstream_in_flight = budget.proxy.map(|proxy| proxy.upstream_in_flight),
+        proxy_idle_per_host = budget.proxy.map(|proxy| proxy.idle_per_host),
+        "descriptor budget: {budget}"
+    );
     let limits = crate::serve::Limits {
-        max_connections: crate::serve::connection_cap(wanted, budget, count),
+        max_connections: budget.api_connections,
         header_read_timeout: config.server.header_read_timeout,
         idle_timeout: config.server.idle_timeout,
     };
@@ -127,6 +133,15 @@ async fn launch(
             "server.max_connections lowered to leave descriptors for checks and alerts; raise the open-file limit (LimitNOFILE=) to serve more"
         );
     }
+    let client = match budget.proxy {
+        Some(proxy) => client
+            .with_proxy_pool(ProxyPool {
+                idle_timeout: config.server.proxy_pool_idle,
+                idle_per_host: proxy.idle_per_host,
+            })
+            .context("building the proxy's client")?,
+        None => client,
+    };
     let supervisor = Supervisor::start(
         config,
         shard,
@@ -158,20 +173,27 @@ async fn launch(
         ))
     });
     let router = api::router(Arc::clone(&shared));
-    let proxy = match proxy_listener {
-        Some((listener, proxy_address)) => {
-            let proxy = Arc::new(crate::proxy::Proxy::new(shared.published()));
+    let proxy = match (proxy_listener, budget.proxy) {
+        (Some((listener, proxy_address)), Some(share)) => {
+            let proxy = Arc::new(crate::proxy::Proxy::new(
+                shared.published(),
+                share.upstream_in_flight,
+            ));
+            let proxy_limits = crate::serve::Limits {
+                max_connections: share.connections,
+                ..limits
+            };
             let server = tokio::spawn(crate::serve::serve(
                 listener,
                 proxy.router(),
-                limits,
+                proxy_limits,
                 Arc::clone(&shared.metrics),
                 stopping.clone(),
             ));
             info!(address = %proxy_address, "breakerd is proxying /<service>/... to the services' upstreams");
             Some((proxy_address, server))
         }
-        None => None,
+        _ => None,
     };
     let server = tokio::spawn(crate::serve::serve(
         listener,
@@ -196,6 +218,24 @@ async fn launch(
         reloader,
         grace,
     })
+}
+
+/// What the descriptor budget is split for: `config`'s services, channels and connectivity
+/// targets, and with the proxy on (`proxy`) the services it can forward to.
+fn demand(config: &Config, proxy: bool) -> Demand {
+    Demand {
+        wanted: usize::try_from(config.server.max_connections).unwrap_or(usize::MAX),
+        services: config.services.len(),
+        channels: config.alerts.channels.len(),
+        targets: config.server.connectivity.len(),
+        proxy_hosts: proxy.then(|| {
+            config
+                .services
+                .iter()
+                .filter(|service| service.upstream.is_some())
+                .count()
+        }),
+    }
 }
 
 /// Binds the sidecar proxy's listener; a non-loopback address is allowed, with a warning.
@@ -330,6 +370,9 @@ async fn reload(
     }
     if next.server.proxy_listen != old.proxy_listen {
         warn!("server.proxy_listen changed: restart breakerd to apply it");
+    }
+    if next.server.proxy_pool_idle != old.proxy_pool_idle {
+        warn!("server.proxy_pool_idle changed: restart breakerd to apply it");
     }
     if next.server.shutdown_grace != old.shutdown_grace {
         warn!("server.shutdown_grace changed: restart breakerd to apply it");

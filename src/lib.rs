@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod api;
 pub mod breaker;
+pub mod budget;
 pub mod check_threads;
 pub mod config;
 pub(crate) mod credential;

@@ -8,6 +8,7 @@
 
 mod answer;
 mod body;
+mod capacity;
 mod headers;
 mod route;
 mod secrets;
@@ -40,17 +41,26 @@ use secrets::RequestSecrets;
 #[derive(Debug)]
 pub struct Proxy {
     published: watch::Receiver<Arc<Published>>,
+    capacity: Arc<capacity::Capacity>,
 }
 
 impl Proxy {
-    /// A proxy to the services `published` names, as they change on reload.
-    pub fn new(published: watch::Receiver<Arc<Published>>) -> Self {
-        Self { published }
+    /// A proxy to the services `published` names, as they change on reload, forwarding at
+    /// most `in_flight` calls at once (its share of the descriptors, [`crate::budget`]); one
+    /// more is answered 503 with reason `capacity`.
+    pub fn new(published: watch::Receiver<Arc<Published>>, in_flight: usize) -> Self {
+        Self {
+            published,
+            capacity: Arc::new(capacity::Capacity::new(in_flight)),
+        }
     }
 
     /// The proxy's one route: every method on every path.
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new().fallback(forward).with_state(self)
+        let capacity = Arc::clone(&self.capacity);
+        Router::new().fallback(forward).with_state(self).layer(
+            axum::middleware::from_fn_with_state(capacity, capacity::guard),
+        )
     }
 }
 

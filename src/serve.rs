@@ -4,8 +4,8 @@
 //! graceful shutdown that lets requests in progress finish. A client that stops reading an answer
 //! is cut after the idle limit without a byte written, mid-answer, and whatever the answer was
 //! streaming from (a proxied upstream connection) is dropped with it. The descriptor limit is
-//! raised at start and the connection cap kept below it, so checks, the outbox and alert
-//! delivery always have descriptors left.
+//! raised at start and the connection cap kept within [`crate::budget`], so checks, the outbox
+//! and alert delivery always have descriptors left.
 
 use std::io;
 use std::pin::Pin;
@@ -28,13 +28,6 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 
-/// Descriptors kept for everything but inbound connections: the process's own files, the
-/// state writer, the outbox, alert channels and DNS.
-const BASE_RESERVE: u64 = 128;
-/// Descriptors kept per service: a check's connection and a pooled one.
-const RESERVE_PER_SERVICE: u64 = 2;
-/// The fewest inbound connections served, whatever the descriptor limit.
-const MIN_CONNECTIONS: usize = 16;
 /// The pause after `accept` fails (out of descriptors), so the loop does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
@@ -59,17 +52,6 @@ pub fn raise_descriptor_limit() -> Option<u64> {
             None
         }
     }
-}
-
-/// The connection cap that leaves descriptors for `services` services' checks and the alerts
-/// under a soft limit of `descriptors`: the configured `wanted`, or less (never below 16).
-pub fn connection_cap(wanted: usize, descriptors: Option<u64>, services: usize) -> usize {
-    let Some(descriptors) = descriptors else {
-        return wanted;
-    };
-    let reserve = BASE_RESERVE + RESERVE_PER_SERVICE * services as u64;
-    let room = usize::try_from(descriptors.saturating_sub(reserve)).unwrap_or(usize::MAX);
-    wanted.min(room).max(MIN_CONNECTIONS)
 }
 
 /// Serves `router` on `listener` within `limits` until `stopping` turns true; then stops
@@ -257,22 +239,5 @@ impl<S: AsyncWrite> AsyncWrite for Activity<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_leaves_descriptors_for_checks_and_alerts() {
-        assert_eq!(connection_cap(512, Some(65_536), 1_000), 512);
-        assert_eq!(connection_cap(1_000, Some(1_024), 100), 1_024 - 128 - 200);
-        assert_eq!(
-            connection_cap(512, Some(1_024), 1_000),
-            16,
-            "never below 16"
-        );
-        assert_eq!(connection_cap(512, None, 10), 512);
     }
 }

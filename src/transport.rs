@@ -20,8 +20,6 @@ pub(crate) use tls::{Alpn, Sessions, client_config};
 /// The `User-Agent` breakerd's own requests carry.
 pub(crate) const USER_AGENT: &str = concat!("breakerd/", env!("CARGO_PKG_VERSION"));
 
-/// Idle pooled connections the proxy keeps per upstream host.
-const PROXY_IDLE_PER_HOST: usize = 256;
 /// Idle pooled connections the alert channels keep per host.
 const ALERTS_IDLE_PER_HOST: usize = 32;
 
@@ -32,6 +30,28 @@ pub struct Transport {
     trust: Trust,
     alerts: reqwest::Client,
     proxy: reqwest::Client,
+    pool: ProxyPool,
+}
+
+/// How the proxy keeps idle upstream connections: for `idle_timeout` at most
+/// (`server.proxy_pool_idle`), at most `idle_per_host` per upstream host (from the
+/// descriptor budget, [`crate::budget`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyPool {
+    /// How long an idle upstream connection is kept.
+    pub idle_timeout: Duration,
+    /// Idle upstream connections kept per host; 0 keeps none.
+    pub idle_per_host: usize,
+}
+
+impl Default for ProxyPool {
+    /// 90 s and 32 per host, until the daemon's budget says otherwise.
+    fn default() -> Self {
+        Self {
+            idle_timeout: crate::config::DEFAULT_PROXY_POOL_IDLE,
+            idle_per_host: 32,
+        }
+    }
 }
 
 impl Transport {
@@ -54,11 +74,26 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .build()?;
-        let proxy = proxy_client(&trust)?;
+        let pool = ProxyPool::default();
+        let proxy = proxy_client(&trust, pool)?;
         Ok(Self {
             trust,
             alerts,
             proxy,
+            pool,
+        })
+    }
+
+    /// The same, the proxy keeping its idle connections as `pool` says (a new proxy client;
+    /// connections pooled by the old one are not carried over).
+    ///
+    /// # Errors
+    /// A client reqwest will not build.
+    pub fn with_proxy_pool(&self, pool: ProxyPool) -> Result<Self, ClientError> {
+        Ok(Self {
+            proxy: proxy_client(&self.trust, pool)?,
+            pool,
+            ..self.clone()
         })
     }
 
@@ -70,9 +105,10 @@ impl Transport {
     pub fn trusting(&self, roots: &[CertificateDer<'static>]) -> Result<Self, ClientError> {
         let trust = self.trust.with_roots(roots)?;
         Ok(Self {
-            proxy: proxy_client(&trust)?,
+            proxy: proxy_client(&trust, self.pool)?,
             trust,
             alerts: self.alerts.clone(),
+            pool: self.pool,
         })
     }
 
@@ -93,8 +129,8 @@ impl Transport {
     }
 }
 
-/// The proxy's client over `trust`.
-fn proxy_client(trust: &Trust) -> Result<reqwest::Client, ClientError> {
+/// The proxy's client over `trust`, keeping idle connections as `pool` says.
+fn proxy_client(trust: &Trust, pool: ProxyPool) -> Result<reqwest::Client, ClientError> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(client_config(
             Arc::clone(trust.verifier()),
@@ -103,7 +139,8 @@ fn proxy_client(trust: &Trust) -> Result<reqwest::Client, ClientError> {
         )?)
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
-        .pool_max_idle_per_host(PROXY_IDLE_PER_HOST)
+        .pool_max_idle_per_host(pool.idle_per_host)
+        .pool_idle_timeout(pool.idle_timeout)
         .tcp_nodelay(true)
         .build()?)
 }

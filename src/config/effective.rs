@@ -125,6 +125,11 @@ pub fn render(config: &Config) -> String {
     );
     if let Some(proxy) = server.proxy_listen {
         let _ = writeln!(out, "proxy_listen = {}", quoted(&proxy.to_string()));
+        let _ = writeln!(
+            out,
+            "proxy_pool_idle = {}",
+            quoted(&format_duration(server.proxy_pool_idle))
+        );
     }
     if server.report_token.is_some() {
         let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));

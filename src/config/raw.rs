@@ -18,6 +18,7 @@ pub(crate) struct RawServer {
     pub(crate) header_read_timeout: Option<Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) proxy_listen: Option<Spanned<String>>,
+    pub(crate) proxy_pool_idle: Option<Spanned<String>>,
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) connectivity: Option<RawList>,
     pub(crate) shard: Option<Spanned<String>>,

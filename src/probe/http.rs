@@ -63,6 +63,17 @@ impl HttpClient {
         Self::over(self.transport.trusting(&roots)?)
     }
 
+    /// The same, the proxy keeping its idle upstream connections as `pool` says.
+    ///
+    /// # Errors
+    /// A client reqwest will not build.
+    pub fn with_proxy_pool(&self, pool: crate::transport::ProxyPool) -> Result<Self, ClientError> {
+        Ok(Self {
+            transport: self.transport.with_proxy_pool(pool)?,
+            ..self.clone()
+        })
+    }
+
     /// The clients and root store this one was built from.
     pub fn transport(&self) -> &Transport {
         &self.transport

@@ -289,6 +289,14 @@ fn each_rule_has_its_exact_error_at_its_place() {
             &["alerts.toml:4:12: set either `every` or `schedule`, not both"],
         ),
         (
+            "[server]\nproxy_pool_idle = \"2h\"\n[services.x]\npreset = \"kcb\"\n",
+            &["alerts.toml:2:19: server.proxy_pool_idle is 2h, the longest allowed is 1h"],
+        ),
+        (
+            "[server]\nproxy_pool_idle = \"0s\"\n[services.x]\npreset = \"kcb\"\n",
+            &["alerts.toml:2:19: server.proxy_pool_idle"],
+        ),
+        (
             "[services.x]\npreset = \"kcb\"\nfailure_threshold = 0\n",
             &[
                 "alerts.toml:3:21: failure_threshold is 0, allowed is a whole number from 1 to 10000",

@@ -85,7 +85,13 @@ fn lines(
 fn config() -> impl Strategy<Value = String> {
     (
         lines(
-            &["slow_call", "shutdown_grace", "header_read_timeout", "idle_timeout"],
+            &[
+                "slow_call",
+                "shutdown_grace",
+                "header_read_timeout",
+                "idle_timeout",
+                "proxy_pool_idle",
+            ],
             &["max_connections", "check_threads"],
         ),
         lines(
@@ -124,6 +130,7 @@ fn runs(config: &Config) {
         config.server.shutdown_grace,
         config.server.header_read_timeout,
         config.server.idle_timeout,
+        config.server.proxy_pool_idle,
         alerts.min_interval,
         alerts.reminder_every.unwrap_or_default(),
     ]

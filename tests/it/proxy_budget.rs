@@ -1,6 +1,7 @@
 //! The proxy within its share of descriptors: a client that stops reading is cut after
-//! `idle_timeout` and its upstream connection released. An upstream that counts its open
-//! connections tells.
+//! `idle_timeout` and its upstream connection released, idle upstream connections are closed
+//! after `proxy_pool_idle`, and a call over the proxy's capacity is answered 503 `capacity`
+//! without blaming the provider. An upstream that counts its open connections tells.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::support::upstream::Upstream;
-use crate::support::{eventually, start_daemon};
+use crate::support::{eventually, get_json, start_daemon};
 
 /// The most a request head may take at the counting upstream.
 const MAX_HEAD: usize = 64 * 1024;
@@ -23,6 +24,7 @@ const MAX_HEAD: usize = 64 * 1024;
 struct Counting {
     address: SocketAddr,
     open: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -39,10 +41,12 @@ impl Counting {
             .expect("bind upstream");
         let address = listener.local_addr().expect("upstream address");
         let open = Arc::new(AtomicUsize::new(0));
-        let counting = Arc::clone(&open);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (counting, total) = (Arc::clone(&open), Arc::clone(&accepted));
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 counting.fetch_add(1, Ordering::SeqCst);
+                total.fetch_add(1, Ordering::SeqCst);
                 let open = Arc::clone(&counting);
                 tokio::spawn(async move {
                     serve(stream).await;
@@ -53,6 +57,7 @@ impl Counting {
         Self {
             address,
             open,
+            accepted,
             task,
         }
     }
@@ -63,6 +68,10 @@ impl Counting {
 
     fn open(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
@@ -162,5 +171,102 @@ async fn a_client_that_stops_reading_is_cut_and_its_upstream_connection_released
     })
     .await;
     assert!(drained.is_ok(), "the stalled client's connection was cut");
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_closed_after_proxy_pool_idle() {
+    let checks = Upstream::start().await;
+    let upstream = Counting::start().await;
+    let daemon = daemon(&checks, &upstream.url(), "proxy_pool_idle = \"1s\"").await;
+    let proxy = daemon.proxy_address().expect("the proxy runs");
+    let client = reqwest::Client::new();
+    let calls = (0..4).map(|_| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("http://{proxy}/app/small"))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.expect("a body"), "ok");
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    assert!(upstream.accepted() >= 1);
+    assert!(
+        upstream.open() >= 1,
+        "kept for the next call, until proxy_pool_idle"
+    );
+    eventually(15, "idle upstream connections closed", || async {
+        upstream.open() == 0
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker() {
+    let upstream = Upstream::start().await;
+    let daemon = daemon(&upstream, &upstream.url(), "").await;
+    // The same proxy, with room for one call at once.
+    let proxy = Arc::new(breakerd::proxy::Proxy::new(daemon.shared().published(), 1));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let limits = breakerd::serve::Limits {
+        max_connections: 16,
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
+    };
+    let server = tokio::spawn(breakerd::serve::serve(
+        listener,
+        proxy.router(),
+        limits,
+        Arc::new(breakerd::metrics::Metrics::new()),
+        stopping,
+    ));
+    let client = reqwest::Client::new();
+    // Its answer has begun; the rest of its body waits for the upstream.
+    let held = client
+        .get(format!("http://{address}/app/held"))
+        .send()
+        .await
+        .expect("the held call's head");
+    let refused = client
+        .get(format!("http://{address}/app/echo/over"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get("x-breakerd-answer")
+            .and_then(|value| value.to_str().ok()),
+        Some("capacity")
+    );
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value =
+        serde_json::from_str(&refused.text().await.expect("a body")).expect("JSON");
+    assert_eq!(body["reason"], "capacity");
+    upstream.release();
+    let rest = held.bytes().await.expect("the held body");
+    assert_eq!(&rest[..], b"first,rest");
+    // Its place is given back once its answer is through.
+    eventually(10, "a call goes through again", || async {
+        client
+            .get(format!("http://{address}/app/echo/again"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 201)
+    })
+    .await;
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/app").await;
+    assert_eq!(stats["failureCount"], 0, "{stats}");
+    assert_eq!(stats["state"], "CLOSED", "{stats}");
+    let _ = stop.send(true);
+    let _ = server.await;
     daemon.shutdown().await.expect("clean shutdown");
 }

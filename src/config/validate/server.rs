@@ -11,7 +11,7 @@ use crate::config::raw::RawServer;
 use crate::config::secret::{ExpandError, expand};
 use crate::config::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, ServerConfig,
+    DEFAULT_PROXY_POOL_IDLE, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SLOW_CALL, ServerConfig,
 };
 use crate::credential::Secret;
 
@@ -80,6 +80,12 @@ impl Validator<'_> {
                 }
                 Some(address)
             }),
+            proxy_pool_idle: self.duration(
+                "server.proxy_pool_idle",
+                raw.proxy_pool_idle.as_ref(),
+                DEFAULT_PROXY_POOL_IDLE,
+                false,
+            ),
             report_token: raw
                 .report_token
                 .as_ref()

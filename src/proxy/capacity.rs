@@ -1,0 +1,105 @@
+//! The proxy's share of the descriptors, enforced: at most so many calls forwarded at once, each
+//! holding its place until its answer has streamed through (or the client is gone); one more is
+//! answered 503 with reason `capacity` at once, without the provider and without its breaker
+//! hearing of it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Json;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::debug;
+
+use super::answer::ANSWER_HEADER;
+
+/// Calls the proxy forwards at once.
+#[derive(Debug)]
+pub(crate) struct Capacity {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Capacity {
+    /// Room for `limit` calls at once (at least one; at most what a semaphore holds).
+    pub(crate) fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+/// Lets a request through while there is room, holding its place until its answer's body has
+/// been dropped; answers 503 `capacity` otherwise.
+pub(crate) async fn guard(
+    State(capacity): State<Arc<Capacity>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(permit) = Arc::clone(&capacity.permits).try_acquire_owned() else {
+        debug!(
+            limit = capacity.limit,
+            "proxy at capacity: a call was answered 503"
+        );
+        return full(capacity.limit);
+    };
+    next.run(request).await.map(|body| {
+        Body::new(Held {
+            inner: body,
+            _permit: permit,
+        })
+    })
+}
+
+/// 503: the proxy is forwarding as many calls as its share of descriptors allows.
+fn full(limit: usize) -> Response {
+    let body = json!({
+        "success": false,
+        "message": format!("breakerd's proxy is forwarding {limit} calls at once, its most; try again shortly (the provider was not blamed)"),
+        "reason": "capacity",
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(ANSWER_HEADER, HeaderValue::from_static("capacity"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+pin_project! {
+    /// An answer's body, holding the call's place until it is dropped.
+    struct Held {
+        #[pin]
+        inner: Body,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
