@@ -160,7 +160,10 @@ async fn launch(
     let router = api::router(Arc::clone(&shared));
     let proxy = match proxy_listener {
         Some((listener, proxy_address)) => {
-            let proxy = Arc::new(crate::proxy::Proxy::new(shared.published()));
+            let proxy = Arc::new(crate::proxy::Proxy::new(
+                shared.published(),
+                Arc::clone(&shared.metrics),
+            ));
             let server = tokio::spawn(crate::serve::serve(
                 listener,
                 proxy.router(),

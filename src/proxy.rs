@@ -4,7 +4,9 @@
 //! same breaker, metrics (`source="traffic"`, by operation) and alerts as the checks; while the
 //! breaker is open the proxy answers at once with the seed's JSON and never contacts the
 //! provider. Bodies stream in both directions; nothing about a request (URL, headers, body) is
-//! logged or kept.
+//! logged or kept. Whose fault a failed exchange is gets decided here: a client's malformed or
+//! broken-off upload is a caller outcome (`client`), breakerd running out of descriptors its
+//! own trouble; neither moves the breaker.
 
 mod answer;
 mod body;
@@ -21,14 +23,14 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 pub use crate::provider::MAX_JUDGED_BODY;
 pub use answer::ANSWER_HEADER;
 
 use crate::api::Published;
-use crate::metrics::Source;
-use crate::outcome::{FailureReason, ProbeError, Said};
+use crate::metrics::{Metrics, PROXY_DESCRIPTORS, Source};
+use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Plan};
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
@@ -40,12 +42,15 @@ use secrets::RequestSecrets;
 #[derive(Debug)]
 pub struct Proxy {
     published: watch::Receiver<Arc<Published>>,
+    /// Where breakerd's own troubles (out of descriptors) are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    /// A proxy to the services `published` names, as they change on reload.
-    pub fn new(published: watch::Receiver<Arc<Published>>) -> Self {
-        Self { published }
+    /// A proxy to the services `published` names, as they change on reload; breakerd's own
+    /// troubles counted in `metrics`.
+    pub fn new(published: watch::Receiver<Arc<Published>>, metrics: Arc<Metrics>) -> Self {
+        Self { published, metrics }
     }
 
     /// The proxy's one route: every method on every path.
@@ -102,6 +107,28 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let deadline = started + service.breaker.timeout();
     let answered = match tokio::time::timeout_at(deadline, outbound.send()).await {
         Ok(Ok(answered)) => answered,
+        // The client's body failed first: its doing, whatever the upstream's client says.
+        Ok(Err(_)) if let Some(fault) = progress.client_fault() => {
+            debug!(
+                service = service.name(),
+                "a proxied request's body failed: {}",
+                fault.describe()
+            );
+            service
+                .metrics
+                .caller_outcome(usize::from(operation.index), CallerKind::Client);
+            permit.record_ignored();
+            return answer::client_fault(service.name(), fault);
+        }
+        Ok(Err(error)) if out_of_descriptors(&error) => {
+            warn!(
+                service = service.name(),
+                "breakerd is out of file descriptors: a proxied call was not made (the provider is not blamed)"
+            );
+            proxy.metrics.proxy_local_error(PROXY_DESCRIPTORS);
+            permit.record_ignored();
+            return answer::local(service.name(), PROXY_DESCRIPTORS);
+        }
         Ok(Err(error)) => {
             let host = route.target.host_str().unwrap_or(service.name());
             let failure = classify::http_error(error, host).saying(said());
@@ -111,6 +138,13 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             return answer::unreachable(service.name(), &failure);
         }
         Err(_) if progress.waiting_for_client() => {
+            debug!(
+                service = service.name(),
+                "a proxied request's body stopped arriving"
+            );
+            service
+                .metrics
+                .caller_outcome(usize::from(operation.index), CallerKind::Client);
             permit.record_ignored();
             return answer::client_stalled(service.name());
         }
@@ -177,6 +211,26 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     response
 }
 
+/// Whether `error` (anywhere in its chain) says this process ran out of file descriptors
+/// (EMFILE, ENFILE): breakerd's own shortage, not the provider's failure.
+fn out_of_descriptors(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                return true;
+            }
+            // An I/O error that wraps another names it only here (its `source` skips it).
+            if let Some(inner) = io.get_ref() {
+                cause = Some(inner);
+                continue;
+            }
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Whether an answer's `Content-Length` says its body is longer than `limit`.
 fn longer_than(headers: &HeaderMap, limit: usize) -> bool {
     headers
@@ -184,4 +238,18 @@ fn longer_than(headers: &HeaderMap, limit: usize) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
         .is_some_and(|length| length > limit as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_descriptors;
+
+    #[test]
+    fn only_running_out_of_descriptors_is_our_own_shortage() {
+        let wrapped = |code| std::io::Error::other(std::io::Error::from_raw_os_error(code));
+        assert!(out_of_descriptors(&wrapped(libc::EMFILE)));
+        assert!(out_of_descriptors(&wrapped(libc::ENFILE)));
+        assert!(!out_of_descriptors(&wrapped(libc::ECONNREFUSED)));
+        assert!(!out_of_descriptors(&std::io::Error::other("reset")));
+    }
 }

@@ -27,6 +27,7 @@ mod probes;
 mod provider_rules;
 mod provider_traffic;
 mod proxy;
+mod proxy_client_faults;
 mod quiet;
 mod readme;
 mod reload;
