@@ -149,3 +149,43 @@ async fn clients_that_stop_reading_a_download_leave_the_breaker_closed() {
     assert_untouched(&daemon).await;
     daemon.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pauses_past_the_timeout_still_gets_the_whole_download() {
+    let (_upstream, daemon) = app_behind_the_proxy().await;
+    let size = 32 * 1024 * 1024;
+    let mut stream = TcpStream::connect(proxy(&daemon)).await.unwrap();
+    stream
+        .write_all(format!("GET /app/download/{size} HTTP/1.1\r\nhost: proxy\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the proxy closed before the head");
+        received.extend_from_slice(&buffer[..read]);
+        if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    assert!(received.starts_with(b"HTTP/1.1 200"));
+    // Not reading for longer than the service's timeout: the client's pause, not a stall of
+    // the provider's.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut body = received.len() - head_end;
+    let read_all = async {
+        while body < size {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => body += read,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read_all)
+        .await
+        .expect("the download ends");
+    assert_eq!(body, size, "the whole body arrives after the pause");
+    assert_untouched(&daemon).await;
+    daemon.shutdown().await.unwrap();
+}
