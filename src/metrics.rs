@@ -171,6 +171,7 @@ pub struct Metrics {
     transitions_folded: Counter,
     connections_open: Gauge,
     connections_refused: Counter,
+    accept_errors: Counter,
     proxy_local_errors: Family<ReasonLabel, Counter>,
     offline: Gauge,
     shard: Family<ShardLabels, Gauge>,
@@ -266,6 +267,12 @@ impl Metrics {
             "Inbound HTTP connections closed at once because server.max_connections were open",
             connections_refused.clone(),
         );
+        let accept_errors = Counter::default();
+        registry.register(
+            "http_accept_errors",
+            "Inbound HTTP connections that could not be accepted (breakerd out of file descriptors, most likely); logged now and then",
+            accept_errors.clone(),
+        );
         let proxy_local_errors: Family<ReasonLabel, Counter> = Family::default();
         drop(proxy_local_errors.get_or_create(&ReasonLabel {
             reason: PROXY_DESCRIPTORS.to_string(),
@@ -307,6 +314,7 @@ impl Metrics {
             transitions_folded,
             connections_open,
             connections_refused,
+            accept_errors,
             proxy_local_errors,
             offline,
             shard,
@@ -447,6 +455,11 @@ impl Metrics {
     /// Counts an inbound connection closed at once, over the cap.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// Counts an inbound connection that could not be accepted.
+    pub fn accept_failed(&self) {
+        self.accept_errors.inc();
     }
 
     /// Counts a proxied call breakerd could not make for want of its own resources.
