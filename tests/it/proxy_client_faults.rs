@@ -66,12 +66,16 @@ async fn assert_untouched(daemon: &RunningDaemon) {
     );
 }
 
+/// The start of what `stream` answers (empty when it answers nothing).
+async fn answer_of(stream: &mut TcpStream) -> String {
+    let mut answer = vec![0u8; 2048];
+    let read = stream.read(&mut answer).await.unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
 /// The status code at the start of what `stream` answers, if it answers at all.
 async fn status_of(stream: &mut TcpStream) -> Option<u16> {
-    let mut answer = vec![0u8; 1024];
-    let read = stream.read(&mut answer).await.ok()?;
-    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
-    answer.split(' ').nth(1)?.parse().ok()
+    answer_of(stream).await.split(' ').nth(1)?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +90,16 @@ async fn malformed_chunked_uploads_get_400_and_leave_the_breaker_closed() {
             )
             .await
             .unwrap();
-        assert_eq!(status_of(&mut stream).await, Some(400), "round {round}");
+        let answer = answer_of(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "round {round}: {answer}"
+        );
+        assert!(
+            answer.contains("x-breakerd-answer: client_fault"),
+            "{answer}"
+        );
+        assert!(answer.contains("the provider was not blamed"), "{answer}");
         eventually(5, "the client outcome is counted", || async {
             client_outcomes(&metrics(&daemon).await) == f64::from(round)
         })
@@ -110,6 +123,38 @@ async fn aborted_uploads_leave_the_breaker_closed() {
         stream.write_all(&[b'x'; 1000]).await.unwrap();
         upstream.first_upload_chunk().await;
         drop(stream);
+        eventually(5, "the client outcome is counted", || async {
+            client_outcomes(&metrics(&daemon).await) == f64::from(round)
+        })
+        .await;
+    }
+    assert_untouched(&daemon).await;
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_get_408_and_leave_the_breaker_closed() {
+    let (upstream, daemon) = app_behind_the_proxy().await;
+    for round in 1..=3 {
+        let mut stream = TcpStream::connect(proxy(&daemon)).await.unwrap();
+        stream
+            .write_all(
+                b"POST /app/upload HTTP/1.1\r\nhost: proxy\r\ncontent-length: 100000\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        stream.write_all(&[b'x'; 1000]).await.unwrap();
+        upstream.first_upload_chunk().await;
+        // Nothing more is sent: at the service's timeout the proxy gives up on the client.
+        let answer = answer_of(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "round {round}: {answer}"
+        );
+        assert!(
+            answer.contains("x-breakerd-answer: client_timeout"),
+            "{answer}"
+        );
         eventually(5, "the client outcome is counted", || async {
             client_outcomes(&metrics(&daemon).await) == f64::from(round)
         })
