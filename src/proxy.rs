@@ -33,6 +33,7 @@ use crate::metrics::{Metrics, PROXY_DESCRIPTORS, Source};
 use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Plan};
+use crate::registry::Service;
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;
 
@@ -105,7 +106,11 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         message: None,
     };
     let deadline = started + service.breaker.timeout();
-    let answered = match tokio::time::timeout_at(deadline, outbound.send()).await {
+    // Dropped before the upstream's client is done: the client left (its connection closed).
+    let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
+    let sent = tokio::time::timeout_at(deadline, outbound.send()).await;
+    left.disarm();
+    let answered = match sent {
         Ok(Ok(answered)) => answered,
         // The client's body failed first: its doing, whatever the upstream's client says.
         Ok(Err(_)) if let Some(fault) = progress.client_fault() => {
@@ -209,6 +214,41 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     *response.status_mut() = status;
     *response.headers_mut() = headers::end_to_end(&parts.headers, false);
     response
+}
+
+/// Counts the client's own outcome if the exchange is dropped while it waits on the upstream:
+/// the client closed its connection before the proxy could answer. The permit, dropped with
+/// it, leaves the breaker as it was (a half-open trial slot is given back).
+struct ClientLeft {
+    service: Option<Arc<Service>>,
+    operation: usize,
+}
+
+impl ClientLeft {
+    fn armed(service: Arc<Service>, operation: usize) -> Self {
+        Self {
+            service: Some(service),
+            operation,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.service = None;
+    }
+}
+
+impl Drop for ClientLeft {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            debug!(
+                service = service.name(),
+                "a client left before the proxy could answer"
+            );
+            service
+                .metrics
+                .caller_outcome(self.operation, CallerKind::Client);
+        }
+    }
 }
 
 /// Whether `error` (anywhere in its chain) says this process ran out of file descriptors

@@ -9,6 +9,7 @@ use breakerd::daemon::RunningDaemon;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::upstream::Upstream;
 use crate::support::{eventually, get_json, http_get, sample, start_daemon};
 
@@ -231,6 +232,38 @@ async fn a_client_that_pauses_past_the_timeout_still_gets_the_whole_download() {
         .await
         .expect("the download ends");
     assert_eq!(body, size, "the whole body arrives after the pause");
+    assert_untouched(&daemon).await;
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_leave_before_the_answer_leave_the_breaker_closed() {
+    let healthy = Upstream::start().await;
+    let slow = FakeProvider::start(Mode::Slow(std::time::Duration::from_millis(1500))).await;
+    let daemon = start_daemon(&format!(
+        "[server]\nproxy_listen = \"127.0.0.1:0\"\n\
+         [services.app]\nkind = \"http\"\nurl = \"{}/health\"\nupstream = \"{}\"\n\
+         every = \"1h\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\n",
+        healthy.url(),
+        slow.url()
+    ))
+    .await;
+    for round in 1..=3 {
+        let mut stream = TcpStream::connect(proxy(&daemon)).await.unwrap();
+        stream
+            .write_all(b"GET /app/x HTTP/1.1\r\nhost: proxy\r\n\r\n")
+            .await
+            .unwrap();
+        eventually(5, "the provider has the request", || async {
+            slow.requests().len() == round
+        })
+        .await;
+        drop(stream);
+        eventually(5, "the client outcome is counted", || async {
+            client_outcomes(&metrics(&daemon).await) == round as f64
+        })
+        .await;
+    }
     assert_untouched(&daemon).await;
     daemon.shutdown().await.unwrap();
 }
