@@ -45,13 +45,32 @@ pub struct Proxy {
     published: watch::Receiver<Arc<Published>>,
     /// Where breakerd's own troubles (out of descriptors) are counted.
     metrics: Arc<Metrics>,
+    /// When breakerd's own shortage was last logged at WARN (at most every ten seconds).
+    local_warned: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Proxy {
     /// A proxy to the services `published` names, as they change on reload; breakerd's own
     /// troubles counted in `metrics`.
     pub fn new(published: watch::Receiver<Arc<Published>>, metrics: Arc<Metrics>) -> Self {
-        Self { published, metrics }
+        Self {
+            published,
+            metrics,
+            local_warned: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Whether to log breakerd's own shortage at WARN now (at most every ten seconds).
+    fn warn_of_shortage(&self) -> bool {
+        let mut last = self
+            .local_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10));
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     /// The proxy's one route: every method on every path.
@@ -126,10 +145,14 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             return answer::client_fault(service.name(), fault);
         }
         Ok(Err(error)) if out_of_descriptors(&error) => {
-            warn!(
-                service = service.name(),
-                "breakerd is out of file descriptors: a proxied call was not made (the provider is not blamed)"
-            );
+            if proxy.warn_of_shortage() {
+                warn!(
+                    service = service.name(),
+                    "breakerd is out of file descriptors: proxied calls are not being made (the provider is not blamed; counted in breakerd_proxy_local_errors_total)"
+                );
+            } else {
+                debug!(service = service.name(), "out of file descriptors");
+            }
             proxy.metrics.proxy_local_error(PROXY_DESCRIPTORS);
             permit.record_ignored();
             return answer::local(service.name(), PROXY_DESCRIPTORS);
