@@ -177,6 +177,7 @@ async fn launch(
         (Some((listener, proxy_address)), Some(share)) => {
             let proxy = Arc::new(crate::proxy::Proxy::new(
                 shared.published(),
+                Arc::clone(&shared.metrics),
                 share.upstream_in_flight,
             ));
             let proxy_limits = crate::serve::Limits {

@@ -112,6 +112,12 @@ pub const TRANSITION_LABELS: [(&str, &str); 5] = [
     ("half_open", "open"),
     ("open", "closed"),
 ];
+/// The `reason` of `breakerd_proxy_local_errors_total` when breakerd ran out of file
+/// descriptors (EMFILE, ENFILE).
+pub const PROXY_DESCRIPTORS: &str = "descriptors";
+/// The `reason` of `breakerd_proxy_local_errors_total` when the proxy was already forwarding
+/// as many calls as its share of the descriptors allows.
+pub const PROXY_CAPACITY: &str = "capacity";
 /// Content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of the OpenMetrics text format.
@@ -133,6 +139,11 @@ struct ChannelLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabel {
     task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,6 +174,8 @@ pub struct Metrics {
     transitions_folded: Counter,
     connections_open: Gauge,
     connections_refused: Counter,
+    accept_errors: Counter,
+    proxy_local_errors: Family<ReasonLabel, Counter>,
     offline: Gauge,
     shard: Family<ShardLabels, Gauge>,
     /// What the last exposition was written from, and its texts.
@@ -257,6 +270,23 @@ impl Metrics {
             "Inbound HTTP connections closed at once because server.max_connections were open",
             connections_refused.clone(),
         );
+        let accept_errors = Counter::default();
+        registry.register(
+            "http_accept_errors",
+            "Inbound HTTP connections that could not be accepted (breakerd out of file descriptors, most likely); logged now and then",
+            accept_errors.clone(),
+        );
+        let proxy_local_errors: Family<ReasonLabel, Counter> = Family::default();
+        for reason in [PROXY_DESCRIPTORS, PROXY_CAPACITY] {
+            drop(proxy_local_errors.get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            }));
+        }
+        registry.register(
+            "proxy_local_errors",
+            "Proxied calls breakerd could not make for want of its own resources (reason descriptors: out of file descriptors; capacity: the proxy's share of them in use); never counted against the provider",
+            proxy_local_errors.clone(),
+        );
         let offline = Gauge::default();
         registry.register(
             "offline",
@@ -289,6 +319,8 @@ impl Metrics {
             transitions_folded,
             connections_open,
             connections_refused,
+            accept_errors,
+            proxy_local_errors,
             offline,
             shard,
             memos: Memos::default(),
@@ -428,6 +460,20 @@ impl Metrics {
     /// Counts an inbound connection closed at once, over the cap.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// Counts an inbound connection that could not be accepted.
+    pub fn accept_failed(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// Counts a proxied call breakerd could not make for want of its own resources.
+    pub fn proxy_local_error(&self, reason: &str) {
+        self.proxy_local_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Records a configuration (re)load attempt.

@@ -4,7 +4,9 @@
 //! same breaker, metrics (`source="traffic"`, by operation) and alerts as the checks; while the
 //! breaker is open the proxy answers at once with the seed's JSON and never contacts the
 //! provider. Bodies stream in both directions; nothing about a request (URL, headers, body) is
-//! logged or kept.
+//! logged or kept. Whose fault a failed exchange is gets decided here: a client's malformed or
+//! broken-off upload is a caller outcome (`client`), breakerd running out of descriptors its
+//! own trouble; neither moves the breaker.
 
 mod answer;
 mod body;
@@ -22,16 +24,17 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 pub use crate::provider::MAX_JUDGED_BODY;
 pub use answer::ANSWER_HEADER;
 
 use crate::api::Published;
-use crate::metrics::Source;
-use crate::outcome::{FailureReason, ProbeError, Said};
+use crate::metrics::{Metrics, PROXY_DESCRIPTORS, Source};
+use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Plan};
+use crate::registry::Service;
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;
 
@@ -42,17 +45,41 @@ use secrets::RequestSecrets;
 pub struct Proxy {
     published: watch::Receiver<Arc<Published>>,
     capacity: Arc<capacity::Capacity>,
+    /// Where breakerd's own troubles (out of descriptors) are counted.
+    metrics: Arc<Metrics>,
+    /// When breakerd's own shortage was last logged at WARN (at most every ten seconds).
+    local_warned: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Proxy {
     /// A proxy to the services `published` names, as they change on reload, forwarding at
     /// most `in_flight` calls at once (its share of the descriptors, [`crate::budget`]); one
-    /// more is answered 503 with reason `capacity`.
-    pub fn new(published: watch::Receiver<Arc<Published>>, in_flight: usize) -> Self {
+    /// more is answered 503 with reason `capacity`. breakerd's own troubles are counted in
+    /// `metrics`.
+    pub fn new(
+        published: watch::Receiver<Arc<Published>>,
+        metrics: Arc<Metrics>,
+        in_flight: usize,
+    ) -> Self {
         Self {
             published,
-            capacity: Arc::new(capacity::Capacity::new(in_flight)),
+            capacity: Arc::new(capacity::Capacity::new(in_flight, Arc::clone(&metrics))),
+            metrics,
+            local_warned: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether to log breakerd's own shortage at WARN now (at most every ten seconds).
+    fn warn_of_shortage(&self) -> bool {
+        let mut last = self
+            .local_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10));
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     /// The proxy's one route: every method on every path.
@@ -110,8 +137,38 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         message: None,
     };
     let deadline = started + service.breaker.timeout();
-    let answered = match tokio::time::timeout_at(deadline, outbound.send()).await {
+    // Dropped before the upstream's client is done: the client left (its connection closed).
+    let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
+    let sent = tokio::time::timeout_at(deadline, outbound.send()).await;
+    left.disarm();
+    let answered = match sent {
         Ok(Ok(answered)) => answered,
+        // The client's body failed first: its doing, whatever the upstream's client says.
+        Ok(Err(_)) if let Some(fault) = progress.client_fault() => {
+            debug!(
+                service = service.name(),
+                "a proxied request's body failed: {}",
+                fault.describe()
+            );
+            service
+                .metrics
+                .caller_outcome(usize::from(operation.index), CallerKind::Client);
+            permit.record_ignored();
+            return answer::client_fault(service.name(), fault);
+        }
+        Ok(Err(error)) if out_of_descriptors(&error) => {
+            if proxy.warn_of_shortage() {
+                warn!(
+                    service = service.name(),
+                    "breakerd is out of file descriptors: proxied calls are not being made (the provider is not blamed; counted in breakerd_proxy_local_errors_total)"
+                );
+            } else {
+                debug!(service = service.name(), "out of file descriptors");
+            }
+            proxy.metrics.proxy_local_error(PROXY_DESCRIPTORS);
+            permit.record_ignored();
+            return answer::local(service.name(), PROXY_DESCRIPTORS);
+        }
         Ok(Err(error)) => {
             let host = route.target.host_str().unwrap_or(service.name());
             let failure = classify::http_error(error, host).saying(said());
@@ -121,6 +178,13 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             return answer::unreachable(service.name(), &failure);
         }
         Err(_) if progress.waiting_for_client() => {
+            debug!(
+                service = service.name(),
+                "a proxied request's body stopped arriving"
+            );
+            service
+                .metrics
+                .caller_outcome(usize::from(operation.index), CallerKind::Client);
             permit.record_ignored();
             return answer::client_stalled(service.name());
         }
@@ -187,6 +251,61 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     response
 }
 
+/// Counts the client's own outcome if the exchange is dropped while it waits on the upstream:
+/// the client closed its connection before the proxy could answer. The permit, dropped with
+/// it, leaves the breaker as it was (a half-open trial slot is given back).
+struct ClientLeft {
+    service: Option<Arc<Service>>,
+    operation: usize,
+}
+
+impl ClientLeft {
+    fn armed(service: Arc<Service>, operation: usize) -> Self {
+        Self {
+            service: Some(service),
+            operation,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.service = None;
+    }
+}
+
+impl Drop for ClientLeft {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            debug!(
+                service = service.name(),
+                "a client left before the proxy could answer"
+            );
+            service
+                .metrics
+                .caller_outcome(self.operation, CallerKind::Client);
+        }
+    }
+}
+
+/// Whether `error` (anywhere in its chain) says this process ran out of file descriptors
+/// (EMFILE, ENFILE): breakerd's own shortage, not the provider's failure.
+fn out_of_descriptors(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                return true;
+            }
+            // An I/O error that wraps another names it only here (its `source` skips it).
+            if let Some(inner) = io.get_ref() {
+                cause = Some(inner);
+                continue;
+            }
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Whether an answer's `Content-Length` says its body is longer than `limit`.
 fn longer_than(headers: &HeaderMap, limit: usize) -> bool {
     headers
@@ -194,4 +313,18 @@ fn longer_than(headers: &HeaderMap, limit: usize) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
         .is_some_and(|length| length > limit as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_descriptors;
+
+    #[test]
+    fn only_running_out_of_descriptors_is_our_own_shortage() {
+        let wrapped = |code| std::io::Error::other(std::io::Error::from_raw_os_error(code));
+        assert!(out_of_descriptors(&wrapped(libc::EMFILE)));
+        assert!(out_of_descriptors(&wrapped(libc::ENFILE)));
+        assert!(!out_of_descriptors(&wrapped(libc::ECONNREFUSED)));
+        assert!(!out_of_descriptors(&std::io::Error::other("reset")));
+    }
 }

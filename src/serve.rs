@@ -1,5 +1,6 @@
 //! Serving HTTP on a listener without letting clients exhaust the daemon: at most
-//! `max_connections` at once (one over it is closed at once and counted), a time limit for a
+//! `max_connections` at once (one over it is closed at once, counted and now and then logged;
+//! an `accept` that fails, out of descriptors, counted and logged likewise), a time limit for a
 //! request's headers (slow or silent clients), an idle limit for kept-alive connections, and a
 //! graceful shutdown that lets requests in progress finish. A client that stops reading an answer
 //! is cut after the idle limit without a byte written, mid-answer, and whatever the answer was
@@ -67,7 +68,8 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut last_accept_warning: Option<Instant> = None;
+    let mut accept_warning = NowAndThen::default();
+    let mut cap_warning = NowAndThen::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -77,10 +79,11 @@ pub async fn serve(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(failure) => {
-                // Out of descriptors, most likely: say so now and then, and breathe.
-                if last_accept_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
-                    warn!("cannot accept a connection: {failure}");
-                    last_accept_warning = Some(Instant::now());
+                // Out of descriptors, most likely: our own shortage, counted; said now and
+                // then; and a breath.
+                metrics.accept_failed();
+                if accept_warning.due() {
+                    warn!("cannot accept a connection (breakerd's own shortage): {failure}");
                 }
                 tokio::time::sleep(ACCEPT_PAUSE).await;
                 continue;
@@ -88,6 +91,12 @@ pub async fn serve(
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             metrics.connection_refused();
+            if cap_warning.due() {
+                warn!(
+                    max_connections = limits.max_connections,
+                    "connections over server.max_connections are being closed at once"
+                );
+            }
             drop(stream);
             continue;
         };
@@ -110,6 +119,23 @@ pub async fn serve(
     }
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A warning said at most every ten seconds.
+#[derive(Debug, Default)]
+struct NowAndThen(Option<Instant>);
+
+impl NowAndThen {
+    /// Whether to say it now (and if so, the clock starts again).
+    fn due(&mut self) -> bool {
+        let due = self
+            .0
+            .is_none_or(|at| at.elapsed() > Duration::from_secs(10));
+        if due {
+            self.0 = Some(Instant::now());
+        }
+        due
+    }
 }
 
 /// One connection: HTTP/1.1 with keep-alive, closed after `idle_timeout` without a byte in

@@ -1,6 +1,7 @@
 //! The answers the proxy gives itself, without the provider's: the seed's JSON with
 //! `"success": false` (503 with `Retry-After` while the breaker is open, 504 at the timeout),
-//! 502 when the provider cannot be reached, and 400/404/408 for requests it will not forward.
+//! 502 when the provider cannot be reached, 503 when breakerd itself runs short, and
+//! 400/404/408 for requests it will not forward or whose body the client broke.
 //! Each carries `x-breakerd-answer`, so an application can tell them from the provider's own.
 
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::body::ClientFault;
 use super::route::Refusal;
 use crate::breaker::{OpenError, TimeoutError};
 use crate::outcome::ProbeError;
@@ -56,6 +58,34 @@ pub(crate) fn client_stalled(service: &str) -> Response {
         "service": service,
     });
     marked(StatusCode::REQUEST_TIMEOUT, body, "client_timeout")
+}
+
+/// 400: the client's request body failed on its way in (malformed framing, or an upload
+/// broken off, when the connection closes after this answer, if anyone is left to read it).
+pub(crate) fn client_fault(service: &str, fault: ClientFault) -> Response {
+    let body = json!({
+        "success": false,
+        "message": format!("the request body for {service} could not be read: {}; the provider was not blamed", fault.describe()),
+        "service": service,
+    });
+    let mut response = marked(StatusCode::BAD_REQUEST, body, "client_fault");
+    if fault == ClientFault::Gone {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// 503: breakerd itself ran short (out of file descriptors) and could not try the provider.
+pub(crate) fn local(service: &str, reason: &'static str) -> Response {
+    let body = json!({
+        "success": false,
+        "message": format!("Circuit breaker {service}: breakerd could not make the call ({reason}); the provider was not blamed"),
+        "service": service,
+        "reason": reason,
+    });
+    marked(StatusCode::SERVICE_UNAVAILABLE, body, "local")
 }
 
 /// 400 or 404: a request the proxy does not forward.

@@ -26,24 +26,104 @@ use crate::registry::{Service, Settled};
 /// A boxed error, as bodies carry them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where a request's upload stands, as the handler reads it when the upstream is late.
+/// Where a request's upload stands, as the handler reads it when the upstream is late or the
+/// forwarding fails: whether the client (not the provider) is the one to blame.
 #[derive(Debug, Default)]
-pub(crate) struct UploadProgress(AtomicU8);
+pub(crate) struct UploadProgress {
+    state: AtomicU8,
+    /// What went wrong with the client's body, once it has (sticky: the first fault wins).
+    fault: AtomicU8,
+}
 
 const SENDING: u8 = 0;
 const WAITING_FOR_CLIENT: u8 = 1;
 const SENT: u8 = 2;
 
+const NO_FAULT: u8 = 0;
+const MALFORMED: u8 = 1;
+const GONE: u8 = 2;
+
+/// How a client's request body failed on its way in: the client's doing, never the provider's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientFault {
+    /// The body's framing was malformed (a bad chunk size line, say).
+    Malformed,
+    /// The client closed, reset or otherwise broke off its upload before the end.
+    Gone,
+}
+
+impl ClientFault {
+    /// The fault a request body's `error` means: malformed framing when an I/O error in its
+    /// chain says the input was invalid (or hyper could not parse it), else a client gone.
+    pub(crate) fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+                )
+            {
+                return ClientFault::Malformed;
+            }
+            // An I/O error that wraps another names it only here (its `source` skips it).
+            if let Some(inner) = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                cause = Some(inner);
+                continue;
+            }
+            if error
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse)
+            {
+                return ClientFault::Malformed;
+            }
+            cause = error.source();
+        }
+        ClientFault::Gone
+    }
+
+    /// What the logs and the proxy's answer say.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            ClientFault::Malformed => "its framing was malformed",
+            ClientFault::Gone => "the client broke it off",
+        }
+    }
+}
+
 impl UploadProgress {
     /// Whether the proxy is waiting on the client for more of its body: a late answer is then
     /// the client's doing, not the provider's.
     pub(crate) fn waiting_for_client(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == WAITING_FOR_CLIENT
+        self.state.load(Ordering::Relaxed) == WAITING_FOR_CLIENT
+    }
+
+    /// How the client's body failed, if it did: a failed forwarding is then the client's doing.
+    pub(crate) fn client_fault(&self) -> Option<ClientFault> {
+        match self.fault.load(Ordering::Acquire) {
+            MALFORMED => Some(ClientFault::Malformed),
+            GONE => Some(ClientFault::Gone),
+            _ => None,
+        }
+    }
+
+    fn note_fault(&self, fault: ClientFault) {
+        let value = match fault {
+            ClientFault::Malformed => MALFORMED,
+            ClientFault::Gone => GONE,
+        };
+        let _ = self
+            .fault
+            .compare_exchange(NO_FAULT, value, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
 pin_project! {
-    /// A request body streamed to the upstream, noting whether it waits on the client.
+    /// A request body streamed to the upstream, noting whether it waits on the client and
+    /// whether the client's body failed (malformed framing, an upload broken off).
     pub(crate) struct Upload {
         #[pin]
         inner: BodyDataStream,
@@ -69,9 +149,14 @@ impl Stream for Upload {
         let progress = match &polled {
             Poll::Pending => WAITING_FOR_CLIENT,
             Poll::Ready(None) => SENT,
-            Poll::Ready(Some(_)) => SENDING,
+            Poll::Ready(Some(Ok(_))) => SENDING,
+            Poll::Ready(Some(Err(error))) => {
+                // Noted before the error reaches the upstream's client, which then fails.
+                this.progress.note_fault(ClientFault::of(error));
+                SENT
+            }
         };
-        this.progress.0.store(progress, Ordering::Relaxed);
+        this.progress.state.store(progress, Ordering::Relaxed);
         polled
     }
 }

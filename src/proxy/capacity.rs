@@ -20,21 +20,26 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use super::answer::ANSWER_HEADER;
+use crate::metrics::{Metrics, PROXY_CAPACITY};
 
 /// Calls the proxy forwards at once.
 #[derive(Debug)]
 pub(crate) struct Capacity {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Where a call answered for want of room is counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Capacity {
     /// Room for `limit` calls at once (at least one; at most what a semaphore holds).
-    pub(crate) fn new(limit: usize) -> Self {
+    /// Calls refused for want of room are counted in `metrics`.
+    pub(crate) fn new(limit: usize, metrics: Arc<Metrics>) -> Self {
         let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            metrics,
         }
     }
 }
@@ -47,6 +52,7 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let Ok(permit) = Arc::clone(&capacity.permits).try_acquire_owned() else {
+        capacity.metrics.proxy_local_error(PROXY_CAPACITY);
         debug!(
             limit = capacity.limit,
             "proxy at capacity: a call was answered 503"

@@ -28,6 +28,7 @@ mod provider_rules;
 mod provider_traffic;
 mod proxy;
 mod proxy_budget;
+mod proxy_client_faults;
 mod quiet;
 mod readme;
 mod reload;

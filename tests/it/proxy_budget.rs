@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::support::upstream::Upstream;
-use crate::support::{eventually, get_json, start_daemon};
+use crate::support::{eventually, get_json, http_get, sample, start_daemon};
 
 /// The most a request head may take at the counting upstream.
 const MAX_HEAD: usize = 64 * 1024;
@@ -211,7 +211,11 @@ async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker()
     let upstream = Upstream::start().await;
     let daemon = daemon(&upstream, &upstream.url(), "").await;
     // The same proxy, with room for one call at once.
-    let proxy = Arc::new(breakerd::proxy::Proxy::new(daemon.shared().published(), 1));
+    let proxy = Arc::new(breakerd::proxy::Proxy::new(
+        daemon.shared().published(),
+        Arc::clone(&daemon.shared().metrics),
+        1,
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -251,6 +255,15 @@ async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker()
     let body: serde_json::Value =
         serde_json::from_str(&refused.text().await.expect("a body")).expect("JSON");
     assert_eq!(body["reason"], "capacity");
+    let (_, metrics) = http_get(daemon.address(), "/metrics").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "breakerd_proxy_local_errors_total{reason=\"capacity\"}"
+        ),
+        Some(1.0),
+        "counted as breakerd's own shortage"
+    );
     upstream.release();
     let rest = held.bytes().await.expect("the held body");
     assert_eq!(&rest[..], b"first,rest");
