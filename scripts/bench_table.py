@@ -11,7 +11,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 GROUPS = ["closed_path", "open_rejection", "two_threads"]
-ORDER = ["baseline", "breakerd", "breakerd_hook_and_slow_call", "failsafe", "recloser", "tower_resilience"]
+ORDER = ["baseline", "breakerd", "breakerd_hook_and_slow_call", "failsafe", "recloser", "recloser_async", "tower_resilience"]
 
 
 def median_ns(group: str, name: str):

@@ -13,6 +13,7 @@ use tokio::time::Sleep;
 use super::circuit::Breaker;
 use super::error::{BreakerError, TimeoutError};
 use super::event::Outcome;
+use super::tunables::Tunables;
 
 /// What a call's result says about the service behind the breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,15 +86,15 @@ impl Breaker {
         E: fmt::Display,
     {
         let permit = self.acquire()?;
-        let timeout = self.inner.tunables.timeout();
         match (Deadline {
             operation: operation(),
             sleep: None,
-            timeout,
+            tunables: &self.inner.tunables,
+            timeout: Duration::ZERO,
         })
         .await
         {
-            Some(result) => {
+            Ok(result) => {
                 match classifier.classify(&result) {
                     Verdict::Success => permit.finish(Outcome::Success, None, None),
                     Verdict::Ignore => permit.finish(Outcome::Ignored, None, None),
@@ -108,7 +109,7 @@ impl Breaker {
                 }
                 result.map_err(BreakerError::Inner)
             }
-            None => {
+            Err(timeout) => {
                 let error = TimeoutError {
                     service: self.inner.error_name.clone(),
                     timeout,
@@ -121,33 +122,36 @@ impl Breaker {
 }
 
 pin_project! {
-    /// Polls the operation and, only once it has returned `Pending`, starts the timeout's
-    /// timer: an operation that is ready at once costs no clock read and no timer. The
-    /// timeout therefore counts from the first time the operation had to wait.
-    struct Deadline<F> {
+    /// Polls the operation and, only once it has returned `Pending`, reads the timeout and
+    /// starts its timer: an operation that is ready at once costs no clock read and no timer.
+    /// The timeout therefore counts from the first time the operation had to wait.
+    struct Deadline<'a, F> {
         #[pin]
         operation: F,
         #[pin]
         sleep: Option<Sleep>,
+        tunables: &'a Tunables,
+        // The timeout the timer was started with.
         timeout: Duration,
     }
 }
 
-impl<F: Future> Future for Deadline<F> {
-    /// `None` when the timeout passed first.
-    type Output = Option<F::Output>;
+impl<F: Future> Future for Deadline<'_, F> {
+    /// `Err` with the timeout when it passed first.
+    type Output = Result<F::Output, Duration>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Poll::Ready(output) = this.operation.poll(cx) {
-            return Poll::Ready(Some(output));
+            return Poll::Ready(Ok(output));
         }
         if this.sleep.is_none() {
+            *this.timeout = this.tunables.timeout();
             this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
         }
         match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(None),
+            Some(Poll::Ready(())) => Poll::Ready(Err(*this.timeout)),
             _ => Poll::Pending,
         }
     }

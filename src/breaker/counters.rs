@@ -1,7 +1,10 @@
 //! Call counters striped across cache lines, so threads calling one breaker at once do not
 //! fight over a single line (the idea of Java's `LongAdder`), yet never lose a count.
+//!
+//! A thread that owns a stripe (one of the first threads to count, while it lives) is its only
+//! writer and adds with a plain load and store, no locked instruction; every other thread adds
+//! atomically to the shared half of a stripe picked round-robin.
 
-use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -53,10 +56,17 @@ impl Counter {
     }
 }
 
-/// One stripe, alone on its cache line pair (128 bytes covers adjacent-line prefetching).
+type Set = [AtomicU64; COUNTERS];
+
+/// One stripe, alone on its cache line pair (128 bytes covers adjacent-line prefetching): the
+/// counts of the thread that owns it, written by that thread alone, and the counts other
+/// threads add atomically.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Stripe([AtomicU64; COUNTERS]);
+struct Stripe {
+    owned: Set,
+    shared: Set,
+}
 
 /// Totals read from all stripes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,26 +83,56 @@ pub(crate) struct Totals {
 #[derive(Debug)]
 pub(crate) struct Counters {
     stripes: Box<[Stripe]>,
+    /// The sums at the last [`clear`](Self::clear), taken off every total: an owned stripe has
+    /// one writer, so no other thread may zero it.
+    cleared: Set,
 }
 
-static NEXT_THREAD_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Which stripes threads own, a bit each (stripes `0..stripe_count()`).
+static OWNED_STRIPES: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's place in every breaker's stripes: an owned stripe's index (below
+/// [`MAX_STRIPES`]), or [`MAX_STRIPES`] plus the round-robin pick of a shared one. An owned
+/// stripe is handed back when its thread ends.
+struct ThreadSlot(usize);
+
+impl ThreadSlot {
+    fn claim() -> Self {
+        let owned = OWNED_STRIPES.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+            let free = (!taken).trailing_zeros() as usize;
+            (free < stripe_count()).then(|| taken | (1 << free))
+        });
+        match owned {
+            Ok(taken) => ThreadSlot((!taken).trailing_zeros() as usize),
+            Err(_) => {
+                ThreadSlot(MAX_STRIPES + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % MAX_STRIPES)
+            }
+        }
+    }
+
+    /// The slot of a thread whose own slot is gone (counting from a late thread destructor).
+    const SHARED: usize = MAX_STRIPES;
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        if self.0 < MAX_STRIPES {
+            // Release: the next owner sees every count this thread wrote.
+            OWNED_STRIPES.fetch_and(!(1 << self.0), Ordering::Release);
+        }
+    }
+}
 
 thread_local! {
-    /// This thread's stripe, handed out round-robin on first use (threads that start one after
-    /// the other get different stripes).
-    static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD_SLOT: ThreadSlot = ThreadSlot::claim();
 }
 
 #[inline]
 fn thread_slot() -> usize {
-    THREAD_SLOT.with(|slot| {
-        let mut value = slot.get();
-        if value == usize::MAX {
-            value = NEXT_THREAD_SLOT.fetch_add(1, Ordering::Relaxed) % MAX_STRIPES;
-            slot.set(value);
-        }
-        value
-    })
+    THREAD_SLOT
+        .try_with(|slot| slot.0)
+        .unwrap_or(ThreadSlot::SHARED)
 }
 
 impl Counters {
@@ -104,41 +144,67 @@ impl Counters {
     fn with_stripes(stripes: usize) -> Self {
         Self {
             stripes: (0..stripes).map(|_| Stripe::default()).collect(),
+            cleared: Set::default(),
         }
     }
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter) {
+        let slot = thread_slot();
+        if let Some(stripe) = self.stripes.get(slot) {
+            // This thread owns the stripe (slots below the stripe count are owned ones): it
+            // is the only writer, so a plain load and store cannot lose a count.
+            let count = &stripe.owned[counter.index()];
+            count.store(
+                count.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            return;
+        }
         // The stripe count is a power of two; `get` keeps this panic-free anyway.
-        let stripe = thread_slot() & (self.stripes.len().wrapping_sub(1));
+        let stripe = slot & (self.stripes.len().wrapping_sub(1));
         if let Some(stripe) = self.stripes.get(stripe) {
-            stripe.0[counter.index()].fetch_add(1, Ordering::Relaxed);
+            stripe.shared[counter.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    fn sum(&self, counter: Counter) -> u64 {
+        self.stripes
+            .iter()
+            .flat_map(|stripe| [&stripe.owned, &stripe.shared])
+            .map(|set| set[counter.index()].load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
+
     pub(crate) fn totals(&self) -> Totals {
-        let sum = |counter: Counter| -> u64 {
-            self.stripes
-                .iter()
-                .map(|stripe| stripe.0[counter.index()].load(Ordering::Relaxed))
-                .fold(0u64, u64::wrapping_add)
+        // The mark first: the sums read after it include every count it was taken from.
+        let cleared: [u64; COUNTERS] =
+            std::array::from_fn(|i| self.cleared[i].load(Ordering::Acquire));
+        let total = |counter: Counter| -> u64 {
+            self.sum(counter).saturating_sub(cleared[counter.index()])
         };
         Totals {
-            success: sum(Counter::Success),
-            failure: sum(Counter::Failure),
-            timeout: sum(Counter::Timeout),
-            rejected: sum(Counter::Rejected),
-            ignored: sum(Counter::Ignored),
-            slow: sum(Counter::Slow),
-            cancelled: sum(Counter::Cancelled),
+            success: total(Counter::Success),
+            failure: total(Counter::Failure),
+            timeout: total(Counter::Timeout),
+            rejected: total(Counter::Rejected),
+            ignored: total(Counter::Ignored),
+            slow: total(Counter::Slow),
+            cancelled: total(Counter::Cancelled),
         }
     }
 
     pub(crate) fn clear(&self) {
-        for stripe in self.stripes.iter() {
-            for counter in &stripe.0 {
-                counter.store(0, Ordering::Relaxed);
-            }
+        for counter in [
+            Counter::Success,
+            Counter::Failure,
+            Counter::Timeout,
+            Counter::Rejected,
+            Counter::Ignored,
+            Counter::Slow,
+            Counter::Cancelled,
+        ] {
+            self.cleared[counter.index()].store(self.sum(counter), Ordering::Release);
         }
     }
 }
@@ -165,6 +231,32 @@ mod tests {
             count_on_twelve_threads(&counters);
         }
         count_on_twelve_threads(&Arc::new(Counters::new()));
+    }
+
+    #[test]
+    fn clearing_takes_off_counts_made_by_threads_gone_or_running() {
+        let counters = Arc::new(Counters::new());
+        let elsewhere = Arc::clone(&counters);
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                elsewhere.add(Counter::Success);
+            }
+        })
+        .join()
+        .expect("counting thread panicked");
+        counters.add(Counter::Failure);
+        assert_eq!(
+            (counters.totals().success, counters.totals().failure),
+            (5, 1)
+        );
+        counters.clear();
+        assert_eq!(counters.totals(), Totals::default());
+        counters.add(Counter::Success);
+        assert_eq!(
+            counters.totals().success,
+            1,
+            "counting goes on after a clear"
+        );
     }
 
     fn count_on_twelve_threads(counters: &Arc<Counters>) {

@@ -43,7 +43,7 @@ impl Ticket {
     /// Steps: 1. measure (or take the caller's measure) and count; 2. tell the hook; 3. keep
     /// the failure's reason; 4. let the outcome move the state machine for the state the call
     /// was admitted in.
-    #[inline]
+    #[inline(always)]
     fn finish(
         &mut self,
         breaker: &Breaker,
@@ -52,6 +52,31 @@ impl Ticket {
         reason: Option<&dyn fmt::Display>,
     ) {
         self.reported = true;
+        let inner = &*breaker.inner;
+        // The common case, a success admitted while closed with nothing to time or tell: the
+        // steps below come down to one count and the closed state's check, kept inline.
+        if outcome == Outcome::Success
+            && self.admitted.state() == State::Closed
+            && measured.is_none()
+            && self.started.is_none()
+            && inner.hook.is_none()
+        {
+            inner.counters.add(Counter::Success);
+            breaker.after_closed_call(self.admitted, outcome, false);
+            return;
+        }
+        self.finish_in_full(breaker, outcome, measured, reason);
+    }
+
+    /// Every step, for any outcome, admitted in any state.
+    #[inline(never)]
+    fn finish_in_full(
+        &self,
+        breaker: &Breaker,
+        outcome: Outcome,
+        measured: Option<Duration>,
+        reason: Option<&dyn fmt::Display>,
+    ) {
         let inner = &*breaker.inner;
         let duration = measured.or_else(|| self.started.map(|started| started.elapsed()));
         let slow = matches!(
@@ -126,8 +151,18 @@ impl Breaker {
     /// [`acquire`](Self::acquire), the call labelled `tag` for the outcome hook.
     #[inline]
     pub fn acquire_tagged(&self, tag: CallTag) -> Result<Permit<'_>, OpenError> {
+        let word = self.inner.load();
+        // Closed (or disabled) admits at once: kept inline, the other states out of line.
+        if matches!(word.state(), State::Closed | State::Disabled) {
+            return Ok(Permit::new(self, word, tag));
+        }
+        self.acquire_unless_closed(word, tag)
+    }
+
+    /// The gate for a breaker found neither closed nor disabled (it may have moved since).
+    #[inline(never)]
+    fn acquire_unless_closed(&self, mut word: Word, tag: CallTag) -> Result<Permit<'_>, OpenError> {
         let inner = &*self.inner;
-        let mut word = inner.load();
         loop {
             match word.state() {
                 State::Closed | State::Disabled => return Ok(Permit::new(self, word, tag)),
@@ -233,18 +268,16 @@ macro_rules! reporting {
                 self.finish(outcome, Some(duration), reason);
             }
 
-            #[inline]
+            #[inline(always)]
             pub(crate) fn finish(
                 mut self,
                 outcome: Outcome,
                 measured: Option<Duration>,
                 reason: Option<&dyn fmt::Display>,
             ) {
-                let $breaker = &self;
-                let breaker: &Breaker = $borrow;
-                let mut ticket = self.ticket;
+                let Self { breaker, ticket } = &mut self;
+                let breaker: &Breaker = breaker;
                 ticket.finish(breaker, outcome, measured, reason);
-                self.ticket = ticket;
             }
         }
 
