@@ -67,6 +67,26 @@ async fn assert_untouched(daemon: &RunningDaemon) {
     );
 }
 
+/// A connection that has sent 1,000 of an upload's 100,000 bytes, once the upstream has them.
+async fn started_upload(daemon: &RunningDaemon, upstream: &Upstream) -> TcpStream {
+    let mut stream = TcpStream::connect(proxy(daemon)).await.unwrap();
+    stream
+        .write_all(b"POST /app/upload HTTP/1.1\r\nhost: proxy\r\ncontent-length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'x'; 1000]).await.unwrap();
+    upstream.first_upload_chunk().await;
+    stream
+}
+
+/// Waits until `round` client outcomes are counted.
+async fn counted(daemon: &RunningDaemon, round: u32) {
+    eventually(5, "the client outcome is counted", || async {
+        client_outcomes(&metrics(daemon).await) == f64::from(round)
+    })
+    .await;
+}
+
 /// The start of what `stream` answers (empty when it answers nothing).
 async fn answer_of(stream: &mut TcpStream) -> String {
     let mut answer = vec![0u8; 2048];
@@ -101,10 +121,7 @@ async fn malformed_chunked_uploads_get_400_and_leave_the_breaker_closed() {
             "{answer}"
         );
         assert!(answer.contains("the provider was not blamed"), "{answer}");
-        eventually(5, "the client outcome is counted", || async {
-            client_outcomes(&metrics(&daemon).await) == f64::from(round)
-        })
-        .await;
+        counted(&daemon, round).await;
     }
     assert_untouched(&daemon).await;
     daemon.shutdown().await.unwrap();
@@ -114,20 +131,8 @@ async fn malformed_chunked_uploads_get_400_and_leave_the_breaker_closed() {
 async fn aborted_uploads_leave_the_breaker_closed() {
     let (upstream, daemon) = app_behind_the_proxy().await;
     for round in 1..=3 {
-        let mut stream = TcpStream::connect(proxy(&daemon)).await.unwrap();
-        stream
-            .write_all(
-                b"POST /app/upload HTTP/1.1\r\nhost: proxy\r\ncontent-length: 100000\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        stream.write_all(&[b'x'; 1000]).await.unwrap();
-        upstream.first_upload_chunk().await;
-        drop(stream);
-        eventually(5, "the client outcome is counted", || async {
-            client_outcomes(&metrics(&daemon).await) == f64::from(round)
-        })
-        .await;
+        drop(started_upload(&daemon, &upstream).await);
+        counted(&daemon, round).await;
     }
     assert_untouched(&daemon).await;
     daemon.shutdown().await.unwrap();
@@ -137,15 +142,7 @@ async fn aborted_uploads_leave_the_breaker_closed() {
 async fn stalled_uploads_get_408_and_leave_the_breaker_closed() {
     let (upstream, daemon) = app_behind_the_proxy().await;
     for round in 1..=3 {
-        let mut stream = TcpStream::connect(proxy(&daemon)).await.unwrap();
-        stream
-            .write_all(
-                b"POST /app/upload HTTP/1.1\r\nhost: proxy\r\ncontent-length: 100000\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        stream.write_all(&[b'x'; 1000]).await.unwrap();
-        upstream.first_upload_chunk().await;
+        let mut stream = started_upload(&daemon, &upstream).await;
         // Nothing more is sent: at the service's timeout the proxy gives up on the client.
         let answer = answer_of(&mut stream).await;
         assert!(
@@ -156,10 +153,7 @@ async fn stalled_uploads_get_408_and_leave_the_breaker_closed() {
             answer.contains("x-breakerd-answer: client_timeout"),
             "{answer}"
         );
-        eventually(5, "the client outcome is counted", || async {
-            client_outcomes(&metrics(&daemon).await) == f64::from(round)
-        })
-        .await;
+        counted(&daemon, round).await;
     }
     assert_untouched(&daemon).await;
     daemon.shutdown().await.unwrap();
