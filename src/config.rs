@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use crate::credential::{Credential, Secret};
 pub use crate::duration::{format_duration, parse_duration};
 pub(crate) use crate::text::toml_string;
-pub use channel::{ChannelConfig, ChannelSettings, same_settings};
+pub use channel::{ChannelConfig, ChannelSettings, SettingsIdentity};
 pub(crate) use effective::{redacted_headers as render_headers, smtp as render_smtp};
 pub use effective::{render as render_effective, service_changes};
 pub use errors::{ConfigError, LoadError};

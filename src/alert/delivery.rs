@@ -254,12 +254,6 @@ mod tests {
         fn render(&self) -> String {
             String::new()
         }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-        fn same_as(&self, other: &dyn crate::config::ChannelSettings) -> bool {
-            crate::config::same_settings(self, other)
-        }
     }
 
     static SETTINGS: std::sync::LazyLock<NoSettings> =
@@ -283,9 +277,6 @@ mod tests {
                 assert_ne!(page.notification.service, self.0, "a bug in a channel");
                 Ok(())
             })
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
         }
     }
 

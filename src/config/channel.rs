@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::ChannelFilter;
 
-/// One channel's validated settings.
-pub trait ChannelSettings: fmt::Debug + Send + Sync + Any {
+/// One channel's validated settings. Being `PartialEq` gives them [`SettingsIdentity`].
+pub trait ChannelSettings: fmt::Debug + Send + Sync + Any + SettingsIdentity {
     /// Its kind, as the table is named: `[alerts.KIND]` or `[[alerts.KIND]]`.
     fn kind(&self) -> &'static str;
     /// Its name (the `channel` label; unique among all channels).
@@ -18,15 +18,24 @@ pub trait ChannelSettings: fmt::Debug + Send + Sync + Any {
     fn filter(&self) -> &ChannelFilter;
     /// Its table as `breakerd check --print` shows it, secrets redacted.
     fn render(&self) -> String;
+}
+
+/// What every channel's settings get from their type, written once for all kinds.
+pub trait SettingsIdentity {
     /// Itself, for its own kind to read back.
     fn as_any(&self) -> &dyn Any;
     /// Whether `other` is a channel of the same kind with the same settings.
     fn same_as(&self, other: &dyn ChannelSettings) -> bool;
 }
 
-/// `settings` compared with `other` when `other` is of the same type.
-pub fn same_settings<T: PartialEq + 'static>(settings: &T, other: &dyn ChannelSettings) -> bool {
-    other.as_any().downcast_ref::<T>() == Some(settings)
+impl<T: ChannelSettings + PartialEq> SettingsIdentity for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
 }
 
 /// A configured channel: cheap to clone, compared by its settings.

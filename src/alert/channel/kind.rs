@@ -67,8 +67,20 @@ pub(crate) struct BuildContext {
     pub(crate) providers: Arc<BTreeMap<String, String>>,
 }
 
-/// A running alert channel.
-pub(crate) trait Channel: Send + Sync + fmt::Debug + 'static {
+/// Itself, for its own kind's task to read back: written once for every channel.
+pub(crate) trait ChannelAny {
+    /// Itself, as `Any`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Channel> ChannelAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A running alert channel (read back as its own type through [`ChannelAny`]).
+pub(crate) trait Channel: Send + Sync + fmt::Debug + ChannelAny + 'static {
     /// Its settings.
     fn settings(&self) -> &dyn ChannelSettings;
     /// Attempts at one page before it is given up.
@@ -81,9 +93,6 @@ pub(crate) trait Channel: Send + Sync + fmt::Debug + 'static {
     fn follow(&self) -> Option<Follow> {
         None
     }
-    /// Itself, for its own kind's task to read back.
-    fn as_any(&self) -> &dyn Any;
-
     /// Its name (the `channel` label).
     fn name(&self) -> &str {
         self.settings().name()

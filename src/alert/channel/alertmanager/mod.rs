@@ -9,7 +9,6 @@
 
 mod follow;
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,7 +30,7 @@ use crate::config::raw::RawList;
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, DEFAULT_RESEND_EVERY,
-    DEFAULT_RESOLVE_FOR, Url, format_duration, same_settings, toml_string,
+    DEFAULT_RESOLVE_FOR, Url, format_duration, toml_string,
 };
 use crate::wall::rfc3339;
 
@@ -100,14 +99,6 @@ impl ChannelSettings for AlertmanagerSettings {
             toml_string(&format_duration(self.resolve_for)),
             toml_string(&self.severity)
         )
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
@@ -353,10 +344,6 @@ impl Channel for AlertmanagerChannel {
 
     fn follow(&self) -> Option<Follow> {
         Some(|channel, outages, shared, stop| Box::pin(follow::run(channel, outages, shared, stop)))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn same_as(&self, other: &dyn Channel) -> bool {

@@ -1,7 +1,6 @@
 //! The email channel (`[alerts.email]`): a plain-text message per page, its title the subject,
 //! sent with lettre over SMTP (plain, STARTTLS or TLS, optional AUTH) to every recipient.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::config::raw::RawList;
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, Check, Credential, DEFAULT_CHANNEL_TIMEOUT,
-    SmtpCheck, SmtpServer, format_duration, render_smtp, same_settings, toml_string,
+    SmtpCheck, SmtpServer, format_duration, render_smtp, toml_string,
 };
 use crate::redact::Redactor;
 
@@ -84,14 +83,6 @@ impl ChannelSettings for EmailSettings {
             toml_string(&format_duration(self.timeout))
         ));
         out
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
@@ -244,9 +235,5 @@ impl Channel for EmailChannel {
 
     fn deliver<'a>(&'a self, page: &'a Page<'a>) -> Boxed<'a, Result<(), DeliveryError>> {
         Box::pin(self.send(page))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

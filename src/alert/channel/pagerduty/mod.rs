@@ -5,7 +5,6 @@
 
 mod event;
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::config::raw::RawList;
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
-    format_duration, same_settings, toml_string,
+    format_duration, toml_string,
 };
 
 /// Where events go unless `url` says otherwise.
@@ -89,14 +88,6 @@ impl ChannelSettings for PagerDutySettings {
             toml_string(&self.severity),
             toml_string(&format_duration(self.timeout))
         )
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
@@ -226,10 +217,6 @@ impl Channel for PagerDutyChannel {
 
     fn deliver<'a>(&'a self, page: &'a Page<'a>) -> Boxed<'a, Result<(), DeliveryError>> {
         Box::pin(self.send(page))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn same_as(&self, other: &dyn Channel) -> bool {

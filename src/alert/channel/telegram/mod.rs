@@ -2,7 +2,6 @@
 //! bot (`sendMessage`) to one chat. The bot token is part of the request's path, so no error
 //! ever carries the URL.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use crate::config::raw::RawList;
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
-    format_duration, same_settings, toml_string,
+    format_duration, toml_string,
 };
 
 /// The Bot API unless `api_url` says otherwise (a local Bot API server, say).
@@ -89,14 +88,6 @@ impl ChannelSettings for TelegramSettings {
             toml_string(self.api_url.as_str()),
             toml_string(&format_duration(self.timeout))
         )
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
@@ -243,10 +234,6 @@ impl Channel for TelegramChannel {
 
     fn deliver<'a>(&'a self, page: &'a Page<'a>) -> Boxed<'a, Result<(), DeliveryError>> {
         Box::pin(self.send(page))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod format;
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +22,7 @@ use crate::config::raw::RawList;
 use crate::config::validate::alerts::ChannelTable;
 use crate::config::{
     ChannelConfig, ChannelFilter, ChannelSettings, DEFAULT_CHANNEL_TIMEOUT, Secret, Url,
-    format_duration, render_headers, same_settings, toml_string,
+    format_duration, render_headers, toml_string,
 };
 
 /// The signature header: `sha256=<hex of HMAC-SHA256(secret, body)>`.
@@ -118,14 +117,6 @@ impl ChannelSettings for WebhookSettings {
             out.push_str(&format!("secret = {}\n", toml_string("<redacted>")));
         }
         out
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn ChannelSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
@@ -245,10 +236,6 @@ impl Channel for WebhookChannel {
 
     fn deliver<'a>(&'a self, page: &'a Page<'a>) -> Boxed<'a, Result<(), DeliveryError>> {
         Box::pin(self.send(page))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
