@@ -209,6 +209,25 @@ pub(crate) fn sample() -> Notification {
     }
 }
 
+/// [`sample`]'s outage over: closed by a trial 4m 12s later, after two failed trials.
+#[cfg(test)]
+pub(crate) fn sample_recovered() -> Notification {
+    let open = sample();
+    let later = open.at + std::time::Duration::from_secs(252);
+    Notification {
+        from: State::HalfOpen,
+        to: State::Closed,
+        at: later,
+        outage: Some(OutageInfo {
+            started_at: open.at,
+            ended_at: Some(later),
+            failed_trials: 2,
+        }),
+        next_attempt: None,
+        ..open
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

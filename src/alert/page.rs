@@ -419,23 +419,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::alert::notification::{OutageInfo, sample};
+    use crate::alert::notification::{sample, sample_recovered};
 
     fn recovered() -> Notification {
-        let open = sample();
-        let later = open.at + Duration::from_secs(252);
-        Notification {
-            from: State::HalfOpen,
-            to: State::Closed,
-            at: later,
-            outage: Some(OutageInfo {
-                ended_at: Some(later),
-                failed_trials: 2,
-                ..open.outage.clone().unwrap()
-            }),
-            next_attempt: None,
-            ..sample()
-        }
+        sample_recovered()
     }
 
     #[test]

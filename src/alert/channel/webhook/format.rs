@@ -179,24 +179,11 @@ fn fingerprint(service: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::alert::notification::{Notification, OutageInfo, sample};
+    use crate::alert::notification::{Notification, sample, sample_recovered};
 
     fn recovered() -> Notification {
-        let later = sample().at + Duration::from_secs(252);
-        Notification {
-            from: State::HalfOpen,
-            to: State::Closed,
-            at: later,
-            outage: Some(OutageInfo {
-                ended_at: Some(later),
-                ..sample().outage.unwrap()
-            }),
-            next_attempt: None,
-            ..sample()
-        }
+        sample_recovered()
     }
 
     #[test]
