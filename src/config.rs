@@ -84,6 +84,7 @@ pub const DURATION_LIMITS: &[(&str, Duration)] = &[
     ("timeout", HOUR),
     ("reset_timeout", DAY),
     ("slow_call", HOUR),
+    ("max_wait", MINUTE),
     ("backoff_max", Duration::from_secs(7 * 86_400)),
     ("alerts.min_interval", DAY),
     ("alerts.group_wait", Duration::from_secs(600)),
@@ -112,7 +113,12 @@ pub const COUNT_LIMITS: &[(&str, u32)] = &[
     ("window_size", crate::breaker::MAX_WINDOW_SIZE),
     ("minimum_calls", crate::breaker::MAX_WINDOW_SIZE),
     ("alerts.max_attempts", 1000),
+    ("max_concurrent", MAX_CONCURRENT),
 ];
+
+/// The largest `max_concurrent`: more calls in flight to one service than the proxy's whole
+/// share of descriptors could ever carry on a large machine.
+pub const MAX_CONCURRENT: u32 = 100_000;
 
 /// The largest `alerts.queue_size`.
 pub const MAX_QUEUE_SIZE: usize = 1_000_000;
@@ -243,6 +249,21 @@ pub struct ServiceConfig {
     /// The service's own answer rules (`[[services.NAME.rules]]`), tried before its
     /// provider's.
     pub rules: Vec<crate::provider::rules::Rule>,
+    /// The cap on proxied calls in flight to it (`max_concurrent`, `max_wait`), if any.
+    pub bulkhead: Option<BulkheadConfig>,
+    /// The service the proxy sends a call to when this one's breaker refuses it
+    /// (`fallback`): one hop, never a chain.
+    pub fallback: Option<String>,
+}
+
+/// `max_concurrent` and `max_wait`: at most `max_concurrent` proxied calls in flight to a
+/// service; the next waits up to `max_wait` for a slot, then is refused with reason `capacity`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BulkheadConfig {
+    /// Calls in flight at most (1 to [`MAX_CONCURRENT`]).
+    pub max_concurrent: u32,
+    /// How long a call waits for a slot (0: refused at once; at most a minute).
+    pub max_wait: Duration,
 }
 
 /// The certificates read from a `ca_file` (PEM).

@@ -10,6 +10,7 @@ pub mod alert;
 pub mod api;
 pub mod breaker;
 pub mod budget;
+pub mod bulkhead;
 pub mod check_threads;
 pub mod config;
 pub(crate) mod credential;

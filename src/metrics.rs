@@ -9,6 +9,7 @@ mod exposition;
 mod histogram;
 mod memo;
 mod operations;
+mod proxying;
 mod service;
 mod text;
 
@@ -29,6 +30,7 @@ use exposition::FAMILIES;
 pub use exposition::Format;
 pub use memo::Piece;
 use memo::{MAX_RUNS, Memos, RunMemo, Scratch, write_run};
+pub use proxying::{FallbackOutcome, ProxySeries};
 use service::ServiceSeries;
 pub use service::{ServiceMetrics, Source};
 use text::Text;
@@ -182,6 +184,8 @@ pub struct Metrics {
     memos: Memos,
     /// Services whose pages are held, and why (as the alert stage last published).
     held: RwLock<Arc<HeldServices>>,
+    /// The proxy's own series of each service (written by a collector on each scrape).
+    proxying: proxying::ProxyCollector,
 }
 
 /// Which services a maintenance window or a silence covers now.
@@ -306,6 +310,8 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "breakerd's version; always 1", build_info);
+        let proxying = proxying::ProxyCollector::default();
+        registry.register_collector(Box::new(proxying.clone()));
         Self {
             services: RwLock::default(),
             registry,
@@ -325,6 +331,7 @@ impl Metrics {
             shard,
             memos: Memos::default(),
             held: RwLock::default(),
+            proxying,
         }
     }
 
@@ -349,11 +356,21 @@ impl Metrics {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(handles.name().to_string(), Arc::clone(&handles.series));
+        self.proxying
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(handles.name().to_string(), Arc::clone(handles.proxy()));
     }
 
     /// Removes every series of `name` (a service gone from the config).
     pub fn remove_service(&self, name: &str) {
         self.services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        self.proxying
+            .services
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);

@@ -8,6 +8,7 @@
 //! broken-off upload is a caller outcome (`client`), breakerd running out of descriptors its
 //! own trouble; neither moves the breaker.
 
+mod admission;
 mod answer;
 mod body;
 mod capacity;
@@ -20,17 +21,17 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub use crate::provider::MAX_JUDGED_BODY;
-pub use answer::ANSWER_HEADER;
+pub use answer::{ANSWER_HEADER, FALLBACK_HEADER};
 
 use crate::api::Published;
-use crate::metrics::{Metrics, PROXY_DESCRIPTORS, Source};
+use crate::metrics::{FallbackOutcome, Metrics, PROXY_DESCRIPTORS};
 use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Plan};
@@ -91,25 +92,83 @@ impl Proxy {
     }
 }
 
-/// Forwards one request, or answers it without the provider.
+/// Forwards one request, or answers it without the provider: to the service it names when its
+/// breaker and cap let the call through, else to the service's `fallback` when that one's do
+/// (marked `x-breakerd-fallback`), else the refusal of the service named.
 async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     let registry = Arc::clone(&proxy.published.borrow().registry);
     let route = match route::resolve(request.method(), request.uri(), &registry) {
         Ok(route) => route,
         Err(refusal) => return answer::refused(refusal),
     };
-    let service = Arc::clone(&route.service);
-    let operation = service.judge.operation(
-        request.method().as_str(),
-        route.path_in(request.uri().path()),
-    );
-    let permit = match service
-        .breaker
-        .acquire_owned(Source::traffic(operation.index))
-    {
-        Ok(permit) => permit,
-        Err(open) => return answer::open(&open),
+    let path = route.path_in(request.uri().path());
+    let refused = match admission::admit(&route.service, request.method().as_str(), path).await {
+        Ok(admitted) => return exchange(&proxy, route, admitted, request).await,
+        Err(refused) => refused,
     };
+    let primary = Arc::clone(&route.service);
+    let fallback = primary
+        .config
+        .fallback
+        .as_deref()
+        .and_then(|name| registry.get(name))
+        .and_then(|fallback| route.to_fallback(fallback, request.uri()));
+    let Some(fallback) = fallback else {
+        return refused.answer(primary.name());
+    };
+    let path = fallback.path_in(request.uri().path());
+    let series = primary.metrics.proxy();
+    match admission::admit(&fallback.service, request.method().as_str(), path).await {
+        Ok(admitted) => {
+            series.fell_back(fallback.service.name(), FallbackOutcome::Sent);
+            debug!(
+                service = primary.name(),
+                fallback = fallback.service.name(),
+                "a refused call went to the fallback"
+            );
+            let name = HeaderValue::from_str(fallback.service.name()).ok();
+            let mut response = exchange(&proxy, fallback, admitted, request).await;
+            if let Some(name) = name {
+                response.headers_mut().insert(answer::FALLBACK_HEADER, name);
+            }
+            response
+        }
+        Err(_) => {
+            series.fell_back(fallback.service.name(), FallbackOutcome::Refused);
+            refused.answer(primary.name())
+        }
+    }
+}
+
+/// Sends one admitted request along `route` and streams the answer back, judged by the
+/// service's rules; the call's slot (if any) is held until the answer has streamed through.
+async fn exchange(
+    proxy: &Proxy,
+    route: route::Route,
+    admitted: admission::Admitted,
+    request: Request,
+) -> Response {
+    let admission::Admitted {
+        operation,
+        permit,
+        slot,
+    } = admitted;
+    let response = call(proxy, &route, operation, permit, request).await;
+    match slot {
+        Some(slot) => capacity::hold(response, slot),
+        None => response,
+    }
+}
+
+/// The call itself: the request sent on, the answer judged and streamed back.
+async fn call(
+    proxy: &Proxy,
+    route: &route::Route,
+    operation: crate::provider::Operation,
+    permit: crate::breaker::OwnedPermit,
+    request: Request,
+) -> Response {
+    let service = Arc::clone(&route.service);
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let uri = parts.uri;

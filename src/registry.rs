@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State, TransitionBus};
+use crate::bulkhead::Bulkhead;
 use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
@@ -141,6 +142,8 @@ pub struct Service {
     pub run_lock: tokio::sync::Mutex<()>,
     /// What the proxy forwards its real calls with (trusting its `ca_file`).
     upstream: reqwest::Client,
+    /// Its cap on proxied calls in flight (`max_concurrent`), if any.
+    bulkhead: Option<Arc<Bulkhead>>,
 }
 
 impl Service {
@@ -227,7 +230,12 @@ impl Service {
                 }
             })
             .build()?;
+        handles.proxy().set_max_concurrent(bulkhead_limit(&config));
+        handles.proxy().set_fallback(config.fallback.as_deref());
         Ok(Self {
+            bulkhead: config
+                .bulkhead
+                .map(|cap| Arc::new(Bulkhead::new(cap, Arc::clone(handles.proxy())))),
             upstream: client.transport().proxy().clone(),
             probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
@@ -261,7 +269,17 @@ impl Service {
         let upstream = client.transport().proxy().clone();
         let mut probe = Probe::new(config.check.clone(), client, judge.clone());
         probe.keep_beats_of(&previous.probe);
+        // Calls in flight keep their slots; a changed cap starts with fresh ones.
+        let bulkhead = match (&previous.bulkhead, config.bulkhead) {
+            (Some(kept), Some(cap)) if kept.config() == cap => Some(Arc::clone(kept)),
+            (_, Some(cap)) => Some(Arc::new(Bulkhead::new(
+                cap,
+                Arc::clone(previous.metrics.proxy()),
+            ))),
+            (_, None) => None,
+        };
         Ok(Self {
+            bulkhead,
             upstream,
             probe,
             judge,
@@ -303,6 +321,12 @@ impl Service {
         ));
         metrics.set_operations(self.judge.operation_names());
         metrics.set_carries_traffic(carries_traffic(&self.config, server));
+        metrics
+            .proxy()
+            .set_max_concurrent(bulkhead_limit(&self.config));
+        metrics
+            .proxy()
+            .set_fallback(self.config.fallback.as_deref());
         if previous.config.check == self.config.check {
             *lock(&self.recent) = lock(&previous.recent).clone();
         }
@@ -312,6 +336,11 @@ impl Service {
     /// `ca_file`).
     pub(crate) fn upstream_client(&self) -> &reqwest::Client {
         &self.upstream
+    }
+
+    /// Its cap on proxied calls in flight (`max_concurrent`), if any.
+    pub fn bulkhead(&self) -> Option<&Bulkhead> {
+        self.bulkhead.as_deref()
     }
 
     /// The service's name.
@@ -516,6 +545,11 @@ pub fn judge_of(config: &ServiceConfig) -> Judge {
                 .map_or("", |upstream| upstream.path()),
         ),
     }
+}
+
+/// The `max_concurrent` of `config`, if it has one.
+fn bulkhead_limit(config: &ServiceConfig) -> Option<u32> {
+    config.bulkhead.map(|cap| cap.max_concurrent)
 }
 
 /// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported

@@ -34,6 +34,51 @@ pub(crate) struct ServiceStats {
     /// they go out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     held: Vec<crate::alert::Hold>,
+    /// Its cap on proxied calls (`max_concurrent`), with the calls in flight under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bulkhead: Option<BulkheadStats>,
+    /// Where the proxy sends the calls its breaker refuses (`fallback`), and how many went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<FallbackStats>,
+}
+
+/// A service's cap on proxied calls, and its use.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BulkheadStats {
+    max_concurrent: u32,
+    max_wait_ms: u64,
+    in_flight: u64,
+    /// Calls refused 503 (`capacity`) so far.
+    rejections: u64,
+}
+
+/// A service's fallback, and the calls sent to it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FallbackStats {
+    service: String,
+    /// Calls this service's breaker refused that went to the fallback's upstream so far.
+    calls: u64,
+}
+
+pub(crate) fn bulkhead_stats(service: &Service) -> Option<BulkheadStats> {
+    let config = service.bulkhead()?.config();
+    let series = service.metrics.proxy();
+    Some(BulkheadStats {
+        max_concurrent: config.max_concurrent,
+        max_wait_ms: u64::try_from(config.max_wait.as_millis()).unwrap_or(u64::MAX),
+        in_flight: series.in_flight_now(),
+        rejections: series.capacity_rejections(),
+    })
+}
+
+pub(crate) fn fallback_stats(service: &Service) -> Option<FallbackStats> {
+    let fallback = service.config.fallback.as_deref()?;
+    Some(FallbackStats {
+        service: fallback.to_string(),
+        calls: service.metrics.proxy().fallback_calls(fallback),
+    })
 }
 
 /// The outage `service` is in, if any.
@@ -62,6 +107,8 @@ pub(crate) fn service_stats(
         cause: service.last_failure(),
         outage,
         held: quiet.of(service.name()).to_vec(),
+        bulkhead: bulkhead_stats(service),
+        fallback: fallback_stats(service),
     }
 }
 

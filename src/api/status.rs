@@ -58,6 +58,10 @@ struct ServiceStatus {
     outage: Option<crate::alert::OutageInfo>,
     /// Why its pages are held now (empty: they go out).
     held: Vec<crate::alert::Hold>,
+    /// Its cap on proxied calls and the calls in flight under it.
+    bulkhead: Option<super::breakers::BulkheadStats>,
+    /// Its fallback and the calls sent there.
+    fallback: Option<super::breakers::FallbackStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +131,8 @@ fn service_status(
             .then(|| super::breakers::ongoing_outage(outages, service.name()))
             .flatten(),
         held: quiet.of(service.name()).to_vec(),
+        bulkhead: super::breakers::bulkhead_stats(service),
+        fallback: super::breakers::fallback_stats(service),
     }
 }
 

@@ -327,6 +327,17 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
         let names: Vec<String> = service.depends_on.iter().map(|name| quoted(name)).collect();
         let _ = writeln!(out, "depends_on = [{}]", names.join(", "));
     }
+    if let Some(bulkhead) = &service.bulkhead {
+        let _ = writeln!(
+            out,
+            "max_concurrent = {}\nmax_wait = {}",
+            bulkhead.max_concurrent,
+            quoted(&format_duration(bulkhead.max_wait))
+        );
+    }
+    if let Some(fallback) = &service.fallback {
+        let _ = writeln!(out, "fallback = {}", quoted(fallback));
+    }
 }
 
 /// What changed between two versions of a service, for the reload log: one

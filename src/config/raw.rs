@@ -91,6 +91,9 @@ pub(crate) struct RawService {
     pub(crate) report_token: Option<Spanned<String>>,
     pub(crate) disabled: Option<Spanned<bool>>,
     pub(crate) depends_on: Option<RawList>,
+    pub(crate) max_concurrent: Option<Spanned<i64>>,
+    pub(crate) max_wait: Option<Spanned<String>>,
+    pub(crate) fallback: Option<Spanned<String>>,
     /// `[[services.NAME.rules]]`.
     pub(crate) rules: Option<Spanned<Vec<Spanned<crate::provider::rules::RawRule>>>>,
 }

@@ -358,6 +358,8 @@ impl ServiceSeries {
 #[derive(Clone, Debug)]
 pub struct ServiceMetrics {
     pub(crate) series: Arc<ServiceSeries>,
+    /// What the proxy counts of its own for the service (its cap, its fallback).
+    proxy: Arc<super::proxying::ProxySeries>,
 }
 
 impl ServiceMetrics {
@@ -376,7 +378,14 @@ impl ServiceMetrics {
                 timeout,
                 reset_timeout,
             )),
+            proxy: Arc::default(),
         }
+    }
+
+    /// What the proxy counts of its own for the service: calls in flight under its cap,
+    /// refused for capacity, sent to its fallback.
+    pub fn proxy(&self) -> &Arc<super::proxying::ProxySeries> {
+        &self.proxy
     }
 
     /// The service's name.

@@ -19,6 +19,10 @@ use crate::outcome::ProbeError;
 /// The header that marks an answer as the proxy's own, and which one.
 pub const ANSWER_HEADER: &str = "x-breakerd-answer";
 
+/// The header on an answer that came from the service's `fallback` (its value: the fallback
+/// service's name), because the service named in the path refused the call.
+pub const FALLBACK_HEADER: &str = "x-breakerd-fallback";
+
 /// 503: the breaker is open (or half-open with its trial slots taken).
 pub(crate) fn open(error: &OpenError) -> Response {
     let mut response = with_success_false(StatusCode::SERVICE_UNAVAILABLE, error, "open");

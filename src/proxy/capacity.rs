@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::answer::ANSWER_HEADER;
@@ -59,10 +59,16 @@ pub(crate) async fn guard(
         );
         return full(capacity.limit);
     };
-    next.run(request).await.map(|body| {
+    hold(next.run(request).await, permit)
+}
+
+/// `response` with `guard` kept until its body has been dropped (streamed through, or the
+/// client gone): a call's place, under the proxy's capacity or a service's cap.
+pub(crate) fn hold<G: Send + Sync + 'static>(response: Response, guard: G) -> Response {
+    response.map(|body| {
         Body::new(Held {
             inner: body,
-            _permit: permit,
+            _guard: guard,
         })
     })
 }
@@ -83,14 +89,14 @@ fn full(limit: usize) -> Response {
 
 pin_project! {
     /// An answer's body, holding the call's place until it is dropped.
-    struct Held {
+    struct Held<G> {
         #[pin]
         inner: Body,
-        _permit: OwnedSemaphorePermit,
+        _guard: G,
     }
 }
 
-impl HttpBody for Held {
+impl<G> HttpBody for Held<G> {
     type Data = Bytes;
     type Error = axum::Error;
 

@@ -75,10 +75,33 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
         )));
     };
     check_segments(rest)?;
+    // `/<name>` comes first; what follows starts with its own `/`.
+    to(service, upstream, rest, uri.query(), 1 + name.len())
+}
+
+impl Route {
+    /// The same request sent to `fallback` instead (its upstream, the same path below it and
+    /// query); `None` when the fallback has no upstream (a reload took it away).
+    pub(crate) fn to_fallback(&self, fallback: &Arc<Service>, uri: &Uri) -> Option<Route> {
+        let upstream = fallback.config.upstream.as_ref()?;
+        let below = uri.path().get(self.path_start..)?;
+        let rest = below.strip_prefix('/').unwrap_or(below);
+        to(fallback, upstream, rest, uri.query(), self.path_start).ok()
+    }
+}
+
+/// The route to `service` at `upstream`, with `rest` (already checked) and `query` appended.
+fn to(
+    service: &Arc<Service>,
+    upstream: &Url,
+    rest: &str,
+    query: Option<&str>,
+    path_start: usize,
+) -> Result<Route, Refusal> {
     let mut target = upstream.clone();
     let base = upstream.path().trim_end_matches('/');
     target.set_path(&format!("{base}/{rest}"));
-    target.set_query(uri.query());
+    target.set_query(query);
     target.set_fragment(None);
     if target.origin() != upstream.origin() {
         return Err(Refusal::BadRequest(
@@ -88,8 +111,7 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
     Ok(Route {
         service: Arc::clone(service),
         target,
-        // `/<name>` comes first; what follows starts with its own `/`.
-        path_start: 1 + name.len(),
+        path_start,
     })
 }
 

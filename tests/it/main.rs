@@ -29,6 +29,7 @@ mod provider_traffic;
 mod proxy;
 mod proxy_budget;
 mod proxy_client_faults;
+mod proxy_resilience;
 mod quiet;
 mod readme;
 mod reload;

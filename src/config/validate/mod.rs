@@ -16,6 +16,7 @@ mod checks;
 mod http;
 mod policy;
 mod provider;
+mod proxying;
 mod quiet;
 mod schedule;
 mod sections;
@@ -59,9 +60,13 @@ pub(crate) fn validate(
     }
     let mut services = Vec::new();
     let mut depends_on: Vec<(String, RawList)> = Vec::new();
+    let mut fallbacks: Vec<(String, toml::Spanned<String>)> = Vec::new();
     for (name, service) in raw.services {
         if let Some(list) = &service.get_ref().depends_on {
             depends_on.push((name.get_ref().clone(), list.clone()));
+        }
+        if let Some(fallback) = &service.get_ref().fallback {
+            fallbacks.push((name.get_ref().clone(), fallback.clone()));
         }
         if let Some(service) = validator.service(name, service) {
             services.push(service);
@@ -70,6 +75,7 @@ pub(crate) fn validate(
     // Sorted by name: one order everywhere, and `Config::service` finds a name by bisection.
     services.sort_by(|a, b| a.name.cmp(&b.name));
     validator.dependencies(&depends_on, &mut services);
+    validator.fallbacks(&fallbacks, &mut services);
     server.connectivity = validator.connectivity(connectivity.as_ref(), &services);
     let maintenance = validator.maintenance(raw.maintenance, &services);
     let alerts = validator.alerts(raw.alerts, raw.alert_channels, &services);

@@ -52,6 +52,7 @@ impl Validator<'_> {
             (Some(check), None) => check.base_url().cloned(),
             (None, None) => None,
         };
+        let bulkhead = self.bulkhead(name.get_ref(), &raw, upstream.is_some());
         let checks = match &raw.checks {
             None => Checks::Always,
             Some(value) => match self
@@ -88,6 +89,8 @@ impl Validator<'_> {
             ca,
             depends_on: Vec::new(),
             rules,
+            bulkhead,
+            fallback: None,
             reuse_connections: raw
                 .reuse_connections
                 .as_ref()
