@@ -89,6 +89,10 @@ async fn serve(mut stream: TcpStream) {
             while stream.write_all(&chunk).await.is_ok() {}
             return;
         }
+        if head.starts_with("GET /slow") {
+            // A provider that takes its time: each call holds its connections meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
         if stream.write_all(answer.as_bytes()).await.is_err() {
             return;
@@ -282,4 +286,195 @@ async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker()
     let _ = stop.send(true);
     let _ = server.await;
     daemon.shutdown().await.expect("clean shutdown");
+}
+
+/// What the clients of one burst got back.
+#[derive(Debug, Default)]
+struct Burst {
+    ok: usize,
+    capacity: usize,
+    /// Connections the proxy closed at once, over its share of inbound connections.
+    closed: usize,
+    /// Anything else: a 502, a 503 `local`, an unexpected status.
+    other: Vec<String>,
+}
+
+/// `per_upstream` concurrent `GET /upN/slow` to each of `upstreams` services, each on a
+/// connection of its own.
+async fn burst(proxy: SocketAddr, upstreams: usize, per_upstream: usize) -> Burst {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let calls = (0..upstreams * per_upstream).map(|index| {
+        let client = client.clone();
+        let url = format!("http://{proxy}/up{}/slow", index % upstreams);
+        tokio::spawn(async move {
+            match client.get(url).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let marked = response
+                        .headers()
+                        .get("x-breakerd-answer")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_string);
+                    let body = response.text().await.unwrap_or_default();
+                    Ok((status, marked, body))
+                }
+                Err(error) => Err(error),
+            }
+        })
+    });
+    let mut burst = Burst::default();
+    for call in futures_util::future::join_all(calls).await {
+        match call.expect("the call task") {
+            Ok((200, None, body)) if body == "ok" => burst.ok += 1,
+            Ok((503, Some(marked), _)) if marked == "capacity" => burst.capacity += 1,
+            Ok((status, marked, body)) => burst.other.push(format!("{status} {marked:?} {body}")),
+            // Closed at once, over the proxy's share of inbound connections: breakerd's
+            // own shedding, which no breaker hears of.
+            Err(error) if error.is_request() || error.is_connect() => burst.closed += 1,
+            Err(error) => burst.other.push(error.to_string()),
+        }
+    }
+    burst
+}
+
+/// `breakerd run` under `ulimit -n 1024`, killed when dropped.
+struct Limited {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_to_five_upstreams_under_1024_descriptors_never_run_out_or_fail_a_check() {
+    breakerd::probe::install_crypto_provider();
+    // The clients of the bursts need more descriptors than the daemon has.
+    let raised = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let per_upstream = usize::try_from(raised.saturating_sub(256) / 5)
+        .unwrap_or(300)
+        .min(300);
+    assert!(
+        per_upstream * 5 > 1024,
+        "the bursts must be larger than the daemon's limit (the test process may open {raised})"
+    );
+    let upstreams: Vec<Counting> =
+        futures_util::future::join_all((0..5).map(|_| Counting::start())).await;
+    let dir = crate::support::scratch_dir("descriptors");
+    let (api, proxy_port) = (crate::support::closed_port(), crate::support::closed_port());
+    let mut config = format!(
+        "[server]\nproxy_listen = \"127.0.0.1:{proxy_port}\"\n[alerts]\nstate_dir = \"{}\"\n",
+        dir.join("state").display()
+    );
+    for (index, upstream) in upstreams.iter().enumerate() {
+        config.push_str(&format!(
+            "[services.up{index}]\nkind = \"http\"\nurl = \"{0}/health\"\nupstream = \"{0}/\"\n\
+             every = \"250ms\"\nfailure_threshold = 3\ntimeout = \"10s\"\nreset_timeout = \"1h\"\n",
+            upstream.url()
+        ));
+    }
+    let file = dir.join("alerts.toml");
+    std::fs::write(&file, config).expect("write the config");
+    let log = dir.join("breakerd.log");
+    let child = std::process::Command::new("prlimit")
+        .arg("--nofile=1024:1024")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_breakerd"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .args(["--listen", &format!("127.0.0.1:{api}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start breakerd under prlimit (util-linux)");
+    let daemon = Limited { child, log };
+    crate::support::wait_until_listening(api, "breakerd");
+    crate::support::wait_until_listening(proxy_port, "breakerd's proxy");
+    let api = SocketAddr::from(([127, 0, 0, 1], api));
+    let proxy = SocketAddr::from(([127, 0, 0, 1], proxy_port));
+    let started = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    assert!(
+        started.contains("open-file limit 1024"),
+        "the daemon runs under the limit and logs its split:\n{started}"
+    );
+
+    let checks_passed = |metrics: &str| -> f64 {
+        (0..5)
+            .filter_map(|index| {
+                sample(
+                    metrics,
+                    &format!(
+                        "breakerd_calls_total{{service=\"up{index}\",outcome=\"success\",source=\"check\"}}"
+                    ),
+                )
+            })
+            .sum()
+    };
+    let before = checks_passed(&http_get(api, "/metrics").await.1);
+    let mut served = 0;
+    for round in 0..3 {
+        let burst = burst(proxy, 5, per_upstream).await;
+        assert!(
+            burst.other.is_empty(),
+            "round {round}: answers that blame a provider or say breakerd ran out: {:?}",
+            &burst.other[..burst.other.len().min(5)]
+        );
+        served += burst.ok;
+        eprintln!("round {round}: {burst:?}");
+    }
+    assert!(served > 0, "calls went through");
+
+    let (_, metrics) = http_get(api, "/metrics").await;
+    assert!(
+        checks_passed(&metrics) > before,
+        "checks ran, and passed, during the bursts"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "breakerd_proxy_local_errors_total{reason=\"descriptors\"}"
+        ),
+        Some(0.0),
+        "no call found breakerd out of descriptors"
+    );
+    assert_eq!(
+        sample(&metrics, "breakerd_http_accept_errors_total"),
+        Some(0.0)
+    );
+    let failed_checks: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("breakerd_probe_failures_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failed_checks, 0.0, "no check failed during the bursts");
+    let failures: f64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("breakerd_calls_total{")
+                && (line.contains("outcome=\"failure\"") || line.contains("outcome=\"timeout\""))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failures, 0.0, "nothing counted against any provider");
+    for index in 0..5 {
+        let stats = get_json(api, &format!("/api/v1/circuit-breakers/up{index}")).await;
+        assert_eq!(stats["state"], "CLOSED", "up{index}: {stats}");
+        assert_eq!(
+            stats["lastCheck"]["outcome"], "success",
+            "up{index}: {stats}"
+        );
+    }
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("out of file descriptors"),
+        "{log}"
+    );
 }
