@@ -190,7 +190,7 @@ def main():
     with open(config, "w") as f:
         f.write(
             f'[server]\nlisten = "127.0.0.1:{api_port}"\nproxy_listen = "127.0.0.1:{proxy_port}"\n'
-            f'report_token = "bench-token"\n'
+            f'report_token = "bench-token-0123456789"\n'
             f'[alerts]\nstate_dir = "{work}/state"\n'
             f'[services.app]\nkind = "http"\nurl = "{upstream}/health"\nupstream = "{upstream}"\n'
             f'every = "1h"\ntimeout = "60s"\n'
@@ -227,7 +227,7 @@ def main():
 
         one = median_runs(urls, 1, args.seconds, args.rounds)
         many = median_runs(urls, 32, args.seconds, args.rounds)
-        report_failures(api_port, "down", "bench-token", 3)
+        report_failures(api_port, "down", "bench-token-0123456789", 3)
         rejected = median_runs([f"http://127.0.0.1:{proxy_port}/down/health"], 1,
                                args.seconds, args.rounds)
         open_run = next(iter(rejected.values()))

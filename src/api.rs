@@ -6,12 +6,14 @@ mod admin;
 mod breakers;
 mod error;
 mod exposition;
+mod health;
 mod heartbeat;
 mod liveness;
 mod outcomes;
 mod runbook;
 mod silences;
 mod status;
+mod throttle;
 mod token;
 
 use std::collections::BTreeMap;
@@ -96,6 +98,8 @@ pub struct Shared {
     pub history: Arc<History>,
     /// The status page's snapshot, shared by its clients.
     pub(crate) status_feed: status::StatusFeed,
+    /// Failed bearer tokens by client address.
+    pub(crate) throttle: throttle::Throttle,
     /// Turns true when the daemon stops: streams end, so connections can close.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -137,6 +141,7 @@ impl Shared {
             started: crate::wall::now(),
             history,
             status_feed: status::StatusFeed::default(),
+            throttle: throttle::Throttle::default(),
         }
     }
 
@@ -227,7 +232,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(exposition::metrics))
         .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/circuit-breakers", get(breakers::all))
-        .route("/api/v1/circuit-breakers/health", get(breakers::health))
+        .route("/api/v1/circuit-breakers/health", get(health::health))
         .route(
             "/api/v1/circuit-breakers/metrics",
             get(breakers::performance),

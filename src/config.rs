@@ -30,7 +30,7 @@ pub(crate) use file::off_runtime as read_off_runtime;
 pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read_regular};
 pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
-pub use notes::{defaulted_environments, unset_credentials};
+pub use notes::{defaulted_environments, missing as unset_of, unset_credentials};
 pub use secret::{Environment, ProcessEnvironment};
 pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;

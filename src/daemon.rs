@@ -196,7 +196,7 @@ async fn launch(
         }
         _ => None,
     };
-    let server = tokio::spawn(crate::serve::serve(
+    let server = tokio::spawn(crate::serve::serve_telling_peers(
         listener,
         router,
         limits,

@@ -114,7 +114,7 @@ pub fn config_text(
     format!(
         r#"# breakerd demo: simulated providers on loopback, alerts printed by a local sink.
 [server]
-admin_token = "demo"
+admin_token = "demo-admin-token"
 slow_call = "{slow_call}"
 
 [services.healthy]
@@ -221,7 +221,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
          Metrics:      http://{address}/metrics\n\
          Breakers:     http://{address}/api/v1/circuit-breakers\n\
          Health:       http://{address}/api/v1/circuit-breakers/health\n\
-         Admin token:  demo   (curl -X POST -H 'Authorization: Bearer demo' http://{address}/api/v1/circuit-breakers/reset-all)\n\n\
+         Admin token:  demo-admin-token   (curl -X POST -H 'Authorization: Bearer demo-admin-token' http://{address}/api/v1/circuit-breakers/reset-all)\n\n\
          Alerts arrive below as breakers change state. Ctrl-C stops the demo.\n"
     );
     let stop = Arc::new(tokio::sync::Notify::new());

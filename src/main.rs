@@ -256,7 +256,7 @@ fn init_logging(format: LogFormat) {
         .with_ansi(colour_wanted())
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.event_format(breakerd::logfmt::Logfmt).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

@@ -11,6 +11,7 @@ mod memo;
 mod operations;
 mod proxying;
 mod service;
+pub mod state_faults;
 mod text;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,13 @@ pub const PROXY_DESCRIPTORS: &str = "descriptors";
 /// The `reason` of `breakerd_proxy_local_errors_total` when the proxy was already forwarding
 /// as many calls as its share of the descriptors allows.
 pub const PROXY_CAPACITY: &str = "capacity";
+/// The token-guarded routes whose `breakerd_auth_failures_total` exists from start-up (the
+/// other admin routes appear with their first failure).
+pub const AUTH_ROUTES: [&str; 3] = [
+    "/api/v1/circuit-breakers/{serviceName}/outcomes",
+    "/api/v1/heartbeat/{serviceName}",
+    "/api/v1/circuit-breakers/{serviceName}/reset",
+];
 /// Content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of the OpenMetrics text format.
@@ -146,6 +154,11 @@ struct TaskLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,6 +191,9 @@ pub struct Metrics {
     connections_refused: Counter,
     accept_errors: Counter,
     proxy_local_errors: Family<ReasonLabel, Counter>,
+    auth_failures: Family<RouteLabel, Counter>,
+    /// Failed writes of the state files, and the current fault of each kind.
+    state_faults: state_faults::StateFaults,
     offline: Gauge,
     shard: Family<ShardLabels, Gauge>,
     /// What the last exposition was written from, and its texts.
@@ -291,6 +307,18 @@ impl Metrics {
             "Proxied calls breakerd could not make for want of its own resources (reason descriptors: out of file descriptors; capacity: the proxy's share of them in use); never counted against the provider",
             proxy_local_errors.clone(),
         );
+        let auth_failures: Family<RouteLabel, Counter> = Family::default();
+        for route in AUTH_ROUTES {
+            drop(auth_failures.get_or_create(&RouteLabel {
+                route: route.to_string(),
+            }));
+        }
+        registry.register(
+            "auth_failures",
+            "Requests to a token-guarded route with a wrong or missing bearer token, by route (20 a minute from one address get it answered 429 for a minute)",
+            auth_failures.clone(),
+        );
+        let state_faults = state_faults::StateFaults::registered(&mut registry);
         let offline = Gauge::default();
         registry.register(
             "offline",
@@ -327,6 +355,8 @@ impl Metrics {
             connections_refused,
             accept_errors,
             proxy_local_errors,
+            auth_failures,
+            state_faults,
             offline,
             shard,
             memos: Memos::default(),
@@ -491,6 +521,21 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a wrong or missing bearer token on `route` (as declared).
+    pub fn auth_failed(&self, route: &str) {
+        self.auth_failures
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    /// Failed writes of breakerd's state files (`breakerd_state_write_errors_total`) and the
+    /// current fault of each kind.
+    pub fn state_faults(&self) -> &state_faults::StateFaults {
+        &self.state_faults
     }
 
     /// Records a configuration (re)load attempt.

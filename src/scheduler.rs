@@ -368,12 +368,14 @@ pub async fn check_once(service: &Service) -> CheckRecord {
             "check done"
         ),
     }
-    // A note is news when it changes (a balance crossing a floor); the same note check after
-    // check is not.
+    // A note is news when it changes in kind (a first note, a quality rating moving); the
+    // same note check after check is not, nor one whose numbers alone moved (a balance going
+    // down as messages are sent: crossing its floor fails the check instead).
     if let Some(note) = &record.note {
         let said_before = service
             .last_check()
-            .is_some_and(|last| last.note.as_ref() == Some(note));
+            .and_then(|last| last.note)
+            .is_some_and(|last| same_but_numbers(&last, note));
         if said_before {
             debug!(service = service.name(), "check passed with a note: {note}");
         } else {
@@ -384,9 +386,45 @@ pub async fn check_once(service: &Service) -> CheckRecord {
     record
 }
 
+/// Whether `a` and `b` say the same once every run of digits (with its decimal point) is
+/// taken as one number: `balance KES 1785.50` and `balance KES 1712.00` do.
+fn same_but_numbers(a: &str, b: &str) -> bool {
+    fn shape(text: &str) -> impl Iterator<Item = char> + '_ {
+        let mut previous_digit = false;
+        text.chars().filter_map(move |c| {
+            let digit = c.is_ascii_digit() || (previous_digit && matches!(c, '.' | ','));
+            let kept = match (digit, previous_digit) {
+                (true, true) => None,
+                (true, false) => Some('#'),
+                (false, _) => Some(c),
+            };
+            previous_digit = digit;
+            kept
+        })
+    }
+    shape(a).eq(shape(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_note_whose_numbers_alone_moved_is_no_news() {
+        assert!(same_but_numbers(
+            "balance KES 1785.50",
+            "balance KES 1,712.00"
+        ));
+        assert!(same_but_numbers(
+            "status CONNECTED, quality_rating GREEN",
+            "status CONNECTED, quality_rating GREEN"
+        ));
+        assert!(!same_but_numbers(
+            "status CONNECTED, quality_rating GREEN",
+            "status CONNECTED, quality_rating YELLOW"
+        ));
+        assert!(!same_but_numbers("balance KES 17", "balance USD 17"));
+    }
 
     #[test]
     fn first_checks_spread_over_the_window() {

@@ -9,6 +9,7 @@
 //! and alert delivery always have descriptors left.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -63,7 +67,30 @@ pub async fn serve(
     router: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> io::Result<()> {
+    serve_with(listener, router, limits, metrics, stopping, false).await
+}
+
+/// As [`serve`], each request carrying its client's address
+/// (`axum::extract::ConnectInfo<SocketAddr>`), for the routes that throttle by address.
+pub async fn serve_telling_peers(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> io::Result<()> {
+    serve_with(listener, router, limits, metrics, stopping, true).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    metrics: Arc<Metrics>,
     mut stopping: watch::Receiver<bool>,
+    tell_peers: bool,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (closing, closed) = watch::channel(false);
@@ -76,8 +103,8 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = stopping.wait_for(|stop| *stop) => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, tell_peers.then_some(peer)),
             Err(failure) => {
                 // Out of descriptors, most likely: our own shortage, counted; said now and
                 // then; and a breath.
@@ -104,7 +131,7 @@ pub async fn serve(
         let (router, metrics, closed) = (router.clone(), Arc::clone(&metrics), closed.clone());
         connections.spawn(async move {
             metrics.connection_opened(1);
-            connection(stream, router, limits, closed).await;
+            connection(stream, peer, router, limits, closed).await;
             metrics.connection_opened(-1);
             drop(permit);
         });
@@ -145,6 +172,7 @@ impl NowAndThen {
 /// connection a proxied answer streams from, are dropped with the connection.
 async fn connection(
     stream: TcpStream,
+    peer: Option<SocketAddr>,
     router: Router,
     limits: Limits,
     mut closed: watch::Receiver<bool>,
@@ -163,7 +191,13 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let service = TowerToHyperService::new(router);
+    let router = TowerToHyperService::new(router);
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        hyper::service::Service::call(&router, request)
+    });
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let last_activity = || started + Duration::from_millis(activity.load(Ordering::Relaxed));

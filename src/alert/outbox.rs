@@ -12,6 +12,9 @@ use tracing::warn;
 
 use super::notification::Notification;
 
+/// The largest outbox entry read back; a larger one goes to `dead/`.
+const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
+
 /// One pending delivery.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Entry {
@@ -30,9 +33,14 @@ impl Outbox {
     pub(crate) fn open(dir: &Path) -> io::Result<Self> {
         let pending = dir.join("outbox");
         let dead = dir.join("dead");
-        std::fs::create_dir_all(&pending)?;
-        std::fs::create_dir_all(&dead)?;
+        crate::statefs::ensure_dir(&pending)?;
+        crate::statefs::ensure_dir(&dead)?;
         Ok(Self { pending, dead })
+    }
+
+    /// The folder pending notifications are kept in.
+    pub(crate) fn folder(&self) -> &Path {
+        &self.pending
     }
 
     /// The first id to use: above every pending one and above the current time in
@@ -59,14 +67,10 @@ impl Outbox {
         };
         let name = format!("{:020}-{}.json", notification.id, file_safe(channel));
         let path = self.pending.join(&name);
-        let temporary = self.pending.join(format!(".{name}.tmp"));
         let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        let mut file = std::fs::File::create(&temporary)?;
-        std::io::Write::write_all(&mut file, &bytes)?;
-        // On disk before it is sent: a power cut, not only a killed process, keeps it.
-        file.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
-        std::fs::File::open(&self.pending)?.sync_all()?;
+        // On disk before it is sent: a power cut, not only a killed process, keeps it. The
+        // folder is made again if it went missing, and never written through a link.
+        crate::statefs::write_atomically(&self.pending, &path, &bytes)?;
         Ok(path)
     }
 
@@ -80,7 +84,9 @@ impl Outbox {
     /// Moves a notification that was given up to `dead/`.
     pub(crate) fn bury(&self, path: &Path) {
         let Some(name) = path.file_name() else { return };
-        if let Err(error) = std::fs::rename(path, self.dead.join(name)) {
+        let moved = crate::statefs::ensure_dir(&self.dead)
+            .and_then(|()| std::fs::rename(path, self.dead.join(name)));
+        if let Err(error) = moved {
             warn!(path = %path.display(), "cannot move a failed notification to dead/: {error}");
         }
     }
@@ -98,11 +104,9 @@ impl Outbox {
         paths.sort();
         let mut entries = Vec::new();
         for path in paths {
-            let parsed = std::fs::read(&path)
-                .map_err(|error| error.to_string())
-                .and_then(|bytes| {
-                    serde_json::from_slice::<Entry>(&bytes).map_err(|error| error.to_string())
-                });
+            let parsed = crate::statefs::read_limited(&path, MAX_ENTRY_BYTES).and_then(|bytes| {
+                serde_json::from_slice::<Entry>(&bytes).map_err(|error| error.to_string())
+            });
             match parsed {
                 Ok(entry) => entries.push((path, entry)),
                 Err(error) => {

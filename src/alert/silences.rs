@@ -3,11 +3,14 @@
 //! so they survive restarts and reloads, and dropped once expired.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::metrics::Metrics;
+use crate::statefs::StateFiles;
 use crate::wall::serde_rfc3339;
 
 /// The most silences kept at once.
@@ -80,6 +83,8 @@ struct File {
 #[derive(Debug)]
 pub(crate) struct Silences {
     path: PathBuf,
+    /// Where a failed write of the file is counted and shown.
+    metrics: Arc<Metrics>,
     active: Vec<Silence>,
     next: u64,
 }
@@ -87,7 +92,7 @@ pub(crate) struct Silences {
 impl Silences {
     /// Reads `state_dir/silences.json` (off the runtime); an unreadable file is logged and
     /// set aside, and no silence is kept.
-    pub(crate) async fn open(state_dir: &Path) -> Self {
+    pub(crate) async fn open(state_dir: &Path, metrics: Arc<Metrics>) -> Self {
         let path = state_dir.join("silences.json");
         let reading = path.clone();
         let active = tokio::task::spawn_blocking(move || read(&reading))
@@ -95,6 +100,7 @@ impl Silences {
             .unwrap_or_default();
         Self {
             path,
+            metrics,
             active,
             next: 0,
         }
@@ -168,14 +174,24 @@ impl Silences {
         })
         .map_err(|why| why.to_string())?;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             let dir = path.parent().unwrap_or_else(|| Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            super::store::write_atomically(dir, &path, &bytes)
+            crate::statefs::write_atomically(dir, &path, &bytes)
         })
         .await
-        .map_err(|why| why.to_string())?
-        .map_err(|why| why.to_string())
+        .map_err(|why| why.to_string())?;
+        match written {
+            Ok(()) => {
+                self.metrics.state_faults().written(StateFiles::Silences);
+                Ok(())
+            }
+            Err(why) => {
+                self.metrics
+                    .state_faults()
+                    .failed(StateFiles::Silences, &self.path, &why);
+                Err(why.to_string())
+            }
+        }
     }
 }
 

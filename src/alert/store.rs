@@ -6,7 +6,7 @@
 //! aside and ignored: it never stops the daemon.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +20,7 @@ use super::outage::LedgerRecord;
 use crate::breaker::Snapshot;
 use crate::metrics::Metrics;
 use crate::outcome::Cause;
+use crate::statefs::StateFiles;
 
 /// The version written into every file; a file of another version is set aside.
 const VERSION: u32 = 1;
@@ -68,7 +69,7 @@ impl Store {
         let dir = state_dir.join("services");
         let reading = dir.clone();
         let records = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&reading)?;
+            crate::statefs::ensure_dir(&reading)?;
             Ok::<_, io::Error>(read_all(&reading))
         })
         .await
@@ -146,8 +147,8 @@ async fn write_loop(
     loop {
         let batch = take(&pending);
         if !batch.is_empty() {
-            let dir = dir.clone();
-            match tokio::task::spawn_blocking(move || write_batch(&dir, batch)).await {
+            let (dir, writing) = (dir.clone(), Arc::clone(&metrics));
+            match tokio::task::spawn_blocking(move || write_batch(&dir, batch, &writing)).await {
                 Err(failure) if failure.is_panic() => {
                     let payload = failure.into_panic();
                     crate::tasks::panicked(
@@ -169,34 +170,27 @@ async fn write_loop(
     }
 }
 
-fn write_batch(dir: &Path, batch: BTreeMap<String, Option<Vec<u8>>>) {
+fn write_batch(dir: &Path, batch: BTreeMap<String, Option<Vec<u8>>>, metrics: &Metrics) {
     for (service, bytes) in batch {
         let path = dir.join(format!("{service}.json"));
         let result = match bytes {
-            Some(bytes) => write_atomically(dir, &path, &bytes),
+            Some(bytes) => crate::statefs::write_atomically(dir, &path, &bytes),
             None => match std::fs::remove_file(&path) {
                 Err(failure) if failure.kind() != io::ErrorKind::NotFound => Err(failure),
                 _ => Ok(()),
             },
         };
-        if let Err(failure) = result {
-            // The next change writes again; until then a restart finds the previous state.
-            error!(service, path = %path.display(), "cannot write the state of {service}: {failure}");
+        match result {
+            Ok(()) => metrics.state_faults().written(StateFiles::Services),
+            Err(failure) => {
+                // The next change writes again; until then a restart finds the previous state.
+                metrics
+                    .state_faults()
+                    .failed(StateFiles::Services, &path, &failure);
+                error!(service, path = %path.display(), "cannot write the state of {service}: {failure}");
+            }
         }
     }
-}
-
-pub(super) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Every readable record in `dir`; the others are set aside.
@@ -242,13 +236,7 @@ pub(super) fn read_kept<T: serde::de::DeserializeOwned>(
     version: u32,
     version_of: impl Fn(&T) -> u32,
 ) -> Result<T, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > max_bytes {
-        return Err(format!(
-            "{size} bytes, more than breakerd ever writes there"
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::statefs::read_limited(path, max_bytes)?;
     let kept: T = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     let found = version_of(&kept);
     if found != version {

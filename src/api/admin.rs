@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::breakers::{ServiceStats, all_stats, find, service_stats};
+use super::throttle::Presenter;
 use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Breaker, BreakerError, State as BreakerState, Stats};
@@ -39,9 +40,11 @@ pub(crate) async fn guard(
     let Some(token) = state.admin_token() else {
         return Err(ApiError::AdminDisabled);
     };
-    if !presents(request.headers(), &token) {
-        return Err(ApiError::Unauthorized);
-    }
+    let presenter = Presenter::of(request.extensions());
+    let accepted = presents(request.headers(), &token);
+    state
+        .throttle
+        .settle(&presenter, accepted, &state.metrics, ApiError::Unauthorized)?;
     Ok(next.run(request).await)
 }
 

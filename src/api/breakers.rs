@@ -2,7 +2,6 @@
 //! summary and the performance metrics.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -168,100 +167,6 @@ pub(crate) async fn events(
 ) -> Result<Json<crate::history::ServiceEvents>, ApiError> {
     find(&state, &name)?;
     Ok(Json(state.history.events(&name)))
-}
-
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct StateCounts {
-    closed: usize,
-    open: usize,
-    half_open: usize,
-    forced_open: usize,
-    disabled: usize,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Health {
-    /// `healthy` (every breaker closed), `degraded` (some open or half-open) or `unhealthy`
-    /// (every breaker open).
-    status: &'static str,
-    services: usize,
-    states: StateCounts,
-    open_services: Vec<String>,
-    half_open_services: Vec<String>,
-    /// Every service in an outage, with why.
-    problems: Vec<Problem>,
-    uptime_seconds: u64,
-    timestamp: String,
-}
-
-/// A service in an outage, and why.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Problem {
-    service: String,
-    state: BreakerState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outage: Option<OutageInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<Cause>,
-}
-
-pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
-    let mut counts = StateCounts::default();
-    let mut open_services = Vec::new();
-    let mut half_open_services = Vec::new();
-    let mut problems = Vec::new();
-    let outages = state.outages();
-    for service in state.registry().iter() {
-        let breaker_state = service.breaker.state();
-        if crate::alert::in_outage(breaker_state) {
-            problems.push(Problem {
-                service: service.name().to_string(),
-                state: breaker_state,
-                outage: ongoing_outage(&outages, service.name()),
-                cause: service.last_failure(),
-            });
-        }
-        match breaker_state {
-            BreakerState::Closed => counts.closed += 1,
-            BreakerState::Open => {
-                counts.open += 1;
-                open_services.push(service.name().to_string());
-            }
-            BreakerState::ForcedOpen => {
-                counts.forced_open += 1;
-                open_services.push(service.name().to_string());
-            }
-            BreakerState::HalfOpen => {
-                counts.half_open += 1;
-                half_open_services.push(service.name().to_string());
-            }
-            BreakerState::Disabled => counts.disabled += 1,
-        }
-    }
-    let total = state.registry().len();
-    let status = if total > 0 && open_services.len() == total {
-        "unhealthy"
-    } else if open_services.is_empty() && half_open_services.is_empty() {
-        "healthy"
-    } else {
-        "degraded"
-    };
-    let now = SystemTime::now();
-    Json(Health {
-        status,
-        services: total,
-        states: counts,
-        open_services,
-        half_open_services,
-        problems,
-        uptime_seconds: now
-            .duration_since(state.started)
-            .map_or(0, |up| up.as_secs()),
-        timestamp: humantime::format_rfc3339_millis(now).to_string(),
-    })
 }
 
 #[derive(Debug, Serialize)]

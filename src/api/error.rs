@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
@@ -34,6 +34,12 @@ pub enum ApiError {
     WrongReportToken,
     /// No or wrong heartbeat token.
     WrongHeartbeatToken,
+    /// The client's address presented too many wrong tokens lately: refused until
+    /// `retry_after` seconds have passed.
+    TooManyFailures {
+        /// Seconds until the address is heard again.
+        retry_after: u64,
+    },
     /// No such route.
     NoRoute(String),
     /// The route exists; the thing it names does not (e.g. an ended silence).
@@ -85,6 +91,19 @@ impl IntoResponse for ApiError {
                 return bearer_challenge(
                     "heartbeat: send the service's token as `Authorization: Bearer <token>` or `?token=`",
                 );
+            }
+            ApiError::TooManyFailures { retry_after } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": format!(
+                        "too many wrong tokens from this address: token-guarded routes refuse it for {retry_after} s more"
+                    ) })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return response;
             }
             ApiError::AdminDisabled => (
                 StatusCode::FORBIDDEN,

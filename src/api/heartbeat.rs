@@ -13,12 +13,14 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::breakers::find;
+use super::throttle::Presenter;
 use super::token::{matches, presents};
 use super::{ApiError, AppState};
 use crate::breaker::{Outcome, State as BreakerState};
 use crate::config::Check;
 use crate::metrics::Source;
 use crate::outcome::{FailureReason, ProbeError};
+use crate::statefs::StateFiles;
 use crate::wall::rfc3339;
 
 /// The largest heartbeat body, in bytes.
@@ -53,6 +55,7 @@ pub(crate) async fn beat(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    presenter: Presenter,
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<BeatAnswer>, ApiError> {
@@ -67,9 +70,12 @@ pub(crate) async fn beat(
         || query
             .get("token")
             .is_some_and(|token| matches(token, &check.token));
-    if !authorized {
-        return Err(ApiError::WrongHeartbeatToken);
-    }
+    state.throttle.settle(
+        &presenter,
+        authorized,
+        &state.metrics,
+        ApiError::WrongHeartbeatToken,
+    )?;
     let body = body.map_err(|rejection| {
         ApiError::BadRequest(format!("cannot read the beat: {}", rejection.body_text()))
     })?;
@@ -79,7 +85,17 @@ pub(crate) async fn beat(
             "{name}: a heartbeat without a clock"
         )));
     };
-    let at = clock.beat().await;
+    let (at, kept) = clock.beat().await;
+    match kept {
+        Some(Ok(())) => state.metrics.state_faults().written(StateFiles::Heartbeats),
+        Some(Err(failure)) => {
+            state
+                .metrics
+                .state_faults()
+                .failed(StateFiles::Heartbeats, clock.file(), &failure);
+        }
+        None => {}
+    }
     service.metrics.heartbeat_seen(at);
     let outcome = match reported.outcome.as_deref() {
         Some("failure") => {

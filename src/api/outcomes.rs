@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::breakers::find;
+use super::throttle::Presenter;
 use super::token::presents;
 use super::{ApiError, AppState};
 use crate::breaker::{Outcome, State as BreakerState};
@@ -100,6 +101,7 @@ pub(crate) struct Judged {
 pub(crate) async fn report(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    presenter: Presenter,
     headers: HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -112,9 +114,12 @@ pub(crate) async fn report(
     else {
         return Err(ApiError::ReportsDisabled(name));
     };
-    if !presents(&headers, &token) {
-        return Err(ApiError::WrongReportToken);
-    }
+    state.throttle.settle(
+        &presenter,
+        presents(&headers, &token),
+        &state.metrics,
+        ApiError::WrongReportToken,
+    )?;
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(

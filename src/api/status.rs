@@ -79,6 +79,10 @@ struct TransitionLine {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Snapshot {
     generated_at: String,
+    /// `healthy`, `degraded` or `unhealthy`, as `/api/v1/circuit-breakers/health` says.
+    health: super::health::Status,
+    /// The services that keep it from `healthy` without being in an outage, and why.
+    concerns: Vec<super::health::Concern>,
     services: Vec<ServiceStatus>,
     transitions: Vec<TransitionLine>,
     /// Active silences.
@@ -158,8 +162,11 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
             at: rfc3339(event.at_wall),
         })
         .collect();
+    let overall = super::health::overall(&registry);
     Snapshot {
         generated_at: rfc3339(SystemTime::now()),
+        health: overall.status,
+        concerns: overall.concerns,
         services,
         transitions,
         silences: quiet.silences.clone(),

@@ -11,6 +11,10 @@ use super::{
     WindowTimes, format_duration,
 };
 
+/// How a bearer token (admin, report, heartbeat) is shown: long enough that the printed
+/// config, read back, passes `check`'s length rule.
+const REDACTED_TOKEN: &str = "<redacted bearer token>";
+
 fn credential(value: &Credential) -> String {
     match value {
         Credential::Set(_) => quoted("<redacted>"),
@@ -113,7 +117,7 @@ pub fn render(config: &Config) -> String {
         "[server]\nlisten = {}\nadmin_token = {}\nslow_call = {}\nshutdown_grace = {}\nmax_connections = {}\nheader_read_timeout = {}\nidle_timeout = {}",
         quoted(&server.listen.to_string()),
         quoted(if server.admin_token.is_some() {
-            "<redacted>"
+            REDACTED_TOKEN
         } else {
             "<unset: admin routes off>"
         }),
@@ -132,7 +136,7 @@ pub fn render(config: &Config) -> String {
         );
     }
     if server.report_token.is_some() {
-        let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
+        let _ = writeln!(out, "report_token = {}", quoted(REDACTED_TOKEN));
     }
     if let Some(shard) = server.shard {
         let _ = writeln!(out, "shard = {}", quoted(&shard.to_string()));
@@ -256,7 +260,7 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
             let _ = writeln!(
                 out,
                 "token = {}\ngrace = {}",
-                quoted("<redacted>"),
+                quoted(REDACTED_TOKEN),
                 quoted(&format_duration(c.grace))
             );
         }
@@ -309,7 +313,7 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
     }
     let _ = writeln!(out, "checks = {}", quoted(service.checks.as_str()));
     if service.report_token.is_some() {
-        let _ = writeln!(out, "report_token = {}", quoted("<redacted>"));
+        let _ = writeln!(out, "report_token = {}", quoted(REDACTED_TOKEN));
     }
     if service.disabled {
         let _ = writeln!(out, "disabled = true");

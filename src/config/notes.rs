@@ -43,7 +43,7 @@ pub fn defaulted_environments(config: &Config) -> Vec<String> {
 }
 
 /// The variables (or keys, when no variable is named) a check waits for.
-fn missing(check: &Check) -> Vec<String> {
+pub fn missing(check: &Check) -> Vec<String> {
     let credentials: Vec<&Credential> = match check {
         Check::Provider(check) => check.credentials.iter().collect(),
         Check::Smtp(smtp) => smtp

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::AsyncReadExt as _;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -77,8 +76,9 @@ impl HeartbeatClock {
         }
     }
 
-    /// Records a beat now and keeps it (at most one write a second); returns its time.
-    pub async fn beat(&self) -> SystemTime {
+    /// Records a beat now and keeps it (at most one write a second); returns its time, and
+    /// how keeping it went when it was written now (`None`: not due).
+    pub async fn beat(&self) -> (SystemTime, Option<std::io::Result<()>>) {
         self.load().await;
         let (now, wall) = (Instant::now(), SystemTime::now());
         let write = {
@@ -92,12 +92,19 @@ impl HeartbeatClock {
             }
             due
         };
-        if write {
-            if let Err(failure) = keep(&self.file, wall).await {
-                warn!(file = %self.file.display(), "cannot keep the heartbeat: {failure}");
-            }
+        if !write {
+            return (wall, None);
         }
-        wall
+        let kept = keep(&self.file, wall).await;
+        if let Err(failure) = &kept {
+            warn!(file = %self.file.display(), "cannot keep the heartbeat: {failure}");
+        }
+        (wall, Some(kept))
+    }
+
+    /// The file beats are kept in.
+    pub fn file(&self) -> &std::path::Path {
+        &self.file
     }
 
     /// The last beat's wall time, if any.
@@ -117,26 +124,28 @@ impl HeartbeatClock {
     }
 }
 
-async fn read_kept(file: &PathBuf) -> Option<SystemTime> {
-    let opened = tokio::fs::File::open(file).await.ok()?;
-    let mut text = String::new();
-    opened
-        .take(MAX_FILE_BYTES)
-        .read_to_string(&mut text)
-        .await
-        .ok()?;
-    let millis: u64 = text.trim().parse().ok()?;
+async fn read_kept(file: &std::path::Path) -> Option<SystemTime> {
+    let reading = file.to_path_buf();
+    let bytes =
+        tokio::task::spawn_blocking(move || crate::statefs::read_limited(&reading, MAX_FILE_BYTES))
+            .await
+            .ok()?
+            .ok()?;
+    let millis: u64 = std::str::from_utf8(&bytes).ok()?.trim().parse().ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
 }
 
-/// Writes the beat atomically: a temporary file, then a rename.
-async fn keep(file: &PathBuf, at: SystemTime) -> std::io::Result<()> {
-    if let Some(dir) = file.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let temporary = file.with_extension("tmp");
-    tokio::fs::write(&temporary, unix_millis(at).to_string()).await?;
-    tokio::fs::rename(&temporary, file).await
+/// Writes the beat atomically (its folder made again if it went missing, never through a
+/// link), off the runtime.
+async fn keep(file: &std::path::Path, at: SystemTime) -> std::io::Result<()> {
+    let file = file.to_path_buf();
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+    let bytes = unix_millis(at).to_string().into_bytes();
+    tokio::task::spawn_blocking(move || crate::statefs::write_atomically(&dir, &file, &bytes))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// The check: passes while the gap is at most `every` + `grace`.

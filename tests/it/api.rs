@@ -60,10 +60,38 @@ async fn an_unknown_service_is_a_404_naming_the_known_ones() {
 #[tokio::test]
 async fn health_summarises_the_states() {
     let state = state();
+    // Credentials set, no check run yet, every breaker closed: nothing says otherwise.
+    let (status, body) = send(&state, "GET", "/api/v1/circuit-breakers/health", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy", "{body}");
+    assert_eq!(body["degradedServices"], json!([]));
+    // A failed last check, breaker still closed: degraded, and why.
+    state
+        .registry()
+        .get("sms")
+        .unwrap()
+        .remember(breakerd::registry::CheckRecord {
+            at: std::time::SystemTime::now(),
+            outcome: breakerd::breaker::Outcome::Failure,
+            duration_ms: 12.0,
+            reason: Some(breakerd::outcome::FailureReason::Auth),
+            detail: Some("HTTP 401 from the token endpoint".into()),
+            note: None,
+            http_status: Some(401),
+            tls: None,
+            phases: None,
+        });
+    let (_, body) = send(&state, "GET", "/api/v1/circuit-breakers/health", None, None).await;
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(
+        body["degradedServices"],
+        json!([{"service": "sms", "why": "last check failed (auth): HTTP 401 from the token endpoint"}])
+    );
+    // One breaker open is an outage: unhealthy, however the others are.
     state.registry().get("mpesa").unwrap().breaker.force_open();
     let (status, body) = send(&state, "GET", "/api/v1/circuit-breakers/health", None, None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["services"], 2);
     assert_eq!(body["states"]["closed"], 1);
     assert_eq!(body["states"]["forcedOpen"], 1);

@@ -132,7 +132,7 @@ fn check_print_shows_the_effective_config_with_secrets_redacted() {
         "a secret was printed:\n{printed}"
     );
     for line in [
-        "admin_token = \"<redacted>\"",
+        "admin_token = \"<redacted bearer token>\"",
         "[services.mpesa]",
         "consumer_key = \"<redacted>\"",
         "consumer_secret = \"<unset: variable MPESA_CONSUMER_SECRET>\"",
@@ -593,4 +593,61 @@ fn check_refuses_exactly_what_run_refuses_and_says_where() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
+}
+
+#[test]
+fn health_says_degraded_on_the_bundled_config_without_credentials() {
+    let bundled = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts.toml"));
+    breakerd::probe::install_crypto_provider();
+    let port = closed_port();
+    let daemon = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(bundled)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(scratch_dir("health"))
+        // No credential of any provider is set.
+        .env_clear()
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start breakerd run");
+    // Killed however the test ends, so it never outlives it.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let daemon = Killed(daemon);
+    wait_until_listening(port, "breakerd");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let health = runtime.block_on(crate::support::get_json(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        "/api/v1/circuit-breakers/health",
+    ));
+    drop(daemon);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["states"]["closed"], 6,
+        "no breaker has opened yet: {health}"
+    );
+    let concerns = health["degradedServices"].as_array().expect("a list");
+    let mpesa = concerns
+        .iter()
+        .find(|concern| concern["service"] == "mpesa")
+        .expect("mpesa is listed");
+    assert!(
+        mpesa["why"]
+            .as_str()
+            .is_some_and(|why| why.contains("MPESA_CONSUMER_KEY")),
+        "{mpesa}"
+    );
+    assert_eq!(
+        concerns.len(),
+        6,
+        "every provider waits for credentials: {health}"
+    );
 }

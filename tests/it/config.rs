@@ -85,9 +85,12 @@ fn the_bundled_config_has_the_seed_services_and_thresholds() {
 
 #[test]
 fn secrets_come_from_the_environment_and_files_and_never_print() {
-    let env = Env([("MPESA_KEY", "key-value"), ("ADMIN", "admin-secret")]
-        .into_iter()
-        .collect());
+    let env = Env([
+        ("MPESA_KEY", "key-value"),
+        ("ADMIN", "admin-secret-0123456789"),
+    ]
+    .into_iter()
+    .collect());
     let text = r#"
 [server]
 admin_token = "${ADMIN}"
@@ -106,10 +109,10 @@ consumer_secret = "${file:/run/secrets/token}"
     assert_eq!(secret.expose(), "file-token");
     assert_eq!(
         config.server.admin_token.as_ref().map(|t| t.expose()),
-        Some("admin-secret")
+        Some("admin-secret-0123456789")
     );
     let printed = format!("{config:?}");
-    for value in ["key-value", "admin-secret", "file-token"] {
+    for value in ["key-value", "admin-secret-0123456789", "file-token"] {
         assert!(
             !printed.contains(value),
             "a secret leaked into Debug output"
@@ -253,7 +256,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
             &["alerts.toml:4:10: server \"dns.google\" is not an address: write IP or IP:PORT"],
         ),
         (
-            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"t\"\n",
+            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"hb-token-0123456789\"\n",
             &[
                 "alerts.toml:1:1: a heartbeat needs `every`: the longest expected gap between two beats, e.g. \"30m\"",
             ],
@@ -263,7 +266,7 @@ fn each_rule_has_its_exact_error_at_its_place() {
             &["alerts.toml:1:1: a heartbeat needs `token`: the bearer token its beats carry"],
         ),
         (
-            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"t\"\nschedule = \"0 * * * * *\"\n",
+            "[services.hb]\nkind = \"heartbeat\"\ntoken = \"hb-token-0123456789\"\nschedule = \"0 * * * * *\"\n",
             &[
                 "alerts.toml:4:12: a heartbeat takes `every` (the longest expected gap between beats), not a cron `schedule`",
             ],

@@ -311,3 +311,157 @@ async fn credentials_sent_through_the_proxy_appear_nowhere() {
     }
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+/// A logfmt line read strictly: `key=value` pairs (or bare keys) separated by single spaces,
+/// a value bare (no space, `=`, `"` or `\`) or quoted with `\"`, `\\`, `\n`, `\r`, `\t`
+/// escapes. `Err` says where the line stops being logfmt.
+fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut chars = line.chars().peekable();
+    while chars.peek().is_some() {
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c == ' ' {
+                break;
+            }
+            if c == '"' || c == '\\' || c.is_control() {
+                return Err(format!("{c:?} in a key after {pairs:?}"));
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            return Err(format!("an empty key after {pairs:?}"));
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('"') => value.push('"'),
+                            Some('\\') => value.push('\\'),
+                            Some('n') => value.push('\n'),
+                            Some('r') => value.push('\r'),
+                            Some('t') => value.push('\t'),
+                            other => return Err(format!("bad escape {other:?} in {key}")),
+                        },
+                        Some(c) if c.is_control() => {
+                            return Err(format!("a raw control character in {key}"));
+                        }
+                        Some(c) => value.push(c),
+                        None => return Err(format!("{key}: a quote left open")),
+                    }
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c == ' ' {
+                        break;
+                    }
+                    if c == '"' || c == '=' || c == '\\' {
+                        return Err(format!("{c:?} in the bare value of {key}"));
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+        }
+        pairs.push((key, value));
+        match chars.next() {
+            None => break,
+            Some(' ') if chars.peek().is_some_and(|c| *c != ' ') => {}
+            Some(other) => return Err(format!("{other:?} after {pairs:?}")),
+        }
+    }
+    Ok(pairs)
+}
+
+#[test]
+fn a_logfmt_parser_reads_every_line_of_a_demo_run() {
+    use std::io::BufRead as _;
+    let port = crate::support::closed_port();
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_breakerd"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(crate::support::scratch_dir("logfmt"))
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start breakerd demo");
+    let stderr = demo.stderr.take().expect("stderr");
+    // Read until the demo has opened a breaker and sent its alert (its own pace, no waiting
+    // beyond it), then stop it.
+    let (lines, done) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let mut opened = false;
+    let mut alerted = false;
+    while !(opened && alerted) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = done.recv_timeout(left) else {
+            panic!(
+                "the demo did not open a breaker and alert within 60 s:\n{}",
+                seen.join("\n")
+            );
+        };
+        opened |= line.contains("CLOSED -> OPEN");
+        alerted |= line.contains("alert sent");
+        seen.push(line);
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+    drop(done);
+    let _ = reader.join();
+    assert!(seen.len() >= 5, "{seen:?}");
+    for line in &seen {
+        let pairs = parse_logfmt(line).unwrap_or_else(|why| panic!("{why}\nin: {line}"));
+        let keys: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys[..3], ["ts", "level", "target"], "{line}");
+        assert!(keys.contains(&"msg"), "{line}");
+    }
+    let opened = seen
+        .iter()
+        .find(|line| line.contains("CLOSED -> OPEN"))
+        .expect("the transition line");
+    let pairs = parse_logfmt(opened).expect("logfmt");
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(field("level"), Some("WARN"));
+    assert_eq!(field("reason"), Some("3 consecutive failures"), "{opened}");
+    assert!(
+        field("last_error").is_some_and(|error| !error.is_empty()),
+        "{opened}"
+    );
+}
+
+#[test]
+fn the_logfmt_reader_of_these_tests_refuses_what_breaks_logfmt() {
+    assert!(parse_logfmt("a=1 b=\"two words\" c").is_ok());
+    assert!(
+        parse_logfmt("reason=3 consecutive failures").is_ok(),
+        "bare keys parse…"
+    );
+    assert_eq!(
+        parse_logfmt("reason=3 consecutive failures").unwrap()[0],
+        ("reason".to_string(), "3".to_string()),
+        "…but the value is cut where it should not be: why values must be quoted"
+    );
+    assert!(parse_logfmt("a=\"open").is_err());
+    assert!(parse_logfmt("a=b\"c").is_err());
+    assert!(parse_logfmt("a=1  b=2").is_err());
+}

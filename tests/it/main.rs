@@ -38,4 +38,5 @@ mod smtp;
 mod status_page;
 mod structure;
 mod support;
+mod tokens;
 mod user_rules;

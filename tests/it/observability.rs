@@ -34,7 +34,7 @@ fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
 fn promtool_checks_and_unit_tests_the_rules() {
     let dir = repo("grafana/prometheus");
     let (ok, said) = run("promtool", &["check", "rules", "breakerd-rules.yml"], &dir);
-    assert!(ok && said.contains("SUCCESS: 12 rules found"), "{said}");
+    assert!(ok && said.contains("SUCCESS: 13 rules found"), "{said}");
     let (ok, said) = run(
         "promtool",
         &["test", "rules", "breakerd-rules.test.yml"],
@@ -82,7 +82,7 @@ fn every_rule_has_a_runbook_section_and_a_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 12);
+    assert_eq!(alerts.len(), 13);
     for alert in alerts {
         assert!(
             tests.contains(&format!("alertname: {alert}")),
@@ -97,7 +97,7 @@ fn every_rule_has_a_runbook_section_and_a_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
         .collect();
-    assert_eq!(links.len(), 12, "one runbook link per rule");
+    assert_eq!(links.len(), 13, "one runbook link per rule");
     for link in links {
         let anchor = link
             .trim_matches('"')
@@ -257,7 +257,7 @@ fn config_with_alerts(fake: &FakeProvider, receiver: &Receiver, tls: &Https) -> 
          [services.mpesa]\npreset = \"mpesa\"\nbase_url = \"{}\"\nconsumer_key = \"${{KEY}}\"\nconsumer_secret = \"${{SECRET}}\"\n\
          every = \"200ms\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\nmax_concurrent = 8\nfallback = \"internal\"\n\
          [services.internal]\nkind = \"http\"\nurl = \"{}\"\nupstream = \"{}\"\nca_file = \"{}\"\nevery = \"200ms\"\n\
-         [services.callbacks]\nkind = \"heartbeat\"\nevery = \"30m\"\ntoken = \"beat-token\"\n\
+         [services.callbacks]\nkind = \"heartbeat\"\nevery = \"30m\"\ntoken = \"beat-token-0123456789\"\n\
          [alerts]\nstate_dir = \"{}\"\n[[alerts.webhook]]\nurl = \"{}\"\n",
         fake.url(),
         tls.server.url(),

@@ -15,7 +15,7 @@ use crate::support::{eventually, get_json, http_get, sample, start_daemon};
 /// (once an hour) and whose real calls go to `upstream`.
 async fn proxy_daemon(check_url: &str, upstream: &str, extra: &str) -> RunningDaemon {
     start_daemon(&format!(
-        "[server]\nproxy_listen = \"127.0.0.1:0\"\nreport_token = \"report-secret\"\nadmin_token = \"admin-secret\"\n\
+        "[server]\nproxy_listen = \"127.0.0.1:0\"\nreport_token = \"report-secret-0123456789\"\nadmin_token = \"admin-secret-0123456789\"\n\
          [services.app]\nkind = \"http\"\nurl = \"{check_url}/health\"\nupstream = \"{upstream}/\"\n\
          every = \"1h\"\nfailure_threshold = 3\ntimeout = \"2s\"\nreset_timeout = \"1h\"\n{extra}"
     ))
@@ -472,11 +472,11 @@ async fn the_outcome_api_moves_the_breaker_with_the_report_token_only() {
     let failures = r#"[{"outcome":"failure","durationMs":812,"reason":"http_status"},{"outcome":"timeout","durationMs":30000},{"outcome":"failure","durationMs":5}]"#;
     let (status, answer) = report(&daemon, "wrong", failures).await;
     assert_eq!(status, 401, "{answer}");
-    let (status, _) = report(&daemon, "admin-secret", failures).await;
+    let (status, _) = report(&daemon, "admin-secret-0123456789", failures).await;
     assert_eq!(status, 401, "the admin token is not a report token");
     let (status, answer) = report(
         &daemon,
-        "report-secret",
+        "report-secret-0123456789",
         r#"[{"outcome":"failure","durationMs":-3}]"#,
     )
     .await;
@@ -493,13 +493,13 @@ async fn the_outcome_api_moves_the_breaker_with_the_report_token_only() {
         0
     );
 
-    let (status, answer) = report(&daemon, "report-secret", failures).await;
+    let (status, answer) = report(&daemon, "report-secret-0123456789", failures).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["accepted"], 3);
     assert_eq!(answer["state"], "OPEN");
     let (_, answer) = report(
         &daemon,
-        "report-secret",
+        "report-secret-0123456789",
         r#"[{"outcome":"success","durationMs":3}]"#,
     )
     .await;
@@ -541,7 +541,7 @@ async fn reports_are_off_without_a_report_token() {
 async fn with_when_idle_real_traffic_stands_in_for_the_checks() {
     let upstream = Upstream::start().await;
     let daemon = start_daemon(&format!(
-        "[server]\nreport_token = \"report-secret\"\n\
+        "[server]\nreport_token = \"report-secret-0123456789\"\n\
          [services.app]\nkind = \"http\"\nurl = \"{}/health\"\nevery = \"100ms\"\nchecks = \"when_idle\"\n",
         upstream.url()
     ))
@@ -561,7 +561,7 @@ async fn with_when_idle_real_traffic_stands_in_for_the_checks() {
     .await;
     let (_, _) = report(
         &daemon,
-        "report-secret",
+        "report-secret-0123456789",
         r#"[{"outcome":"success","durationMs":1}]"#,
     )
     .await;
@@ -576,7 +576,7 @@ async fn with_when_idle_real_traffic_stands_in_for_the_checks() {
     loop {
         let (status, _) = report(
             &daemon,
-            "report-secret",
+            "report-secret-0123456789",
             r#"[{"outcome":"success","durationMs":1}]"#,
         )
         .await;

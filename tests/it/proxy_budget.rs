@@ -400,6 +400,11 @@ async fn bursts_to_five_upstreams_under_1024_descriptors_never_run_out_or_fail_a
     crate::support::wait_until_listening(proxy_port, "breakerd's proxy");
     let api = SocketAddr::from(([127, 0, 0, 1], api));
     let proxy = SocketAddr::from(([127, 0, 0, 1], proxy_port));
+    // Listening starts before the split is logged: wait for the line.
+    eventually(10, "the daemon logs its descriptor split", || async {
+        std::fs::read_to_string(&daemon.log).is_ok_and(|log| log.contains("descriptor budget"))
+    })
+    .await;
     let started = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     assert!(
         started.contains("open-file limit 1024"),

@@ -49,7 +49,7 @@ async fn the_status_page_follows_a_breaker_opening_live() {
     })
     .await;
     let summary = browser.text("#summary").await.unwrap_or_default();
-    assert_eq!(summary, "2 services · 1 open · 0 half-open");
+    assert_eq!(summary, "unhealthy · 2 services · 1 open · 0 half-open");
 
     // A provider that fails: the card says why and since when, not "last check rejected".
     fake.set_mode(Mode::Status(503));

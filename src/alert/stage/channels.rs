@@ -16,6 +16,7 @@ use crate::alert::channel::Channel;
 use crate::alert::delivery::{self, Job};
 use crate::alert::notification::Notification;
 use crate::metrics::AlertOutcome;
+use crate::statefs::StateFiles;
 use crate::tasks::{self, TaskKind};
 
 /// A running channel: the channel its task reads, its queue (channels that take pages), its
@@ -98,9 +99,20 @@ impl Stage {
             let kept = notification.clone();
             let written = tokio::task::spawn_blocking(move || outbox.put(&channel, &kept)).await;
             let path = match written {
-                Ok(Ok(path)) => Some(path),
+                Ok(Ok(path)) => {
+                    self.shared
+                        .metrics
+                        .state_faults()
+                        .written(StateFiles::Outbox);
+                    Some(path)
+                }
                 Ok(Err(failure)) => {
                     // Not written down: still send it; it just would not survive a restart.
+                    self.shared.metrics.state_faults().failed(
+                        StateFiles::Outbox,
+                        self.shared.outbox.folder(),
+                        &failure,
+                    );
                     error!(channel = %name, "cannot write the notification to the outbox: {failure}");
                     None
                 }

@@ -135,6 +135,7 @@ impl AlertStage {
                 .await
                 .context("reading the outbox")?
         };
+        let silences = Silences::open(state_dir, Arc::clone(&metrics)).await;
         let shared = Arc::new(Shared {
             outbox,
             metrics,
@@ -143,7 +144,6 @@ impl AlertStage {
         let (view, outages) = watch::channel(Arc::new(OutageView::new()));
         let (quiet_view, quiet) = watch::channel(Arc::new(QuietView::default()));
         let (stop, _) = watch::channel(false);
-        let silences = Silences::open(state_dir).await;
         let mut stage = Stage {
             settings: Settings {
                 alerts: AlertsConfig::default(),

@@ -86,11 +86,12 @@ impl Validator<'_> {
             );
             return None;
         };
-        let token = self.needed_secret(
+        let secret = self.needed_secret(
             "token",
             token,
             "a heartbeat's beats prove who sent them with it",
         )?;
+        let token = self.strong_token("token", token.span(), secret)?;
         Some(Check::Heartbeat(HeartbeatCheck {
             every: self.duration("every", Some(every), DEFAULT_EVERY, false),
             grace: self.duration("grace", raw.grace.as_ref(), DEFAULT_GRACE, true),

@@ -26,7 +26,9 @@ impl Validator<'_> {
         // An unset or empty token switches the admin routes off; that is not an error.
         let admin_token = raw.admin_token.as_ref().and_then(|token| {
             match expand(token.get_ref(), self.environment) {
-                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+                Ok(value) if !value.is_empty() => {
+                    self.strong_token("server.admin_token", token.span(), Secret::new(value))
+                }
                 Ok(_) | Err(ExpandError::Unset(_)) => None,
                 Err(error) => {
                     self.problems
@@ -90,11 +92,12 @@ impl Validator<'_> {
                 .report_token
                 .as_ref()
                 .and_then(|token| {
-                    self.needed_secret(
+                    let secret = self.needed_secret(
                         "server.report_token",
                         token,
                         "applications report outcomes with it",
-                    )
+                    )?;
+                    self.strong_token("server.report_token", token.span(), secret)
                 }),
             connectivity: Vec::new(),
             shard: raw.shard.as_ref().and_then(|shard| {

@@ -64,11 +64,12 @@ impl Validator<'_> {
             },
         };
         let report_token = raw.report_token.as_ref().and_then(|token| {
-            self.needed_secret(
+            let secret = self.needed_secret(
                 "report_token",
                 token,
                 "applications report this service's outcomes with it",
-            )
+            )?;
+            self.strong_token("report_token", token.span(), secret)
         });
         let ca = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
         if let Some(Check::Smtp(smtp)) = &mut check {

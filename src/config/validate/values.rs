@@ -14,6 +14,9 @@ use crate::credential::Secret;
 use crate::duration::{format_duration, parse_duration};
 use crate::text::nearest;
 
+/// The fewest characters a bearer token (admin, report, heartbeat) may have.
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
+
 const TLS_MODES: &[&str] = &["none", "starttls", "tls"];
 
 impl Validator<'_> {
@@ -173,6 +176,27 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// `token` (the value of bearer-token `key`, written at `span`) when it is long enough
+    /// not to be guessed: at least [`MIN_TOKEN_CHARS`] characters.
+    pub(super) fn strong_token(
+        &mut self,
+        key: &str,
+        span: Range<usize>,
+        token: Secret,
+    ) -> Option<Secret> {
+        let length = token.expose().chars().count();
+        if length >= MIN_TOKEN_CHARS {
+            return Some(token);
+        }
+        self.problems.at(
+            span,
+            format!(
+                "{key} is {length} characters long: a bearer token needs at least {MIN_TOKEN_CHARS} so it cannot be guessed; make one with `openssl rand -hex 24`"
+            ),
+        );
+        None
     }
 
     pub(super) fn duration(
