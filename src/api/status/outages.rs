@@ -135,3 +135,89 @@ pub(super) fn lines(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::alert::Outage;
+
+    fn at(second: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + second)
+    }
+
+    /// The stage's book of an outage, as it keeps it in `state_dir`.
+    fn booked(started: u64, ended: Option<u64>, failed_trials: u32) -> Arc<Outage> {
+        let time = |second| crate::wall::rfc3339(at(second));
+        let outage = json!({
+            "startedAt": time(started),
+            "openedBy": { "kind": "consecutive_failures", "count": 3 },
+            "state": if ended.is_some() { "CLOSED" } else { "OPEN" },
+            "failedTrials": failed_trials,
+            "cause": { "reason": "http_status", "detail": "HTTP 503", "at": time(started), "code": "500.003.02" },
+            "endedAt": ended.map(time),
+            "latest": {
+                "from": "CLOSED", "to": "OPEN",
+                "reason": { "kind": "consecutive_failures", "count": 3 },
+                "at": time(started), "consecutiveFailures": 3,
+            },
+        });
+        Arc::new(serde_json::from_value(outage).expect("a booked outage"))
+    }
+
+    fn joined(service: &str, started: u64, failed_trials: u32) -> OutageRecord {
+        OutageRecord {
+            service: service.to_string(),
+            started_at: at(started),
+            joined: true,
+            opened_by: TransitionReason::ResetTimeoutElapsed,
+            cause: None,
+            failed_trials,
+            ended_at: Some(at(started + 5)),
+            steps: Default::default(),
+            earlier_steps: 0,
+        }
+    }
+
+    #[test]
+    fn an_outage_begun_before_a_restart_takes_the_stages_start_and_trials() {
+        let view = OutageView::from([("mpesa".to_string(), booked(0, None, 4))]);
+        let lines = lines(
+            vec![joined("mpesa", 100, 1)],
+            &view,
+            &["mpesa"],
+            at(200),
+            20,
+        );
+        assert_eq!(lines.len(), 1, "one outage, not two");
+        let line = &lines[0];
+        assert_eq!(line.started_at, crate::wall::rfc3339(at(0)));
+        assert_eq!(line.opened_by, "3 consecutive failures");
+        assert_eq!(line.failed_trials, 4);
+        assert_eq!(line.duration_ms, 105_000);
+        assert_eq!(
+            line.cause
+                .as_ref()
+                .and_then(|cause| cause.said.code.as_deref()),
+            Some("500.003.02")
+        );
+    }
+
+    #[test]
+    fn the_stages_latest_outage_is_listed_when_the_history_has_none() {
+        let view = OutageView::from([
+            ("sms".to_string(), booked(10, Some(70), 2)),
+            ("gone".to_string(), booked(20, None, 0)),
+        ]);
+        let lines = lines(Vec::new(), &view, &["sms", "mpesa"], at(200), 20);
+        assert_eq!(lines.len(), 1, "a service no longer configured is left out");
+        assert_eq!(lines[0].service, "sms");
+        assert!(!lines[0].ongoing);
+        assert_eq!(lines[0].duration_ms, 60_000);
+        assert!(lines[0].transitions.is_empty());
+    }
+}
