@@ -205,3 +205,37 @@ fn the_screenshot_was_taken_of_the_page_as_it_is() {
         "README shows docs/status-page.png"
     );
 }
+
+/// A card whose p95 is over its `slow_call` is marked slow; a fast one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_slower_than_slow_call_is_marked_slow() {
+    let slow = FakeProvider::start(Mode::Slow(std::time::Duration::from_millis(150))).await;
+    let fast = FakeProvider::start(Mode::Healthy).await;
+    let daemon = start_daemon(&format!(
+        "[server]\nslow_call = \"60ms\"\n\
+         [services.slowpoke]\nkind = \"http\"\nurl = \"{slow}/health\"\nevery = \"100ms\"\n\
+         [services.quick]\nkind = \"http\"\nurl = \"{fast}/health\"\nevery = \"100ms\"\n",
+        slow = slow.url(),
+        fast = fast.url(),
+    ))
+    .await;
+    let browser = Browser::start().await;
+    browser.open(&format!("http://{}/", daemon.address())).await;
+    let page = &browser;
+    crate::support::eventually(20, "the slow card has its badge", || async move {
+        page.text("#svc-slowpoke .badge.slow")
+            .await
+            .is_some_and(|badge| badge == "slow: p95 over 60 ms")
+    })
+    .await;
+    assert_eq!(browser.count("#svc-slowpoke.slow").await, 1);
+    crate::support::eventually(20, "the quick card has checked", || async move {
+        page.text("#svc-quick .last")
+            .await
+            .is_some_and(|last| last.starts_with("last check success"))
+    })
+    .await;
+    assert_eq!(browser.count("#svc-quick .badge.slow").await, 0);
+    assert_eq!(browser.count("#svc-quick.slow").await, 0);
+    daemon.shutdown().await.expect("clean shutdown");
+}
