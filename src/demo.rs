@@ -233,18 +233,46 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             alert = demo.alerts.recv() => match alert {
-                Some(alert) => println!(
-                    "ALERT  {}  — {}{}",
-                    subject(&alert),
-                    alert["reason"].as_str().unwrap_or(""),
-                    alert["lastFailure"].as_str().map(|last| format!(" (last error: {last})")).unwrap_or_default()
-                ),
+                Some(alert) => println!("{}", alert_line(&alert)),
                 None => break,
             },
             _ = stop.notified() => break,
         }
     }
     demo.shutdown().await
+}
+
+/// The line the demo prints for one alert. A recovery says how long the outage lasted and
+/// what it was (`was: …`): the old error is never shown as if it were current.
+pub fn alert_line(alert: &Value) -> String {
+    let reason = alert["reason"].as_str().unwrap_or("");
+    if alert["standing"].as_str() == Some("recovered") {
+        let service = alert["service"].as_str().unwrap_or("?");
+        let after = alert["recoveredAfter"]
+            .as_str()
+            .map(|after| format!(" after {after}"))
+            .unwrap_or_default();
+        let was = cause_words(&alert["cause"])
+            .map(|was| format!(" (was: {was})"))
+            .unwrap_or_default();
+        return format!("ALERT  {service} recovered{after}  — {reason}{was}");
+    }
+    let last = alert["lastFailure"]
+        .as_str()
+        .map(|last| format!(" (last error: {last})"))
+        .unwrap_or_default();
+    format!("ALERT  {}  — {reason}{last}", subject(alert))
+}
+
+/// `http_status — HTTP 503 (provider: 500.003.02)`, from a notification's `cause`.
+fn cause_words(cause: &Value) -> Option<String> {
+    let reason = cause["reason"].as_str()?;
+    let detail = cause["detail"].as_str().unwrap_or("");
+    let code = cause["code"]
+        .as_str()
+        .map(|code| format!(" (provider: {code})"))
+        .unwrap_or_default();
+    Some(format!("{reason} — {detail}{code}"))
 }
 
 fn subject(alert: &Value) -> String {
@@ -254,5 +282,32 @@ fn subject(alert: &Value) -> String {
         (_, Some("CLOSED")) => format!("{service} is CLOSED (recovered)"),
         (_, Some(to)) => format!("{service} is {to}"),
         _ => service.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recovery_says_how_long_it_lasted_and_what_it_was_not_the_old_error_as_current() {
+        let recovered = json!({
+            "service": "flaky", "to": "CLOSED", "standing": "recovered",
+            "reason": "1 trial call succeeded", "recoveredAfter": "12s",
+            "lastFailure": "http_status: HTTP 503",
+            "cause": { "reason": "http_status", "detail": "HTTP 503", "code": "500.003.02", "past": true },
+        });
+        assert_eq!(
+            alert_line(&recovered),
+            "ALERT  flaky recovered after 12s  — 1 trial call succeeded (was: http_status — HTTP 503 (provider: 500.003.02))"
+        );
+        let down = json!({
+            "service": "down", "to": "OPEN", "standing": "down",
+            "reason": "3 consecutive failures", "lastFailure": "connect: refused",
+        });
+        assert_eq!(
+            alert_line(&down),
+            "ALERT  down is OPEN  — 3 consecutive failures (last error: connect: refused)"
+        );
     }
 }

@@ -1,5 +1,8 @@
-//! Recent history per service — its state changes and the delivery of each alert — for the
-//! API's events route (the seed's "historical failure analysis").
+//! Recent history per service — its state changes, its outages and the delivery of each
+//! alert — for the API's events route (the seed's "historical failure analysis") and the
+//! status page.
+
+mod outages;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -8,6 +11,9 @@ use serde::Serialize;
 
 use crate::breaker::Transition;
 use crate::metrics::AlertOutcome;
+use crate::outcome::Cause;
+use outages::OutageLog;
+pub use outages::{OUTAGES_KEPT, OutageRecord, OutageStep, STEPS_KEPT};
 
 /// Entries kept per service and kind.
 pub const HISTORY_LENGTH: usize = 100;
@@ -52,6 +58,7 @@ struct ServiceHistory {
     transitions: VecDeque<(u64, Transition)>,
     deliveries: VecDeque<DeliveryRecord>,
     holds: VecDeque<HoldRecord>,
+    outages: OutageLog,
 }
 
 #[derive(Debug, Default)]
@@ -90,19 +97,39 @@ fn push<T>(queue: &mut VecDeque<T>, item: T) {
 }
 
 impl History {
-    /// Records a state change.
+    /// Records a state change (with no cause known for its outage).
     pub fn transition(&self, event: &Transition) {
+        self.transition_caused(event, None);
+    }
+
+    /// Records a state change, and books it into the service's outages with `cause`, the
+    /// service's last real failure when it changed.
+    pub fn transition_caused(&self, event: &Transition, cause: Option<Cause>) {
         let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
         let sequence = recorded.next_sequence;
         recorded.next_sequence += 1;
-        push(
-            &mut recorded
-                .services
-                .entry(event.service.to_string())
-                .or_default()
-                .transitions,
-            (sequence, event.clone()),
-        );
+        let history = recorded
+            .services
+            .entry(event.service.to_string())
+            .or_default();
+        push(&mut history.transitions, (sequence, event.clone()));
+        history.outages.record(event, cause);
+    }
+
+    /// The `limit` latest outages of the `services` named, the latest started first.
+    pub fn recent_outages<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a str>,
+        limit: usize,
+    ) -> Vec<OutageRecord> {
+        let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<&OutageRecord> = services
+            .into_iter()
+            .filter_map(|service| recorded.services.get(service))
+            .flat_map(|history| history.outages.iter())
+            .collect();
+        all.sort_by_key(|outage| std::cmp::Reverse(outage.started_at));
+        all.into_iter().take(limit).cloned().collect()
     }
 
     /// The `limit` newest state changes of the `services` named, newest first, in the order

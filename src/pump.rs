@@ -221,10 +221,11 @@ impl Forwarder {
         }
         for transition in delivery.into_transitions() {
             observe::transition(&service.metrics, &transition);
-            self.history.transition(&transition);
+            let cause = service.last_failure();
+            self.history.transition_caused(&transition, cause.clone());
             let event = StageEvent {
                 transition,
-                cause: service.last_failure(),
+                cause,
                 breaker: service.breaker.snapshot(),
             };
             // Logs and metrics go on even if the alert stage is gone.

@@ -31,7 +31,7 @@ pub(crate) struct Rules {
 
 /// Whether a breaker in `state` is in an outage: calls are rejected, or only trials pass.
 pub(crate) fn in_outage(state: State) -> bool {
-    matches!(state, State::Open | State::HalfOpen | State::ForcedOpen)
+    state.is_tripped()
 }
 
 /// A change of state, with what is wrong with the provider.

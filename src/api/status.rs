@@ -1,6 +1,8 @@
 //! The live status page at `/` — one self-contained HTML page (no external requests) that
 //! follows `/api/v1/status/stream` (server-sent events) and redraws as breakers change.
 
+mod outages;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,6 +30,8 @@ const SNAPSHOT_REUSE: Duration = Duration::from_millis(900);
 const CHART_POINTS: usize = 40;
 /// Transitions listed under the services.
 const RECENT_TRANSITIONS: usize = 20;
+/// Outages listed under the services.
+const RECENT_OUTAGES: usize = 20;
 
 const PAGE: &str = include_str!("status.html");
 
@@ -49,6 +53,10 @@ struct ServiceStatus {
     failure_threshold: u32,
     success_ratio: f64,
     p95_ms: f64,
+    /// Its `slow_call` (milliseconds), when it has one.
+    slow_call_ms: Option<f64>,
+    /// Its p95 latency is over its `slow_call`.
+    slow: bool,
     /// Durations of recent checks, oldest first (milliseconds; rejected checks are left out).
     recent_ms: Vec<f64>,
     last_check: Option<crate::registry::CheckRecord>,
@@ -64,6 +72,7 @@ struct ServiceStatus {
     fallback: Option<super::breakers::FallbackStats>,
 }
 
+/// One change of state, as the page lists it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TransitionLine {
@@ -84,6 +93,9 @@ pub(crate) struct Snapshot {
     /// The services that keep it from `healthy` without being in an outage, and why.
     concerns: Vec<super::health::Concern>,
     services: Vec<ServiceStatus>,
+    /// The latest outages, the latest started first, each with its changes of state.
+    outages: Vec<outages::OutageLine>,
+    /// The latest changes of state, newest first.
     transitions: Vec<TransitionLine>,
     /// Active silences.
     silences: Vec<crate::alert::Silence>,
@@ -117,6 +129,10 @@ fn service_status(
         .map(|check| check.duration_ms)
         .collect();
     let skip = recent.len().saturating_sub(CHART_POINTS);
+    let p95_ms = service.latency().p95;
+    let slow_call_ms = service
+        .slow_call()
+        .map(|slow_call| slow_call.as_secs_f64() * 1000.0);
     ServiceStatus {
         name: service.name().to_string(),
         kind: service.probe.kind(),
@@ -127,7 +143,9 @@ fn service_status(
         consecutive_failures: stats.consecutive_failures,
         failure_threshold: stats.failure_threshold,
         success_ratio: stats.uptime,
-        p95_ms: service.latency().p95,
+        p95_ms,
+        slow_call_ms,
+        slow: slow_call_ms.is_some_and(|slow_call| p95_ms > slow_call),
         recent_ms: recent[skip..].to_vec(),
         last_check: service.last_check(),
         cause: service.last_failure(),
@@ -142,17 +160,25 @@ fn service_status(
 
 pub(crate) fn snapshot(state: &AppState) -> Snapshot {
     let registry = state.registry();
-    let (outages, quiet) = (state.outages(), state.quiet());
+    let (booked, quiet) = (state.outages(), state.quiet());
     let services: Vec<ServiceStatus> = registry
         .iter()
-        .map(|service| service_status(service, state.started, &outages, &quiet))
+        .map(|service| service_status(service, state.started, &booked, &quiet))
         .collect();
+    let names: Vec<&str> = registry.iter().map(|service| service.name()).collect();
+    let now = SystemTime::now();
+    let outages = outages::lines(
+        state
+            .history
+            .recent_outages(names.iter().copied(), RECENT_OUTAGES),
+        &booked,
+        &names,
+        now,
+        RECENT_OUTAGES,
+    );
     let transitions: Vec<TransitionLine> = state
         .history
-        .recent_transitions(
-            registry.iter().map(|service| service.name()),
-            RECENT_TRANSITIONS,
-        )
+        .recent_transitions(names.iter().copied(), RECENT_TRANSITIONS)
         .into_iter()
         .map(|event| TransitionLine {
             service: event.service.to_string(),
@@ -164,10 +190,11 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         .collect();
     let overall = super::health::overall(&registry);
     Snapshot {
-        generated_at: rfc3339(SystemTime::now()),
+        generated_at: rfc3339(now),
         health: overall.status,
         concerns: overall.concerns,
         services,
+        outages,
         transitions,
         silences: quiet.silences.clone(),
         offline: quiet.offline.clone(),

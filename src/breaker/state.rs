@@ -38,6 +38,12 @@ impl State {
         matches!(self, State::Open | State::ForcedOpen)
     }
 
+    /// Whether the breaker is tripped: open (by the policy or by hand) or half-open, letting
+    /// only trial calls through. An outage lasts as long as its breaker stays tripped.
+    pub fn is_tripped(self) -> bool {
+        matches!(self, State::Open | State::HalfOpen | State::ForcedOpen)
+    }
+
     fn code(self) -> u64 {
         match self {
             State::Closed => 0,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use breakerd::demo::{Pace, start};
+use breakerd::demo::{Pace, alert_line, start};
 
 use crate::support::{get_json, http_get, sample};
 
@@ -14,6 +14,7 @@ async fn the_demo_shows_breakers_opening_and_recovering_with_alerts() {
         .expect("demo starts");
     let address = demo.daemon.address();
     let mut seen = Vec::new();
+    let mut recovery = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     let wanted = [
         ("down", "OPEN"),
@@ -30,9 +31,23 @@ async fn the_demo_shows_breakers_opening_and_recovering_with_alerts() {
         if let Ok(Some(alert)) = tokio::time::timeout(remaining, demo.alerts.recv()).await {
             let service = alert["service"].as_str().unwrap_or_default().to_string();
             let to = alert["to"].as_str().unwrap_or_default().to_string();
+            if service == "flaky" && to == "CLOSED" {
+                recovery.get_or_insert_with(|| alert_line(&alert));
+            }
             seen.push((service, to));
         }
     }
+    // The recovery line says how long the outage lasted and what it was, not the old error
+    // as if it were current.
+    let recovery = recovery.unwrap_or_default();
+    assert!(
+        recovery.starts_with("ALERT  flaky recovered after ") && !recovery.contains("last error"),
+        "{recovery}"
+    );
+    assert!(
+        recovery.contains("(was: http_status — HTTP 503"),
+        "{recovery}"
+    );
     let all = get_json(address, "/api/v1/circuit-breakers").await;
     assert_eq!(all["healthy"]["state"], "CLOSED");
     let pesapal = all["pesapal"]["lastFailure"]["reason"].as_str().unwrap();

@@ -81,6 +81,17 @@ impl Browser {
         text["value"].as_str().map(str::to_string)
     }
 
+    /// How many elements match `css`.
+    pub async fn count(&self, css: &str) -> usize {
+        let found = post(
+            &self.client,
+            &self.url("/elements"),
+            json!({ "using": "css selector", "value": css }),
+        )
+        .await;
+        found["value"].as_array().map_or(0, Vec::len)
+    }
+
     /// The page as a PNG.
     pub async fn screenshot(&self) -> Vec<u8> {
         let shot = get(&self.client, &self.url("/screenshot")).await;
