@@ -12,7 +12,9 @@ mod outcomes;
 mod runbook;
 mod silences;
 mod status;
+mod stream;
 mod token;
+mod trial;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,8 @@ pub use breakers::SHARD_HEADER;
 pub use error::ApiError;
 pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES, MAX_REPORTED_HEADERS};
 pub use status::MAX_STREAM_CLIENTS;
+pub use stream::MAX_STATE_STREAM_CLIENTS;
+pub use trial::MAX_TRIAL_PERMITS;
 
 use tokio::sync::watch;
 
@@ -96,6 +100,10 @@ pub struct Shared {
     pub history: Arc<History>,
     /// The status page's snapshot, shared by its clients.
     pub(crate) status_feed: status::StatusFeed,
+    /// The cap on clients of the state stream.
+    pub(crate) state_stream_clients: stream::StateStreamClients,
+    /// Trial permits handed to clients and not yet settled.
+    pub(crate) trials: trial::Trials,
     /// Turns true when the daemon stops: streams end, so connections can close.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -137,6 +145,8 @@ impl Shared {
             started: crate::wall::now(),
             history,
             status_feed: status::StatusFeed::default(),
+            state_stream_clients: stream::StateStreamClients::default(),
+            trials: trial::Trials::default(),
         }
     }
 
@@ -232,7 +242,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/circuit-breakers/metrics",
             get(breakers::performance),
         )
+        .route("/api/v1/circuit-breakers/stream", get(stream::stream))
         .route("/api/v1/circuit-breakers/{serviceName}", get(breakers::one))
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/trials",
+            post(trial::ask),
+        )
         .route(
             "/api/v1/circuit-breakers/{serviceName}/events",
             get(breakers::events),

@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::breakers::find;
-use super::token::presents;
+use super::trial::{Gate, check_report_token};
 use super::{ApiError, AppState};
-use crate::breaker::{Outcome, State as BreakerState};
+use crate::breaker::{Outcome, OwnedPermit, State as BreakerState};
 use crate::metrics::Source;
 use crate::outcome::{FailureReason, ProbeError, Said};
 use crate::provider::{Head, MAX_JUDGED_BODY};
@@ -34,12 +34,16 @@ pub const MAX_DURATION_MS: f64 = 3_600_000.0;
 pub const MAX_REPORTED_HEADERS: usize = 32;
 /// The longest method, path or header a reported answer may carry, in bytes.
 const MAX_FIELD_BYTES: usize = 2048;
+/// The longest trial permit id a report may name, in bytes.
+const MAX_PERMIT_BYTES: usize = 64;
 
 /// One reported call, checked.
 #[derive(Debug)]
 struct Reported {
     duration: std::time::Duration,
     what: What,
+    /// The trial permit the call was made under (`POST .../trials`), if any.
+    permit: Option<String>,
 }
 
 /// What the application reported of a call.
@@ -104,17 +108,7 @@ pub(crate) async fn report(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let service = find(&state, &name)?;
-    let Some(token) = service
-        .config
-        .report_token
-        .clone()
-        .or_else(|| state.report_token())
-    else {
-        return Err(ApiError::ReportsDisabled(name));
-    };
-    if !presents(&headers, &token) {
-        return Err(ApiError::WrongReportToken);
-    }
+    check_report_token(&state, &service, &headers)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -128,9 +122,13 @@ pub(crate) async fn report(
     let (mut accepted, mut rejected) = (0, 0);
     let mut judged = Vec::new();
     for (index, call) in batch.into_iter().enumerate() {
+        let held = call
+            .permit
+            .as_deref()
+            .and_then(|id| state.trials.take(&name, id));
         let taken = match call.what {
             What::Verdict { outcome, reason } => {
-                record_verdict(&service, outcome, reason, call.duration)
+                record_verdict(&service, held, outcome, reason, call.duration)
             }
             What::Answer {
                 method,
@@ -161,12 +159,9 @@ pub(crate) async fn report(
                     rule: judgement.rule.to_string(),
                     detail: service.probe.redact_text(&judgement.detail),
                 });
-                match service
-                    .breaker
-                    .acquire_tagged(Source::traffic(operation.index))
-                {
-                    Err(_) => false,
-                    Ok(permit) => {
+                match Gate::admit(&service.breaker, held, Source::traffic(operation.index)) {
+                    None => false,
+                    Some(permit) => {
                         if !judgement.detail.is_empty() {
                             judgement.detail.push_str(" (reported by the application)");
                         }
@@ -207,15 +202,13 @@ pub(crate) async fn report(
 /// Feeds an application's own verdict to the breaker; false when the breaker did not take it.
 fn record_verdict(
     service: &Service,
+    held: Option<OwnedPermit>,
     outcome: Outcome,
     reason: Option<FailureReason>,
     duration: std::time::Duration,
 ) -> bool {
     let operation = service.judge.named(crate::provider::OTHER);
-    let Ok(permit) = service
-        .breaker
-        .acquire_tagged(Source::traffic(operation.index))
-    else {
+    let Some(permit) = Gate::admit(&service.breaker, held, Source::traffic(operation.index)) else {
         return false;
     };
     match outcome {
@@ -285,13 +278,21 @@ fn reported(item: &Value) -> Result<Reported, String> {
     };
     let is_answer = fields.contains_key("status");
     let allowed: &[&str] = if is_answer {
-        &["method", "path", "status", "body", "headers", "durationMs"]
+        &[
+            "method",
+            "path",
+            "status",
+            "body",
+            "headers",
+            "durationMs",
+            "permit",
+        ]
     } else {
-        &["outcome", "durationMs", "reason"]
+        &["outcome", "durationMs", "reason", "permit"]
     };
     if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(format!(
-            ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer)",
+            ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer), and permit",
             "outcome, durationMs and reason"
         ));
     }
@@ -305,12 +306,27 @@ fn reported(item: &Value) -> Result<Reported, String> {
             })?,
     };
     let duration = std::time::Duration::from_secs_f64(millis / 1000.0);
+    let permit = match fields.get("permit") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_PERMIT_BYTES => {
+            Some(id.clone())
+        }
+        Some(_) => {
+            return Err(format!(
+                ".permit: the id a trial permit was given with, a string of at most {MAX_PERMIT_BYTES} bytes"
+            ));
+        }
+    };
     let what = if is_answer {
         answer(fields)?
     } else {
         verdict(fields)?
     };
-    Ok(Reported { duration, what })
+    Ok(Reported {
+        duration,
+        what,
+        permit,
+    })
 }
 
 /// An application's own verdict.

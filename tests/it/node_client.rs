@@ -1,0 +1,160 @@
+//! The Node.js client (`clients/node`, npm `@breakerd/client`): its own tests, run with
+//! `node --test` against this build's breakerd binary, and the two routes it relies on — the
+//! state stream and trial permits — checked at the router.
+
+use std::time::Duration;
+
+use breakerd::breaker::State;
+
+use crate::support::{app_state, send};
+
+const CONFIG: &str = "[server]\nreport_token = \"report\"\n\
+     [services.mpesa]\npreset = \"mpesa\"\nbase_url = \"http://127.0.0.1:9\"\n\
+     failure_threshold = 1\nreset_timeout = \"50ms\"\nhalf_open_max_calls = 2\n";
+
+fn breaker(state: &breakerd::api::AppState) -> breakerd::breaker::Breaker {
+    state
+        .registry()
+        .get("mpesa")
+        .expect("mpesa runs")
+        .breaker
+        .clone()
+}
+
+/// Opens the breaker with one reported failure and waits for its timer to half-open it.
+async fn half_open(state: &breakerd::api::AppState) {
+    let (status, _) = send(
+        state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/outcomes",
+        Some("report"),
+        Some(r#"[{"outcome":"failure"}]"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let breaker = breaker(state);
+    for _ in 0..1000 {
+        if breaker.state() == State::HalfOpen {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the breaker did not half-open: {:?}", breaker.state());
+}
+
+#[tokio::test]
+async fn trial_permits_hold_the_half_open_slots_until_their_report() {
+    let state = app_state(CONFIG);
+    let (status, closed) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/trials",
+        Some("report"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(closed["permit"], serde_json::Value::Null, "{closed}");
+    assert_eq!(closed["state"], "CLOSED");
+    let (status, _) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/trials",
+        Some("wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    half_open(&state).await;
+    let mut permits = Vec::new();
+    for _ in 0..2 {
+        let (status, granted) = send(
+            &state,
+            "POST",
+            "/api/v1/circuit-breakers/mpesa/trials",
+            Some("report"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{granted}");
+        assert_eq!(granted["state"], "HALF_OPEN");
+        permits.push(granted["permit"].as_str().expect("a permit id").to_string());
+    }
+    let (status, refused) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/trials",
+        Some("report"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 503, "the third trial is refused: {refused}");
+    assert_eq!(refused["circuitBreakerOpen"], true);
+    assert_eq!(refused["message"], "Circuit breaker mpesa is HALF_OPEN");
+
+    // The report naming a permit settles it: a success under each closes the breaker
+    // (success_threshold defaults to 1, so the first does).
+    let (status, report) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/outcomes",
+        Some("report"),
+        Some(&format!(
+            r#"[{{"outcome":"success","durationMs":3,"permit":"{}"}}]"#,
+            permits[0]
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 1);
+    assert_eq!(report["state"], "CLOSED");
+    let (status, problem) = send(
+        &state,
+        "POST",
+        "/api/v1/circuit-breakers/mpesa/outcomes",
+        Some("report"),
+        Some(r#"[{"outcome":"success","permit":7}]"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        problem["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[0].permit:"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn the_state_stream_is_documented_and_capped() {
+    assert!(breakerd::api::MAX_STATE_STREAM_CLIENTS >= 1024);
+    assert!(breakerd::api::MAX_TRIAL_PERMITS >= 64);
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../src/api/openapi.json")).unwrap();
+    assert!(doc["paths"]["/api/v1/circuit-breakers/stream"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/circuit-breakers/{serviceName}/trials"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["Outcome"]["properties"]["permit"].is_object());
+}
+
+/// `node --test clients/node/test/` against this build's breakerd: two processes sharing one
+/// breaker, answers judged by breakerd, the seed's errors, life without the daemon.
+#[test]
+fn the_node_client_passes_its_own_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec", "test/"])
+        .current_dir(root.join("clients/node"))
+        .env("BREAKERD_BIN", env!("CARGO_BIN_EXE_breakerd"))
+        .output()
+        .expect("node runs (Debian package nodejs, version 18 or later)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("pass "), "{report}");
+    assert!(!report.contains("fail 1"), "{report}");
+}
