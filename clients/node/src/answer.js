@@ -43,8 +43,11 @@ function pathOf(url, base) {
   }
 }
 
+// Read once: the global is a lazy getter, and this is on every call's path.
+const FetchResponse = globalThis.Response;
+
 function isFetchResponse(value) {
-  return typeof Response === 'function' && value instanceof Response;
+  return FetchResponse !== undefined && value instanceof FetchResponse;
 }
 
 function isAxiosResponse(value) {
@@ -55,6 +58,7 @@ function isAxiosResponse(value) {
 /** What the outcome API is told of `value`, an answer; `null` when it is none. The body is a
  * promise of its start (or of `undefined`), read later, off the call's path. */
 export function answerOf(value) {
+  if (value === null || typeof value !== 'object') return null;
   if (isFetchResponse(value)) {
     const path = value.url ? pathOf(value.url) : null;
     if (!path) return null;

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 
 import { answerOf, answerOfError, reasonOf } from './answer.js';
+import { Deadlines } from './deadlines.js';
 import { openError, timeoutError } from './errors.js';
 
 const CLOSED = 'CLOSED';
@@ -19,6 +20,7 @@ const EVENT = { [OPEN]: 'open', [FORCED_OPEN]: 'open', [HALF_OPEN]: 'halfOpen', 
 export class Breaker extends EventEmitter {
   #client;
   #fallback = null;
+  #deadlines = new Deadlines();
   /** Settings from breakerd: failureThreshold, timeoutMs, resetTimeoutMs, halfOpenMaxCalls,
    * successThreshold. */
   #settings;
@@ -147,36 +149,38 @@ export class Breaker extends EventEmitter {
   /** Runs the call with the service's timeout and reports it. */
   #run(fn, args, permit, localTrial) {
     const started = performance.now();
+    let result;
+    try {
+      result = fn(...args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
-      let done = false;
       const timeoutMs = this.#settings.timeoutMs;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        this.#report(started, permit, { outcome: 'timeout' }, false, localTrial);
-        const error = timeoutError(this.name, timeoutMs);
-        if (this.#fallback) this.#fall(args, error).then(resolve, reject);
-        else reject(error);
-      }, timeoutMs);
-      let result;
-      try {
-        result = fn(...args);
-      } catch (error) {
-        result = Promise.reject(error);
-      }
+      const call = {
+        deadline: started + timeoutMs,
+        done: false,
+        expire: () => {
+          this.#report(started, permit, { outcome: 'timeout' }, false, localTrial);
+          const error = timeoutError(this.name, timeoutMs);
+          if (this.#fallback) this.#fall(args, error).then(resolve, reject);
+          else reject(error);
+        },
+      };
+      this.#deadlines.add(call);
       Promise.resolve(result).then(
         (value) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
+          if (call.done) return;
+          call.done = true;
+          this.#deadlines.settled();
           const answer = answerOf(value);
           this.#report(started, permit, answer || { outcome: 'success' }, true, localTrial);
           resolve(value);
         },
         (error) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
+          if (call.done) return;
+          call.done = true;
+          this.#deadlines.settled();
           const answer = answerOfError(error);
           this.#report(started, permit, answer || { outcome: 'failure', reason: reasonOf(error) }, false, localTrial);
           if (this.#fallback) this.#fall(args, error).then(resolve, reject);

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 
 import { bodyStart, trackFetch, untrackedFetch } from './answer.js';
 import { Breaker } from './breaker.js';
+import { Poster } from './post.js';
 import { events } from './sse.js';
 
 export { openError, timeoutError } from './errors.js';
@@ -34,6 +35,7 @@ export class Client extends EventEmitter {
   #url;
   #token;
   #fetch;
+  #poster;
   #logger;
   #batchMs;
   #batchSize;
@@ -42,6 +44,8 @@ export class Client extends EventEmitter {
   #breakers = new Map();
   #queue = [];
   #timer = null;
+  /** A flush is due at the next turn of the event loop. */
+  #soon = false;
   #flushing = null;
   #dropped = 0;
   #connected = false;
@@ -68,6 +72,7 @@ export class Client extends EventEmitter {
     this.#url = String(url).replace(/\/+$/, '');
     this.#token = reportToken;
     this.#fetch = untrackedFetch();
+    this.#poster = new Poster(this.#url);
     if (track) trackFetch();
     this.#logger = logger;
     this.#batchMs = batchMs;
@@ -125,6 +130,7 @@ export class Client extends EventEmitter {
     clearTimeout(this.#timer);
     this.#timer = null;
     await this.#flush();
+    this.#poster.close();
     this.#connected = false;
   }
 
@@ -221,21 +227,18 @@ export class Client extends EventEmitter {
   async askTrial(name) {
     let response;
     try {
-      response = await this.#fetch(`${this.#url}/api/v1/circuit-breakers/${encodeURIComponent(name)}/trials`, {
-        method: 'POST',
-        headers: this.#headers(),
-      });
+      response = await this.#poster.post(`/api/v1/circuit-breakers/${encodeURIComponent(name)}/trials`, this.#headers(), '');
     } catch (error) {
-      this.#away(error?.cause?.code || error?.message || String(error));
+      this.#away(error?.code || error?.message || String(error));
       return { away: true };
     }
     let body = {};
     try {
-      body = await response.json();
+      body = JSON.parse(response.text);
     } catch {
       // Judged by the status alone.
     }
-    if (response.ok) return { permit: body.permit ?? null };
+    if (response.status === 200) return { permit: body.permit ?? null };
     if (!body.circuitBreakerOpen) {
       this.#say(`trial-${response.status}`, `asking for a trial call of ${name} answered ${response.status}: ${body.error || body.message || ''}`);
     }
@@ -250,9 +253,14 @@ export class Client extends EventEmitter {
     }
     this.#queue.push({ service, item });
     if (this.#queue.length >= this.#batchSize || item.permit) {
+      if (this.#soon) return;
+      this.#soon = true;
       clearTimeout(this.#timer);
       this.#timer = null;
-      setImmediate(() => this.#flush());
+      setImmediate(() => {
+        this.#soon = false;
+        this.#flush();
+      });
     } else if (this.#timer === null) {
       this.#timer = setTimeout(() => {
         this.#timer = null;
@@ -296,17 +304,11 @@ export class Client extends EventEmitter {
       for (let start = 0; start < items.length; start += MAX_REPORT) {
         const batch = items.slice(start, start + MAX_REPORT);
         try {
-          const response = await this.#fetch(`${this.#url}/api/v1/circuit-breakers/${encodeURIComponent(service)}/outcomes`, {
-            method: 'POST',
-            headers: this.#headers(),
-            body: JSON.stringify(batch),
-          });
-          if (!response.ok) {
-            const text = await response.text().catch(() => '');
+          const path = `/api/v1/circuit-breakers/${encodeURIComponent(service)}/outcomes`;
+          const response = await this.#poster.post(path, this.#headers(), JSON.stringify(batch));
+          if (response.status !== 200) {
             this.#dropped += batch.length;
-            this.#say(`report-${response.status}`, `a report of ${service} answered ${response.status}: ${text.slice(0, 300)}`);
-          } else {
-            await response.arrayBuffer().catch(() => {});
+            this.#say(`report-${response.status}`, `a report of ${service} answered ${response.status}: ${response.text.slice(0, 300)}`);
           }
         } catch {
           this.#dropped += batch.length;
