@@ -21,11 +21,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::{ApiError, AppState, Published};
 use crate::breaker::State as BreakerState;
-use crate::registry::Service;
+use crate::registry::{Registry, Service};
 
 /// Clients that follow the state stream at once (one per application process); more are
 /// answered 503.
-pub const MAX_STATE_STREAM_CLIENTS: usize = 4096;
+pub const MAX_STATE_STREAM_CLIENTS: usize = 1024;
 /// How often the stream looks for changes it was not told of.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -63,11 +63,20 @@ impl Entry {
             success_threshold: policy.success_threshold,
         }
     }
+}
 
-    /// What makes a change worth telling: the state and when an open breaker tries again.
-    fn key(&self) -> (BreakerState, Option<&str>) {
-        (self.state, self.next_attempt.as_deref())
-    }
+/// What makes a change worth telling, read without building stats: the state, and when an
+/// open breaker tries again.
+type Key = (BreakerState, u64);
+
+fn key(service: &Service) -> Key {
+    let state = service.breaker.state();
+    let until = if state == BreakerState::Open {
+        service.breaker.inner.open_until_unix_nanos()
+    } else {
+        0
+    };
+    (state, until)
 }
 
 #[derive(Serialize)]
@@ -99,25 +108,25 @@ struct Follower {
     published: Option<watch::Receiver<Arc<Published>>>,
     stopping: Option<watch::Receiver<bool>>,
     looks: tokio::time::Interval,
-    /// What the client was last told, per service.
-    told: BTreeMap<String, Entry>,
+    /// The services the client was last sent a snapshot of (until a reload publishes others).
+    registry: Arc<Registry>,
+    /// What the client was last told of each, in `registry`'s order.
+    told: Vec<Key>,
     queued: VecDeque<Event>,
     _client: OwnedSemaphorePermit,
 }
 
 impl Follower {
-    fn current(&self) -> BTreeMap<String, Entry> {
-        self.state
-            .registry()
+    fn snapshot(&mut self) {
+        self.registry = self.state.registry();
+        self.told = self.registry.iter().map(|service| key(service)).collect();
+        let services: BTreeMap<String, Entry> = self
+            .registry
             .iter()
             .map(|service| (service.name().to_string(), Entry::of(service)))
-            .collect()
-    }
-
-    fn snapshot(&mut self) {
-        self.told = self.current();
+            .collect();
         let data = serde_json::to_string(&Snapshot {
-            services: &self.told,
+            services: &services,
         })
         .unwrap_or_else(|_| "{\"services\":{}}".into());
         self.queued
@@ -126,18 +135,19 @@ impl Follower {
 
     /// Queues a `state` event for every breaker whose state moved since it was last told.
     fn changed(&mut self) {
-        for (name, entry) in self.current() {
-            if self.told.get(&name).map(Entry::key) == Some(entry.key()) {
+        for (service, told) in self.registry.iter().zip(self.told.iter_mut()) {
+            let now = key(service);
+            if now == *told {
                 continue;
             }
+            *told = now;
             if let Ok(data) = serde_json::to_string(&Change {
-                service: &name,
-                entry: &entry,
+                service: service.name(),
+                entry: &Entry::of(service),
             }) {
                 self.queued
                     .push_back(Event::default().event("state").data(data));
             }
-            self.told.insert(name, entry);
         }
     }
 
@@ -234,9 +244,10 @@ pub(crate) async fn stream(
         changes: Some(state.history.changes()),
         published: Some(state.published()),
         stopping: Some(state.stopping.clone()),
+        registry: state.registry(),
         state,
         looks,
-        told: BTreeMap::new(),
+        told: Vec::new(),
         queued: VecDeque::new(),
         _client: client,
     };

@@ -127,15 +127,77 @@ async fn trial_permits_hold_the_half_open_slots_until_their_report() {
     );
 }
 
-#[tokio::test]
-async fn the_state_stream_is_documented_and_capped() {
-    assert!(breakerd::api::MAX_STATE_STREAM_CLIENTS >= 1024);
-    assert!(breakerd::api::MAX_TRIAL_PERMITS >= 64);
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../../src/api/openapi.json")).unwrap();
-    assert!(doc["paths"]["/api/v1/circuit-breakers/stream"]["get"].is_object());
-    assert!(doc["paths"]["/api/v1/circuit-breakers/{serviceName}/trials"]["post"].is_object());
-    assert!(doc["components"]["schemas"]["Outcome"]["properties"]["permit"].is_object());
+/// Reads the stream until an event of `name` arrives; its data.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String, name: &str) -> String {
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if event.starts_with(&format!("event: {name}\n")) {
+                return event
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data: "))
+                    .collect();
+            }
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_stream_sends_a_snapshot_then_each_change_at_once() {
+    let daemon = crate::support::start_daemon(CONFIG).await;
+    let base = format!("http://{}", daemon.address());
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(format!("{base}/api/v1/circuit-breakers/stream"))
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut buffer = String::new();
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&next_event(&mut stream, &mut buffer, "snapshot").await).unwrap();
+    let mpesa = &snapshot["services"]["mpesa"];
+    assert_eq!(mpesa["failureThreshold"], 1, "{snapshot}");
+    assert_eq!(mpesa["timeoutMs"], 30000);
+    assert_eq!(mpesa["halfOpenMaxCalls"], 2);
+    assert!(mpesa["state"].is_string());
+
+    let reported = tokio::time::Instant::now();
+    let answer = client
+        .post(format!("{base}/api/v1/circuit-breakers/mpesa/outcomes"))
+        .bearer_auth("report")
+        .body(r#"[{"outcome":"failure"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    loop {
+        let change: serde_json::Value =
+            serde_json::from_str(&next_event(&mut stream, &mut buffer, "state").await).unwrap();
+        assert_eq!(change["service"], "mpesa");
+        if change["state"] == "OPEN" {
+            assert!(change["nextAttempt"].is_string(), "{change}");
+            break;
+        }
+    }
+    assert!(
+        reported.elapsed() < Duration::from_millis(500),
+        "the change came by the transition, not by the once-a-second look: {:?}",
+        reported.elapsed()
+    );
+    let stopping = tokio::spawn(daemon.shutdown());
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "stopping the daemon ends the stream");
+    stopping.await.unwrap().expect("clean shutdown");
 }
 
 /// `node --test clients/node/test/` against this build's breakerd: two processes sharing one
