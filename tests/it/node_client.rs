@@ -200,14 +200,24 @@ async fn the_state_stream_sends_a_snapshot_then_each_change_at_once() {
     stopping.await.unwrap().expect("clean shutdown");
 }
 
-/// `node --test clients/node/test/` against this build's breakerd: two processes sharing one
+/// `node --test clients/node/test/*.test.mjs` against this build's breakerd: two processes sharing one
 /// breaker, answers judged by breakerd, the seed's errors, life without the daemon.
 #[test]
 fn the_node_client_passes_its_own_tests() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/node");
+    // Named one by one: how `node --test` reads a directory differs between Node 18 and 22.
+    let mut files: Vec<String> = std::fs::read_dir(root.join("test"))
+        .expect("clients/node/test")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
+        .map(|name| format!("test/{name}"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
     let output = std::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec", "test/"])
-        .current_dir(root.join("clients/node"))
+        .arg("--test")
+        .args(&files)
+        .current_dir(&root)
         .env("BREAKERD_BIN", env!("CARGO_BIN_EXE_breakerd"))
         .output()
         .expect("node runs (Debian package nodejs, version 18 or later)");
@@ -217,6 +227,5 @@ fn the_node_client_passes_its_own_tests() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{report}");
-    assert!(report.contains("pass "), "{report}");
-    assert!(!report.contains("fail 1"), "{report}");
+    assert!(report.contains("fail 0"), "{report}");
 }

@@ -14,6 +14,9 @@ const HALF_OPEN = 'HALF_OPEN';
 const FORCED_OPEN = 'FORCED_OPEN';
 const DISABLED = 'DISABLED';
 
+/** A plain success, before its duration is known. */
+const SUCCESS = Object.freeze({ outcome: 'success' });
+
 /** The event each state is announced with. */
 const EVENT = { [OPEN]: 'open', [FORCED_OPEN]: 'open', [HALF_OPEN]: 'halfOpen', [CLOSED]: 'close', [DISABLED]: 'close' };
 
@@ -174,7 +177,7 @@ export class Breaker extends EventEmitter {
           call.done = true;
           this.#deadlines.settled();
           const answer = answerOf(value);
-          this.#report(started, permit, answer || { outcome: 'success' }, true, localTrial);
+          this.#report(started, permit, answer || SUCCESS, true, localTrial);
           resolve(value);
         },
         (error) => {
@@ -193,8 +196,14 @@ export class Breaker extends EventEmitter {
   /** Counts the call here, moves the local breaker while breakerd is away, and queues the
    * report. `resolved`: the application got a value (a success, as the seed counts it). */
   #report(started, permit, item, resolved, localTrial) {
-    item.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    if (permit) item.permit = permit;
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (item === SUCCESS && !permit) {
+      // The common case, written as its JSON at once: no object to keep or to serialise later.
+      item = `{"outcome":"success","durationMs":${durationMs}}`;
+    } else {
+      item.durationMs = durationMs;
+      if (permit) item.permit = permit;
+    }
     if (resolved) this.#successes += 1;
     else this.#failures += 1;
     if (!this.#client.connected || localTrial) this.#local(resolved, localTrial);

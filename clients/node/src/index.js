@@ -15,6 +15,8 @@ export { Breaker } from './breaker.js';
 const STREAM_PATH = '/api/v1/circuit-breakers/stream';
 /** The most outcomes one report carries (the outcome API takes up to 500). */
 const MAX_REPORT = 500;
+/** Reports on their way at once (the connections kept to breakerd). */
+const MAX_SENDING = 1;
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 2000;
 
@@ -42,11 +44,15 @@ export class Client extends EventEmitter {
   #maxQueue;
   #idleTimeoutMs;
   #breakers = new Map();
-  #queue = [];
+  /** Outcomes not yet sent, per service. */
+  #queue = new Map();
+  /** How many outcomes `#queue` holds. */
+  #queued = 0;
   #timer = null;
   /** A flush is due at the next turn of the event loop. */
   #soon = false;
-  #flushing = null;
+  /** Reports on their way. */
+  #sending = new Set();
   #dropped = 0;
   #connected = false;
   #closed = false;
@@ -129,7 +135,9 @@ export class Client extends EventEmitter {
     await this.#loop;
     clearTimeout(this.#timer);
     this.#timer = null;
-    await this.#flush();
+    await this.#drain();
+    clearTimeout(this.#timer);
+    this.#timer = null;
     this.#poster.close();
     this.#connected = false;
   }
@@ -245,67 +253,107 @@ export class Client extends EventEmitter {
     return { refused: true, state: body.state };
   }
 
-  /** Queues one outcome report; never waits. */
+  /** Queues one outcome report (an object, or a plain verdict already written as JSON);
+   * never waits. */
   enqueue(service, item) {
-    if (this.#queue.length >= this.#maxQueue) {
+    if (this.#queued >= this.#maxQueue) {
       this.#dropped += 1;
       return;
     }
-    this.#queue.push({ service, item });
-    if (this.#queue.length >= this.#batchSize || item.permit) {
+    let items = this.#queue.get(service);
+    if (items === undefined) {
+      items = [];
+      this.#queue.set(service, items);
+    }
+    items.push(item);
+    if (typeof item !== 'string' && 'body' in item) {
+      (items.bodies ??= []).push(item);
+    }
+    this.#queued += 1;
+    if (this.#queued >= this.#batchSize || item.permit) {
       if (this.#soon) return;
       this.#soon = true;
-      clearTimeout(this.#timer);
-      this.#timer = null;
       setImmediate(() => {
         this.#soon = false;
         this.#flush();
       });
     } else if (this.#timer === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#flush();
-      }, this.#batchMs);
-      this.#timer.unref?.();
+      this.#arm();
     }
   }
 
-  /** Sends what is queued, one report per service; one flush at a time. */
-  async #flush() {
-    while (this.#flushing) await this.#flushing;
-    if (this.#queue.length === 0) return;
-    const taken = this.#queue;
-    this.#queue = [];
-    this.#flushing = this.#send(taken).finally(() => {
-      this.#flushing = null;
-    });
-    await this.#flushing;
+  #arm() {
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#flush();
+    }, this.#batchMs);
+    this.#timer.unref?.();
+  }
+
+  /** Sends what is queued, one report per service of up to MAX_REPORT outcomes, with at most
+   * MAX_SENDING sendings under way; what is left waits for one to finish. */
+  #flush() {
+    while (this.#queued > 0 && this.#sending.size < MAX_SENDING) {
+      const taken = this.#takeQueued();
+      const sending = this.#send(taken).finally(() => {
+        this.#sending.delete(sending);
+        if (this.#queued >= this.#batchSize) this.#flush();
+        else if (this.#queued > 0 && this.#timer === null) this.#arm();
+      });
+      this.#sending.add(sending);
+    }
+  }
+
+  /** Takes up to MAX_REPORT queued outcomes of each service off the queue. */
+  #takeQueued() {
+    const taken = new Map();
+    for (const [service, items] of this.#queue) {
+      if (items.length <= MAX_REPORT) {
+        taken.set(service, items);
+        this.#queue.delete(service);
+        this.#queued -= items.length;
+      } else {
+        const batch = items.splice(0, MAX_REPORT);
+        if (items.bodies) {
+          // The answers with bodies go with the first report; reading twice is harmless.
+          batch.bodies = items.bodies;
+          items.bodies = undefined;
+        }
+        taken.set(service, batch);
+        this.#queued -= MAX_REPORT;
+      }
+    }
+    return taken;
+  }
+
+  /** Sends everything queued and waits for it. */
+  async #drain() {
+    this.#flush();
+    while (this.#sending.size > 0) {
+      await Promise.all(this.#sending);
+      this.#flush();
+    }
   }
 
   async #send(taken) {
     if (!this.#connected) {
       // Reports nothing it cannot send: breakerd has the state it had, and will again.
-      this.#dropped += taken.length;
+      for (const items of taken.values()) this.#dropped += items.length;
       return;
     }
-    const byService = new Map();
-    for (const { service, item } of taken) {
-      if (!byService.has(service)) byService.set(service, []);
-      byService.get(service).push(item);
-    }
-    await Promise.all([...byService].map(async ([service, items]) => {
-      for (const item of items) {
-        if ('body' in item) {
-          const body = await bodyStart(item.body);
-          if (body === undefined) delete item.body;
-          else item.body = body;
-        }
+    await Promise.all([...taken].map(async ([service, items]) => {
+      for (const item of items.bodies ?? []) {
+        if (typeof item.body !== 'object' || item.body === null) continue;
+        const body = await bodyStart(item.body);
+        if (body === undefined) delete item.body;
+        else item.body = body;
       }
       for (let start = 0; start < items.length; start += MAX_REPORT) {
         const batch = items.slice(start, start + MAX_REPORT);
         try {
           const path = `/api/v1/circuit-breakers/${encodeURIComponent(service)}/outcomes`;
-          const response = await this.#poster.post(path, this.#headers(), JSON.stringify(batch));
+          const body = `[${batch.map((item) => (typeof item === 'string' ? item : JSON.stringify(item))).join(',')}]`;
+          const response = await this.#poster.post(path, this.#headers(), body);
           if (response.status !== 200) {
             this.#dropped += batch.length;
             this.#say(`report-${response.status}`, `a report of ${service} answered ${response.status}: ${response.text.slice(0, 300)}`);
