@@ -5,7 +5,8 @@
 //! with the service's rules exactly as the proxy would. Each feeds the service's breaker as
 //! real traffic (`source="traffic"`, by operation). Reports need a report token (the service's
 //! own or the daemon-wide one), never the admin token. A batch is checked whole before any of
-//! it counts.
+//! it counts. An outcome that names a trial `permit` (see [`super::trial`]) settles that
+//! permit's half-open slot instead of asking the breaker for leave again.
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
