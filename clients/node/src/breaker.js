@@ -14,6 +14,9 @@ const HALF_OPEN = 'HALF_OPEN';
 const FORCED_OPEN = 'FORCED_OPEN';
 const DISABLED = 'DISABLED';
 
+/** How long breakerd's refusal of a trial call is taken as the answer for the next calls. */
+const REFUSAL_HOLD_MS = 25;
+
 /** A plain success, before its duration is known. */
 const SUCCESS = Object.freeze({ outcome: 'success' });
 
@@ -38,6 +41,8 @@ export class Breaker extends EventEmitter {
   #consecutiveFailures = 0;
   #trialsInFlight = 0;
   #trialSuccesses = 0;
+  /** Until when (ms since the epoch) breakerd's last refusal of a trial stands here. */
+  #refusedUntil = 0;
 
   constructor(client, name, entry) {
     super();
@@ -96,6 +101,7 @@ export class Breaker extends EventEmitter {
     this.#consecutiveFailures = 0;
     this.#trialsInFlight = 0;
     this.#trialSuccesses = 0;
+    this.#refusedUntil = 0;
     this.#nextAttempt = entry.nextAttempt ? Date.parse(entry.nextAttempt) : 0;
     this.#move(entry.state);
   }
@@ -131,8 +137,13 @@ export class Breaker extends EventEmitter {
       this.#trialsInFlight += 1;
       return this.#run(fn, args, undefined, true);
     }
+    if (Date.now() < this.#refusedUntil) return this.#refuse(args, openError(this.name, HALF_OPEN));
     return this.#client.askTrial(this.name).then((leave) => {
-      if (leave.refused) return this.#refuse(args, openError(this.name, leave.state || HALF_OPEN));
+      if (leave.refused) {
+        // Every slot is taken: a burst of calls asks once, not once each.
+        this.#refusedUntil = Date.now() + REFUSAL_HOLD_MS;
+        return this.#refuse(args, openError(this.name, leave.state || HALF_OPEN));
+      }
       if (leave.away) return this.#gated(fn, args, this.#state);
       return this.#run(fn, args, leave.permit || undefined, false);
     });
