@@ -229,3 +229,43 @@ fn the_node_client_passes_its_own_tests() {
     assert!(output.status.success(), "{report}");
     assert!(report.contains("fail 0"), "{report}");
 }
+
+#[tokio::test]
+async fn an_unreported_trial_permit_gives_its_slot_back_after_the_timeout() {
+    let state = app_state(&CONFIG.replace(
+        "half_open_max_calls = 2\n",
+        "half_open_max_calls = 1\ntimeout = \"100ms\"\n",
+    ));
+    half_open(&state).await;
+    let ask = || {
+        send(
+            &state,
+            "POST",
+            "/api/v1/circuit-breakers/mpesa/trials",
+            Some("report"),
+            None,
+        )
+    };
+    let (status, granted) = ask().await;
+    assert_eq!(status, 200, "{granted}");
+    assert_eq!(
+        granted["expiresInMs"], 1100,
+        "the timeout and a second's grace"
+    );
+    let asked = tokio::time::Instant::now();
+    assert_eq!(ask().await.0, 503, "the one slot is held");
+    // The client that took it never reports: the slot comes back once the permit expires.
+    loop {
+        let (status, _) = ask().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the permit never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(asked.elapsed() >= Duration::from_millis(1000));
+    assert_eq!(breaker(&state).state(), State::HalfOpen);
+}
