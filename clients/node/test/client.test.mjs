@@ -139,3 +139,21 @@ test('connect fails clearly when breakerd is not there', async () => {
     /did not send its breakers within 300 ms/,
   );
 });
+
+test('the report queue is bounded and what it drops is counted; calls never wait for it', async (t) => {
+  const provider = await fakeMpesa();
+  const daemon = await startDaemon(provider);
+  const client = await connect({ url: daemon.url, reportToken: REPORT_TOKEN, maxQueue: 2, batchSize: 1000, batchMs: 50, logger: logger() });
+  t.after(async () => {
+    await client.close();
+    await daemon.stop();
+    await provider.close();
+  });
+  const mpesa = client.breaker('mpesa');
+  await waitFor(async () => (await daemon.get('/api/v1/circuit-breakers/mpesa')).lastCheck, 'the first check');
+  const before = (await daemon.get('/api/v1/circuit-breakers/mpesa')).successCount;
+  const results = await Promise.all([1, 2, 3, 4, 5].map((n) => mpesa.execute(async () => n)));
+  assert.deepEqual(results, [1, 2, 3, 4, 5], 'every call went through');
+  assert.equal(client.dropped, 3, 'two queued, three dropped and counted');
+  await waitFor(async () => (await daemon.get('/api/v1/circuit-breakers/mpesa')).successCount === before + 2, 'the two queued to be reported');
+});
