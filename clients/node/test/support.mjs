@@ -3,7 +3,7 @@
 // Node process driven over IPC, and polling waits (never sleeps).
 
 import { spawn, fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -95,6 +95,8 @@ export async function fakeMpesa() {
 /** breakerd with one service `mpesa` in front of `provider`; `settings` go into its table. */
 export async function startDaemon(provider, settings = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'breakerd-node-'));
+  // Kept across a kill and a restart (its state_dir), removed when the test process ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const service = {
     failure_threshold: 3,
