@@ -13,8 +13,10 @@ mod outcomes;
 mod runbook;
 mod silences;
 mod status;
+mod stream;
 mod throttle;
 mod token;
+mod trial;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,8 @@ pub use breakers::SHARD_HEADER;
 pub use error::ApiError;
 pub use outcomes::{MAX_DURATION_MS, MAX_OUTCOMES, MAX_REPORT_BYTES, MAX_REPORTED_HEADERS};
 pub use status::MAX_STREAM_CLIENTS;
+pub use stream::MAX_STATE_STREAM_CLIENTS;
+pub use trial::MAX_TRIAL_PERMITS;
 
 use tokio::sync::watch;
 
@@ -100,6 +104,10 @@ pub struct Shared {
     pub(crate) status_feed: status::StatusFeed,
     /// Failed bearer tokens by client address.
     pub(crate) throttle: throttle::Throttle,
+    /// The cap on clients of the state stream.
+    pub(crate) state_stream_clients: stream::StateStreamClients,
+    /// Trial permits handed to clients and not yet settled.
+    pub(crate) trials: trial::Trials,
     /// Turns true when the daemon stops: streams end, so connections can close.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -142,6 +150,8 @@ impl Shared {
             history,
             status_feed: status::StatusFeed::default(),
             throttle: throttle::Throttle::default(),
+            state_stream_clients: stream::StateStreamClients::default(),
+            trials: trial::Trials::default(),
         }
     }
 
@@ -237,7 +247,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/circuit-breakers/metrics",
             get(breakers::performance),
         )
+        .route("/api/v1/circuit-breakers/stream", get(stream::stream))
         .route("/api/v1/circuit-breakers/{serviceName}", get(breakers::one))
+        .route(
+            "/api/v1/circuit-breakers/{serviceName}/trials",
+            post(trial::ask),
+        )
         .route(
             "/api/v1/circuit-breakers/{serviceName}/events",
             get(breakers::events),

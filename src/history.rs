@@ -73,6 +73,19 @@ struct Recorded {
 #[derive(Debug, Default)]
 pub struct History {
     recorded: Mutex<Recorded>,
+    /// Bumped at every recorded state change, for followers (the clients' state stream).
+    changes: Changes,
+}
+
+/// A counter of recorded state changes that followers wait on; it coalesces, so a follower
+/// that falls behind looks once and never holds memory.
+#[derive(Debug)]
+struct Changes(tokio::sync::watch::Sender<u64>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(0))
+    }
 }
 
 /// One service's history, newest last.
@@ -114,6 +127,15 @@ impl History {
             .or_default();
         push(&mut history.transitions, (sequence, event.clone()));
         history.outages.record(event, cause);
+        drop(recorded);
+        self.changes
+            .0
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Wakes at every state change recorded from now on.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.0.subscribe()
     }
 
     /// The `limit` latest outages of the `services` named, the latest started first.

@@ -5,7 +5,8 @@
 //! with the service's rules exactly as the proxy would. Each feeds the service's breaker as
 //! real traffic (`source="traffic"`, by operation). Reports need a report token (the service's
 //! own or the daemon-wide one), never the admin token. A batch is checked whole before any of
-//! it counts.
+//! it counts. An outcome that names a trial `permit` (see [`super::trial`]) settles that
+//! permit's half-open slot instead of asking the breaker for leave again.
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -17,9 +18,9 @@ use serde_json::Value;
 
 use super::breakers::find;
 use super::throttle::Presenter;
-use super::token::presents;
+use super::trial::{Gate, check_report_token};
 use super::{ApiError, AppState};
-use crate::breaker::{Outcome, State as BreakerState};
+use crate::breaker::{Outcome, OwnedPermit, State as BreakerState};
 use crate::metrics::Source;
 use crate::outcome::{FailureReason, ProbeError, Said};
 use crate::provider::{Head, MAX_JUDGED_BODY};
@@ -35,12 +36,16 @@ pub const MAX_DURATION_MS: f64 = 3_600_000.0;
 pub const MAX_REPORTED_HEADERS: usize = 32;
 /// The longest method, path or header a reported answer may carry, in bytes.
 const MAX_FIELD_BYTES: usize = 2048;
+/// The longest trial permit id a report may name, in bytes.
+const MAX_PERMIT_BYTES: usize = 64;
 
 /// One reported call, checked.
 #[derive(Debug)]
 struct Reported {
     duration: std::time::Duration,
     what: What,
+    /// The trial permit the call was made under (`POST .../trials`), if any.
+    permit: Option<String>,
 }
 
 /// What the application reported of a call.
@@ -106,20 +111,7 @@ pub(crate) async fn report(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let service = find(&state, &name)?;
-    let Some(token) = service
-        .config
-        .report_token
-        .clone()
-        .or_else(|| state.report_token())
-    else {
-        return Err(ApiError::ReportsDisabled(name));
-    };
-    state.throttle.settle(
-        &presenter,
-        presents(&headers, &token),
-        &state.metrics,
-        ApiError::WrongReportToken,
-    )?;
+    check_report_token(&state, &service, &headers, &presenter)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
@@ -133,9 +125,13 @@ pub(crate) async fn report(
     let (mut accepted, mut rejected) = (0, 0);
     let mut judged = Vec::new();
     for (index, call) in batch.into_iter().enumerate() {
+        let held = call
+            .permit
+            .as_deref()
+            .and_then(|id| state.trials.take(&name, id));
         let taken = match call.what {
             What::Verdict { outcome, reason } => {
-                record_verdict(&service, outcome, reason, call.duration)
+                record_verdict(&service, held, outcome, reason, call.duration)
             }
             What::Answer {
                 method,
@@ -166,12 +162,9 @@ pub(crate) async fn report(
                     rule: judgement.rule.to_string(),
                     detail: service.probe.redact_text(&judgement.detail),
                 });
-                match service
-                    .breaker
-                    .acquire_tagged(Source::traffic(operation.index))
-                {
-                    Err(_) => false,
-                    Ok(permit) => {
+                match Gate::admit(&service.breaker, held, Source::traffic(operation.index)) {
+                    None => false,
+                    Some(permit) => {
                         if !judgement.detail.is_empty() {
                             judgement.detail.push_str(" (reported by the application)");
                         }
@@ -212,15 +205,13 @@ pub(crate) async fn report(
 /// Feeds an application's own verdict to the breaker; false when the breaker did not take it.
 fn record_verdict(
     service: &Service,
+    held: Option<OwnedPermit>,
     outcome: Outcome,
     reason: Option<FailureReason>,
     duration: std::time::Duration,
 ) -> bool {
     let operation = service.judge.named(crate::provider::OTHER);
-    let Ok(permit) = service
-        .breaker
-        .acquire_tagged(Source::traffic(operation.index))
-    else {
+    let Some(permit) = Gate::admit(&service.breaker, held, Source::traffic(operation.index)) else {
         return false;
     };
     match outcome {
@@ -290,13 +281,21 @@ fn reported(item: &Value) -> Result<Reported, String> {
     };
     let is_answer = fields.contains_key("status");
     let allowed: &[&str] = if is_answer {
-        &["method", "path", "status", "body", "headers", "durationMs"]
+        &[
+            "method",
+            "path",
+            "status",
+            "body",
+            "headers",
+            "durationMs",
+            "permit",
+        ]
     } else {
-        &["outcome", "durationMs", "reason"]
+        &["outcome", "durationMs", "reason", "permit"]
     };
     if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(format!(
-            ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer)",
+            ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer), and permit",
             "outcome, durationMs and reason"
         ));
     }
@@ -310,12 +309,27 @@ fn reported(item: &Value) -> Result<Reported, String> {
             })?,
     };
     let duration = std::time::Duration::from_secs_f64(millis / 1000.0);
+    let permit = match fields.get("permit") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_PERMIT_BYTES => {
+            Some(id.clone())
+        }
+        Some(_) => {
+            return Err(format!(
+                ".permit: the id a trial permit was given with, a string of at most {MAX_PERMIT_BYTES} bytes"
+            ));
+        }
+    };
     let what = if is_answer {
         answer(fields)?
     } else {
         verdict(fields)?
     };
-    Ok(Reported { duration, what })
+    Ok(Reported {
+        duration,
+        what,
+        permit,
+    })
 }
 
 /// An application's own verdict.

@@ -18,6 +18,7 @@ mod dns;
 mod hardening;
 mod heartbeat;
 mod logs;
+mod node_client;
 mod observability;
 mod openapi;
 mod outages;
