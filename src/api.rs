@@ -8,6 +8,7 @@ mod error;
 mod exposition;
 mod heartbeat;
 mod liveness;
+mod operations;
 mod outcomes;
 mod runbook;
 mod silences;

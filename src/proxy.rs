@@ -104,7 +104,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         route.path_in(request.uri().path()),
     );
     let permit = match service
-        .breaker
+        .breaker_for(operation.index)
         .acquire_owned(Source::traffic(operation.index))
     {
         Ok(permit) => permit,

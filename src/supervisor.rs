@@ -176,6 +176,11 @@ impl Supervisor {
             if let Some(kept) = restored.remove(service.name()) {
                 restore(service, &kept);
             }
+            for operation in service.operation_breakers.iter() {
+                if let Some(kept) = restored.remove(operation.breaker.name()) {
+                    operation.breaker.restore(&kept.breaker);
+                }
+            }
             supervisor.launch(Arc::clone(service), slot, count);
         }
         supervisor.hold_disabled(&BTreeSet::new());
@@ -241,8 +246,18 @@ impl Supervisor {
             let was = was_disabled.contains(service.name());
             let is_disabled = service.breaker.state() == State::Disabled;
             match (wanted, was) {
-                (true, false) if !is_disabled => service.breaker.disable(),
-                (false, true) if is_disabled => service.breaker.reset(),
+                (true, false) if !is_disabled => {
+                    service.breaker.disable();
+                    for operation in service.operation_breakers.iter() {
+                        operation.breaker.disable();
+                    }
+                }
+                (false, true) if is_disabled => {
+                    service.breaker.reset();
+                    for operation in service.operation_breakers.iter() {
+                        operation.breaker.reset();
+                    }
+                }
                 _ => {}
             }
         }
@@ -413,6 +428,16 @@ impl Supervisor {
                         let old = Arc::clone(&running.service);
                         running.stop(&self.pump, grace()).await;
                         service.restore(&old.breaker.snapshot(), old.last_failure());
+                        // The operations both have keep their breakers' state.
+                        for operation in service.operation_breakers.iter() {
+                            if let Some(before) = old
+                                .operation_breakers
+                                .iter()
+                                .find(|before| before.operation == operation.operation)
+                            {
+                                operation.breaker.restore(&before.breaker.snapshot());
+                            }
+                        }
                     }
                     self.metrics.adopt(&service.metrics);
                     self.launch(Arc::new(*service), slot, count);
@@ -453,12 +478,24 @@ impl Supervisor {
         cancelled += usize::from(self.pump.stop(deadline).await);
         let last = last
             .into_iter()
-            .map(|(name, service)| {
+            .flat_map(|(name, service)| {
                 let kept = Restored {
                     breaker: service.breaker.snapshot(),
                     last_failure: service.last_failure(),
                 };
-                (name, kept)
+                // Each operation's breaker is kept under its own name (`mpesa/b2c`).
+                let operations: Vec<(String, Restored)> = service
+                    .operation_breakers
+                    .iter()
+                    .map(|operation| {
+                        let kept = Restored {
+                            breaker: operation.breaker.snapshot(),
+                            last_failure: service.last_failure(),
+                        };
+                        (operation.breaker.name().to_string(), kept)
+                    })
+                    .collect();
+                std::iter::once((name, kept)).chain(operations)
             })
             .collect();
         self.stage.shutdown(last, deadline).await;

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
+use super::operations::{OperationStats, operation_stats};
 use super::{ApiError, AppState};
 use crate::alert::{OutageInfo, OutageView};
 use crate::breaker::{State as BreakerState, Stats};
@@ -34,6 +35,10 @@ pub(crate) struct ServiceStats {
     /// they go out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     held: Vec<crate::alert::Hold>,
+    /// With `breakers = "per_operation"`, each operation's breaker, by operation; the
+    /// service's own (above) takes the calls of no operation.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    operations: BTreeMap<String, OperationStats>,
 }
 
 /// The outage `service` is in, if any.
@@ -62,6 +67,7 @@ pub(crate) fn service_stats(
         cause: service.last_failure(),
         outage,
         held: quiet.of(service.name()).to_vec(),
+        operations: operation_stats(service, outages),
     }
 }
 
@@ -143,6 +149,10 @@ pub(crate) struct Health {
     states: StateCounts,
     open_services: Vec<String>,
     half_open_services: Vec<String>,
+    /// Operations' breakers (`mpesa/b2c`) that are open or half-open: the service is
+    /// degraded, its other operations still served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    troubled_operations: Vec<String>,
     /// Every service in an outage, with why.
     problems: Vec<Problem>,
     uptime_seconds: u64,
@@ -167,7 +177,23 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let mut half_open_services = Vec::new();
     let mut problems = Vec::new();
     let outages = state.outages();
+    let mut troubled_operations = Vec::new();
     for service in state.registry().iter() {
+        for (_, operation) in operation_stats(service, &outages) {
+            if crate::alert::in_outage(operation.state()) {
+                problems.push(Problem {
+                    service: operation.unit().to_string(),
+                    state: operation.state(),
+                    outage: ongoing_outage(&outages, operation.unit()),
+                    cause: service.last_failure(),
+                });
+            }
+            if operation.state() != BreakerState::Closed
+                && operation.state() != BreakerState::Disabled
+            {
+                troubled_operations.push(operation.unit().to_string());
+            }
+        }
         let breaker_state = service.breaker.state();
         if crate::alert::in_outage(breaker_state) {
             problems.push(Problem {
@@ -197,7 +223,10 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let total = state.registry().len();
     let status = if total > 0 && open_services.len() == total {
         "unhealthy"
-    } else if open_services.is_empty() && half_open_services.is_empty() {
+    } else if open_services.is_empty()
+        && half_open_services.is_empty()
+        && troubled_operations.is_empty()
+    {
         "healthy"
     } else {
         "degraded"
@@ -209,6 +238,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
         states: counts,
         open_services,
         half_open_services,
+        troubled_operations,
         problems,
         uptime_seconds: now
             .duration_since(state.started)

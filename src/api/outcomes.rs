@@ -162,7 +162,7 @@ pub(crate) async fn report(
                     detail: service.probe.redact_text(&judgement.detail),
                 });
                 match service
-                    .breaker
+                    .breaker_for(operation.index)
                     .acquire_tagged(Source::traffic(operation.index))
                 {
                     Err(_) => false,

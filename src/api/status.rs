@@ -58,6 +58,9 @@ struct ServiceStatus {
     outage: Option<crate::alert::OutageInfo>,
     /// Why its pages are held now (empty: they go out).
     held: Vec<crate::alert::Hold>,
+    /// With `breakers = "per_operation"`, each operation's breaker, by operation.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    operations: std::collections::BTreeMap<String, super::operations::OperationStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +130,7 @@ fn service_status(
             .then(|| super::breakers::ongoing_outage(outages, service.name()))
             .flatten(),
         held: quiet.of(service.name()).to_vec(),
+        operations: super::operations::operation_stats(service, outages),
     }
 }
 

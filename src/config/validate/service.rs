@@ -43,6 +43,7 @@ impl Validator<'_> {
         let policy = self.policy(&raw, kind, table_span.clone());
         let mut check = self.check(kind, &raw, table_span);
         let rules = self.rules(&raw, kind);
+        let (breakers, operations) = self.breakers(&raw, kind);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
         }
@@ -88,6 +89,8 @@ impl Validator<'_> {
             ca,
             depends_on: Vec::new(),
             rules,
+            breakers,
+            operations,
             reuse_connections: raw
                 .reuse_connections
                 .as_ref()
