@@ -34,6 +34,8 @@ pub const MAX_DURATION_MS: f64 = 3_600_000.0;
 pub const MAX_REPORTED_HEADERS: usize = 32;
 /// The longest method, path or header a reported answer may carry, in bytes.
 const MAX_FIELD_BYTES: usize = 2048;
+/// The longest operation name a verdict may carry, in bytes.
+const MAX_OPERATION_BYTES: usize = 64;
 
 /// One reported call, checked.
 #[derive(Debug)]
@@ -49,6 +51,9 @@ enum What {
     Verdict {
         outcome: Outcome,
         reason: Option<FailureReason>,
+        /// The operation it was (`breakers = "per_operation"`: its breaker takes it); `None`
+        /// for none in particular (`other`).
+        operation: Option<String>,
     },
     /// The provider's answer, for breakerd to judge.
     Answer {
@@ -125,13 +130,22 @@ pub(crate) async fn report(
         }
     })?;
     let batch = parse(&body)?;
+    known_operations(&service, &batch)?;
     let (mut accepted, mut rejected) = (0, 0);
     let mut judged = Vec::new();
     for (index, call) in batch.into_iter().enumerate() {
         let taken = match call.what {
-            What::Verdict { outcome, reason } => {
-                record_verdict(&service, outcome, reason, call.duration)
-            }
+            What::Verdict {
+                outcome,
+                reason,
+                operation,
+            } => record_verdict(
+                &service,
+                outcome,
+                reason,
+                call.duration,
+                operation.as_deref(),
+            ),
             What::Answer {
                 method,
                 path,
@@ -204,16 +218,41 @@ pub(crate) async fn report(
     Ok(Json(answer).into_response())
 }
 
-/// Feeds an application's own verdict to the breaker; false when the breaker did not take it.
+/// Says which verdict of `batch` names an operation `service`'s catalogue does not have.
+fn known_operations(service: &Service, batch: &[Reported]) -> Result<(), ApiError> {
+    let names = service.judge.operation_names();
+    for (index, call) in batch.iter().enumerate() {
+        if let What::Verdict {
+            operation: Some(operation),
+            ..
+        } = &call.what
+            && !names.iter().any(|name| **name == **operation)
+        {
+            let known: Vec<&str> = names.iter().map(|name| &**name).collect();
+            return Err(ApiError::BadRequest(format!(
+                "[{index}].operation: {} has no operation \"{operation}\" (its operations: {})",
+                service.name(),
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Feeds an application's own verdict to the breaker of its operation (the service's own for
+/// none); false when the breaker did not take it.
 fn record_verdict(
     service: &Service,
     outcome: Outcome,
     reason: Option<FailureReason>,
     duration: std::time::Duration,
+    operation: Option<&str>,
 ) -> bool {
-    let operation = service.judge.named(crate::provider::OTHER);
+    let operation = service
+        .judge
+        .named(operation.unwrap_or(crate::provider::OTHER));
     let Ok(permit) = service
-        .breaker
+        .breaker_for(operation.index)
         .acquire_tagged(Source::traffic(operation.index))
     else {
         return false;
@@ -287,12 +326,12 @@ fn reported(item: &Value) -> Result<Reported, String> {
     let allowed: &[&str] = if is_answer {
         &["method", "path", "status", "body", "headers", "durationMs"]
     } else {
-        &["outcome", "durationMs", "reason"]
+        &["outcome", "durationMs", "reason", "operation"]
     };
     if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(format!(
             ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer)",
-            "outcome, durationMs and reason"
+            "outcome, durationMs, reason and operation"
         ));
     }
     let millis = match fields.get("durationMs") {
@@ -340,7 +379,25 @@ fn verdict(fields: &serde_json::Map<String, Value>) -> Result<What, String> {
                 },
             )?),
         };
-    Ok(What::Verdict { outcome, reason })
+    let operation = match fields.get("operation") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .filter(|name| !name.is_empty() && name.len() <= MAX_OPERATION_BYTES)
+                .ok_or_else(|| {
+                    format!(
+                        ".operation: an operation of the service's catalogue, 1 to {MAX_OPERATION_BYTES} bytes (e.g. \"b2c\")"
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    Ok(What::Verdict {
+        outcome,
+        reason,
+        operation,
+    })
 }
 
 /// A provider's answer, to be judged.

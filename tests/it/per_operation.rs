@@ -364,3 +364,76 @@ async fn the_check_feeds_the_breaker_of_the_operation_it_calls() {
     assert!(stats["lastCheck"]["outcome"].is_string(), "{stats}");
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+/// Reports `items` to mpesa's outcome API; the status and the answer.
+async fn report(
+    daemon: &breakerd::daemon::RunningDaemon,
+    items: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/circuit-breakers/mpesa/outcomes",
+            daemon.address()
+        ))
+        .bearer_auth("per-operation-report-token")
+        .header("content-type", "application/json")
+        .body(items.to_string())
+        .send()
+        .await
+        .expect("the API answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the body");
+    (status, serde_json::from_str(&text).expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_outcomes_feed_the_breaker_of_their_operation() {
+    let fake = FakeProvider::start(Mode::Healthy).await;
+    let daemon = start_daemon(&mpesa_config(
+        &fake.url(),
+        "breakers = \"per_operation\"\nreport_token = \"per-operation-report-token\"\n",
+    ))
+    .await;
+    let published = crate::support::fixtures::load("mpesa/stk_push_internal_server_error");
+    let answer = serde_json::json!({
+        "method": "POST",
+        "path": B2C,
+        "status": 500,
+        "body": String::from_utf8_lossy(&published.body),
+        "durationMs": 40,
+    });
+    let (status, answered) = report(&daemon, serde_json::json!([answer, answer])).await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["judged"][0]["operation"], "b2c", "{answered}");
+    let verdict = serde_json::json!({"outcome": "failure", "operation": "b2c"});
+    let (status, answered) = report(&daemon, serde_json::json!([verdict])).await;
+    assert_eq!(status, 200, "{answered}");
+    let (status, answered) = report(
+        &daemon,
+        serde_json::json!([{"outcome": "success", "operation": "stk_push"}]),
+    )
+    .await;
+    assert_eq!((status, answered["accepted"].as_u64()), (200, Some(1)));
+
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/mpesa").await;
+    assert_eq!(stats["operations"]["b2c"]["state"], "OPEN", "{stats}");
+    assert_eq!(
+        stats["operations"]["stk_push"]["successCount"], 1,
+        "{stats}"
+    );
+    assert_eq!(stats["state"], "CLOSED", "{stats}");
+
+    let (status, answered) = report(
+        &daemon,
+        serde_json::json!([{"outcome": "failure", "operation": "b2b"}]),
+    )
+    .await;
+    assert_eq!(status, 400, "{answered}");
+    assert!(
+        answered["error"].as_str().unwrap_or_default().starts_with(
+            "[0].operation: mpesa has no operation \"b2b\" (its operations: oauth, stk_push"
+        ),
+        "{answered}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
