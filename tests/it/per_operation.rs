@@ -109,6 +109,9 @@ async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
         "the service's own"
     );
 
+    let (valid, said) = crate::support::prometheus::promtool_check_metrics(&metrics);
+    assert!(valid, "promtool check metrics: {said}");
+
     let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/mpesa").await;
     assert_eq!(stats["state"], "CLOSED", "{stats}");
     assert_eq!(stats["operations"]["b2c"]["state"], "OPEN", "{stats}");
