@@ -207,6 +207,13 @@ async fn an_outage_of_every_operation_pages_once() {
         members,
         [("shop/orders", "OPEN"), ("shop/payments", "OPEN")]
     );
+    assert!(
+        sent[0]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("2 operations of shop are down: orders: HTTP 500"),
+        "{sent:#?}"
+    );
     let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
     assert!(
         stats["operations"]["orders"]["outage"].is_object(),
