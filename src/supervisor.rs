@@ -428,14 +428,18 @@ impl Supervisor {
                         let old = Arc::clone(&running.service);
                         running.stop(&self.pump, grace()).await;
                         service.restore(&old.breaker.snapshot(), old.last_failure());
-                        // The operations both have keep their breakers' state.
-                        for operation in service.operation_breakers.iter() {
-                            if let Some(before) = old
+                        // The operations both have keep their breakers' state; the outages of
+                        // those that lost their breaker end with it.
+                        for before in old.operation_breakers.iter() {
+                            match service
                                 .operation_breakers
                                 .iter()
-                                .find(|before| before.operation == operation.operation)
+                                .find(|operation| operation.operation == before.operation)
                             {
-                                operation.breaker.restore(&before.breaker.snapshot());
+                                Some(operation) => {
+                                    operation.breaker.restore(&before.breaker.snapshot());
+                                }
+                                None => self.stage.forget(before.breaker.name()).await,
                             }
                         }
                     }

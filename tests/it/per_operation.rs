@@ -447,3 +447,121 @@ async fn reported_outcomes_feed_the_breaker_of_their_operation() {
     );
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+/// Shop's config: its upstream `url` down, its health endpoint (another server) up.
+fn shop_config(
+    url: &str,
+    health: &str,
+    state: &std::path::Path,
+    breakers: &str,
+    threshold: u32,
+) -> String {
+    format!(
+        "[server]\nproxy_listen = \"127.0.0.1:0\"\n\
+         [services.shop]\nkind = \"http\"\nurl = \"{health}/health\"\nupstream = \"{url}\"\n\
+         every = \"1h\"\nfailure_threshold = {threshold}\nreset_timeout = \"1h\"\n\
+         breakers = \"{breakers}\"\n\
+         [[services.shop.operations]]\nname = \"orders\"\npath = \"/orders/**\"\n\
+         [[services.shop.operations]]\nname = \"payments\"\npath = \"/payments/*\"\n\
+         [alerts]\nstate_dir = \"{}\"\n",
+        state.display()
+    )
+}
+
+async fn from_file(path: &std::path::Path) -> breakerd::daemon::RunningDaemon {
+    breakerd::daemon::start_from_file(path, Some("127.0.0.1:0".parse().unwrap()), None)
+        .await
+        .expect("daemon starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_turns_breakers_per_operation_on_and_off_and_a_restart_keeps_their_state() {
+    let fake = FakeProvider::start(Mode::Status(500)).await;
+    let health = FakeProvider::start(Mode::Healthy).await;
+    let dir = scratch_dir("per-operation-reload");
+    let state = dir.join("state");
+    let path = dir.join("alerts.toml");
+    std::fs::write(
+        &path,
+        shop_config(&fake.url(), &health.url(), &state, "per_service", 3),
+    )
+    .unwrap();
+    let daemon = from_file(&path).await;
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
+    assert!(stats.get("operations").is_none(), "{stats}");
+
+    std::fs::write(
+        &path,
+        shop_config(&fake.url(), &health.url(), &state, "per_operation", 2),
+    )
+    .unwrap();
+    let changes = daemon.reload().await.expect("the edit applies");
+    assert!(
+        changes.iter().any(|change| change.contains("breakers")),
+        "{changes:?}"
+    );
+    for _ in 0..2 {
+        assert_eq!(post(&daemon, "shop", "/orders/1").await, 500);
+    }
+    assert_eq!(
+        post(&daemon, "shop", "/orders/1").await,
+        503,
+        "orders is open"
+    );
+    assert_eq!(
+        post(&daemon, "shop", "/payments/1").await,
+        500,
+        "payments reaches it"
+    );
+
+    // Retuned in place: the operations' breakers keep their state.
+    std::fs::write(
+        &path,
+        shop_config(&fake.url(), &health.url(), &state, "per_operation", 4),
+    )
+    .unwrap();
+    daemon.reload().await.expect("the edit applies");
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
+    assert_eq!(stats["operations"]["orders"]["state"], "OPEN", "{stats}");
+    assert_eq!(
+        stats["operations"]["orders"]["failureThreshold"], 4,
+        "{stats}"
+    );
+    assert_eq!(post(&daemon, "shop", "/orders/1").await, 503, "still open");
+    eventually(10, "the outage is booked", || async {
+        let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
+        stats["operations"]["orders"]["outage"].is_object()
+    })
+    .await;
+    daemon.shutdown().await.expect("clean shutdown");
+
+    // A restart finds the operation's breaker where it was.
+    let daemon = from_file(&path).await;
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
+    assert_eq!(stats["operations"]["orders"]["state"], "OPEN", "{stats}");
+    assert_eq!(
+        stats["operations"]["payments"]["state"], "CLOSED",
+        "{stats}"
+    );
+    assert_eq!(
+        post(&daemon, "shop", "/orders/1").await,
+        503,
+        "open after the restart"
+    );
+
+    // And back to one breaker: the operations' go.
+    std::fs::write(
+        &path,
+        shop_config(&fake.url(), &health.url(), &state, "per_service", 3),
+    )
+    .unwrap();
+    daemon.reload().await.expect("the edit applies");
+    let stats = get_json(daemon.address(), "/api/v1/circuit-breakers/shop").await;
+    assert!(stats.get("operations").is_none(), "{stats}");
+    assert_eq!(
+        post(&daemon, "shop", "/orders/1").await,
+        500,
+        "one breaker, closed"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
