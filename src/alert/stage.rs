@@ -274,6 +274,19 @@ impl Stage {
         // Its outage starting or ending holds or frees the pages of what depends on it.
         for dependant in quiet::dependants(&self.settings.depends_on, &service) {
             self.refresh_holds(&dependant).await;
+            // Its operations' breakers (`breakers = "per_operation"`) wait on it too.
+            let operations: Vec<String> = self
+                .ledgers
+                .keys()
+                .filter(|unit| {
+                    crate::unit::operation_of(unit).is_some()
+                        && crate::unit::service_of(unit) == dependant
+                })
+                .cloned()
+                .collect();
+            for operation in operations {
+                self.refresh_holds(&operation).await;
+            }
         }
         if self
             .settings

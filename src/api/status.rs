@@ -144,7 +144,15 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
     let transitions: Vec<TransitionLine> = state
         .history
         .recent_transitions(
-            registry.iter().map(|service| service.name()),
+            // The services' own breakers and their operations' (`mpesa/b2c`).
+            registry.iter().flat_map(|service| {
+                std::iter::once(service.name()).chain(
+                    service
+                        .operation_breakers
+                        .iter()
+                        .map(|operation| operation.breaker.name()),
+                )
+            }),
             RECENT_TRANSITIONS,
         )
         .into_iter()

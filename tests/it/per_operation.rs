@@ -125,6 +125,14 @@ async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
     assert_eq!(stats["operations"]["stk_push"]["successCount"], 2);
     let all = get_json(daemon.address(), "/api/v1/circuit-breakers").await;
     assert_eq!(all["mpesa"]["operations"]["b2c"]["state"], "OPEN", "{all}");
+    eventually(10, "B2C's opening is in mpesa's events", || async {
+        let events = get_json(daemon.address(), "/api/v1/circuit-breakers/mpesa/events").await;
+        events["transitions"].as_array().is_some_and(|all| {
+            all.iter()
+                .any(|t| t["service"] == "mpesa/b2c" && t["to"] == "OPEN")
+        })
+    })
+    .await;
     let health = get_json(daemon.address(), "/api/v1/circuit-breakers/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["troubledOperations"][0], "mpesa/b2c", "{health}");
