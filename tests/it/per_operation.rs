@@ -133,6 +133,23 @@ async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
         })
     })
     .await;
+    let status = get_json(daemon.address(), "/api/v1/status").await;
+    assert_eq!(status["services"][0]["name"], "mpesa", "{status}");
+    assert_eq!(
+        status["services"][0]["operations"]["b2c"]["state"], "OPEN",
+        "{status}"
+    );
+    assert!(
+        status["transitions"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["service"] == "mpesa/b2c")),
+        "the status page lists B2C's change: {status}"
+    );
+    let (_, page) = http_get(daemon.address(), "/").await;
+    assert!(
+        page.contains("breakers per operation"),
+        "the page draws them"
+    );
     let health = get_json(daemon.address(), "/api/v1/circuit-breakers/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["troubledOperations"][0], "mpesa/b2c", "{health}");
@@ -362,6 +379,17 @@ fn check_print_shows_the_breakers_and_operations() {
         stdout.contains("# A breaker per operation: orders; any other call and the check of none go through shop's own."),
         "{stdout}"
     );
+    let reparsed = breakerd::config::Config::parse(
+        &stdout,
+        "printed.toml",
+        &crate::support::TestEnv::with_fake_credentials(),
+    )
+    .expect("the printed config is valid");
+    let shop = &reparsed.services[0];
+    assert_eq!(shop.breakers, breakerd::config::BreakerScope::PerOperation);
+    assert_eq!(shop.operations.len(), 1);
+    assert_eq!(&*shop.operations[0].name, "orders");
+    assert_eq!(shop.operations[0].path.as_str(), "/orders/*");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
