@@ -420,9 +420,9 @@ impl Supervisor {
                 }
                 Step::Replace(service, what) => {
                     let name = service.name().to_string();
-                    warn!(service = %name, "sliding window or backoff changed: a new breaker takes over the old one's state");
+                    warn!(service = %name, "sliding window, backoff or operations' breakers changed: a new breaker takes over the old one's state");
                     changes.push(format!(
-                        "{name}: changed: {what} (new sliding window or backoff: a new breaker, state kept)"
+                        "{name}: changed: {what} (new sliding window, backoff or operations' breakers: new breakers, state kept)"
                     ));
                     if let Some(running) = self.running.remove(&name) {
                         let old = Arc::clone(&running.service);

@@ -36,7 +36,6 @@ impl Validator<'_> {
             return (BreakerScope::PerService, operations);
         };
         let catalogued = kind.operation_names().into_iter().any(|name| name != OTHER);
-        let has_upstream = kind.provider.is_some() || raw.upstream.is_some();
         if scope == BreakerScope::PerOperation && !catalogued && operations.is_empty() {
             let message = if kind.name == "http" {
                 "breakers = \"per_operation\" needs operations to give breakers to: add [[services.NAME.operations]] entries (name and path, e.g. { name = \"orders\", path = \"/orders/*\" })".to_string()
@@ -48,11 +47,6 @@ impl Validator<'_> {
                 )
             };
             self.problems.at(value.span(), message);
-        } else if scope == BreakerScope::PerOperation && !has_upstream {
-            self.problems.at(
-                value.span(),
-                "breakers = \"per_operation\" needs an `upstream` for real calls to reach the operations",
-            );
         }
         (scope, operations)
     }
