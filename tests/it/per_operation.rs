@@ -150,6 +150,20 @@ async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
         page.contains("breakers per operation"),
         "the page draws them"
     );
+    let performance = get_json(daemon.address(), "/api/v1/circuit-breakers/metrics").await;
+    assert_eq!(
+        performance["mpesa"]["operations"]["b2c"]["failures"], 3,
+        "{performance}"
+    );
+    assert_eq!(performance["mpesa"]["operations"]["b2c"]["rejections"], 1);
+    assert_eq!(
+        performance["mpesa"]["operations"]["stk_push"]["successes"],
+        2
+    );
+    assert!(
+        performance["mpesa"]["latencyMs"].is_object(),
+        "{performance}"
+    );
     let health = get_json(daemon.address(), "/api/v1/circuit-breakers/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["troubledOperations"][0], "mpesa/b2c", "{health}");
