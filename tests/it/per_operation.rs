@@ -58,7 +58,11 @@ fn state_line(operation: Option<&str>, state: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
     let fake = FakeProvider::start(b2c_down()).await;
-    let daemon = start_daemon(&mpesa_config(&fake.url(), "breakers = \"per_operation\"\n")).await;
+    let config = mpesa_config(&fake.url(), "breakers = \"per_operation\"\n").replace(
+        "[server]\n",
+        "[server]\nadmin_token = \"per-operation-admin-token\"\n",
+    );
+    let daemon = start_daemon(&config).await;
     for _ in 0..3 {
         assert_eq!(
             post(&daemon, "mpesa", B2C).await,
@@ -167,6 +171,22 @@ async fn a_b2c_outage_opens_b2c_alone_and_stk_push_still_reaches_daraja() {
     let health = get_json(daemon.address(), "/api/v1/circuit-breakers/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["troubledOperations"][0], "mpesa/b2c", "{health}");
+
+    // A reset by hand closes the service's breakers, its operations' included.
+    let reset = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/circuit-breakers/mpesa/reset",
+            daemon.address()
+        ))
+        .bearer_auth("per-operation-admin-token")
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(reset.status().as_u16(), 200);
+    let stats: serde_json::Value =
+        serde_json::from_str(&reset.text().await.expect("the body")).expect("JSON");
+    assert_eq!(stats["operations"]["b2c"]["state"], "CLOSED", "{stats}");
+    assert_eq!(post(&daemon, "mpesa", B2C).await, 500, "B2C is tried again");
     daemon.shutdown().await.expect("clean shutdown");
 }
 
