@@ -391,7 +391,8 @@ fn check_print_shows_the_breakers_and_operations() {
         &path,
         "[services.shop]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/health\"\n\
          upstream = \"http://127.0.0.1:9\"\nbreakers = \"per_operation\"\n\
-         [[services.shop.operations]]\nname = \"orders\"\npath = \"/orders/*\"\n",
+         [[services.shop.operations]]\nname = \"orders\"\npath = \"/orders/*\"\n\
+         [[services.shop.rules]]\noperation = \"orders\"\nstatus = 409\noutcome = \"caller\"\nreason = \"duplicate\"\n",
     )
     .unwrap();
     let output = Command::new(BIN)
@@ -424,6 +425,11 @@ fn check_print_shows_the_breakers_and_operations() {
     assert_eq!(shop.operations.len(), 1);
     assert_eq!(&*shop.operations[0].name, "orders");
     assert_eq!(shop.operations[0].path.as_str(), "/orders/*");
+    assert_eq!(
+        shop.rules.len(),
+        1,
+        "a rule may name the service's own operation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

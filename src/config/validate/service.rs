@@ -42,8 +42,8 @@ impl Validator<'_> {
         let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
         let mut check = self.check(kind, &raw, table_span);
-        let rules = self.rules(&raw, kind);
         let (breakers, operations) = self.breakers(&raw, kind);
+        let rules = self.rules(&raw, kind, &operations);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
         }
