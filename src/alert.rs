@@ -26,6 +26,7 @@ use std::sync::Arc;
 pub use channel::{SIGNATURE_HEADER, sign};
 pub use connectivity::{GUARD_EVERY, GUARD_TIMEOUT};
 pub use delivery::{FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER};
+pub use grouping::OPERATION_GROUP_WAIT;
 pub use notification::{Notification, NotificationKind, OutageInfo};
 pub use outage::Outage;
 pub(crate) use outage::in_outage;

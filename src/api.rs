@@ -9,6 +9,7 @@ mod exposition;
 mod health;
 mod heartbeat;
 mod liveness;
+mod operations;
 mod outcomes;
 mod runbook;
 mod silences;

@@ -11,6 +11,7 @@ mod listen;
 mod maintenance;
 mod notes;
 pub(crate) mod raw;
+mod scope;
 mod secret;
 mod shard;
 pub(crate) mod validate;
@@ -31,6 +32,7 @@ pub use file::{FileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, READ_TIMEOUT, read
 pub use listen::{ListenError, resolve_listen};
 pub use maintenance::{MAX_MAINTENANCE, MaintenanceWindow, WindowTimes};
 pub use notes::{defaulted_environments, missing as unset_of, unset_credentials};
+pub use scope::{BreakerScope, OperationConfig};
 pub use secret::{Environment, ProcessEnvironment};
 pub use shard::{MAX_SHARDS, Shard, ShardError, shard_of};
 pub use url::Url;
@@ -254,6 +256,10 @@ pub struct ServiceConfig {
     /// The service the proxy sends a call to when this one's breaker refuses it
     /// (`fallback`): one hop, never a chain.
     pub fallback: Option<String>,
+    /// One breaker for the service, or one per operation (`breakers`).
+    pub breakers: BreakerScope,
+    /// An `http` service's operations (`[[services.NAME.operations]]`), in file order.
+    pub operations: Vec<OperationConfig>,
 }
 
 /// `max_concurrent` and `max_wait`: at most `max_concurrent` proxied calls in flight to a

@@ -193,16 +193,25 @@ impl History {
     pub fn events(&self, service: &str) -> ServiceEvents {
         let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
         let history = recorded.services.get(service);
+        // Its own breaker's changes and its operations' (`mpesa/b2c`), in the order recorded.
+        let prefix = format!("{service}{}", crate::unit::SEPARATOR);
+        let operations = recorded
+            .services
+            .range(prefix.clone()..)
+            .take_while(|(name, _)| name.starts_with(&prefix))
+            .map(|(_, history)| history);
+        let mut transitions: Vec<&(u64, Transition)> = history
+            .into_iter()
+            .chain(operations)
+            .flat_map(|history| history.transitions.iter())
+            .collect();
+        transitions.sort_unstable_by_key(|(sequence, _)| *sequence);
         ServiceEvents {
             service: service.to_string(),
-            transitions: history
-                .map(|h| {
-                    h.transitions
-                        .iter()
-                        .map(|(_, event)| event.clone())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            transitions: transitions
+                .into_iter()
+                .map(|(_, event)| event.clone())
+                .collect(),
             deliveries: history
                 .map(|h| h.deliveries.iter().cloned().collect())
                 .unwrap_or_default(),

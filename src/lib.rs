@@ -36,6 +36,7 @@ pub(crate) mod supervisor;
 pub mod tasks;
 pub(crate) mod text;
 pub mod transport;
+pub mod unit;
 pub(crate) mod wall;
 
 /// README.md's Rust examples, compiled and run as doc tests.

@@ -45,7 +45,7 @@ pub(crate) struct Pump {
 enum Order {
     /// Forward everything on the bus now, then forget this breaker's service.
     Retire {
-        breaker: BreakerId,
+        breakers: Vec<BreakerId>,
         done: oneshot::Sender<()>,
     },
 }
@@ -95,19 +95,25 @@ impl Pump {
     /// Forwards the transitions of `service`'s breaker from now on, with `service`'s last
     /// failure (a service retuned in place: with its new settings).
     pub(crate) fn serve(&self, service: &Arc<Service>) {
-        lock(&self.services).insert(service.breaker.id(), Arc::clone(service));
+        let mut services = lock(&self.services);
+        for breaker in breakers_of(service) {
+            services.insert(breaker, Arc::clone(service));
+        }
     }
 
     /// Forwards every transition `service`'s breaker has made, then forgets the service. Gives
     /// up at `deadline` (an alert stage that stopped taking changes): what was not forwarded
     /// by then is not.
     pub(crate) async fn retire(&self, service: &Service, deadline: Instant) {
-        let breaker = service.breaker.id();
+        let breakers = breakers_of(service);
         let (done, finished) = oneshot::channel();
         let retired = tokio::time::timeout_at(deadline, async {
             if self
                 .orders
-                .send(Order::Retire { breaker, done })
+                .send(Order::Retire {
+                    breakers: breakers.clone(),
+                    done,
+                })
                 .await
                 .is_ok()
             {
@@ -123,7 +129,10 @@ impl Pump {
                  they are logged but not paged"
             );
         }
-        lock(&self.services).remove(&breaker);
+        let mut services = lock(&self.services);
+        for breaker in &breakers {
+            services.remove(breaker);
+        }
     }
 
     /// Forwards everything on the bus, then stops; cancelled at `deadline`. Returns whether it
@@ -157,9 +166,13 @@ async fn run(
                 return;
             }
             order = orders.recv() => match order {
-                Some(Order::Retire { breaker, done }) => {
+                Some(Order::Retire { breakers, done }) => {
                     forwarder.drain().await;
-                    lock(&forwarder.services).remove(&breaker);
+                    let mut services = lock(&forwarder.services);
+                    for breaker in &breakers {
+                        services.remove(breaker);
+                    }
+                    drop(services);
                     let _ = done.send(());
                 }
                 None => {
@@ -219,6 +232,8 @@ impl Forwarder {
                 delivery.transitions().len(),
             );
         }
+        // The service's own breaker or one of its operations'.
+        let breaker = delivery.breaker().clone();
         for transition in delivery.into_transitions() {
             observe::transition(&service.metrics, &transition);
             let cause = service.last_failure();
@@ -226,7 +241,7 @@ impl Forwarder {
             let event = StageEvent {
                 transition,
                 cause,
-                breaker: service.breaker.snapshot(),
+                breaker: breaker.snapshot(),
             };
             // Logs and metrics go on even if the alert stage is gone.
             if self.stage.send(event).await.is_err() && !self.stage_gone {
@@ -238,6 +253,18 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// The service's own breaker and its operations', by id.
+fn breakers_of(service: &Service) -> Vec<BreakerId> {
+    std::iter::once(service.breaker.id())
+        .chain(
+            service
+                .operation_breakers
+                .iter()
+                .map(|operation| operation.breaker.id()),
+        )
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

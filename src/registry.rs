@@ -10,15 +10,21 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
-use crate::breaker::{Breaker, Outcome, Policy, PolicyError, Snapshot, State, TransitionBus};
+use crate::breaker::{
+    Breaker, CallRecord, Outcome, Policy, PolicyError, Snapshot, State, TransitionBus,
+};
 use crate::bulkhead::Bulkhead;
-use crate::config::{Config, Schedule, ServerConfig, ServiceConfig, format_duration};
+use crate::config::{BreakerScope, Config, Schedule, ServerConfig, ServiceConfig, format_duration};
 use crate::metrics::{Metrics, ServiceMetrics, Source};
 use crate::observe;
 use crate::outcome::Verdict;
 use crate::outcome::{Cause, FailureReason, ProbeError};
 use crate::probe::{HttpClient, Probe};
-use crate::provider::{Judge, Judgement};
+use crate::provider::{CatalogueEntry, Judge, Judgement};
+
+mod operations;
+
+pub use operations::{OperationBreaker, OperationBreakers};
 
 /// Checks remembered per service, for latency percentiles and the last result.
 pub const RECENT_CHECKS: usize = 120;
@@ -121,8 +127,11 @@ pub struct Percentiles {
 pub struct Service {
     /// Its validated config.
     pub config: ServiceConfig,
-    /// Its breaker.
+    /// Its breaker: every call's, or with `breakers = "per_operation"` those of no operation
+    /// of its catalogue (`other`) and a check of none.
     pub breaker: Breaker,
+    /// With `breakers = "per_operation"`, a breaker per operation of its catalogue.
+    pub operation_breakers: OperationBreakers,
     /// Its synthetic check.
     pub probe: Probe,
     /// How its answers are judged: its catalogue and rules, shared by the check, the proxy
@@ -200,42 +209,53 @@ impl Service {
         let hook_last_failure = Arc::clone(&last_failure);
         let last_traffic = Arc::new(TrafficClock::default());
         let hook_last_traffic = Arc::clone(&last_traffic);
+        let hook = move |record: &CallRecord| {
+            let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
+            observe::call(&hook_metrics, record, slow_call);
+            if Source::of(record.tag) == Source::Traffic
+                && matches!(
+                    record.outcome,
+                    Outcome::Success | Outcome::Failure | Outcome::Timeout
+                )
+            {
+                hook_last_traffic.touch();
+            }
+            // A timed-out check never returns its own error: the hook, which runs before
+            // the breaker moves, records why.
+            if record.outcome == Outcome::Timeout {
+                let waited = record.duration.unwrap_or_default().as_millis();
+                *lock(&hook_last_failure) = Some(Cause::plain(
+                    FailureReason::Timeout,
+                    format!("no answer within {waited} ms"),
+                    crate::wall::now(),
+                ));
+            }
+        };
+        let operation_breakers = match config.breakers {
+            BreakerScope::PerService => OperationBreakers::default(),
+            BreakerScope::PerOperation => OperationBreakers::build(
+                &config.name,
+                catalogued(&judge),
+                &policy,
+                bus,
+                EVENT_CAPACITY,
+                &hook,
+            )?,
+        };
         let mut breaker = Breaker::builder(config.name.as_str())
             .policy(policy)
             .event_capacity(EVENT_CAPACITY);
         if let Some(bus) = bus {
             breaker = breaker.bus(bus);
         }
-        let breaker = breaker
-            .on_outcome(move |record| {
-                let slow_call = Duration::from_millis(hook_slow_call.load(Ordering::Relaxed));
-                observe::call(&hook_metrics, record, slow_call);
-                if Source::of(record.tag) == Source::Traffic
-                    && matches!(
-                        record.outcome,
-                        Outcome::Success | Outcome::Failure | Outcome::Timeout
-                    )
-                {
-                    hook_last_traffic.touch();
-                }
-                // A timed-out check never returns its own error: the hook, which runs before
-                // the breaker moves, records why.
-                if record.outcome == Outcome::Timeout {
-                    let waited = record.duration.unwrap_or_default().as_millis();
-                    *lock(&hook_last_failure) = Some(Cause::plain(
-                        FailureReason::Timeout,
-                        format!("no answer within {waited} ms"),
-                        crate::wall::now(),
-                    ));
-                }
-            })
-            .build()?;
+        let breaker = breaker.on_outcome(hook).build()?;
         handles.proxy().set_max_concurrent(bulkhead_limit(&config));
         handles.proxy().set_fallback(config.fallback.as_deref());
         Ok(Self {
             bulkhead: config
                 .bulkhead
                 .map(|cap| Arc::new(Bulkhead::new(cap, Arc::clone(handles.proxy())))),
+            operation_breakers,
             upstream: client.transport().proxy().clone(),
             probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
@@ -264,8 +284,18 @@ impl Service {
     ) -> Result<Self, BuildError> {
         let policy = effective_policy(&config, server.slow_call);
         previous.breaker.check_policy(&policy)?;
-        let client = client_for(&config, client)?;
+        previous.operation_breakers.check_policy(&policy)?;
         let judge = judge_of(&config);
+        let operations = match config.breakers {
+            BreakerScope::PerService => &[][..],
+            BreakerScope::PerOperation => catalogued(&judge),
+        };
+        if !previous.operation_breakers.are_of(operations) {
+            // Other operations: a new service builds their breakers; the service's own keeps
+            // its state (restored from `previous`).
+            return Err(BuildError::Policy(PolicyError::NeedsNewBreaker));
+        }
+        let client = client_for(&config, client)?;
         let upstream = client.transport().proxy().clone();
         let mut probe = Probe::new(config.check.clone(), client, judge.clone());
         probe.keep_beats_of(&previous.probe);
@@ -285,6 +315,7 @@ impl Service {
             judge,
             config,
             breaker: previous.breaker.clone(),
+            operation_breakers: previous.operation_breakers.clone(),
             metrics: previous.metrics.clone(),
             slow_call_ms: Arc::clone(&previous.slow_call_ms),
             last_failure: Arc::clone(&previous.last_failure),
@@ -306,6 +337,7 @@ impl Service {
                 "the new policy was not applied: {refused}"
             );
         }
+        self.operation_breakers.update_policy(&policy);
         self.slow_call_ms
             .store(slow_call_millis(&policy), Ordering::Relaxed);
         let metrics = &self.metrics;
@@ -330,6 +362,28 @@ impl Service {
         if previous.config.check == self.config.check {
             *lock(&self.recent) = lock(&previous.recent).clone();
         }
+    }
+
+    /// The breaker calls of the operation at `index` of the catalogue go through: its own
+    /// with `breakers = "per_operation"`, else (and for `other`) the service's.
+    pub fn breaker_for(&self, index: u8) -> &Breaker {
+        self.operation_breakers.get(index).unwrap_or(&self.breaker)
+    }
+
+    /// The breaker the synthetic check goes through: that of the operation it calls.
+    pub fn check_breaker(&self) -> &Breaker {
+        if self.operation_breakers.is_empty() {
+            return &self.breaker;
+        }
+        let operation = match (self.judge.provider(), &self.config.check) {
+            (Some(provider), _) => self.judge.named(provider.check_operation),
+            (None, crate::config::Check::Http(http)) => self.judge.operation(
+                http.method.as_str(),
+                self.judge.relative_path(http.url.path()),
+            ),
+            (None, _) => return &self.breaker,
+        };
+        self.breaker_for(operation.index)
     }
 
     /// The client real calls to its upstream go out with (the proxy's, trusting its
@@ -379,7 +433,8 @@ impl Service {
                 });
                 self.probe.redact(&mut failure, secrets);
                 if let Some(wait) = failure.retry_after {
-                    self.breaker.defer_next_trial(wait);
+                    let operation = self.judge.named(&judgement.operation);
+                    self.breaker_for(operation.index).defer_next_trial(wait);
                 }
                 self.note_failure(&failure);
                 Settled::Failure(failure)
@@ -474,6 +529,10 @@ impl Service {
         self.metrics.set_state(state, next_attempt);
         self.metrics
             .set_consecutive_failures(self.breaker.consecutive_failures());
+        for (index, operation) in self.operation_breakers.iter().enumerate() {
+            self.metrics
+                .set_operation_state(index, operation.breaker.state());
+        }
     }
 }
 
@@ -536,7 +595,15 @@ pub fn judge_of(config: &ServiceConfig) -> Judge {
         ),
         None => Judge::new(
             None,
-            Vec::new(),
+            config
+                .operations
+                .iter()
+                .map(|operation| CatalogueEntry {
+                    name: Arc::clone(&operation.name),
+                    method: None,
+                    path: operation.path.clone(),
+                })
+                .collect(),
             config.rules.clone(),
             Vec::new(),
             config
@@ -550,6 +617,12 @@ pub fn judge_of(config: &ServiceConfig) -> Judge {
 /// The `max_concurrent` of `config`, if it has one.
 fn bulkhead_limit(config: &ServiceConfig) -> Option<u32> {
     config.bulkhead.map(|cap| cap.max_concurrent)
+}
+
+/// The operations of `judge`'s catalogue that get a breaker of their own: all but `other`.
+fn catalogued(judge: &Judge) -> &[Arc<str>] {
+    let names = judge.operation_names();
+    &names[..names.len().saturating_sub(1)]
 }
 
 /// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported

@@ -79,7 +79,7 @@ pub fn spread(period: Duration, slot: usize, slots: usize) -> Duration {
 async fn every(service: &Service, period: Duration, offset: Duration, shutdown: &Stopping) {
     let mut ticks = interval_at(Instant::now() + offset, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut half_opened = HalfOpened::new(&service.breaker);
+    let mut half_opened = HalfOpened::new(service.check_breaker());
     let mut previous: Option<Instant> = None;
     loop {
         let listening = half_opened.follow();
@@ -131,7 +131,7 @@ fn missed_between(previous: Instant, tick: Instant, period: Duration) -> u64 {
 }
 
 async fn cron(service: &Service, schedule: &cron::Schedule, shutdown: &Stopping) {
-    let mut half_opened = HalfOpened::new(&service.breaker);
+    let mut half_opened = HalfOpened::new(service.check_breaker());
     loop {
         let listening = half_opened.follow();
         let now = chrono::Utc::now();
@@ -249,8 +249,8 @@ pub async fn check_once(service: &Service) -> CheckRecord {
             Ok(_) => crate::breaker::Verdict::Success,
             Err(_) => crate::breaker::Verdict::Failure,
         };
-    let result = service
-        .breaker
+    let breaker = service.check_breaker();
+    let result = breaker
         .call_with(classify, || async {
             let (result, observed) = service.probe.run_observed().await;
             *seen
@@ -260,7 +260,7 @@ pub async fn check_once(service: &Service) -> CheckRecord {
                 // A throttling provider's wait holds the next trial back (the check is often
                 // the trial itself).
                 if let Some(wait) = failure.retry_after {
-                    service.breaker.defer_next_trial(wait);
+                    breaker.defer_next_trial(wait);
                 }
                 service.note_failure(failure);
             }

@@ -176,6 +176,11 @@ impl Supervisor {
             if let Some(kept) = restored.remove(service.name()) {
                 restore(service, &kept);
             }
+            for operation in service.operation_breakers.iter() {
+                if let Some(kept) = restored.remove(operation.breaker.name()) {
+                    operation.breaker.restore(&kept.breaker);
+                }
+            }
             supervisor.launch(Arc::clone(service), slot, count);
         }
         supervisor.hold_disabled(&BTreeSet::new());
@@ -241,8 +246,18 @@ impl Supervisor {
             let was = was_disabled.contains(service.name());
             let is_disabled = service.breaker.state() == State::Disabled;
             match (wanted, was) {
-                (true, false) if !is_disabled => service.breaker.disable(),
-                (false, true) if is_disabled => service.breaker.reset(),
+                (true, false) if !is_disabled => {
+                    service.breaker.disable();
+                    for operation in service.operation_breakers.iter() {
+                        operation.breaker.disable();
+                    }
+                }
+                (false, true) if is_disabled => {
+                    service.breaker.reset();
+                    for operation in service.operation_breakers.iter() {
+                        operation.breaker.reset();
+                    }
+                }
                 _ => {}
             }
         }
@@ -405,14 +420,28 @@ impl Supervisor {
                 }
                 Step::Replace(service, what) => {
                     let name = service.name().to_string();
-                    warn!(service = %name, "sliding window or backoff changed: a new breaker takes over the old one's state");
+                    warn!(service = %name, "sliding window, backoff or operations' breakers changed: a new breaker takes over the old one's state");
                     changes.push(format!(
-                        "{name}: changed: {what} (new sliding window or backoff: a new breaker, state kept)"
+                        "{name}: changed: {what} (new sliding window, backoff or operations' breakers: new breakers, state kept)"
                     ));
                     if let Some(running) = self.running.remove(&name) {
                         let old = Arc::clone(&running.service);
                         running.stop(&self.pump, grace()).await;
                         service.restore(&old.breaker.snapshot(), old.last_failure());
+                        // The operations both have keep their breakers' state; the outages of
+                        // those that lost their breaker end with it.
+                        for before in old.operation_breakers.iter() {
+                            match service
+                                .operation_breakers
+                                .iter()
+                                .find(|operation| operation.operation == before.operation)
+                            {
+                                Some(operation) => {
+                                    operation.breaker.restore(&before.breaker.snapshot());
+                                }
+                                None => self.stage.forget(before.breaker.name()).await,
+                            }
+                        }
                     }
                     self.metrics.adopt(&service.metrics);
                     self.launch(Arc::new(*service), slot, count);
@@ -453,12 +482,24 @@ impl Supervisor {
         cancelled += usize::from(self.pump.stop(deadline).await);
         let last = last
             .into_iter()
-            .map(|(name, service)| {
+            .flat_map(|(name, service)| {
                 let kept = Restored {
                     breaker: service.breaker.snapshot(),
                     last_failure: service.last_failure(),
                 };
-                (name, kept)
+                // Each operation's breaker is kept under its own name (`mpesa/b2c`).
+                let operations: Vec<(String, Restored)> = service
+                    .operation_breakers
+                    .iter()
+                    .map(|operation| {
+                        let kept = Restored {
+                            breaker: operation.breaker.snapshot(),
+                            last_failure: service.last_failure(),
+                        };
+                        (operation.breaker.name().to_string(), kept)
+                    })
+                    .collect();
+                std::iter::once((name, kept)).chain(operations)
             })
             .collect();
         self.stage.shutdown(last, deadline).await;

@@ -8,6 +8,11 @@ use super::notification::NotificationKind;
 use super::outage::Page;
 use crate::config::NotifyOn;
 
+/// How long the first page of an operation's breaker (`breakers = "per_operation"`) waits
+/// for those of the service's other operations when `alerts.group_wait` is not set: an
+/// outage of every operation pages once.
+pub const OPERATION_GROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Pages waiting to go out together.
 #[derive(Debug)]
 struct Pending {

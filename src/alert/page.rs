@@ -214,33 +214,58 @@ impl<'n> Page<'n> {
         }
     }
 
+    /// What the group's members are: services, or the operations of one service (each its
+    /// own breaker, `breakers = "per_operation"`), named by operation.
+    fn group_noun(&self) -> (String, Vec<&str>) {
+        let names: Vec<&str> = self
+            .members
+            .iter()
+            .map(|member| member.notification.service.as_str())
+            .collect();
+        let service = names
+            .first()
+            .map_or("", |name| crate::unit::service_of(name));
+        let one_service = names.iter().all(|name| {
+            crate::unit::operation_of(name).is_some() && crate::unit::service_of(name) == service
+        });
+        if one_service && !names.is_empty() {
+            let operations = names
+                .iter()
+                .map(|name| crate::unit::operation_of(name).unwrap_or(name))
+                .collect();
+            (format!("operations of {service}"), operations)
+        } else {
+            ("services".to_string(), names)
+        }
+    }
+
     fn group_title(&self) -> String {
         let count = self.members.len();
+        let (noun, names) = self.group_noun();
         if self.notification.is_problem() {
             let each: Vec<String> = self
                 .members
                 .iter()
-                .map(|member| {
+                .zip(&names)
+                .map(|(member, name)| {
                     format!(
-                        "{}{}",
-                        member.notification.service,
+                        "{name}{}",
                         prefixed(": ", &member.cause_words(GROUP_DETAIL_CHARS))
                     )
                 })
                 .collect();
-            format!("{count} services are down: {}", each.join("; "))
+            format!("{count} {noun} are down: {}", each.join("; "))
         } else {
             let each: Vec<String> = self
                 .members
                 .iter()
-                .map(|member| match member.recovered_after {
-                    Some(after) => {
-                        format!("{} (after {})", member.notification.service, span(after))
-                    }
-                    None => member.notification.service.clone(),
+                .zip(&names)
+                .map(|(member, name)| match member.recovered_after {
+                    Some(after) => format!("{name} (after {})", span(after)),
+                    None => name.to_string(),
                 })
                 .collect();
-            format!("{count} services recovered: {}", each.join(", "))
+            format!("{count} {noun} recovered: {}", each.join(", "))
         }
     }
 
@@ -248,8 +273,9 @@ impl<'n> Page<'n> {
         let n = self.notification;
         if !self.members.is_empty() {
             return format!(
-                "{} services changed within the group wait; each one's page follows.",
-                self.members.len()
+                "{} {} changed within the group wait; each one's page follows.",
+                self.members.len(),
+                self.group_noun().0
             );
         }
         let name = provider_or_service(n);
@@ -537,5 +563,28 @@ mod tests {
         );
         let back = Notification::grouped(10, vec![recovered()]);
         assert!(back.is_none(), "one service is not a group");
+    }
+
+    #[test]
+    fn a_group_of_one_services_operations_is_named_by_operation() {
+        let operation = |name: &str| Notification {
+            service: crate::unit::operation_unit("mpesa", name),
+            ..sample()
+        };
+        let grouped = Notification::grouped(9, vec![operation("b2c"), operation("stk_push")])
+            .expect("two operations group");
+        let page = Page::of(&grouped);
+        assert_eq!(
+            page.title,
+            "2 operations of mpesa are down: b2c: HTTP 503 on stk_push; stk_push: HTTP 503 on stk_push"
+        );
+        let mixed = Notification::grouped(10, vec![operation("b2c"), sample()]).expect("a group");
+        assert!(
+            Page::of(&mixed)
+                .title
+                .starts_with("2 services are down: mpesa/b2c: "),
+            "{}",
+            Page::of(&mixed).title
+        );
     }
 }

@@ -147,8 +147,9 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// Every hold on `service` now.
+    /// Every hold on `service` now (an operation's breaker, `mpesa/b2c`, has its service's).
     pub(crate) fn holds(&self, service: &str) -> Vec<Hold> {
+        let service = crate::unit::service_of(service);
         let mut holds: Vec<Hold> = self
             .open
             .iter()

@@ -197,18 +197,31 @@ impl Stage {
                 let _ = reply.send(ended);
                 self.refresh_all_holds().await;
             }
-            Command::Forget(service) => {
-                // Its outage ends with it: Alertmanager hears so at once.
-                if let Some(outage) = self
+            Command::Forget(name) => {
+                // The service's own breaker and its operations' (`name/operation`).
+                let units: Vec<String> = self
                     .ledgers
-                    .remove(&service)
-                    .and_then(|ledger| ledger.close(crate::wall::now()))
-                {
-                    self.departed.insert(service.clone(), Arc::new(outage));
+                    .keys()
+                    .chain(self.breakers.keys())
+                    .filter(|unit| crate::unit::service_of(unit) == name)
+                    .cloned()
+                    .chain([name.clone()])
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                for service in units {
+                    // Its outage ends with it: Alertmanager hears so at once.
+                    if let Some(outage) = self
+                        .ledgers
+                        .remove(&service)
+                        .and_then(|ledger| ledger.close(crate::wall::now()))
+                    {
+                        self.departed.insert(service.clone(), Arc::new(outage));
+                    }
+                    self.breakers.remove(&service);
+                    self.holds_changed |= self.holds.remove(&service).is_some();
+                    self.store.forget(&service);
                 }
-                self.breakers.remove(&service);
-                self.holds_changed |= self.holds.remove(&service).is_some();
-                self.store.forget(&service);
             }
             Command::Shutdown { .. } => {}
         }
@@ -261,6 +274,19 @@ impl Stage {
         // Its outage starting or ending holds or frees the pages of what depends on it.
         for dependant in quiet::dependants(&self.settings.depends_on, &service) {
             self.refresh_holds(&dependant).await;
+            // Its operations' breakers (`breakers = "per_operation"`) wait on it too.
+            let operations: Vec<String> = self
+                .ledgers
+                .keys()
+                .filter(|unit| {
+                    crate::unit::operation_of(unit).is_some()
+                        && crate::unit::service_of(unit) == dependant
+                })
+                .cloned()
+                .collect();
+            for operation in operations {
+                self.refresh_holds(&operation).await;
+            }
         }
         if self
             .settings

@@ -172,7 +172,7 @@ async fn write_loop(
 
 fn write_batch(dir: &Path, batch: BTreeMap<String, Option<Vec<u8>>>, metrics: &Metrics) {
     for (service, bytes) in batch {
-        let path = dir.join(format!("{service}.json"));
+        let path = dir.join(format!("{}.json", crate::unit::file_stem(&service)));
         let result = match bytes {
             Some(bytes) => crate::statefs::write_atomically(dir, &path, &bytes),
             None => match std::fs::remove_file(&path) {
@@ -206,7 +206,7 @@ fn read_all(dir: &Path) -> BTreeMap<String, ServiceRecord> {
             .and_then(|name| name.to_str())
             .and_then(|name| name.strip_suffix(".json"))
             .filter(|name| !name.starts_with('.'))
-            .map(str::to_string)
+            .map(crate::unit::from_file_stem)
         else {
             continue;
         };

@@ -48,7 +48,8 @@ pub(crate) async fn guard(
     Ok(next.run(request).await)
 }
 
-/// Applies a by-hand control to `name`'s breaker; answers its new stats.
+/// Applies a by-hand control to `name`'s breaker, and to each of its operations' (the
+/// service as a whole); answers its new stats.
 fn by_hand(
     state: &AppState,
     name: &str,
@@ -56,6 +57,9 @@ fn by_hand(
 ) -> Result<Json<ServiceStats>, ApiError> {
     let service = find(state, name)?;
     control(&service.breaker);
+    for operation in service.operation_breakers.iter() {
+        control(&operation.breaker);
+    }
     Ok(Json(service_stats(
         &service,
         &state.outages(),
@@ -93,6 +97,9 @@ pub(crate) async fn reset_all(
 ) -> Json<BTreeMap<String, ServiceStats>> {
     for service in state.registry().iter() {
         service.breaker.reset();
+        for operation in service.operation_breakers.iter() {
+            operation.breaker.reset();
+        }
     }
     Json(all_stats(&state))
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
+use super::operations::{OperationStats, operation_stats};
 use super::{ApiError, AppState};
 use crate::alert::{OutageInfo, OutageView};
 use crate::breaker::{State as BreakerState, Stats};
@@ -39,6 +40,10 @@ pub(crate) struct ServiceStats {
     /// Where the proxy sends the calls its breaker refuses (`fallback`), and how many went.
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<FallbackStats>,
+    /// With `breakers = "per_operation"`, each operation's breaker, by operation; the
+    /// service's own (above) takes the calls of no operation.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    operations: BTreeMap<String, OperationStats>,
 }
 
 /// A service's cap on proxied calls, and its use.
@@ -108,6 +113,7 @@ pub(crate) fn service_stats(
         held: quiet.of(service.name()).to_vec(),
         bulkhead: bulkhead_stats(service),
         fallback: fallback_stats(service),
+        operations: operation_stats(service, outages),
     }
 }
 
@@ -181,8 +187,36 @@ pub(crate) struct Performance {
     timeouts: u64,
     rejections: u64,
     slow_calls: u64,
-    /// Percentiles of recent checks that ran.
-    latency_ms: Percentiles,
+    /// Percentiles of recent checks that ran (a service's, not an operation's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<Percentiles>,
+    /// With `breakers = "per_operation"`, each operation's breaker, by operation.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    operations: BTreeMap<String, Performance>,
+}
+
+impl Performance {
+    /// The calls `stats` counted.
+    fn of(stats: &Stats) -> Self {
+        let ran = stats.success_count + stats.failure_count;
+        let failure_rate = if ran == 0 {
+            0.0
+        } else {
+            stats.failure_count as f64 * 100.0 / ran as f64
+        };
+        Self {
+            state: stats.state,
+            total_calls: stats.total_calls,
+            successes: stats.success_count,
+            failures: stats.failure_count,
+            failure_rate,
+            timeouts: stats.timeouts,
+            rejections: stats.rejections,
+            slow_calls: stats.slow_calls,
+            latency_ms: None,
+            operations: BTreeMap::new(),
+        }
+    }
 }
 
 pub(crate) async fn performance(
@@ -192,23 +226,17 @@ pub(crate) async fn performance(
         .registry()
         .iter()
         .map(|service| {
-            let stats = service.breaker.stats();
-            let ran = stats.success_count + stats.failure_count;
-            let failure_rate = if ran == 0 {
-                0.0
-            } else {
-                stats.failure_count as f64 * 100.0 / ran as f64
-            };
             let performance = Performance {
-                state: stats.state,
-                total_calls: stats.total_calls,
-                successes: stats.success_count,
-                failures: stats.failure_count,
-                failure_rate,
-                timeouts: stats.timeouts,
-                rejections: stats.rejections,
-                slow_calls: stats.slow_calls,
-                latency_ms: service.latency(),
+                latency_ms: Some(service.latency()),
+                operations: service
+                    .operation_breakers
+                    .iter()
+                    .map(|operation| {
+                        let stats = operation.breaker.stats();
+                        (operation.operation.to_string(), Performance::of(&stats))
+                    })
+                    .collect(),
+                ..Performance::of(&service.breaker.stats())
             };
             (service.name().to_string(), performance)
         })

@@ -1,5 +1,6 @@
 //! The overall health, as `GET /api/v1/circuit-breakers/health` and the status page's header
-//! tell it: `unhealthy` while any breaker is open (or half-open, or forced open), `degraded`
+//! tell it: `unhealthy` while any breaker — a service's or one of its operations' — is open
+//! (or half-open, or forced open), `degraded`
 //! while any service's last check failed or waits for a credential that is unset, `healthy`
 //! only when everything passes. Each service that keeps it from `healthy` is listed with why.
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::breakers::ongoing_outage;
+use super::operations::operation_stats;
 use crate::alert::OutageInfo;
 use crate::breaker::{Outcome, State as BreakerState};
 use crate::outcome::Cause;
@@ -59,7 +61,11 @@ pub(crate) fn overall(registry: &Registry) -> Overall {
     let mut in_outage = false;
     for service in registry.iter() {
         let state = service.breaker.state();
-        if crate::alert::in_outage(state) {
+        let operation_down = service
+            .operation_breakers
+            .iter()
+            .any(|operation| crate::alert::in_outage(operation.breaker.state()));
+        if crate::alert::in_outage(state) || operation_down {
             in_outage = true;
             continue;
         }
@@ -101,7 +107,11 @@ pub(crate) struct Health {
     states: StateCounts,
     open_services: Vec<String>,
     half_open_services: Vec<String>,
-    /// Every service in an outage, with why.
+    /// Operations' breakers (`mpesa/b2c`) that are open or half-open: the service's other
+    /// operations are still served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    troubled_operations: Vec<String>,
+    /// Every service (or operation) in an outage, with why.
     problems: Vec<Problem>,
     /// Every service not in an outage whose last check failed or whose credentials are unset.
     degraded_services: Vec<Concern>,
@@ -128,7 +138,24 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let mut problems = Vec::new();
     let outages = state.outages();
     let registry = state.registry();
+    let mut troubled_operations = Vec::new();
     for service in registry.iter() {
+        for (_, operation) in operation_stats(service, &outages) {
+            if crate::alert::in_outage(operation.state()) {
+                problems.push(Problem {
+                    service: operation.unit().to_string(),
+                    state: operation.state(),
+                    outage: ongoing_outage(&outages, operation.unit()),
+                    cause: service.last_failure(),
+                });
+            }
+            if !matches!(
+                operation.state(),
+                BreakerState::Closed | BreakerState::Disabled
+            ) {
+                troubled_operations.push(operation.unit().to_string());
+            }
+        }
         let breaker_state = service.breaker.state();
         if crate::alert::in_outage(breaker_state) {
             problems.push(Problem {
@@ -163,6 +190,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
         states: counts,
         open_services,
         half_open_services,
+        troubled_operations,
         problems,
         degraded_services: concerns,
         uptime_seconds: now

@@ -38,6 +38,8 @@ pub const MAX_REPORTED_HEADERS: usize = 32;
 const MAX_FIELD_BYTES: usize = 2048;
 /// The longest trial permit id a report may name, in bytes.
 const MAX_PERMIT_BYTES: usize = 64;
+/// The longest operation name a verdict may carry, in bytes.
+const MAX_OPERATION_BYTES: usize = 64;
 
 /// One reported call, checked.
 #[derive(Debug)]
@@ -55,6 +57,9 @@ enum What {
     Verdict {
         outcome: Outcome,
         reason: Option<FailureReason>,
+        /// The operation it was (`breakers = "per_operation"`: its breaker takes it); `None`
+        /// for none in particular (`other`).
+        operation: Option<String>,
     },
     /// The provider's answer, for breakerd to judge.
     Answer {
@@ -122,6 +127,7 @@ pub(crate) async fn report(
         }
     })?;
     let batch = parse(&body)?;
+    known_operations(&service, &batch)?;
     let (mut accepted, mut rejected) = (0, 0);
     let mut judged = Vec::new();
     for (index, call) in batch.into_iter().enumerate() {
@@ -130,9 +136,18 @@ pub(crate) async fn report(
             .as_deref()
             .and_then(|id| state.trials.take(&name, id));
         let taken = match call.what {
-            What::Verdict { outcome, reason } => {
-                record_verdict(&service, held, outcome, reason, call.duration)
-            }
+            What::Verdict {
+                outcome,
+                reason,
+                operation,
+            } => record_verdict(
+                &service,
+                held,
+                outcome,
+                reason,
+                call.duration,
+                operation.as_deref(),
+            ),
             What::Answer {
                 method,
                 path,
@@ -162,7 +177,11 @@ pub(crate) async fn report(
                     rule: judgement.rule.to_string(),
                     detail: service.probe.redact_text(&judgement.detail),
                 });
-                match Gate::admit(&service.breaker, held, Source::traffic(operation.index)) {
+                match Gate::admit(
+                    service.breaker_for(operation.index),
+                    held,
+                    Source::traffic(operation.index),
+                ) {
                     None => false,
                     Some(permit) => {
                         if !judgement.detail.is_empty() {
@@ -202,16 +221,45 @@ pub(crate) async fn report(
     Ok(Json(answer).into_response())
 }
 
-/// Feeds an application's own verdict to the breaker; false when the breaker did not take it.
+/// Says which verdict of `batch` names an operation `service`'s catalogue does not have.
+fn known_operations(service: &Service, batch: &[Reported]) -> Result<(), ApiError> {
+    let names = service.judge.operation_names();
+    for (index, call) in batch.iter().enumerate() {
+        if let What::Verdict {
+            operation: Some(operation),
+            ..
+        } = &call.what
+            && !names.iter().any(|name| **name == **operation)
+        {
+            let known: Vec<&str> = names.iter().map(|name| &**name).collect();
+            return Err(ApiError::BadRequest(format!(
+                "[{index}].operation: {} has no operation \"{operation}\" (its operations: {})",
+                service.name(),
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Feeds an application's own verdict to the breaker of its operation (the service's own for
+/// none); false when the breaker did not take it.
 fn record_verdict(
     service: &Service,
     held: Option<OwnedPermit>,
     outcome: Outcome,
     reason: Option<FailureReason>,
     duration: std::time::Duration,
+    operation: Option<&str>,
 ) -> bool {
-    let operation = service.judge.named(crate::provider::OTHER);
-    let Some(permit) = Gate::admit(&service.breaker, held, Source::traffic(operation.index)) else {
+    let operation = service
+        .judge
+        .named(operation.unwrap_or(crate::provider::OTHER));
+    let Some(permit) = Gate::admit(
+        service.breaker_for(operation.index),
+        held,
+        Source::traffic(operation.index),
+    ) else {
         return false;
     };
     match outcome {
@@ -291,12 +339,12 @@ fn reported(item: &Value) -> Result<Reported, String> {
             "permit",
         ]
     } else {
-        &["outcome", "durationMs", "reason", "permit"]
+        &["outcome", "durationMs", "reason", "operation", "permit"]
     };
     if let Some(unknown) = fields.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(format!(
             ".{unknown}: unknown field; allowed are {} (a verdict) or method, path, status, body, headers and durationMs (an answer), and permit",
-            "outcome, durationMs and reason"
+            "outcome, durationMs, reason and operation"
         ));
     }
     let millis = match fields.get("durationMs") {
@@ -359,7 +407,25 @@ fn verdict(fields: &serde_json::Map<String, Value>) -> Result<What, String> {
                 },
             )?),
         };
-    Ok(What::Verdict { outcome, reason })
+    let operation = match fields.get("operation") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .filter(|name| !name.is_empty() && name.len() <= MAX_OPERATION_BYTES)
+                .ok_or_else(|| {
+                    format!(
+                        ".operation: an operation of the service's catalogue, 1 to {MAX_OPERATION_BYTES} bytes (e.g. \"b2c\")"
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    Ok(What::Verdict {
+        outcome,
+        reason,
+        operation,
+    })
 }
 
 /// A provider's answer, to be judged.

@@ -70,6 +70,9 @@ struct ServiceStatus {
     bulkhead: Option<super::breakers::BulkheadStats>,
     /// Its fallback and the calls sent there.
     fallback: Option<super::breakers::FallbackStats>,
+    /// With `breakers = "per_operation"`, each operation's breaker, by operation.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    operations: std::collections::BTreeMap<String, super::operations::OperationStats>,
 }
 
 /// One change of state, as the page lists it.
@@ -155,6 +158,7 @@ fn service_status(
         held: quiet.of(service.name()).to_vec(),
         bulkhead: super::breakers::bulkhead_stats(service),
         fallback: super::breakers::fallback_stats(service),
+        operations: super::operations::operation_stats(service, outages),
     }
 }
 
@@ -165,7 +169,18 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         .iter()
         .map(|service| service_status(service, state.started, &booked, &quiet))
         .collect();
-    let names: Vec<&str> = registry.iter().map(|service| service.name()).collect();
+    // The services' own breakers and their operations' (`mpesa/b2c`).
+    let names: Vec<&str> = registry
+        .iter()
+        .flat_map(|service| {
+            std::iter::once(service.name()).chain(
+                service
+                    .operation_breakers
+                    .iter()
+                    .map(|operation| operation.breaker.name()),
+            )
+        })
+        .collect();
     let now = SystemTime::now();
     let outages = outages::lines(
         state

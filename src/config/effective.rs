@@ -153,6 +153,7 @@ pub fn render(config: &Config) -> String {
     for service in &config.services {
         let _ = writeln!(out, "\n[services.{}]", service.name);
         service_table(&mut out, service);
+        operations(&mut out, service);
         rules(&mut out, service);
     }
     let alerts = &config.alerts;
@@ -341,6 +342,44 @@ fn service_table(out: &mut String, service: &ServiceConfig) {
     }
     if let Some(fallback) = &service.fallback {
         let _ = writeln!(out, "fallback = {}", quoted(fallback));
+    }
+    let _ = writeln!(out, "breakers = {}", quoted(service.breakers.as_str()));
+}
+
+/// An `http` service's own operations as the tables they were written as, and for a service
+/// with a breaker per operation, which operations have one.
+fn operations(out: &mut String, service: &ServiceConfig) {
+    for operation in &service.operations {
+        let _ = writeln!(
+            out,
+            "\n[[services.{}.operations]]\nname = {}\npath = {}",
+            service.name,
+            quoted(&operation.name),
+            quoted(operation.path.as_str())
+        );
+    }
+    if service.breakers == crate::config::BreakerScope::PerOperation {
+        let mut names: Vec<String> = service
+            .operations
+            .iter()
+            .map(|operation| operation.name.to_string())
+            .collect();
+        if let Some(check) = service.check.provider() {
+            names.extend(
+                check
+                    .provider
+                    .operation_names()
+                    .into_iter()
+                    .filter(|name| *name != crate::provider::OTHER)
+                    .map(str::to_string),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n# A breaker per operation: {}; any other call and the check of none go through {}'s own.",
+            names.join(", "),
+            service.name
+        );
     }
 }
 

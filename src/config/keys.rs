@@ -8,7 +8,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::errors::Problems;
 use super::kinds::{self, CheckKind};
-use super::raw::{RawAlerts, RawMaintenance, RawServer, RawService};
+use super::raw::{RawAlerts, RawMaintenance, RawOperation, RawServer, RawService};
 use crate::text::nearest;
 
 /// The tables at the top of the file.
@@ -32,6 +32,7 @@ pub(crate) fn report_unknown(document: &DeTable<'_>, problems: &mut Problems<'_>
                     if let DeValue::Table(table) = service.get_ref() {
                         service_keys(problems, name.get_ref(), table);
                         rule_keys(problems, name.get_ref(), table);
+                        operation_keys(problems, name.get_ref(), table);
                     }
                 }
             }
@@ -129,6 +130,20 @@ fn rule_keys(problems: &mut Problems<'_>, name: &str, service: &DeTable<'_>) {
                     table_keys(problems, condition, "a rule's json condition", json_fields);
                 }
             }
+        }
+    }
+}
+
+/// The keys of a service's `[[services.NAME.operations]]` tables.
+fn operation_keys(problems: &mut Problems<'_>, name: &str, service: &DeTable<'_>) {
+    let Some(DeValue::Array(operations)) = service.get("operations").map(|list| list.get_ref())
+    else {
+        return;
+    };
+    let place = format!("[[services.{name}.operations]]");
+    for operation in operations {
+        if let DeValue::Table(operation) = operation.get_ref() {
+            table_keys(problems, operation, &place, fields_of::<RawOperation>());
         }
     }
 }

@@ -92,6 +92,7 @@ static CHECK_KINDS: LazyLock<Vec<CheckKind>> = LazyLock::new(|| {
                 "ca_file",
                 "reuse_connections",
                 "rules",
+                "operations",
             ],
             provider: None,
             thresholds: seconds(5, 10, 60),

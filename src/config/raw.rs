@@ -96,6 +96,17 @@ pub(crate) struct RawService {
     pub(crate) fallback: Option<Spanned<String>>,
     /// `[[services.NAME.rules]]`.
     pub(crate) rules: Option<Spanned<Vec<Spanned<crate::provider::rules::RawRule>>>>,
+    /// `per_service` or `per_operation`.
+    pub(crate) breakers: Option<Spanned<String>>,
+    /// `[[services.NAME.operations]]`.
+    pub(crate) operations: Option<Spanned<Vec<Spanned<RawOperation>>>>,
+}
+
+/// One `[[services.NAME.operations]]` entry (unknown keys are found by `keys`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawOperation {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
 }
 
 impl RawService {
@@ -151,6 +162,7 @@ impl RawService {
             ("min_quality", span(&self.min_quality)),
             ("failing_statuses", span(&self.failing_statuses)),
             ("rules", span(&self.rules)),
+            ("operations", span(&self.operations)),
             ("server", span(&self.server)),
             ("tls", span(&self.tls)),
             ("password", span(&self.password)),

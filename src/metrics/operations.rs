@@ -4,6 +4,7 @@
 //! piece (`mpesa",operation="stk_push`) is built once, so the exposition copies it like a
 //! service's name.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::cell::Counter;
@@ -36,7 +37,13 @@ pub(crate) struct Operations {
     traffic: Vec<Arc<TrafficSeries>>,
     /// Caller outcomes per operation, by kind; made at the first one.
     caller: Vec<Arc<OnceLock<[Counter; CallerKind::ALL.len()]>>>,
+    /// Each operation's breaker state label index (`breakers = "per_operation"`);
+    /// [`NO_BREAKER`] for an operation without a breaker of its own.
+    states: Vec<AtomicU8>,
 }
+
+/// The state of an operation that has no breaker of its own.
+const NO_BREAKER: u8 = u8::MAX;
 
 impl Operations {
     /// The operations `names` of service `service`, keeping the series of `previous` for the
@@ -79,12 +86,31 @@ impl Operations {
                     .unwrap_or_default()
             })
             .collect();
+        let states = names.iter().map(|_| AtomicU8::new(NO_BREAKER)).collect();
         Self {
             names,
             labels,
             traffic,
             caller,
+            states,
         }
+    }
+
+    /// Sets the state label index of operation `index`'s own breaker.
+    pub(crate) fn set_state(&self, index: usize, state: usize) {
+        if let Some(slot) = self.states.get(index) {
+            slot.store(u8::try_from(state).unwrap_or(0), Ordering::Relaxed);
+        }
+    }
+
+    /// Each operation's breaker state label index, `None` for one without a breaker.
+    pub(crate) fn states(&self) -> impl Iterator<Item = Option<usize>> + '_ {
+        self.states
+            .iter()
+            .map(|slot| match slot.load(Ordering::Relaxed) {
+                NO_BREAKER => None,
+                state => Some(usize::from(state)),
+            })
     }
 
     /// Whether these are the operations `names`, traffic series as `carries_traffic` says.

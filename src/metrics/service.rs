@@ -105,6 +105,8 @@ pub(crate) struct ServiceSeries {
     /// Whether any answer was the caller's own outcome (a scrape reads the operations for
     /// their counts only then).
     has_caller_outcomes: AtomicBool,
+    /// Whether some operation has a breaker of its own (its state is written by operation).
+    has_operation_states: AtomicBool,
     transitions: [Counter; TRANSITION_LABELS.len()],
     consecutive_failures: Gauge,
     failure_threshold: Gauge,
@@ -145,6 +147,7 @@ impl ServiceSeries {
             carries_traffic: AtomicBool::new(false),
             operations: RwLock::new(Arc::clone(&NO_OPERATIONS)),
             has_caller_outcomes: AtomicBool::new(false),
+            has_operation_states: AtomicBool::new(false),
             transitions: Default::default(),
             consecutive_failures: Gauge::default(),
             failure_threshold: Gauge::default(),
@@ -263,6 +266,11 @@ impl ServiceSeries {
     /// Whether any answer was the caller's own outcome.
     pub(crate) fn has_caller_outcomes(&self) -> bool {
         self.has_caller_outcomes.load(Ordering::Relaxed)
+    }
+
+    /// Whether some operation has a breaker of its own.
+    pub(crate) fn has_operation_states(&self) -> bool {
+        self.has_operation_states.load(Ordering::Relaxed)
     }
 
     /// Whether real traffic reaches the service (its traffic series are written).
@@ -447,6 +455,17 @@ impl ServiceMetrics {
         self.series
             .next_attempt
             .set(next_attempt.map_or(0.0, unix_seconds));
+    }
+
+    /// Sets the state gauge of operation `index`'s own breaker (`breakers =
+    /// "per_operation"`): written with an `operation` label beside the service's.
+    pub fn set_operation_state(&self, index: usize, state: State) {
+        self.series
+            .operations()
+            .set_state(index, state_label_index(state));
+        self.series
+            .has_operation_states
+            .store(true, Ordering::Relaxed);
     }
 
     /// Counts a change of state.

@@ -51,7 +51,7 @@ pub(crate) async fn admit(
 ) -> Result<Admitted, Refused> {
     let operation = service.judge.operation(method, path);
     let permit = service
-        .breaker
+        .breaker_for(operation.index)
         .acquire_owned(Source::traffic(operation.index))
         .map_err(Refused::Open)?;
     let slot = match service.bulkhead() {

@@ -24,6 +24,7 @@ mod openapi;
 mod outages;
 mod packaging;
 mod paging;
+mod per_operation;
 mod probes;
 mod provider_rules;
 mod provider_traffic;

@@ -110,10 +110,11 @@ pub(crate) trait Channel: Send + Sync + fmt::Debug + ChannelAny + 'static {
             .notify_on
             .as_ref()
             .is_none_or(|list| list.contains(&class))
-            && filter
-                .services
-                .as_ref()
-                .is_none_or(|list| list.iter().any(|s| s == service))
+            && filter.services.as_ref().is_none_or(|list| {
+                // An operation's breaker (`mpesa/b2c`) pages as its service does.
+                let service = crate::unit::service_of(service);
+                list.iter().any(|s| s == service)
+            })
     }
 
     /// Whether it takes a notice about breakerd itself (offline, online again) of `class`:

@@ -108,7 +108,13 @@ impl AlertStage {
         };
         let gone: Vec<String> = records
             .keys()
-            .filter(|name| !plan.settings.rules.contains_key(*name))
+            // An operation's breaker (`mpesa/b2c`) is kept while its service is configured.
+            .filter(|name| {
+                !plan
+                    .settings
+                    .rules
+                    .contains_key(crate::unit::service_of(name))
+            })
             .cloned()
             .collect();
         for name in gone {

@@ -43,15 +43,23 @@ impl Stage {
             service,
             page,
             &settings.alerts,
-            settings.providers.get(service).cloned(),
-            quiet::dependants(&settings.depends_on, service),
+            settings
+                .providers
+                .get(crate::unit::service_of(service))
+                .cloned(),
+            quiet::dependants(&settings.depends_on, crate::unit::service_of(service)),
         )
     }
 
     /// Writes the notification to the outbox for each direct channel that takes it, then
     /// queues it there.
     pub(super) async fn send(&mut self, service: &str, page: Page) {
-        let (service, page) = match self.settings.alerts.group_wait {
+        // The pages of a service's operations' breakers wait to go out together, so an outage
+        // of every operation pages once.
+        let wait = self.settings.alerts.group_wait.or_else(|| {
+            crate::unit::operation_of(service).map(|_| crate::alert::OPERATION_GROUP_WAIT)
+        });
+        let (service, page) = match wait {
             Some(wait) => match self.grouping.add(service, page, Instant::now() + wait) {
                 Some(alone) => alone,
                 None => return,

@@ -66,11 +66,15 @@ impl Settings {
     }
 
     pub(super) fn rules(&self, service: &str) -> Rules {
-        self.rules.get(service).cloned().unwrap_or_else(|| Rules {
-            notify_on: self.alerts.notify_on.clone(),
-            min_interval: self.alerts.min_interval,
-            reminder_every: self.alerts.reminder_every,
-        })
+        // An operation's breaker (`mpesa/b2c`) pages by its service's rules.
+        self.rules
+            .get(crate::unit::service_of(service))
+            .cloned()
+            .unwrap_or_else(|| Rules {
+                notify_on: self.alerts.notify_on.clone(),
+                min_interval: self.alerts.min_interval,
+                reminder_every: self.alerts.reminder_every,
+            })
     }
 }
 

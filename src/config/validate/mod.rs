@@ -14,6 +14,7 @@ use super::{Check, Config};
 pub(crate) mod alerts;
 mod checks;
 mod http;
+mod operations;
 mod policy;
 mod provider;
 mod proxying;

@@ -72,7 +72,14 @@ impl Validator<'_> {
     }
 
     /// The service's own rules, each checked against `kind`'s operations.
-    pub(super) fn rules(&mut self, raw: &RawService, kind: &CheckKind) -> Vec<Rule> {
+    /// `own` are the operations an `http` service names (`[[services.NAME.operations]]`),
+    /// which its rules may name besides its kind's.
+    pub(super) fn rules(
+        &mut self,
+        raw: &RawService,
+        kind: &CheckKind,
+        own: &[crate::config::OperationConfig],
+    ) -> Vec<Rule> {
         let Some(list) = &raw.rules else {
             return Vec::new();
         };
@@ -86,7 +93,8 @@ impl Validator<'_> {
             );
             return Vec::new();
         }
-        let operations = kind.operation_names();
+        let mut operations: Vec<&str> = own.iter().map(|operation| &*operation.name).collect();
+        operations.extend(kind.operation_names());
         let mut rules = Vec::new();
         for rule in list.get_ref() {
             let (path, line, column) = self.problems.place(&rule.span());

@@ -42,7 +42,8 @@ impl Validator<'_> {
         let mut schedule = self.schedule(&raw);
         let policy = self.policy(&raw, kind, table_span.clone());
         let mut check = self.check(kind, &raw, table_span);
-        let rules = self.rules(&raw, kind);
+        let (breakers, operations) = self.breakers(&raw, kind);
+        let rules = self.rules(&raw, kind, &operations);
         if let Some(Check::Heartbeat(heartbeat)) = &check {
             schedule = Schedule::Every(heartbeat.check_period());
         }
@@ -92,6 +93,8 @@ impl Validator<'_> {
             rules,
             bulkhead,
             fallback: None,
+            breakers,
+            operations,
             reuse_connections: raw
                 .reuse_connections
                 .as_ref()

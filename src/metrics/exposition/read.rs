@@ -58,7 +58,10 @@ pub(crate) fn gather_run(
     // written from the same list, whatever a reload does meanwhile.
     operations.clear();
     operations.extend(services.iter().map(|service| {
-        (service.carries_traffic() || service.has_caller_outcomes()).then(|| service.operations())
+        (service.carries_traffic()
+            || service.has_caller_outcomes()
+            || service.has_operation_states())
+        .then(|| service.operations())
     }));
     for family in gathered.iter_mut() {
         family.clear();
@@ -115,6 +118,18 @@ fn write_family(
             let current = service.state_index();
             for state in 0..STATE_LABELS.len() {
                 w.int(state, u64::from(state == current));
+            }
+            // Operations with a breaker of their own (`breakers = "per_operation"`).
+            let states = operations
+                .filter(|_| service.has_operation_states())
+                .into_iter()
+                .flat_map(Operations::states);
+            for (operation, current) in states.enumerate() {
+                let Some(current) = current else { continue };
+                w.label(u8::try_from(operation + 1).unwrap_or(u8::MAX));
+                for state in 0..STATE_LABELS.len() {
+                    w.int(state, u64::from(state == current));
+                }
             }
         }
         Family::Calls => {

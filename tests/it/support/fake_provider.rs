@@ -40,6 +40,14 @@ pub enum Mode {
     /// Answers requests to this published answer's own path with it (`provider/name`), and
     /// every other request as on a good day: the check goes on passing meanwhile.
     At(String),
+    /// Answers requests with this method to this path with this published answer (`provider/
+    /// name`), and every other request as on a good day: one operation fails (Daraja answers
+    /// its internal errors in the same envelope on each of its APIs), the others work.
+    AtPath {
+        fixture: String,
+        method: String,
+        path: String,
+    },
     /// Redirects every request, path and query kept, to another origin (`http://host:port`)
     /// with this status (301, 302, 303, 307, 308).
     Redirect(u16, String),
@@ -157,6 +165,18 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<FakeState>>) {
                 let path = request.target.split('?').next().unwrap_or_default();
                 if fixture.method == request.method && fixture.path() == path {
                     Some(fixture)
+                } else {
+                    published(&request)
+                }
+            }
+            Mode::AtPath {
+                fixture,
+                method,
+                path,
+            } => {
+                let target = request.target.split('?').next().unwrap_or_default();
+                if *method == request.method && path == target {
+                    Some(super::fixtures::load(fixture))
                 } else {
                     published(&request)
                 }
@@ -290,6 +310,7 @@ fn published(request: &Recorded) -> Option<super::fixtures::Fixture> {
                 "mpesa/oauth_invalid_credentials"
             }
         }
+        ("POST", "/mpesa/stkpush/v1/processrequest") => "mpesa/stk_push_success",
         ("POST", "/api/Auth/RequestToken") => {
             let json: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
             if json["consumer_key"] == KEY && json["consumer_secret"] == SECRET {

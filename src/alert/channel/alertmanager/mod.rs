@@ -283,8 +283,9 @@ impl AlertmanagerChannel {
         });
         if let Some(base) = &self.api_url {
             alert["generatorURL"] = json!(format!(
-                "{}/api/v1/circuit-breakers/{service}",
-                base.as_str().trim_end_matches('/')
+                "{}/api/v1/circuit-breakers/{}",
+                base.as_str().trim_end_matches('/'),
+                crate::unit::service_of(service)
             ));
         }
         alert
@@ -362,6 +363,38 @@ impl Channel for AlertmanagerChannel {
 
 /// The labels every replica gives a service's alert (no host name: replicas agree, so
 /// Alertmanager deduplicates them).
+/// An operation's breaker (`mpesa/b2c`) is labelled by its service and its operation, so
+/// routes by service take it.
 pub(crate) fn alert_labels(service: &str, severity: &str) -> Value {
-    json!({ "alertname": "CircuitBreakerOpen", "service": service, "severity": severity })
+    let mut labels = json!({
+        "alertname": "CircuitBreakerOpen",
+        "service": crate::unit::service_of(service),
+        "severity": severity,
+    });
+    if let Some(operation) = crate::unit::operation_of(service) {
+        labels["operation"] = json!(operation);
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alert_labels;
+
+    #[test]
+    fn an_operations_alert_is_labelled_by_its_service_and_operation() {
+        assert_eq!(
+            alert_labels("mpesa", "critical"),
+            serde_json::json!({"alertname": "CircuitBreakerOpen", "service": "mpesa", "severity": "critical"})
+        );
+        assert_eq!(
+            alert_labels("mpesa/b2c", "critical"),
+            serde_json::json!({
+                "alertname": "CircuitBreakerOpen",
+                "service": "mpesa",
+                "operation": "b2c",
+                "severity": "critical",
+            })
+        );
+    }
 }
