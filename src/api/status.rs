@@ -102,6 +102,10 @@ pub(crate) struct Snapshot {
     transitions: Vec<TransitionLine>,
     /// Active silences.
     silences: Vec<crate::alert::Silence>,
+    /// The kinds of state file breakerd cannot write now (the banner), each with its path
+    /// and error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    state_faults: Vec<crate::metrics::state_faults::StateFault>,
     /// Set while the connectivity guard says breakerd is offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     offline: Option<crate::alert::Offline>,
@@ -212,6 +216,7 @@ pub(crate) fn snapshot(state: &AppState) -> Snapshot {
         outages,
         transitions,
         silences: quiet.silences.clone(),
+        state_faults: state.metrics.state_faults().current(),
         offline: quiet.offline.clone(),
         shard: state.shard().map(|shard| shard.to_string()),
     }

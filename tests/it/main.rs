@@ -37,6 +37,7 @@ mod readme;
 mod reload;
 mod shards;
 mod smtp;
+mod state_faults;
 mod status_page;
 mod structure;
 mod support;
