@@ -156,3 +156,130 @@ async fn a_symlinked_outbox_is_set_aside_and_nothing_is_written_through_it() {
     assert_eq!(stats["state"], "FORCED_OPEN");
     daemon.shutdown().await.expect("clean shutdown");
 }
+
+/// `breakerd run` in a mount namespace of its own whose state directory is a small tmpfs,
+/// prepared by `prepare` (shell, with `$S` the state directory) before breakerd starts;
+/// killed when dropped.
+struct Confined {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+    state: std::path::PathBuf,
+}
+
+impl Drop for Confined {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn confined(label: &str, prepare: &str) -> Confined {
+    let dir = scratch_dir(label);
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("the mount point");
+    let port = crate::support::closed_port();
+    let config = dir.join("alerts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nadmin_token = \"{ADMIN}\"\n\
+             [services.db]\nkind = \"tcp\"\naddress = \"127.0.0.1:9\"\nevery = \"1h\"\n\
+             [alerts]\nstate_dir = \"{}\"\n",
+            state.display()
+        ),
+    )
+    .expect("the config");
+    let script = format!(
+        "S='{}'; mount -t tmpfs -o size=64k tmpfs \"$S\" && {prepare} && exec '{}' run --config '{}' --listen 127.0.0.1:{port}",
+        state.display(),
+        env!("CARGO_BIN_EXE_breakerd"),
+        config.display()
+    );
+    // A user and mount namespace of its own (util-linux `unshare`): the tmpfs is breakerd's
+    // alone, and no privilege of the test's is needed.
+    let child = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("breakerd.log")).expect("a log file"))
+        .spawn()
+        .expect("start breakerd in a mount namespace (util-linux unshare)");
+    let confined = Confined {
+        child,
+        address: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        state,
+    };
+    crate::support::wait_until_listening(port, "breakerd in its namespace");
+    confined
+}
+
+/// Forces `db` open (a state write) and returns the banner's fault of `what` once counted.
+async fn fault_after_a_write(address: std::net::SocketAddr, what: &str) -> Value {
+    force_open(address, "db").await;
+    eventually(10, "the failed write is counted", || async {
+        errors(&http_get(address, "/metrics").await.1, what) >= 1.0
+    })
+    .await;
+    let status = get_json(address, "/api/v1/status").await;
+    status["stateFaults"]
+        .as_array()
+        .and_then(|faults| faults.iter().find(|fault| fault["what"] == what))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {what} fault on the banner: {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_and_a_read_only_state_dir_are_counted_and_shown() {
+    breakerd::probe::install_crypto_provider();
+    // Full: a filler takes every byte of the 64 KiB tmpfs (dd stops at ENOSPC).
+    let full = confined(
+        "state-full",
+        "mkdir \"$S/services\" && { dd if=/dev/zero of=\"$S/filler\" bs=4k 2>/dev/null; true; }",
+    );
+    let fault = fault_after_a_write(full.address, "services").await;
+    assert!(
+        fault["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("No space left")),
+        "{fault}"
+    );
+    assert!(
+        fault["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("services/db.json")),
+        "{fault}"
+    );
+    let stats = get_json(full.address, "/api/v1/circuit-breakers/db").await;
+    assert_eq!(
+        stats["state"], "FORCED_OPEN",
+        "the breaker goes on regardless"
+    );
+    drop(full);
+
+    // Read-only while running (a disk remounted read-only after an I/O error): breakerd
+    // started on a writable state dir (it refuses to start on a read-only one), then its
+    // tmpfs is remounted read-only from inside its namespace (util-linux `nsenter`).
+    let read_only = confined("state-ro", "true");
+    // Listening comes before the state dir is opened: wait until breakerd is ready.
+    let ready = format!("http://{}/-/ready", read_only.address);
+    eventually(10, "breakerd is ready", || async {
+        reqwest::get(&ready)
+            .await
+            .is_ok_and(|answer| answer.status() == 200)
+    })
+    .await;
+    let state = read_only.state.display().to_string();
+    let remounted = std::process::Command::new("nsenter")
+        .args(["--target", &read_only.child.id().to_string()])
+        .args(["--user", "--mount", "--preserve-credentials"])
+        .args(["mount", "-o", "remount,ro", &state])
+        .status()
+        .expect("nsenter");
+    assert!(remounted.success(), "the state dir is read-only now");
+    let fault = fault_after_a_write(read_only.address, "services").await;
+    assert!(
+        fault["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("Read-only file system")),
+        "{fault}"
+    );
+}
