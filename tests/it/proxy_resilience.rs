@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use crate::support::config_problems as problems;
 use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::upstream::Upstream;
 use crate::support::{eventually, get_json, http_get, sample, start_daemon};
@@ -268,12 +269,6 @@ async fn calls_an_open_breaker_refuses_go_to_the_fallback_which_keeps_its_own_br
         Some(1.0)
     );
     daemon.shutdown().await.expect("clean shutdown");
-}
-
-fn problems(text: &str) -> Vec<String> {
-    breakerd::config::Config::parse(text, "alerts.toml", &breakerd::config::ProcessEnvironment)
-        .unwrap_err()
-        .lines()
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use crate::support::alertmanager::Alertmanager;
+use crate::support::config_problems as problems;
 use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::receiver::{Receiver, changes};
 use crate::support::{
@@ -515,12 +516,6 @@ async fn three_outages_within_the_group_wait_make_one_notification_per_channel()
         mail[1]
     );
     daemon.shutdown().await.expect("clean shutdown");
-}
-
-fn problems(text: &str) -> Vec<String> {
-    breakerd::config::Config::parse(text, "alerts.toml", &breakerd::config::ProcessEnvironment)
-        .unwrap_err()
-        .lines()
 }
 
 #[test]

@@ -230,6 +230,13 @@ pub async fn start_daemon(text: &str) -> breakerd::daemon::RunningDaemon {
         .expect("daemon starts")
 }
 
+/// The problems `check` finds in config `text` (read as `alerts.toml`), one line each.
+pub fn config_problems(text: &str) -> Vec<String> {
+    breakerd::config::Config::parse(text, "alerts.toml", &breakerd::config::ProcessEnvironment)
+        .unwrap_err()
+        .lines()
+}
+
 /// GETs `path` from the daemon: status and body text.
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
     // Bounded, so a daemon that stops answering fails the test rather than hanging it.

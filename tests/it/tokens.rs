@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::support::config_problems as problems;
 use crate::support::fake_provider::{FakeProvider, Mode};
 use crate::support::{http_get, sample, start_daemon};
 
@@ -87,12 +88,6 @@ async fn twenty_five_wrong_tokens_get_429_while_the_right_one_from_elsewhere_wor
         "{metrics}"
     );
     daemon.shutdown().await.expect("clean shutdown");
-}
-
-fn problems(text: &str) -> Vec<String> {
-    breakerd::config::Config::parse(text, "alerts.toml", &breakerd::config::ProcessEnvironment)
-        .unwrap_err()
-        .lines()
 }
 
 #[test]
