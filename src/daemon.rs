@@ -184,9 +184,9 @@ async fn launch(
                 max_connections: share.connections,
                 ..limits
             };
-            let server = tokio::spawn(crate::serve::serve(
+            let server = tokio::spawn(crate::serve::serve_with(
                 listener,
-                proxy.router(),
+                proxy.service(),
                 proxy_limits,
                 Arc::clone(&shared.metrics),
                 stopping.clone(),

@@ -17,11 +17,13 @@ mod secrets;
 
 use std::sync::Arc;
 
-use axum::Router;
+use std::future::Future;
+use std::pin::Pin;
+
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, Request, header};
 use axum::response::Response;
+use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -82,17 +84,35 @@ impl Proxy {
         due
     }
 
-    /// The proxy's one route: every method on every path.
-    pub fn router(self: Arc<Self>) -> Router {
-        let capacity = Arc::clone(&self.capacity);
-        Router::new().fallback(forward).with_state(self).layer(
-            axum::middleware::from_fn_with_state(capacity, capacity::guard),
-        )
+    /// The proxy as a hyper service: every method on every path, within its capacity.
+    pub fn service(self: Arc<Self>) -> ProxyService {
+        ProxyService(self)
+    }
+}
+
+/// The proxy serving a connection's requests ([`Proxy::service`]); cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProxyService(Arc<Proxy>);
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.0);
+        Box::pin(async move {
+            // Room for the call, held until its answer's body is dropped; or 503 `capacity`.
+            let Some(place) = proxy.capacity.admit() else {
+                return Ok(proxy.capacity.full());
+            };
+            Ok(capacity::held(forward(&proxy, request).await, place))
+        })
     }
 }
 
 /// Forwards one request, or answers it without the provider.
-async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
     let registry = Arc::clone(&proxy.published.borrow().registry);
     let route = match route::resolve(request.method(), request.uri(), &registry) {
         Ok(route) => route,
@@ -120,17 +140,20 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     } else {
         RequestSecrets::default()
     };
-    let method = parts.method.clone();
+    let method = parts.method;
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
-    let mut outbound = service
-        .upstream_client()
-        .request(parts.method, route.target.clone())
-        .headers(headers::end_to_end(&parts.headers, true));
-    if !body.is_end_stream() {
-        let upload = Upload::new(body, Arc::clone(&progress));
-        outbound = outbound.body(reqwest::Body::wrap_stream(upload));
-    }
+    let upload = if body.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::new(Upload::new(body, Arc::clone(&progress)))
+    };
+    let mut headers = parts.headers;
+    headers::strip_hop_by_hop(&mut headers, route.host_header());
+    let mut outbound = http::Request::new(upload);
+    *outbound.method_mut() = method.clone();
+    *outbound.uri_mut() = route.target.clone();
+    *outbound.headers_mut() = headers;
     let said = || Said {
         operation: Some(operation.name.to_string()),
         code: None,
@@ -139,7 +162,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let deadline = started + service.breaker.timeout();
     // Dropped before the upstream's client is done: the client left (its connection closed).
     let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
-    let sent = tokio::time::timeout_at(deadline, outbound.send()).await;
+    let sent = tokio::time::timeout_at(deadline, service.upstream_client().send(outbound)).await;
     left.disarm();
     let answered = match sent {
         Ok(Ok(answered)) => answered,
@@ -170,8 +193,8 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             return answer::local(service.name(), PROXY_DESCRIPTORS);
         }
         Ok(Err(error)) => {
-            let host = route.target.host_str().unwrap_or(service.name());
-            let failure = classify::http_error(error, host).saying(said());
+            let host = route.target.host().unwrap_or(service.name());
+            let failure = classify::upstream_error(&error, host).saying(said());
             debug!(service = service.name(), %failure, "a real call failed");
             service.note_failure(&failure);
             permit.record_failure(&failure);
@@ -204,8 +227,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             return answer::timeout(&error);
         }
     };
-    let answered: axum::http::Response<reqwest::Body> = answered.into();
-    let (parts, upstream_body) = answered.into_parts();
+    let (mut parts, upstream_body) = answered.into_parts();
     let status = parts.status;
     let head = Head {
         operation: &operation.name,
@@ -245,9 +267,10 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         )),
     };
     let watched = Watched::new(upstream_body, service.breaker.timeout(), pending);
+    headers::strip_hop_by_hop(&mut parts.headers, None);
     let mut response = Response::new(Body::new(watched));
     *response.status_mut() = status;
-    *response.headers_mut() = headers::end_to_end(&parts.headers, false);
+    *response.headers_mut() = parts.headers;
     response
 }
 

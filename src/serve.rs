@@ -16,7 +16,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use pin_project_lite::pin_project;
@@ -63,8 +67,34 @@ pub async fn serve(
     router: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    serve_with(
+        listener,
+        TowerToHyperService::new(router),
+        limits,
+        metrics,
+        stopping,
+    )
+    .await
+}
+
+/// [`serve`] with a hyper `service` of its own (the proxy's, without a router in between).
+pub async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -101,10 +131,10 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, metrics, closed) = (router.clone(), Arc::clone(&metrics), closed.clone());
+        let (service, metrics, closed) = (service.clone(), Arc::clone(&metrics), closed.clone());
         connections.spawn(async move {
             metrics.connection_opened(1);
-            connection(stream, router, limits, closed).await;
+            connection(stream, service, limits, closed).await;
             metrics.connection_opened(-1);
             drop(permit);
         });
@@ -143,12 +173,19 @@ impl NowAndThen {
 /// finishes first. A client that has stopped reading (the last write is waiting for it) is cut
 /// after `idle_timeout` of that, graceful or not: the answer it was sent, and the upstream
 /// connection a proxied answer streams from, are dropped with the connection.
-async fn connection(
+async fn connection<S, B>(
     stream: TcpStream,
-    router: Router,
+    service: S,
     limits: Limits,
     mut closed: watch::Receiver<bool>,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let activity = Arc::new(AtomicU64::new(0));
     let blocked = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -163,7 +200,6 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let service = TowerToHyperService::new(router);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let last_activity = || started + Duration::from_millis(activity.load(Ordering::Relaxed));

@@ -9,9 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -44,22 +42,30 @@ impl Capacity {
     }
 }
 
-/// Lets a request through while there is room, holding its place until its answer's body has
-/// been dropped; answers 503 `capacity` otherwise.
-pub(crate) async fn guard(
-    State(capacity): State<Arc<Capacity>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = Arc::clone(&capacity.permits).try_acquire_owned() else {
-        capacity.metrics.proxy_local_error(PROXY_CAPACITY);
-        debug!(
-            limit = capacity.limit,
-            "proxy at capacity: a call was answered 503"
-        );
-        return full(capacity.limit);
-    };
-    next.run(request).await.map(|body| {
+impl Capacity {
+    /// A place for one call while there is room (held until the answer's body is dropped:
+    /// [`held`]); `None`, counted, when there is none: answer it [`Capacity::full`].
+    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let place = Arc::clone(&self.permits).try_acquire_owned().ok();
+        if place.is_none() {
+            self.metrics.proxy_local_error(PROXY_CAPACITY);
+            debug!(
+                limit = self.limit,
+                "proxy at capacity: a call was answered 503"
+            );
+        }
+        place
+    }
+
+    /// The answer to a call there was no room for.
+    pub(crate) fn full(&self) -> Response {
+        full(self.limit)
+    }
+}
+
+/// `response`, its body holding the call's place (`permit`) until it is dropped.
+pub(crate) fn held(response: Response, permit: OwnedSemaphorePermit) -> Response {
+    response.map(|body| {
         Body::new(Held {
             inner: body,
             _permit: permit,
