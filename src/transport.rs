@@ -1,8 +1,8 @@
 //! Every outgoing connection breakerd makes, built here from one TLS root store ([`Trust`]:
 //! the platform's roots, read once, plus a service's or channel's `ca_file`): the reqwest
-//! clients of the alert channels, the proxy and the command line, the TLS settings of the
-//! checks' own HTTP/1.1 connections, and the SMTP transports of SMTP checks and the email
-//! channel. rustls with the ring provider throughout.
+//! clients of the alert channels and the command line, the proxy's hyper client
+//! ([`upstream`]), the TLS settings of the checks' own HTTP/1.1 connections, and the SMTP
+//! transports of SMTP checks and the email channel. rustls with the ring provider throughout.
 
 pub(crate) mod connection;
 pub(crate) mod reason;
@@ -89,7 +89,7 @@ impl Transport {
     /// connections pooled by the old one are not carried over).
     ///
     /// # Errors
-    /// A client reqwest will not build.
+    /// TLS settings rustls will not take.
     pub fn with_proxy_pool(&self, pool: ProxyPool) -> Result<Self, ClientError> {
         Ok(Self {
             proxy: proxy_client(&self.trust, pool)?,
