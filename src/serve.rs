@@ -85,7 +85,7 @@ pub async fn serve_with<S, B>(
     service: S,
     limits: Limits,
     metrics: Arc<Metrics>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) -> io::Result<()>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -96,6 +96,27 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    serve_shared(listener, service, limits, permits, metrics, stopping).await
+}
+
+/// [`serve_with`], the connection cap (`permits`) shared with other listeners serving the same
+/// socket (the proxy's threads, [`crate::proxy_threads`]).
+pub(crate) async fn serve_shared<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_warning = NowAndThen::default();

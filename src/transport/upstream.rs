@@ -20,10 +20,12 @@ pub(crate) type UpstreamRequest = http::Request<Body>;
 /// Why a forwarded request got no answer (connect, TLS, the exchange).
 pub(crate) type UpstreamError = hyper_util::client::legacy::Error;
 
-/// The proxy's client over one root store. Cheap to clone (the pool is shared).
+/// The proxy's client over one root store: a pool for each proxy thread (and one for any
+/// other thread), so a request goes out on a connection its own thread drives
+/// ([`crate::proxy_threads`]). Cheap to clone (the pools are shared).
 #[derive(Clone, Debug)]
 pub(crate) struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    clients: Arc<[Client<HttpsConnector<HttpConnector>, Body>]>,
 }
 
 impl UpstreamClient {
@@ -41,12 +43,19 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(pool.idle_timeout)
-            .pool_max_idle_per_host(pool.idle_per_host)
-            .build(connector);
-        Ok(Self { client })
+        let threads = crate::proxy_threads::count();
+        // The idle connections the budget allows, shared out among the pools.
+        let idle_per_host = pool.idle_per_host.div_ceil(threads);
+        let clients = (0..=threads)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(pool.idle_timeout)
+                    .pool_max_idle_per_host(idle_per_host)
+                    .build(connector.clone())
+            })
+            .collect();
+        Ok(Self { clients })
     }
 
     /// Sends `request` (its URI absolute); the answer's head once it has arrived.
@@ -54,6 +63,8 @@ impl UpstreamClient {
         &self,
         request: UpstreamRequest,
     ) -> hyper_util::client::legacy::ResponseFuture {
-        self.client.request(request)
+        // Never empty: there is always the pool of the threads that are not the proxy's.
+        let pool = crate::proxy_threads::pool_index().min(self.clients.len().saturating_sub(1));
+        self.clients[pool].request(request)
     }
 }
