@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::io;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use tokio::net::TcpListener;
@@ -31,12 +31,18 @@ thread_local! {
     static POOL: Cell<usize> = const { Cell::new(0) };
 }
 
-/// How many proxy threads there are: one per core the process may use, at most
-/// [`MAX_THREADS`].
+/// How many proxy threads there are: as many as `TOKIO_WORKER_THREADS` asks for the async
+/// workers, else one per core the process may use; at most [`MAX_THREADS`].
 pub(crate) fn count() -> usize {
-    thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .clamp(1, MAX_THREADS)
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|threads| threads.trim().parse::<usize>().ok())
+            .filter(|threads| *threads > 0)
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
+            .clamp(1, MAX_THREADS)
+    })
 }
 
 /// Which of the upstream clients' pools this thread forwards over: `1..=count()` on a proxy
