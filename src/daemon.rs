@@ -184,13 +184,14 @@ async fn launch(
                 max_connections: share.connections,
                 ..limits
             };
-            let server = tokio::spawn(crate::serve::serve(
+            let server = crate::proxy_threads::serve(
                 listener,
-                proxy.router(),
+                proxy.service(),
                 proxy_limits,
                 Arc::clone(&shared.metrics),
                 stopping.clone(),
-            ));
+            )
+            .context("starting the proxy's threads")?;
             info!(address = %proxy_address, "breakerd is proxying /<service>/... to the services' upstreams");
             Some((proxy_address, server))
         }

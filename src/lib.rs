@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod probe;
 pub mod provider;
 pub mod proxy;
+pub(crate) mod proxy_threads;
 pub(crate) mod pump;
 pub(crate) mod redact;
 pub mod registry;

@@ -31,8 +31,9 @@ Environment:
                  (default info)
   NO_COLOR       set to anything: no colour in text logs (colour is used only when stderr is a
                  terminal anyway)
-  TOKIO_WORKER_THREADS  async worker threads of the API, alerts and the proxy (default one per
-                 core); checks run on threads of their own (server.check_threads)
+  TOKIO_WORKER_THREADS  async worker threads of the API and alerts, and the proxy's threads
+                 (default one per core); checks run on threads of their own
+                 (server.check_threads)
   ${VAR}, ${file:/path} in alerts.toml are read from the environment and from secret files
 
 Exit codes:

@@ -18,11 +18,13 @@ mod secrets;
 
 use std::sync::Arc;
 
-use axum::Router;
+use std::future::Future;
+use std::pin::Pin;
+
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, header};
 use axum::response::Response;
+use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -83,19 +85,37 @@ impl Proxy {
         due
     }
 
-    /// The proxy's one route: every method on every path.
-    pub fn router(self: Arc<Self>) -> Router {
-        let capacity = Arc::clone(&self.capacity);
-        Router::new().fallback(forward).with_state(self).layer(
-            axum::middleware::from_fn_with_state(capacity, capacity::guard),
-        )
+    /// The proxy as a hyper service: every method on every path, within its capacity.
+    pub fn service(self: Arc<Self>) -> ProxyService {
+        ProxyService(self)
+    }
+}
+
+/// The proxy serving a connection's requests ([`Proxy::service`]); cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProxyService(Arc<Proxy>);
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.0);
+        Box::pin(async move {
+            // Room for the call, held until its answer's body is dropped; or 503 `capacity`.
+            let Some(place) = proxy.capacity.admit() else {
+                return Ok(proxy.capacity.full());
+            };
+            Ok(capacity::held(forward(&proxy, request).await, place))
+        })
     }
 }
 
 /// Forwards one request, or answers it without the provider: to the service it names when its
 /// breaker and cap let the call through, else to the service's `fallback` when that one's do
 /// (marked `x-breakerd-fallback`), else the refusal of the service named.
-async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
     let registry = Arc::clone(&proxy.published.borrow().registry);
     let route = match route::resolve(request.method(), request.uri(), &registry) {
         Ok(route) => route,
@@ -103,7 +123,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     };
     let path = route.path_in(request.uri().path());
     let refused = match admission::admit(&route.service, request.method().as_str(), path).await {
-        Ok(admitted) => return exchange(&proxy, route, admitted, request).await,
+        Ok(admitted) => return exchange(proxy, route, admitted, request).await,
         Err(refused) => refused,
     };
     let primary = Arc::clone(&route.service);
@@ -127,7 +147,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
                 "a refused call went to the fallback"
             );
             let name = HeaderValue::from_str(fallback.service.name()).ok();
-            let mut response = exchange(&proxy, fallback, admitted, request).await;
+            let mut response = exchange(proxy, fallback, admitted, request).await;
             if let Some(name) = name {
                 response.headers_mut().insert(answer::FALLBACK_HEADER, name);
             }
@@ -146,7 +166,7 @@ async fn exchange(
     proxy: &Proxy,
     route: route::Route,
     admitted: admission::Admitted,
-    request: Request,
+    request: Request<Incoming>,
 ) -> Response {
     let admission::Admitted {
         operation,
@@ -155,7 +175,7 @@ async fn exchange(
     } = admitted;
     let response = call(proxy, &route, operation, permit, request).await;
     match slot {
-        Some(slot) => capacity::hold(response, slot),
+        Some(slot) => capacity::held(response, slot),
         None => response,
     }
 }
@@ -166,7 +186,7 @@ async fn call(
     route: &route::Route,
     operation: crate::provider::Operation,
     permit: crate::breaker::OwnedPermit,
-    request: Request,
+    request: Request<Incoming>,
 ) -> Response {
     let service = Arc::clone(&route.service);
     let started = Instant::now();
@@ -179,17 +199,20 @@ async fn call(
     } else {
         RequestSecrets::default()
     };
-    let method = parts.method.clone();
+    let method = parts.method;
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
-    let mut outbound = service
-        .upstream_client()
-        .request(parts.method, route.target.clone())
-        .headers(headers::end_to_end(&parts.headers, true));
-    if !body.is_end_stream() {
-        let upload = Upload::new(body, Arc::clone(&progress));
-        outbound = outbound.body(reqwest::Body::wrap_stream(upload));
-    }
+    let upload = if body.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::new(Upload::new(body, Arc::clone(&progress)))
+    };
+    let mut headers = parts.headers;
+    headers::strip_hop_by_hop(&mut headers, route.host_header());
+    let mut outbound = http::Request::new(upload);
+    *outbound.method_mut() = method.clone();
+    *outbound.uri_mut() = route.target.clone();
+    *outbound.headers_mut() = headers;
     let said = || Said {
         operation: Some(operation.name.to_string()),
         code: None,
@@ -198,7 +221,7 @@ async fn call(
     let deadline = started + service.breaker.timeout();
     // Dropped before the upstream's client is done: the client left (its connection closed).
     let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
-    let sent = tokio::time::timeout_at(deadline, outbound.send()).await;
+    let sent = tokio::time::timeout_at(deadline, service.upstream_client().send(outbound)).await;
     left.disarm();
     let answered = match sent {
         Ok(Ok(answered)) => answered,
@@ -229,8 +252,8 @@ async fn call(
             return answer::local(service.name(), PROXY_DESCRIPTORS);
         }
         Ok(Err(error)) => {
-            let host = route.target.host_str().unwrap_or(service.name());
-            let failure = classify::http_error(error, host).saying(said());
+            let host = route.target.host().unwrap_or(service.name());
+            let failure = classify::upstream_error(&error, host).saying(said());
             debug!(service = service.name(), %failure, "a real call failed");
             service.note_failure(&failure);
             permit.record_failure(&failure);
@@ -263,8 +286,7 @@ async fn call(
             return answer::timeout(&error);
         }
     };
-    let answered: axum::http::Response<reqwest::Body> = answered.into();
-    let (parts, upstream_body) = answered.into_parts();
+    let (mut parts, upstream_body) = answered.into_parts();
     let status = parts.status;
     let head = Head {
         operation: &operation.name,
@@ -304,9 +326,10 @@ async fn call(
         )),
     };
     let watched = Watched::new(upstream_body, service.breaker.timeout(), pending);
+    headers::strip_hop_by_hop(&mut parts.headers, None);
     let mut response = Response::new(Body::new(watched));
     *response.status_mut() = status;
-    *response.headers_mut() = headers::end_to_end(&parts.headers, false);
+    *response.headers_mut() = parts.headers;
     response
 }
 

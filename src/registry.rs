@@ -150,7 +150,7 @@ pub struct Service {
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
     /// What the proxy forwards its real calls with (trusting its `ca_file`).
-    upstream: reqwest::Client,
+    upstream: crate::transport::upstream::UpstreamClient,
     /// Its cap on proxied calls in flight (`max_concurrent`), if any.
     bulkhead: Option<Arc<Bulkhead>>,
 }
@@ -388,7 +388,7 @@ impl Service {
 
     /// The client real calls to its upstream go out with (the proxy's, trusting its
     /// `ca_file`).
-    pub(crate) fn upstream_client(&self) -> &reqwest::Client {
+    pub(crate) fn upstream_client(&self) -> &crate::transport::upstream::UpstreamClient {
         &self.upstream
     }
 

@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper::Request;
+use http::{Request, Response};
+use http_body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use pin_project_lite::pin_project;
@@ -69,7 +71,14 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    serve_with(listener, router, limits, metrics, stopping, false).await
+    serve_with(
+        listener,
+        TowerToHyperService::new(router),
+        limits,
+        metrics,
+        stopping,
+    )
+    .await
 }
 
 /// As [`serve`], each request carrying its client's address
@@ -81,18 +90,69 @@ pub async fn serve_telling_peers(
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    serve_with(listener, router, limits, metrics, stopping, true).await
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let service = TowerToHyperService::new(router);
+    let peers = Peers::Told;
+    serve_shared(listener, service, limits, permits, metrics, stopping, peers).await
 }
 
-async fn serve_with(
+/// Whether each request is told its client's address (as `ConnectInfo<SocketAddr>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peers {
+    /// Not told (the proxy: no work per request for it).
+    Untold,
+    /// Told (the API: tokens are throttled by address).
+    Told,
+}
+
+/// [`serve`] with a hyper `service` of its own (the proxy's, without a router in between).
+pub async fn serve_with<S, B>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     limits: Limits,
     metrics: Arc<Metrics>,
-    mut stopping: watch::Receiver<bool>,
-    tell_peers: bool,
-) -> io::Result<()> {
+    stopping: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    serve_shared(
+        listener,
+        service,
+        limits,
+        permits,
+        metrics,
+        stopping,
+        Peers::Untold,
+    )
+    .await
+}
+
+/// [`serve_with`], the connection cap (`permits`) shared with other listeners serving the same
+/// socket (the proxy's threads, [`crate::proxy_threads`]).
+pub(crate) async fn serve_shared<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    mut stopping: watch::Receiver<bool>,
+    peers: Peers,
+) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_warning = NowAndThen::default();
@@ -104,7 +164,7 @@ async fn serve_with(
             _ = stopping.wait_for(|stop| *stop) => break,
         };
         let (stream, peer) = match accepted {
-            Ok((stream, peer)) => (stream, tell_peers.then_some(peer)),
+            Ok((stream, peer)) => (stream, (peers == Peers::Told).then_some(peer)),
             Err(failure) => {
                 // Out of descriptors, most likely: our own shortage, counted; said now and
                 // then; and a breath.
@@ -128,10 +188,14 @@ async fn serve_with(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, metrics, closed) = (router.clone(), Arc::clone(&metrics), closed.clone());
+        let (service, metrics, closed) = (service.clone(), Arc::clone(&metrics), closed.clone());
         connections.spawn(async move {
             metrics.connection_opened(1);
-            connection(stream, peer, router, limits, closed).await;
+            let service = WithPeer {
+                inner: service,
+                peer,
+            };
+            connection(stream, service, limits, closed).await;
             metrics.connection_opened(-1);
             drop(permit);
         });
@@ -146,6 +210,29 @@ async fn serve_with(
     }
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A connection's service, telling each request the client's address when it is known.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: Option<SocketAddr>,
+}
+
+impl<S> Service<Request<Incoming>> for WithPeer<S>
+where
+    S: Service<Request<Incoming>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        self.inner.call(request)
+    }
 }
 
 /// A warning said at most every ten seconds.
@@ -170,13 +257,19 @@ impl NowAndThen {
 /// finishes first. A client that has stopped reading (the last write is waiting for it) is cut
 /// after `idle_timeout` of that, graceful or not: the answer it was sent, and the upstream
 /// connection a proxied answer streams from, are dropped with the connection.
-async fn connection(
+async fn connection<S, B>(
     stream: TcpStream,
-    peer: Option<SocketAddr>,
-    router: Router,
+    service: S,
     limits: Limits,
     mut closed: watch::Receiver<bool>,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let activity = Arc::new(AtomicU64::new(0));
     let blocked = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -191,13 +284,6 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let router = TowerToHyperService::new(router);
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        if let Some(peer) = peer {
-            request.extensions_mut().insert(ConnectInfo(peer));
-        }
-        hyper::service::Service::call(&router, request)
-    });
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let last_activity = || started + Duration::from_millis(activity.load(Ordering::Relaxed));

@@ -1,13 +1,14 @@
 //! Every outgoing connection breakerd makes, built here from one TLS root store ([`Trust`]:
 //! the platform's roots, read once, plus a service's or channel's `ca_file`): the reqwest
-//! clients of the alert channels, the proxy and the command line, the TLS settings of the
-//! checks' own HTTP/1.1 connections, and the SMTP transports of SMTP checks and the email
-//! channel. rustls with the ring provider throughout.
+//! clients of the alert channels and the command line, the proxy's hyper client
+//! ([`upstream`]), the TLS settings of the checks' own HTTP/1.1 connections, and the SMTP
+//! transports of SMTP checks and the email channel. rustls with the ring provider throughout.
 
 pub(crate) mod connection;
 pub(crate) mod reason;
 pub(crate) mod smtp;
 mod tls;
+pub(crate) mod upstream;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -29,7 +30,7 @@ const ALERTS_IDLE_PER_HOST: usize = 32;
 pub struct Transport {
     trust: Trust,
     alerts: reqwest::Client,
-    proxy: reqwest::Client,
+    proxy: upstream::UpstreamClient,
     pool: ProxyPool,
 }
 
@@ -88,7 +89,7 @@ impl Transport {
     /// connections pooled by the old one are not carried over).
     ///
     /// # Errors
-    /// A client reqwest will not build.
+    /// TLS settings rustls will not take.
     pub fn with_proxy_pool(&self, pool: ProxyPool) -> Result<Self, ClientError> {
         Ok(Self {
             proxy: proxy_client(&self.trust, pool)?,
@@ -124,25 +125,14 @@ impl Transport {
 
     /// What the proxy forwards with: pooled, HTTP/1.1 or h2 as the upstream offers, redirects
     /// passed back to the caller, never followed.
-    pub(crate) fn proxy(&self) -> &reqwest::Client {
+    pub(crate) fn proxy(&self) -> &upstream::UpstreamClient {
         &self.proxy
     }
 }
 
 /// The proxy's client over `trust`, keeping idle connections as `pool` says.
-fn proxy_client(trust: &Trust, pool: ProxyPool) -> Result<reqwest::Client, ClientError> {
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(client_config(
-            Arc::clone(trust.verifier()),
-            Alpn::Any,
-            Sessions::Resumed,
-        )?)
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .pool_max_idle_per_host(pool.idle_per_host)
-        .pool_idle_timeout(pool.idle_timeout)
-        .tcp_nodelay(true)
-        .build()?)
+fn proxy_client(trust: &Trust, pool: ProxyPool) -> Result<upstream::UpstreamClient, ClientError> {
+    upstream::UpstreamClient::new(trust, pool)
 }
 
 /// A client for the command line (`breakerd health`): the platform's roots, `timeout` per

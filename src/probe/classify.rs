@@ -64,19 +64,25 @@ fn certificate_problem(problem: &rustls::CertificateError) -> String {
     }
 }
 
-/// A reqwest failure as a probe failure, named by host only.
-pub(crate) fn http_error(error: reqwest::Error, host: &str) -> ProbeError {
-    let error = error.without_url();
-    let reason = if error.is_timeout() {
-        FailureReason::Timeout
+/// A proxied request's failure (connect, TLS, the exchange) as a probe failure, named by host.
+pub(crate) fn upstream_error(
+    error: &crate::transport::upstream::UpstreamError,
+    host: &str,
+) -> ProbeError {
+    let reason = reason_in_chain(error).unwrap_or(if error.is_connect() {
+        FailureReason::Connect
     } else {
-        reason_in_chain(&error).unwrap_or(if error.is_connect() {
-            FailureReason::Connect
-        } else {
-            FailureReason::Protocol
-        })
-    };
-    ProbeError::new(reason, format!("{host}: {}", describe(&error)))
+        FailureReason::Protocol
+    });
+    ProbeError::new(reason, format!("{host}: {}", describe(error)))
+}
+
+/// A proxied answer's body that broke off, as a probe failure named by host.
+pub(crate) fn body_error(error: &hyper::Error, host: &str) -> ProbeError {
+    ProbeError::new(
+        crate::transport::reason::hyper_reason(error),
+        format!("{host}: {}", describe(error)),
+    )
 }
 
 /// A failure of a check's connection as a probe failure, named by host only.

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::{Body, BodyDataStream, Bytes, HttpBody};
+use axum::body::{Bytes, HttpBody};
 use axum::http::{HeaderMap, Method};
-use futures_util::Stream;
 use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
@@ -123,41 +123,57 @@ impl UploadProgress {
 
 pin_project! {
     /// A request body streamed to the upstream, noting whether it waits on the client and
-    /// whether the client's body failed (malformed framing, an upload broken off).
+    /// whether the client's body failed (malformed framing, an upload broken off). Its data
+    /// passes; trailers stay behind.
     pub(crate) struct Upload {
         #[pin]
-        inner: BodyDataStream,
+        inner: Incoming,
         progress: Arc<UploadProgress>,
     }
 }
 
 impl Upload {
-    pub(crate) fn new(body: Body, progress: Arc<UploadProgress>) -> Self {
+    pub(crate) fn new(body: Incoming, progress: Arc<UploadProgress>) -> Self {
         Self {
-            inner: body.into_data_stream(),
+            inner: body,
             progress,
         }
     }
 }
 
-impl Stream for Upload {
-    type Item = Result<Bytes, axum::Error>;
+impl HttpBody for Upload {
+    type Data = Bytes;
+    type Error = hyper::Error;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        let polled = this.inner.poll_next(cx);
-        let progress = match &polled {
-            Poll::Pending => WAITING_FOR_CLIENT,
-            Poll::Ready(None) => SENT,
-            Poll::Ready(Some(Ok(_))) => SENDING,
-            Poll::Ready(Some(Err(error))) => {
-                // Noted before the error reaches the upstream's client, which then fails.
-                this.progress.note_fault(ClientFault::of(error));
-                SENT
-            }
-        };
-        this.progress.state.store(progress, Ordering::Relaxed);
-        polled
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut this = self.project();
+        loop {
+            let polled = this.inner.as_mut().poll_frame(cx);
+            let progress = match &polled {
+                Poll::Pending => WAITING_FOR_CLIENT,
+                Poll::Ready(None) => SENT,
+                Poll::Ready(Some(Ok(frame))) if !frame.is_data() => continue,
+                Poll::Ready(Some(Ok(_))) => SENDING,
+                Poll::Ready(Some(Err(error))) => {
+                    // Noted before the error reaches the upstream's client, which then fails.
+                    this.progress.note_fault(ClientFault::of(error));
+                    SENT
+                }
+            };
+            this.progress.state.store(progress, Ordering::Relaxed);
+            return polled;
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -231,7 +247,7 @@ impl PendingVerdict {
     /// Reads what is left of the start of the body after the client has gone — within the
     /// call's timeout, at most what the rules read — and settles (off the caller: a task; with
     /// no runtime, by the head alone).
-    fn settle_without_client(mut self, mut rest: reqwest::Body) {
+    fn settle_without_client(mut self, mut rest: Incoming) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             self.settle(false);
             return;
@@ -250,7 +266,7 @@ impl PendingVerdict {
                         }
                     }
                     Ok(Some(Err(error))) => {
-                        let failure = classify::http_error(error, self.service.name());
+                        let failure = classify::body_error(&error, self.service.name());
                         return self.fail(failure, FailureKind::Failure);
                     }
                     Err(_) => {
@@ -325,7 +341,8 @@ pin_project! {
     /// the start of the body has passed does not lose the verdict: the rest of that start is
     /// read, within the call's timeout, after it has gone.
     pub(crate) struct Watched {
-        inner: reqwest::Body,
+        // Taken when the body is dropped with a verdict still waiting on it.
+        inner: Option<Incoming>,
         #[pin]
         timer: Sleep,
         idle: Duration,
@@ -336,8 +353,7 @@ pin_project! {
     impl PinnedDrop for Watched {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(pending) = this.pending.take() {
-                let rest = std::mem::take(this.inner);
+            if let (Some(pending), Some(rest)) = (this.pending.take(), this.inner.take()) {
                 pending.settle_without_client(rest);
             }
         }
@@ -345,17 +361,13 @@ pin_project! {
 }
 
 impl Watched {
-    pub(crate) fn new(
-        inner: reqwest::Body,
-        idle: Duration,
-        pending: Option<PendingVerdict>,
-    ) -> Self {
+    pub(crate) fn new(inner: Incoming, idle: Duration, pending: Option<PendingVerdict>) -> Self {
         let now = Instant::now();
         let first = pending
             .as_ref()
             .map_or(now + idle, |pending| pending.deadline.min(now + idle));
         Self {
-            inner,
+            inner: Some(inner),
             timer: tokio::time::sleep_until(first),
             idle,
             last_data: now,
@@ -379,14 +391,17 @@ impl HttpBody for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        match Pin::new(&mut *this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     *this.last_data = Instant::now();
                     if let Some(pending) = this.pending.as_mut() {
                         let kept = pending.take(data);
                         // The server stops asking once the body says it has ended: judge now.
-                        let ended = this.inner.is_end_stream();
+                        let ended = inner.is_end_stream();
                         if (!kept || ended)
                             && let Some(pending) = this.pending.take()
                         {
@@ -399,7 +414,7 @@ impl HttpBody for Watched {
             }
             Poll::Ready(Some(Err(error))) => {
                 if let Some(pending) = this.pending.take() {
-                    let failure = classify::http_error(error, pending.service.name());
+                    let failure = classify::body_error(&error, pending.service.name());
                     pending.fail(failure, FailureKind::Failure);
                 }
                 Poll::Ready(Some(Err(BodyCut::Broken.into())))
@@ -432,10 +447,12 @@ impl HttpBody for Watched {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }

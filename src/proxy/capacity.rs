@@ -9,14 +9,12 @@ use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use super::answer::ANSWER_HEADER;
@@ -44,27 +42,30 @@ impl Capacity {
     }
 }
 
-/// Lets a request through while there is room, holding its place until its answer's body has
-/// been dropped; answers 503 `capacity` otherwise.
-pub(crate) async fn guard(
-    State(capacity): State<Arc<Capacity>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = Arc::clone(&capacity.permits).try_acquire_owned() else {
-        capacity.metrics.proxy_local_error(PROXY_CAPACITY);
-        debug!(
-            limit = capacity.limit,
-            "proxy at capacity: a call was answered 503"
-        );
-        return full(capacity.limit);
-    };
-    hold(next.run(request).await, permit)
+impl Capacity {
+    /// A place for one call while there is room (held until the answer's body is dropped:
+    /// [`held`]); `None`, counted, when there is none: answer it [`Capacity::full`].
+    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let place = Arc::clone(&self.permits).try_acquire_owned().ok();
+        if place.is_none() {
+            self.metrics.proxy_local_error(PROXY_CAPACITY);
+            debug!(
+                limit = self.limit,
+                "proxy at capacity: a call was answered 503"
+            );
+        }
+        place
+    }
+
+    /// The answer to a call there was no room for.
+    pub(crate) fn full(&self) -> Response {
+        full(self.limit)
+    }
 }
 
-/// `response` with `guard` kept until its body has been dropped (streamed through, or the
-/// client gone): a call's place, under the proxy's capacity or a service's cap.
-pub(crate) fn hold<G: Send + Sync + 'static>(response: Response, guard: G) -> Response {
+/// `response`, its body holding `guard` until it is dropped (streamed through, or the client
+/// gone): a call's place, under the proxy's capacity or a service's cap.
+pub(crate) fn held<G: Send + Sync + 'static>(response: Response, guard: G) -> Response {
     response.map(|body| {
         Body::new(Held {
             inner: body,

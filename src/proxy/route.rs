@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, Uri};
+use axum::http::{HeaderValue, Method, Uri};
+use url::Position;
 
-use crate::config::Url;
 use crate::registry::{Registry, Service};
 
 /// Why a request cannot be proxied.
@@ -23,7 +23,8 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
-    pub(crate) target: Url,
+    /// The upstream's URL for the request, absolute.
+    pub(crate) target: Uri,
     /// Where, in the request's path, the path below the service's base URL starts.
     path_start: usize,
 }
@@ -36,6 +37,18 @@ impl Route {
             .get(self.path_start..)
             .filter(|rest| rest.len() > 1)
             .unwrap_or("/")
+    }
+}
+
+impl Route {
+    /// The `Host` header the upstream is sent: the target's host and port (any user
+    /// information left out).
+    pub(crate) fn host_header(&self) -> Option<HeaderValue> {
+        let authority = self.target.authority()?.as_str();
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        HeaderValue::from_str(host).ok()
     }
 }
 
@@ -90,23 +103,36 @@ impl Route {
     }
 }
 
-/// The route to `service` at `upstream`, with `rest` (already checked) and `query` appended.
+/// The route to `service` at `upstream`: the upstream's scheme and authority, its path, then
+/// `rest` (already checked) and `query` (as the request's own URI holds them: valid, and
+/// encoded as the client sent them).
 fn to(
     service: &Arc<Service>,
-    upstream: &Url,
+    upstream: &crate::config::Url,
     rest: &str,
     query: Option<&str>,
     path_start: usize,
 ) -> Result<Route, Refusal> {
-    let mut target = upstream.clone();
+    let origin = &upstream[..Position::BeforePath];
     let base = upstream.path().trim_end_matches('/');
-    target.set_path(&format!("{base}/{rest}"));
-    target.set_query(query);
-    target.set_fragment(None);
-    if target.origin() != upstream.origin() {
-        return Err(Refusal::BadRequest(
-            "the path leaves the service's upstream".into(),
-        ));
+    let mut target = String::with_capacity(
+        origin.len() + base.len() + 2 + rest.len() + query.map_or(0, |query| query.len() + 1),
+    );
+    target.push_str(origin);
+    target.push_str(base);
+    target.push('/');
+    target.push_str(rest);
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
+    }
+    let leaves = || Refusal::BadRequest("the path leaves the service's upstream".into());
+    let target = Uri::try_from(target).map_err(|_| leaves())?;
+    let authority = &upstream[Position::BeforeUsername..Position::AfterPort];
+    if target.scheme_str() != Some(upstream.scheme())
+        || target.authority().map(|found| found.as_str()) != Some(authority)
+    {
+        return Err(leaves());
     }
     Ok(Route {
         service: Arc::clone(service),

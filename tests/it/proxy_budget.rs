@@ -228,9 +228,9 @@ async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker()
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(10),
     };
-    let server = tokio::spawn(breakerd::serve::serve(
+    let server = tokio::spawn(breakerd::serve::serve_with(
         listener,
-        proxy.router(),
+        proxy.service(),
         limits,
         Arc::new(breakerd::metrics::Metrics::new()),
         stopping,
