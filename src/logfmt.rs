@@ -89,9 +89,18 @@ impl Visit for Fields {
 /// character.
 fn is_bare(value: &str) -> bool {
     !value.is_empty()
-        && value
-            .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '=' | '"' | '\\'))
+        && value.chars().all(|c| {
+            !c.is_whitespace() && !c.is_control() && !deceives(c) && !matches!(c, '=' | '"' | '\\')
+        })
+}
+
+/// Whether `c` would make a log viewer break or reorder a line without showing itself: line
+/// and paragraph separators, bidirectional overrides and isolates, zero-width characters.
+fn deceives(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 /// Appends `value` to `line`, quoted and escaped unless it is bare.
@@ -108,8 +117,8 @@ fn push_value(line: &mut String, value: &str) {
             '\n' => line.push_str("\\n"),
             '\r' => line.push_str("\\r"),
             '\t' => line.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(line, "\\u{{{:04x}}}", u32::from(c));
+            c if c.is_control() || deceives(c) => {
+                let _ = write!(line, "\\u{:04x}", u32::from(c));
             }
             c => line.push(c),
         }
@@ -139,5 +148,12 @@ mod tests {
         assert_eq!(value("a=b"), "\"a=b\"");
         assert_eq!(value("say \"hi\"\\"), "\"say \\\"hi\\\"\\\\\"");
         assert_eq!(value("two\nlines"), "\"two\\nlines\"");
+        assert_eq!(value("esc\u{1b}[31m"), "\"esc\\u001b[31m\"", "Go's \\uXXXX");
+        assert_eq!(value("a\u{2028}b"), "\"a\\u2028b\"", "no hidden line break");
+        assert_eq!(
+            value("\u{202e}txt"),
+            "\"\\u202etxt\"",
+            "no hidden reordering"
+        );
     }
 }

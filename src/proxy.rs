@@ -102,13 +102,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.0);
-        Box::pin(async move {
-            // Room for the call, held until its answer's body is dropped; or 503 `capacity`.
-            let Some(place) = proxy.capacity.admit() else {
-                return Ok(proxy.capacity.full());
-            };
-            Ok(capacity::held(forward(&proxy, request).await, place))
-        })
+        Box::pin(async move { Ok(forward(&proxy, request).await) })
     }
 }
 
@@ -161,7 +155,8 @@ async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
 }
 
 /// Sends one admitted request along `route` and streams the answer back, judged by the
-/// service's rules; the call's slot (if any) is held until the answer has streamed through.
+/// service's rules; the call's place among the proxy's and its service slot (if any) are held
+/// until the answer has streamed through.
 async fn exchange(
     proxy: &Proxy,
     route: route::Route,
@@ -173,11 +168,14 @@ async fn exchange(
         permit,
         slot,
     } = admitted;
+    // Room among the proxy's calls, taken only now that the service let the call through (a
+    // call waiting for its service's slot holds none), and held with the slot until the
+    // answer's body is dropped; or 503 `capacity`, the breaker's permit handed back.
+    let Some(place) = proxy.capacity.admit() else {
+        return proxy.capacity.full();
+    };
     let response = call(proxy, &route, operation, permit, request).await;
-    match slot {
-        Some(slot) => capacity::held(response, slot),
-        None => response,
-    }
+    capacity::held(response, (place, slot))
 }
 
 /// The call itself: the request sent on, the answer judged and streamed back.

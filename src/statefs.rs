@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::warn;
 
@@ -66,32 +67,59 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `path` in `dir` atomically, never through a link; `dir` is made again if
-/// it went missing.
+/// it went missing (and a link there set aside).
 ///
 /// # Errors
 /// Any step of the write (full disk, read-only file system, permissions).
 pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     ensure_dir(dir)?;
+    replace_file(dir, path, bytes)?;
+    sync_dir(dir)
+}
+
+/// As [`write_atomically`], in the state directory itself: made when missing, but never set
+/// aside when it is a link (an operator may keep the state elsewhere that way).
+///
+/// # Errors
+/// As [`write_atomically`].
+pub fn write_in_root(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+    }
+    replace_file(dir, path, bytes)?;
+    // The folder as the operator made it, through its link if it is one.
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces `path` in `dir` with `bytes`: a temporary file of its own (created new, never
+/// opened through a link of any kind, so no planted link can take the write), fsync, rename.
+/// The caller syncs the folder.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
-    // A link left under the temporary name would refuse every write: the link goes.
-    if std::fs::symlink_metadata(&temporary).is_ok_and(|found| found.file_type().is_symlink()) {
-        std::fs::remove_file(&temporary)?;
+    let temporary = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        // A rename replaces a link at `path` itself, never what it points at.
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
     }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    // A rename replaces a link at `path` itself, never what it points at.
-    std::fs::rename(&temporary, path)?;
-    sync_dir(dir)
+    written
 }
 
 /// Flushes `dir`'s entries to disk (after a rename or a removal in it).
@@ -217,6 +245,28 @@ mod tests {
             .filter(|name| name.starts_with("outbox.link-"))
             .collect();
         assert_eq!(aside.len(), 1, "the link is kept aside for the operator");
+    }
+
+    #[test]
+    fn the_state_dir_itself_may_be_a_link_the_operator_made() {
+        let root = scratch("root");
+        let real = root.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        let state = root.join("state");
+        std::os::unix::fs::symlink(&real, &state).unwrap();
+        let file = state.join("silences.json");
+        write_in_root(&state, &file, b"[]").unwrap();
+        assert!(is_link(&state), "kept as the operator made it");
+        assert_eq!(std::fs::read(real.join("silences.json")).unwrap(), b"[]");
+        let leftovers = std::fs::read_dir(&real)
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .count();
+        assert_eq!(leftovers, 0, "no temporary file left behind");
     }
 
     #[test]

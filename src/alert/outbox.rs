@@ -93,6 +93,10 @@ impl Outbox {
 
     /// Every pending delivery, oldest first. Unreadable files go to `dead/`.
     pub(crate) fn pending(&self) -> Vec<(PathBuf, Entry)> {
+        // Never listed through a link: one planted since start-up is set aside first.
+        if crate::statefs::ensure_dir(&self.pending).is_err() {
+            return Vec::new();
+        }
         let Ok(listing) = std::fs::read_dir(&self.pending) else {
             return Vec::new();
         };

@@ -176,7 +176,7 @@ impl Silences {
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || {
             let dir = path.parent().unwrap_or_else(|| Path::new("."));
-            crate::statefs::write_atomically(dir, &path, &bytes)
+            crate::statefs::write_in_root(dir, &path, &bytes)
         })
         .await
         .map_err(|why| why.to_string())?;

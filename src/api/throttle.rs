@@ -4,7 +4,7 @@
 //! route — whatever it presents meanwhile — while other addresses go on as before.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,6 +25,24 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const BLOCK: Duration = Duration::from_secs(60);
 /// Addresses followed at once; past this, quiet ones are forgotten first.
 const MAX_ADDRESSES: usize = 10_000;
+
+/// The key of addresses followed together once the table is full.
+const OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// The key an address is followed under: an IPv4 address itself, an IPv6 address by its /64
+/// (one host's whole prefix: rotating addresses within it does not reset the count).
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
 
 /// Who presented a token, and where.
 #[derive(Clone, Debug)]
@@ -117,7 +135,8 @@ impl Throttle {
         if !accepted {
             metrics.auth_failed(&presenter.route);
         }
-        if !addresses.contains_key(&presenter.address) {
+        let mut key = client_key(presenter.address);
+        if !addresses.contains_key(&key) {
             if accepted {
                 return Ok(());
             }
@@ -125,12 +144,13 @@ impl Throttle {
                 addresses.retain(|_, record| !record.quiet(now));
             }
             if addresses.len() >= MAX_ADDRESSES {
-                // Every one of them is busy failing: this one is counted, not followed.
-                return Err(wrong);
+                // Every one of them is busy failing: the newcomers are followed together, as
+                // one, so a full table never lets anyone guess unthrottled.
+                key = OVERFLOW;
             }
-            addresses.insert(presenter.address, Record::new(now));
+            addresses.entry(key).or_insert_with(|| Record::new(now));
         }
-        let Some(record) = addresses.get_mut(&presenter.address) else {
+        let Some(record) = addresses.get_mut(&key) else {
             return Err(wrong);
         };
         // The failure that reaches the limit is answered as any other; the next ones get 429.
@@ -155,7 +175,9 @@ fn fail(record: &mut Record, presenter: &Presenter, now: Instant) {
     }
     record.failures = record.failures.saturating_add(1);
     record.unlogged = record.unlogged.saturating_add(1);
-    let blocks = record.failures == MAX_FAILURES && record.blocked_at(now).is_none();
+    // At the limit or past it (failures may go on counting while it is blocked): blocked
+    // again as soon as it is not.
+    let blocks = record.failures >= MAX_FAILURES && record.blocked_at(now).is_none();
     if blocks {
         record.blocked_until = Some(now + BLOCK);
     }
@@ -227,6 +249,61 @@ mod tests {
         );
         tokio::time::advance(BLOCK).await;
         assert_eq!(try_token(&throttle, &attacker, true, &metrics), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_sent_at_a_block_s_end_never_buy_an_unthrottled_minute() {
+        let (throttle, metrics) = (Throttle::default(), Metrics::new());
+        let attacker = from([10, 0, 0, 4]);
+        for _ in 0..MAX_FAILURES - 1 {
+            try_token(&throttle, &attacker, false, &metrics);
+        }
+        tokio::time::advance(Duration::from_millis(59_900)).await;
+        assert_eq!(
+            try_token(&throttle, &attacker, false, &metrics),
+            401,
+            "the 20th"
+        );
+        // Just before the block ends, a new window already holds 20 failures.
+        tokio::time::advance(Duration::from_millis(59_000)).await;
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(try_token(&throttle, &attacker, false, &metrics), 429);
+        }
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        // The block is over; the next failure, past the limit, blocks again at once.
+        assert_eq!(try_token(&throttle, &attacker, false, &metrics), 401);
+        assert_eq!(try_token(&throttle, &attacker, false, &metrics), 429);
+        assert_eq!(try_token(&throttle, &attacker, true, &metrics), 429);
+    }
+
+    #[test]
+    fn ipv6_clients_are_followed_by_their_prefix() {
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(one), client_key(other));
+        assert_ne!(client_key(one), client_key(elsewhere));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 1]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_follows_the_newcomers_together() {
+        let (throttle, metrics) = (Throttle::default(), Metrics::new());
+        for index in 0..MAX_ADDRESSES {
+            let bytes = u32::try_from(index).unwrap().to_be_bytes();
+            try_token(
+                &throttle,
+                &from([11, bytes[1], bytes[2], bytes[3]]),
+                false,
+                &metrics,
+            );
+        }
+        let answers: Vec<u16> = (0..25u8)
+            .map(|index| try_token(&throttle, &from([12, 0, 0, index]), false, &metrics))
+            .collect();
+        assert_eq!(answers[..20], [401; 20]);
+        assert_eq!(answers[20..], [429; 5], "throttled as one, not let through");
     }
 
     #[tokio::test(start_paused = true)]

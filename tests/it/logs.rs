@@ -347,6 +347,14 @@ fn parse_logfmt(line: &str) -> Result<Vec<(String, String)>, String> {
                             Some('n') => value.push('\n'),
                             Some('r') => value.push('\r'),
                             Some('t') => value.push('\t'),
+                            Some('u') => {
+                                let hex: String = chars.by_ref().take(4).collect();
+                                let code = u32::from_str_radix(&hex, 16)
+                                    .ok()
+                                    .and_then(char::from_u32)
+                                    .ok_or_else(|| format!("bad \\u{hex} in {key}"))?;
+                                value.push(code);
+                            }
                             other => return Err(format!("bad escape {other:?} in {key}")),
                         },
                         Some(c) if c.is_control() => {
