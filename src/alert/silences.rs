@@ -182,7 +182,9 @@ impl Silences {
         .map_err(|why| why.to_string())?;
         match written {
             Ok(()) => {
-                self.metrics.state_faults().written(StateFiles::Silences);
+                self.metrics
+                    .state_faults()
+                    .written(StateFiles::Silences, &self.path);
                 Ok(())
             }
             Err(why) => {

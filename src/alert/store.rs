@@ -181,7 +181,7 @@ fn write_batch(dir: &Path, batch: BTreeMap<String, Option<Vec<u8>>>, metrics: &M
             },
         };
         match result {
-            Ok(()) => metrics.state_faults().written(StateFiles::Services),
+            Ok(()) => metrics.state_faults().written(StateFiles::Services, &path),
             Err(failure) => {
                 // The next change writes again; until then a restart finds the previous state.
                 metrics

@@ -87,7 +87,10 @@ pub(crate) async fn beat(
     };
     let (at, kept) = clock.beat().await;
     match kept {
-        Some(Ok(())) => state.metrics.state_faults().written(StateFiles::Heartbeats),
+        Some(Ok(())) => state
+            .metrics
+            .state_faults()
+            .written(StateFiles::Heartbeats, clock.file()),
         Some(Err(failure)) => {
             state
                 .metrics

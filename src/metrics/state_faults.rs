@@ -1,6 +1,6 @@
 //! breakerd's own trouble keeping its state: every failed write of a state file counted by
-//! kind (`breakerd_state_write_errors_total{what}`), and the latest failure of each kind kept
-//! until a write of that kind succeeds, for the status page's banner.
+//! kind (`breakerd_state_write_errors_total{what}`), and the latest failure of each file kept
+//! until that file is written again, for the status page's banner (at most [`MAX_FAULTS`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,11 +32,15 @@ pub struct StateFault {
     pub at: String,
 }
 
+/// The most failing files the banner keeps (more are counted, not kept).
+pub const MAX_FAULTS: usize = 64;
+
 /// The counter and the current faults.
 #[derive(Debug)]
 pub struct StateFaults {
     errors: Family<WhatLabel, Counter>,
-    current: RwLock<BTreeMap<StateFiles, StateFault>>,
+    /// By kind and file.
+    current: RwLock<BTreeMap<(StateFiles, String), StateFault>>,
 }
 
 impl StateFaults {
@@ -59,8 +63,8 @@ impl StateFaults {
         }
     }
 
-    /// Counts a failed write of `what` at `path`, kept as the current fault of `what` until
-    /// a write of `what` succeeds.
+    /// Counts a failed write of `what` at `path`, kept as a current fault until `path` is
+    /// written.
     pub fn failed(&self, what: StateFiles, path: &Path, error: &dyn std::fmt::Display) {
         self.errors
             .get_or_create(&WhatLabel {
@@ -73,28 +77,30 @@ impl StateFaults {
             error: error.to_string(),
             at: humantime::format_rfc3339_millis(crate::wall::now()).to_string(),
         };
-        self.current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(what, fault);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let key = (what, fault.path.clone());
+        if current.len() < MAX_FAULTS || current.contains_key(&key) {
+            current.insert(key, fault);
+        }
     }
 
-    /// A write of `what` succeeded: its fault, if any, is over.
-    pub fn written(&self, what: StateFiles) {
+    /// `what` at `path` was written: its fault, if any, is over.
+    pub fn written(&self, what: StateFiles, path: &Path) {
+        let key = (what, path.display().to_string());
         let has_fault = self
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&what);
+            .contains_key(&key);
         if has_fault {
             self.current
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&what);
+                .remove(&key);
         }
     }
 
-    /// The kinds of state file breakerd cannot write now, each with its latest failure.
+    /// The state files breakerd cannot write now, each with its latest failure.
     pub fn current(&self) -> Vec<StateFault> {
         self.current
             .read()
@@ -102,5 +108,28 @@ impl StateFaults {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_written_clears_its_own_fault_only() {
+        let mut registry = Registry::default();
+        let faults = StateFaults::registered(&mut registry);
+        let (a, b) = (
+            Path::new("/s/services/a.json"),
+            Path::new("/s/services/b.json"),
+        );
+        faults.failed(StateFiles::Services, a, &"No space left on device");
+        faults.failed(StateFiles::Services, b, &"No space left on device");
+        faults.written(StateFiles::Services, b);
+        let current = faults.current();
+        assert_eq!(current.len(), 1, "{current:?}");
+        assert_eq!(current[0].path, "/s/services/a.json");
+        faults.written(StateFiles::Services, a);
+        assert!(faults.current().is_empty());
     }
 }

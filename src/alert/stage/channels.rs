@@ -103,7 +103,7 @@ impl Stage {
                     self.shared
                         .metrics
                         .state_faults()
-                        .written(StateFiles::Outbox);
+                        .written(StateFiles::Outbox, self.shared.outbox.folder());
                     Some(path)
                 }
                 Ok(Err(failure)) => {
