@@ -75,10 +75,12 @@ pub(crate) fn finish(
     let notification = &job.notification;
     let title = Page::of(notification).title;
     if let Some(path) = &job.path {
-        match outcome {
-            AlertOutcome::Sent => shared.outbox.remove(path),
-            AlertOutcome::Failed | AlertOutcome::Dropped => shared.outbox.bury(path),
-        }
+        // File system work, off the async runtime.
+        let (outbox, path) = (shared.outbox.clone(), path.clone());
+        drop(tokio::task::spawn_blocking(move || match outcome {
+            AlertOutcome::Sent => outbox.remove(&path),
+            AlertOutcome::Failed | AlertOutcome::Dropped => outbox.bury(&path),
+        }));
     }
     shared.metrics.alert(channel, outcome);
     let now = crate::wall::now();
