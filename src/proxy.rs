@@ -187,6 +187,14 @@ async fn call(
     request: Request<Incoming>,
 ) -> Response {
     let service = Arc::clone(&route.service);
+    let Some(upstream) = route.upstream() else {
+        // A route is only made to a service with an upstream.
+        permit.record_ignored();
+        return answer::refused(route::Refusal::NotFound(format!(
+            "service \"{}\" has no upstream to proxy to",
+            service.name()
+        )));
+    };
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let uri = parts.uri;
@@ -206,7 +214,7 @@ async fn call(
         Body::new(Upload::new(body, Arc::clone(&progress)))
     };
     let mut headers = parts.headers;
-    headers::strip_hop_by_hop(&mut headers, route.host_header());
+    headers::strip_hop_by_hop(&mut headers, Some(upstream.host_header().clone()));
     let mut outbound = http::Request::new(upload);
     *outbound.method_mut() = method.clone();
     *outbound.uri_mut() = route.target.clone();
@@ -219,7 +227,8 @@ async fn call(
     let deadline = started + service.breaker.timeout();
     // Dropped before the upstream's client is done: the client left (its connection closed).
     let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
-    let sent = tokio::time::timeout_at(deadline, service.upstream_client().send(outbound)).await;
+    let sent =
+        tokio::time::timeout_at(deadline, service.upstream_client().send(upstream, outbound)).await;
     left.disarm();
     let answered = match sent {
         Ok(Ok(answered)) => answered,
@@ -250,8 +259,7 @@ async fn call(
             return answer::local(service.name(), PROXY_DESCRIPTORS);
         }
         Ok(Err(error)) => {
-            let host = route.target.host().unwrap_or(service.name());
-            let failure = classify::upstream_error(&error, host).saying(said());
+            let failure = classify::upstream_error(&error, upstream.host()).saying(said());
             debug!(service = service.name(), %failure, "a real call failed");
             service.note_failure(&failure);
             permit.record_failure(&failure);

@@ -151,6 +151,8 @@ pub struct Service {
     pub run_lock: tokio::sync::Mutex<()>,
     /// What the proxy forwards its real calls with (trusting its `ca_file`).
     upstream: crate::transport::upstream::UpstreamClient,
+    /// Where they go, when it has an upstream.
+    upstream_target: Option<crate::transport::upstream::Upstream>,
     /// Its cap on proxied calls in flight (`max_concurrent`), if any.
     bulkhead: Option<Arc<Bulkhead>>,
 }
@@ -257,6 +259,7 @@ impl Service {
                 .map(|cap| Arc::new(Bulkhead::new(cap, Arc::clone(handles.proxy())))),
             operation_breakers,
             upstream: client.transport().proxy().clone(),
+            upstream_target: upstream_target(&config),
             probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
             config,
@@ -311,6 +314,7 @@ impl Service {
         Ok(Self {
             bulkhead,
             upstream,
+            upstream_target: upstream_target(&config),
             probe,
             judge,
             config,
@@ -390,6 +394,11 @@ impl Service {
     /// `ca_file`).
     pub(crate) fn upstream_client(&self) -> &crate::transport::upstream::UpstreamClient {
         &self.upstream
+    }
+
+    /// Where real calls to its upstream go, if it has one.
+    pub(crate) fn upstream_target(&self) -> Option<&crate::transport::upstream::Upstream> {
+        self.upstream_target.as_ref()
     }
 
     /// Its cap on proxied calls in flight (`max_concurrent`), if any.
@@ -623,6 +632,14 @@ fn bulkhead_limit(config: &ServiceConfig) -> Option<u32> {
 fn catalogued(judge: &Judge) -> &[Arc<str>] {
     let names = judge.operation_names();
     &names[..names.len().saturating_sub(1)]
+}
+
+/// Where the proxy sends `config`'s real calls: its `upstream`, if it has one.
+fn upstream_target(config: &ServiceConfig) -> Option<crate::transport::upstream::Upstream> {
+    config
+        .upstream
+        .as_ref()
+        .and_then(crate::transport::upstream::Upstream::of)
 }
 
 /// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported

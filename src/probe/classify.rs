@@ -69,12 +69,7 @@ pub(crate) fn upstream_error(
     error: &crate::transport::upstream::UpstreamError,
     host: &str,
 ) -> ProbeError {
-    let reason = reason_in_chain(error).unwrap_or(if error.is_connect() {
-        FailureReason::Connect
-    } else {
-        FailureReason::Protocol
-    });
-    ProbeError::new(reason, format!("{host}: {}", describe(error)))
+    ProbeError::new(error.reason(), format!("{host}: {}", describe(error)))
 }
 
 /// A proxied answer's body that broke off, as a probe failure named by host.

@@ -22,6 +22,7 @@ use crate::outcome::{FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Judgement, MAX_JUDGED_BODY};
 use crate::registry::{Service, Settled};
+use crate::transport::upstream::UpstreamBody;
 
 /// A boxed error, as bodies carry them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -247,7 +248,7 @@ impl PendingVerdict {
     /// Reads what is left of the start of the body after the client has gone — within the
     /// call's timeout, at most what the rules read — and settles (off the caller: a task; with
     /// no runtime, by the head alone).
-    fn settle_without_client(mut self, mut rest: Incoming) {
+    fn settle_without_client(mut self, mut rest: UpstreamBody) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             self.settle(false);
             return;
@@ -342,7 +343,7 @@ pin_project! {
     /// read, within the call's timeout, after it has gone.
     pub(crate) struct Watched {
         // Taken when the body is dropped with a verdict still waiting on it.
-        inner: Option<Incoming>,
+        inner: Option<UpstreamBody>,
         #[pin]
         timer: Sleep,
         idle: Duration,
@@ -361,7 +362,11 @@ pin_project! {
 }
 
 impl Watched {
-    pub(crate) fn new(inner: Incoming, idle: Duration, pending: Option<PendingVerdict>) -> Self {
+    pub(crate) fn new(
+        inner: UpstreamBody,
+        idle: Duration,
+        pending: Option<PendingVerdict>,
+    ) -> Self {
         let now = Instant::now();
         let first = pending
             .as_ref()
@@ -447,12 +452,12 @@ impl HttpBody for Watched {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.inner.as_ref().is_none_or(UpstreamBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), UpstreamBody::size_hint)
     }
 }

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, Method, Uri};
-use url::Position;
+use axum::http::uri::PathAndQuery;
+use axum::http::{Method, Uri};
 
 use crate::registry::{Registry, Service};
+use crate::transport::upstream::Upstream;
 
 /// Why a request cannot be proxied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +24,8 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
-    /// The upstream's URL for the request, absolute.
+    /// The request's target at the upstream, in origin form: the upstream's path, the rest of
+    /// the request's and its query.
     pub(crate) target: Uri,
     /// Where, in the request's path, the path below the service's base URL starts.
     path_start: usize,
@@ -41,14 +43,9 @@ impl Route {
 }
 
 impl Route {
-    /// The `Host` header the upstream is sent: the target's host and port (any user
-    /// information left out).
-    pub(crate) fn host_header(&self) -> Option<HeaderValue> {
-        let authority = self.target.authority()?.as_str();
-        let host = authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host);
-        HeaderValue::from_str(host).ok()
+    /// Where the request goes: the service's upstream (every route's service has one).
+    pub(crate) fn upstream(&self) -> Option<&Upstream> {
+        self.service.upstream_target()
     }
 }
 
@@ -82,7 +79,7 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
             registry.names().join(", ")
         )));
     };
-    let Some(upstream) = &service.config.upstream else {
+    let (Some(upstream), Some(_)) = (&service.config.upstream, service.upstream_target()) else {
         return Err(Refusal::NotFound(format!(
             "service \"{name}\" has no upstream to proxy to (give a kind http service `upstream`; smtp and tcp services carry no HTTP)"
         )));
@@ -97,15 +94,15 @@ impl Route {
     /// query); `None` when the fallback has no upstream (a reload took it away).
     pub(crate) fn to_fallback(&self, fallback: &Arc<Service>, uri: &Uri) -> Option<Route> {
         let upstream = fallback.config.upstream.as_ref()?;
+        fallback.upstream_target()?;
         let below = uri.path().get(self.path_start..)?;
         let rest = below.strip_prefix('/').unwrap_or(below);
         to(fallback, upstream, rest, uri.query(), self.path_start).ok()
     }
 }
 
-/// The route to `service` at `upstream`: the upstream's scheme and authority, its path, then
-/// `rest` (already checked) and `query` (as the request's own URI holds them: valid, and
-/// encoded as the client sent them).
+/// The route to `service` at `upstream`: its path, then `rest` (already checked) and `query`
+/// (as the request's own URI holds them: valid, and encoded as the client sent them).
 fn to(
     service: &Arc<Service>,
     upstream: &crate::config::Url,
@@ -113,12 +110,10 @@ fn to(
     query: Option<&str>,
     path_start: usize,
 ) -> Result<Route, Refusal> {
-    let origin = &upstream[..Position::BeforePath];
     let base = upstream.path().trim_end_matches('/');
     let mut target = String::with_capacity(
-        origin.len() + base.len() + 2 + rest.len() + query.map_or(0, |query| query.len() + 1),
+        base.len() + 1 + rest.len() + query.map_or(0, |query| query.len() + 1),
     );
-    target.push_str(origin);
     target.push_str(base);
     target.push('/');
     target.push_str(rest);
@@ -126,17 +121,11 @@ fn to(
         target.push('?');
         target.push_str(query);
     }
-    let leaves = || Refusal::BadRequest("the path leaves the service's upstream".into());
-    let target = Uri::try_from(target).map_err(|_| leaves())?;
-    let authority = &upstream[Position::BeforeUsername..Position::AfterPort];
-    if target.scheme_str() != Some(upstream.scheme())
-        || target.authority().map(|found| found.as_str()) != Some(authority)
-    {
-        return Err(leaves());
-    }
+    let target = PathAndQuery::try_from(target)
+        .map_err(|_| Refusal::BadRequest("the path leaves the service's upstream".into()))?;
     Ok(Route {
         service: Arc::clone(service),
-        target,
+        target: Uri::from(target),
         path_start,
     })
 }
@@ -182,7 +171,10 @@ mod tests {
     fn route(method: &str, target: &str) -> Result<String, Refusal> {
         let uri: Uri = target.parse().unwrap();
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        resolve(&method, &uri, &registry()).map(|route| route.target.to_string())
+        resolve(&method, &uri, &registry()).map(|route| {
+            let upstream = route.service.config.upstream.as_ref().unwrap();
+            format!("{}{}", &upstream[..url::Position::BeforePath], route.target)
+        })
     }
 
     #[test]

@@ -164,19 +164,37 @@ pub(crate) struct Opening {
 }
 
 /// An HTTP/1.1 connection: where requests are sent, and the state machine that moves them,
-/// polled by whoever is waiting on it.
-pub(crate) struct Connection {
-    pub(crate) sender: http1::SendRequest<Full<Bytes>>,
-    pub(crate) driver: Driver,
+/// polled by whoever is waiting on it. Requests carry bodies of type `B` (a check's are whole;
+/// the proxy's stream from its client).
+pub(crate) struct Connection<B: RequestBody = Full<Bytes>> {
+    pub(crate) sender: http1::SendRequest<B>,
+    pub(crate) driver: Driver<B>,
+}
+
+/// What a request's body must be for hyper to send it.
+pub(crate) trait RequestBody:
+    http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Unpin
+        + 'static
+{
 }
 
 /// hyper's connection state machine, and whether it has finished (closed or failed).
-pub(crate) struct Driver {
-    machine: Pin<Box<http1::Connection<TokioIo<Stream>, Full<Bytes>>>>,
+pub(crate) struct Driver<B: RequestBody = Full<Bytes>> {
+    machine: Pin<Box<http1::Connection<TokioIo<Stream>, B>>>,
     finished: bool,
 }
 
-impl Driver {
+impl<B: RequestBody> Driver<B> {
     /// Runs `work` — a request or a body read on this connection — while moving the
     /// connection along, in the calling task.
     pub(crate) async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
@@ -185,14 +203,25 @@ impl Driver {
             if let Poll::Ready(output) = work.as_mut().poll(context) {
                 return Poll::Ready(output);
             }
-            if !self.finished && self.machine.as_mut().poll(context).is_ready() {
-                // Closed or failed: hyper has answered whatever was waiting, so `work` ends.
-                self.finished = true;
+            if self.poll_machine(context) {
+                // Moved along: what `work` waits for may have come (an answer, a failure).
                 return work.as_mut().poll(context);
             }
             Poll::Pending
         })
         .await
+    }
+
+    /// Moves the connection along once, in the calling task; whether it may have answered
+    /// something (it ran, or it has finished: closed or failed, whatever was waiting answered).
+    pub(crate) fn poll_machine(&mut self, context: &mut Context<'_>) -> bool {
+        if self.finished {
+            return false;
+        }
+        if self.machine.as_mut().poll(context).is_ready() {
+            self.finished = true;
+        }
+        true
     }
 
     /// Whether the connection can carry another request: not closed by either side, nothing
@@ -209,7 +238,7 @@ impl Driver {
     }
 }
 
-impl Connection {
+impl<B: RequestBody> Connection<B> {
     /// Whether another request can be sent now.
     pub(crate) fn is_reusable(&mut self) -> bool {
         self.driver.is_sound() && self.sender.is_ready()
@@ -230,11 +259,11 @@ impl Connector {
     }
 
     /// Opens a connection to `origin` of `url`, timing each step.
-    pub(crate) async fn open(
+    pub(crate) async fn open<B: RequestBody>(
         &self,
         url: &url::Url,
         origin: &Origin,
-    ) -> Result<(Connection, Opening), TransportError> {
+    ) -> Result<(Connection<B>, Opening), TransportError> {
         let mut opening = Opening::default();
         let started = Instant::now();
         let addresses = resolve(url, origin.port).await?;

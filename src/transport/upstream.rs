@@ -1,70 +1,361 @@
-//! The proxy's upstream client: hyper's pooled client over rustls directly, without reqwest's
-//! per-request work (URL parsing and conversion, default headers, redirect policy, response
-//! conversion). HTTP/1.1 or h2 as the upstream offers (ALPN), redirects passed back, never
-//! followed; idle connections kept as [`ProxyPool`] says.
+//! The proxy's upstream client: hyper's HTTP/1.1 client connections, opened as checks open
+//! theirs ([`super::connection`]: the name resolved off the runtime, Happy Eyeballs, rustls),
+//! driven by the task that waits on them — the exchange while the answer's head comes, then
+//! the answer's body as it streams (no task per connection, no hand-over between tasks) — and
+//! kept idle in pools of its own, one per proxy thread, for `idle_timeout` at most and at most
+//! `idle_per_host` per upstream (swept even when no call comes). No URL is parsed and no header
+//! added per request: the request goes out as the proxy built it. Redirects are passed back,
+//! never followed.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::Instant;
 
+use super::connection::{Connection, Connector, Origin, TransportError};
 use super::tls::{Alpn, Sessions, client_config};
 use super::{ClientError, ProxyPool, Trust};
 
-/// A forwarded request, its body streamed from the client.
+/// A forwarded request, its body streamed from the client, its URI in origin form.
 pub(crate) type UpstreamRequest = http::Request<Body>;
 
-/// Why a forwarded request got no answer (connect, TLS, the exchange).
-pub(crate) type UpstreamError = hyper_util::client::legacy::Error;
+/// One upstream connection of the proxy's.
+type Pooled = Connection<Body>;
 
-/// The proxy's client over one root store: a pool for each proxy thread (and one for any
-/// other thread), so a request goes out on a connection its own thread drives
-/// ([`crate::proxy_threads`]). Cheap to clone (the pools are shared).
+/// Why a forwarded request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    /// No connection could be opened (the name, TCP, TLS).
+    #[error("{0}")]
+    Open(#[source] TransportError),
+    /// The exchange on the connection failed.
+    #[error("{0}")]
+    Exchange(#[source] hyper::Error),
+}
+
+impl UpstreamError {
+    /// The bounded reason for this failure.
+    pub(crate) fn reason(&self) -> crate::outcome::FailureReason {
+        match self {
+            UpstreamError::Open(error) => error.reason(),
+            UpstreamError::Exchange(error) => super::reason::hyper_reason(error),
+        }
+    }
+}
+
+/// Where a service's proxied calls go: its upstream's origin (the pool's key), its URL (for
+/// the name and the certificate) and the `Host` header its requests carry. Built once, with
+/// the service.
 #[derive(Clone, Debug)]
+pub(crate) struct Upstream {
+    origin: Origin,
+    url: url::Url,
+    host: HeaderValue,
+}
+
+impl Upstream {
+    /// The upstream at `url`, or `None` for a URL that is not `http`/`https` with a host.
+    pub(crate) fn of(url: &url::Url) -> Option<Self> {
+        let origin = Origin::of(url)?;
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_string(),
+        };
+        Some(Self {
+            origin,
+            url: url.clone(),
+            host: HeaderValue::from_str(&host).ok()?,
+        })
+    }
+
+    /// The `Host` header requests to it carry: its host and port (any user information left
+    /// out).
+    pub(crate) fn host_header(&self) -> &HeaderValue {
+        &self.host
+    }
+
+    /// Its host, as failures name it.
+    pub(crate) fn host(&self) -> &str {
+        &self.origin.host
+    }
+}
+
+/// The proxy's client over one root store: a pool of idle connections for each proxy thread
+/// (and one for any other thread), so a request goes out on a connection its own thread drives
+/// ([`crate::proxy_threads`]). Cheap to clone (the pools are shared).
+#[derive(Clone)]
 pub(crate) struct UpstreamClient {
-    clients: Arc<[Client<HttpsConnector<HttpConnector>, Body>]>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("UpstreamClient")
+            .field("idle_timeout", &self.shared.idle_timeout)
+            .field("idle_per_host", &self.shared.idle_per_host)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    connector: Connector,
+    idle_timeout: Duration,
+    /// Idle connections kept per upstream in each pool (the budget's share of one thread).
+    idle_per_host: usize,
+    /// Indexed by [`crate::proxy_threads::pool_index`].
+    pools: Box<[Mutex<Pool>]>,
+}
+
+/// One thread's idle connections, by upstream, the longest idle first.
+#[derive(Default)]
+struct Pool {
+    idle: HashMap<Origin, VecDeque<(Pooled, Instant)>>,
+    /// Whether a sweeper runs for this pool.
+    swept: bool,
 }
 
 impl UpstreamClient {
     /// A client verifying servers against `trust`, keeping idle connections as `pool` says.
     pub(crate) fn new(trust: &Trust, pool: ProxyPool) -> Result<Self, ClientError> {
-        let mut tls = client_config(Arc::clone(trust.verifier()), Alpn::Any, Sessions::Resumed)?;
-        // The connector offers h2 and HTTP/1.1 itself, and refuses a config that names them.
-        tls.alpn_protocols.clear();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let tls = client_config(Arc::clone(trust.verifier()), Alpn::Http1, Sessions::Resumed)?;
         let threads = crate::proxy_threads::count();
-        // The idle connections the budget allows, shared out among the pools.
-        let idle_per_host = pool.idle_per_host.div_ceil(threads);
-        let clients = (0..=threads)
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(pool.idle_timeout)
-                    .pool_max_idle_per_host(idle_per_host)
-                    .build(connector.clone())
-            })
-            .collect();
-        Ok(Self { clients })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connector: Connector::new(Arc::new(tls)),
+                idle_timeout: pool.idle_timeout,
+                // The idle connections the budget allows, shared out among the pools.
+                idle_per_host: pool.idle_per_host.div_ceil(threads),
+                pools: (0..=threads).map(|_| Mutex::default()).collect(),
+            }),
+        })
     }
 
-    /// Sends `request` (its URI absolute); the answer's head once it has arrived.
-    pub(crate) fn send(
+    /// Sends `request` (its URI in origin form, its `Host` set) to `upstream`, on an idle
+    /// connection of this thread's pool or a new one; the answer's head once it has arrived,
+    /// its body streaming from the connection, which goes back to the pool when the body has
+    /// been read whole. A request an idle connection closed under before it went out is sent
+    /// again on a new one (it never reached the upstream).
+    pub(crate) async fn send(
         &self,
+        upstream: &Upstream,
         request: UpstreamRequest,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        // Never empty: there is always the pool of the threads that are not the proxy's.
-        let pool = crate::proxy_threads::pool_index().min(self.clients.len().saturating_sub(1));
-        self.clients[pool].request(request)
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let index = crate::proxy_threads::pool_index().min(self.shared.pools.len() - 1);
+        let mut request = request;
+        if let Some(mut connection) = self.shared.checkout(index, &upstream.origin) {
+            let sent = connection
+                .driver
+                .alongside(connection.sender.try_send_request(request))
+                .await;
+            match sent {
+                Ok(answer) => return Ok(self.answer(index, upstream, connection, answer)),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(UpstreamError::Exchange(error.into_error())),
+                },
+            }
+        }
+        let (mut connection, _) = self
+            .shared
+            .connector
+            .open::<Body>(&upstream.url, &upstream.origin)
+            .await
+            .map_err(UpstreamError::Open)?;
+        let answer = connection
+            .driver
+            .alongside(connection.sender.send_request(request))
+            .await
+            .map_err(UpstreamError::Exchange)?;
+        Ok(self.answer(index, upstream, connection, answer))
+    }
+
+    /// The answer, its body carrying the connection back to pool `index` once read whole.
+    fn answer(
+        &self,
+        index: usize,
+        upstream: &Upstream,
+        connection: Pooled,
+        answer: http::Response<Incoming>,
+    ) -> http::Response<UpstreamBody> {
+        answer.map(|body| UpstreamBody {
+            body,
+            connection: Some(connection),
+            home: Home {
+                shared: Arc::downgrade(&self.shared),
+                index,
+                origin: upstream.origin.clone(),
+            },
+        })
+    }
+}
+
+impl Shared {
+    /// An idle connection to `origin` that can carry a request now, from pool `index`; those
+    /// closed or idle too long are dropped on the way.
+    fn checkout(&self, index: usize, origin: &Origin) -> Option<Pooled> {
+        let mut pool = self.pools[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let idle = pool.idle.get_mut(origin)?;
+        let now = Instant::now();
+        let mut found = None;
+        while let Some((mut connection, since)) = idle.pop_back() {
+            if now.saturating_duration_since(since) < self.idle_timeout && connection.is_reusable()
+            {
+                found = Some(connection);
+                break;
+            }
+        }
+        if idle.is_empty() {
+            pool.idle.remove(origin);
+        }
+        found
+    }
+
+    /// Keeps `connection` in pool `index` if it can carry another request and there is room
+    /// (the longest idle makes way); starts the pool's sweeper if it has none.
+    fn checkin(self: &Arc<Self>, index: usize, origin: Origin, mut connection: Pooled) {
+        if self.idle_per_host == 0 || !connection.is_reusable() {
+            return;
+        }
+        let mut pool = self.pools[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let idle = pool.idle.entry(origin).or_default();
+        if idle.len() >= self.idle_per_host {
+            idle.pop_front();
+        }
+        idle.push_back((connection, Instant::now()));
+        if !pool.swept
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            pool.swept = true;
+            runtime.spawn(sweep(Arc::downgrade(self), index));
+        }
+    }
+
+    /// Drops the connections of pool `index` idle for `idle_timeout`; whether any are left.
+    fn sweep(&self, index: usize) -> bool {
+        let mut pool = self.pools[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        pool.idle.retain(|_, idle| {
+            while idle.front().is_some_and(|(_, since)| {
+                now.saturating_duration_since(*since) >= self.idle_timeout
+            }) {
+                idle.pop_front();
+            }
+            !idle.is_empty()
+        });
+        if pool.idle.is_empty() {
+            pool.swept = false;
+        }
+        pool.swept
+    }
+}
+
+/// Closes pool `index`'s connections once idle for `idle_timeout`, even when no call comes to
+/// take one; ends when the pool is empty (the next connection kept starts another) or the
+/// client is gone (a reload built another).
+async fn sweep(shared: Weak<Shared>, index: usize) {
+    let every = match shared.upgrade() {
+        Some(shared) => (shared.idle_timeout / 4).max(Duration::from_millis(100)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        match shared.upgrade() {
+            Some(shared) if shared.sweep(index) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Where an answer's connection goes back to.
+struct Home {
+    shared: Weak<Shared>,
+    index: usize,
+    origin: Origin,
+}
+
+/// An answer's body, read from its connection: polling it moves the connection along (the
+/// rest of the request's body included), and the connection goes back to its pool once the
+/// body has ended; a body dropped before its end closes it.
+pub(crate) struct UpstreamBody {
+    body: Incoming,
+    connection: Option<Pooled>,
+    home: Home,
+}
+
+impl UpstreamBody {
+    /// The body has ended: the connection goes home.
+    fn ended(&mut self) {
+        if let (Some(connection), Some(shared)) =
+            (self.connection.take(), self.home.shared.upgrade())
+        {
+            let origin = self.home.origin.clone();
+            shared.checkin(self.home.index, origin, connection);
+        }
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let mut polled = Pin::new(&mut this.body).poll_frame(context);
+        if polled.is_pending()
+            && let Some(connection) = this.connection.as_mut()
+            && connection.driver.poll_machine(context)
+        {
+            polled = Pin::new(&mut this.body).poll_frame(context);
+        }
+        match &polled {
+            Poll::Ready(None) => this.ended(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.ended(),
+            Poll::Ready(Some(Err(_))) => this.connection = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_is_the_host_and_any_port_written() {
+        let upstream = |url: &str| Upstream::of(&url.parse().unwrap()).map(|up| up.host);
+        assert_eq!(
+            upstream("https://user:pass@api.example.com/v2/").unwrap(),
+            "api.example.com"
+        );
+        assert_eq!(upstream("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(upstream("https://[::1]:8443/x").unwrap(), "[::1]:8443");
+        assert!(upstream("ftp://example.com/").is_none());
     }
 }
