@@ -12,6 +12,7 @@ mod admission;
 mod answer;
 mod body;
 mod capacity;
+pub(crate) mod fast;
 mod headers;
 mod route;
 mod secrets;
@@ -38,6 +39,7 @@ use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
 use crate::provider::{Head, Plan};
 use crate::registry::Service;
+use crate::transport::upstream::{Upstream, UpstreamError};
 use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;
 
@@ -106,18 +108,69 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     }
 }
 
+impl crate::serve::FirstLane for ProxyService {
+    async fn serve(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        limits: crate::serve::Limits,
+        closed: &mut watch::Receiver<bool>,
+    ) -> crate::serve::Handover {
+        fast::serve(&self.0, stream, limits, closed).await
+    }
+}
+
 /// Forwards one request, or answers it without the provider: to the service it names when its
 /// breaker and cap let the call through, else to the service's `fallback` when that one's do
 /// (marked `x-breakerd-fallback`), else the refusal of the service named.
 async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
     let registry = Arc::clone(&proxy.published.borrow().registry);
-    let route = match route::resolve(request.method(), request.uri(), &registry) {
-        Ok(route) => route,
+    let uri = request.uri();
+    let admission = match route::resolve(request.method(), uri, &registry) {
+        Ok(route) => admit(&registry, route, request.method(), uri.path(), uri.query()).await,
         Err(refusal) => return answer::refused(refusal),
     };
-    let path = route.path_in(request.uri().path());
-    let refused = match admission::admit(&route.service, request.method().as_str(), path).await {
-        Ok(admitted) => return exchange(proxy, route, admitted, request).await,
+    let Admission {
+        route,
+        admitted,
+        fell_back,
+    } = match admission {
+        Ok(admission) => admission,
+        Err(refused) => return refused,
+    };
+    let mut response = exchange(proxy, route, admitted, request).await;
+    if let Some(name) = fell_back {
+        response.headers_mut().insert(answer::FALLBACK_HEADER, name);
+    }
+    response
+}
+
+/// A call let through, and where it goes: the service named, or its fallback (named in
+/// `fell_back`) when the service refused it.
+pub(crate) struct Admission {
+    route: route::Route,
+    admitted: admission::Admitted,
+    fell_back: Option<HeaderValue>,
+}
+
+/// Lets a call of `method` on `path` with `query` through along `route`, or to the service's
+/// `fallback` when the service refuses it and the fallback does not; else the refusal of the
+/// service named, as the proxy answers it.
+async fn admit(
+    registry: &crate::registry::Registry,
+    route: route::Route,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Admission, Response> {
+    let below = route.path_in(path);
+    let refused = match admission::admit(&route.service, method.as_str(), below).await {
+        Ok(admitted) => {
+            return Ok(Admission {
+                route,
+                admitted,
+                fell_back: None,
+            });
+        }
         Err(refused) => refused,
     };
     let primary = Arc::clone(&route.service);
@@ -126,13 +179,13 @@ async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
         .fallback
         .as_deref()
         .and_then(|name| registry.get(name))
-        .and_then(|fallback| route.to_fallback(fallback, request.uri()));
+        .and_then(|fallback| route.to_fallback(fallback, path, query));
     let Some(fallback) = fallback else {
-        return refused.answer(primary.name());
+        return Err(refused.answer(primary.name()));
     };
-    let path = fallback.path_in(request.uri().path());
+    let below = fallback.path_in(path);
     let series = primary.metrics.proxy();
-    match admission::admit(&fallback.service, request.method().as_str(), path).await {
+    match admission::admit(&fallback.service, method.as_str(), below).await {
         Ok(admitted) => {
             series.fell_back(fallback.service.name(), FallbackOutcome::Sent);
             debug!(
@@ -140,16 +193,16 @@ async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
                 fallback = fallback.service.name(),
                 "a refused call went to the fallback"
             );
-            let name = HeaderValue::from_str(fallback.service.name()).ok();
-            let mut response = exchange(proxy, fallback, admitted, request).await;
-            if let Some(name) = name {
-                response.headers_mut().insert(answer::FALLBACK_HEADER, name);
-            }
-            response
+            let fell_back = HeaderValue::from_str(fallback.service.name()).ok();
+            Ok(Admission {
+                route: fallback,
+                admitted,
+                fell_back,
+            })
         }
         Err(_) => {
             series.fell_back(fallback.service.name(), FallbackOutcome::Refused);
-            refused.answer(primary.name())
+            Err(refused.answer(primary.name()))
         }
     }
 }
@@ -205,6 +258,13 @@ async fn call(
     } else {
         RequestSecrets::default()
     };
+    let target = match route.target_uri() {
+        Ok(target) => target,
+        Err(refusal) => {
+            permit.record_ignored();
+            return answer::refused(refusal);
+        }
+    };
     let method = parts.method;
     let head_only = method == Method::HEAD;
     let progress = Arc::new(UploadProgress::default());
@@ -217,7 +277,7 @@ async fn call(
     headers::strip_hop_by_hop(&mut headers, Some(upstream.host_header().clone()));
     let mut outbound = http::Request::new(upload);
     *outbound.method_mut() = method.clone();
-    *outbound.uri_mut() = route.target.clone();
+    *outbound.uri_mut() = target;
     *outbound.headers_mut() = headers;
     let said = || Said {
         operation: Some(operation.name.to_string()),
@@ -227,8 +287,7 @@ async fn call(
     let deadline = started + service.breaker.timeout();
     // Dropped before the upstream's client is done: the client left (its connection closed).
     let left = ClientLeft::armed(Arc::clone(&service), usize::from(operation.index));
-    let sent =
-        tokio::time::timeout_at(deadline, service.upstream_client().send(upstream, outbound)).await;
+    let sent = tokio::time::timeout_at(deadline, upstream.send(outbound)).await;
     left.disarm();
     let answered = match sent {
         Ok(Ok(answered)) => answered,
@@ -245,26 +304,7 @@ async fn call(
             permit.record_ignored();
             return answer::client_fault(service.name(), fault);
         }
-        Ok(Err(error)) if out_of_descriptors(&error) => {
-            if proxy.warn_of_shortage() {
-                warn!(
-                    service = service.name(),
-                    "breakerd is out of file descriptors: proxied calls are not being made (the provider is not blamed; counted in breakerd_proxy_local_errors_total)"
-                );
-            } else {
-                debug!(service = service.name(), "out of file descriptors");
-            }
-            proxy.metrics.proxy_local_error(PROXY_DESCRIPTORS);
-            permit.record_ignored();
-            return answer::local(service.name(), PROXY_DESCRIPTORS);
-        }
-        Ok(Err(error)) => {
-            let failure = classify::upstream_error(&error, upstream.host()).saying(said());
-            debug!(service = service.name(), %failure, "a real call failed");
-            service.note_failure(&failure);
-            permit.record_failure(&failure);
-            return answer::unreachable(service.name(), &failure);
-        }
+        Ok(Err(error)) => return proxy.unreached(&service, permit, &error, upstream, said()),
         Err(_) if progress.waiting_for_client() => {
             debug!(
                 service = service.name(),
@@ -276,21 +316,7 @@ async fn call(
             permit.record_ignored();
             return answer::client_stalled(service.name());
         }
-        Err(_) => {
-            let error = service.breaker.timeout_error();
-            service.note_failure(
-                &ProbeError::new(
-                    FailureReason::Timeout,
-                    format!(
-                        "no answer within {} ms (a real call)",
-                        error.timeout().as_millis()
-                    ),
-                )
-                .saying(said()),
-            );
-            permit.record_timeout(&error);
-            return answer::timeout(&error);
-        }
+        Err(_) => return timed_out(&service, permit, said()),
     };
     let (mut parts, upstream_body) = answered.into_parts();
     let status = parts.status;
@@ -339,6 +365,57 @@ async fn call(
     response
 }
 
+impl Proxy {
+    /// The call failed to reach the upstream or to get its answer (`error`): the provider's
+    /// failure, noted and counted, and 502 — unless breakerd itself ran out of descriptors,
+    /// which is its own shortage (counted, now and then logged) and 503.
+    fn unreached(
+        &self,
+        service: &Service,
+        permit: crate::breaker::OwnedPermit,
+        error: &UpstreamError,
+        upstream: &Upstream,
+        said: Said,
+    ) -> Response {
+        if out_of_descriptors(error) {
+            if self.warn_of_shortage() {
+                warn!(
+                    service = service.name(),
+                    "breakerd is out of file descriptors: proxied calls are not being made (the provider is not blamed; counted in breakerd_proxy_local_errors_total)"
+                );
+            } else {
+                debug!(service = service.name(), "out of file descriptors");
+            }
+            self.metrics.proxy_local_error(PROXY_DESCRIPTORS);
+            permit.record_ignored();
+            return answer::local(service.name(), PROXY_DESCRIPTORS);
+        }
+        let failure = classify::upstream_error(error, upstream.host()).saying(said);
+        debug!(service = service.name(), %failure, "a real call failed");
+        service.note_failure(&failure);
+        permit.record_failure(&failure);
+        answer::unreachable(service.name(), &failure)
+    }
+}
+
+/// No answer came within the service's timeout: the provider's failure, noted and counted,
+/// and 504.
+fn timed_out(service: &Service, permit: crate::breaker::OwnedPermit, said: Said) -> Response {
+    let error = service.breaker.timeout_error();
+    service.note_failure(
+        &ProbeError::new(
+            FailureReason::Timeout,
+            format!(
+                "no answer within {} ms (a real call)",
+                error.timeout().as_millis()
+            ),
+        )
+        .saying(said),
+    );
+    permit.record_timeout(&error);
+    answer::timeout(&error)
+}
+
 /// Counts the client's own outcome if the exchange is dropped while it waits on the upstream:
 /// the client closed its connection before the proxy could answer. The permit, dropped with
 /// it, leaves the breaker as it was (a half-open trial slot is given back).
@@ -363,15 +440,20 @@ impl ClientLeft {
 impl Drop for ClientLeft {
     fn drop(&mut self) {
         if let Some(service) = self.service.take() {
-            debug!(
-                service = service.name(),
-                "a client left before the proxy could answer"
-            );
-            service
-                .metrics
-                .caller_outcome(self.operation, CallerKind::Client);
+            client_left(&service, self.operation);
         }
     }
+}
+
+/// The client left before the proxy could answer: its own outcome, counted for `operation`.
+fn client_left(service: &Service, operation: usize) {
+    debug!(
+        service = service.name(),
+        "a client left before the proxy could answer"
+    );
+    service
+        .metrics
+        .caller_outcome(operation, CallerKind::Client);
 }
 
 /// Whether `error` (anywhere in its chain) says this process ran out of file descriptors

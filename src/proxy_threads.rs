@@ -66,7 +66,7 @@ pub(crate) fn serve<S, B>(
     stopping: watch::Receiver<bool>,
 ) -> io::Result<JoinHandle<io::Result<()>>>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + crate::serve::FirstLane,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: Body + Send + 'static,
@@ -97,9 +97,10 @@ where
                 };
                 let result = runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
+                    let lane = service.clone();
                     let serving = crate::serve::serve_shared(
                         listener,
-                        service,
+                        (service, lane),
                         limits,
                         permits,
                         metrics,

@@ -21,6 +21,7 @@ use crate::outcome::Verdict;
 use crate::outcome::{Cause, FailureReason, ProbeError};
 use crate::probe::{HttpClient, Probe};
 use crate::provider::{CatalogueEntry, Judge, Judgement};
+use crate::transport::upstream::Upstream;
 
 mod operations;
 
@@ -150,9 +151,7 @@ pub struct Service {
     /// Held while a check runs, so scheduled and on-demand checks never overlap.
     pub run_lock: tokio::sync::Mutex<()>,
     /// What the proxy forwards its real calls with (trusting its `ca_file`).
-    upstream: crate::transport::upstream::UpstreamClient,
-    /// Where they go, when it has an upstream.
-    upstream_target: Option<crate::transport::upstream::Upstream>,
+    upstream: Option<Upstream>,
     /// Its cap on proxied calls in flight (`max_concurrent`), if any.
     bulkhead: Option<Arc<Bulkhead>>,
 }
@@ -258,8 +257,7 @@ impl Service {
                 .bulkhead
                 .map(|cap| Arc::new(Bulkhead::new(cap, Arc::clone(handles.proxy())))),
             operation_breakers,
-            upstream: client.transport().proxy().clone(),
-            upstream_target: upstream_target(&config),
+            upstream: Upstream::of(client.transport().proxy(), config.upstream.as_ref()),
             probe: Probe::new(config.check.clone(), client, judge.clone()),
             judge,
             config,
@@ -299,7 +297,7 @@ impl Service {
             return Err(BuildError::Policy(PolicyError::NeedsNewBreaker));
         }
         let client = client_for(&config, client)?;
-        let upstream = client.transport().proxy().clone();
+        let upstream = Upstream::of(client.transport().proxy(), config.upstream.as_ref());
         let mut probe = Probe::new(config.check.clone(), client, judge.clone());
         probe.keep_beats_of(&previous.probe);
         // Calls in flight keep their slots; a changed cap starts with fresh ones.
@@ -314,7 +312,6 @@ impl Service {
         Ok(Self {
             bulkhead,
             upstream,
-            upstream_target: upstream_target(&config),
             probe,
             judge,
             config,
@@ -390,15 +387,10 @@ impl Service {
         self.breaker_for(operation.index)
     }
 
-    /// The client real calls to its upstream go out with (the proxy's, trusting its
-    /// `ca_file`).
-    pub(crate) fn upstream_client(&self) -> &crate::transport::upstream::UpstreamClient {
-        &self.upstream
-    }
-
-    /// Where real calls to its upstream go, if it has one.
-    pub(crate) fn upstream_target(&self) -> Option<&crate::transport::upstream::Upstream> {
-        self.upstream_target.as_ref()
+    /// Where real calls go, with the client they go out with (the proxy's, trusting its
+    /// `ca_file`), when it has an upstream.
+    pub(crate) fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_ref()
     }
 
     /// Its cap on proxied calls in flight (`max_concurrent`), if any.
@@ -632,14 +624,6 @@ fn bulkhead_limit(config: &ServiceConfig) -> Option<u32> {
 fn catalogued(judge: &Judge) -> &[Arc<str>] {
     let names = judge.operation_names();
     &names[..names.len().saturating_sub(1)]
-}
-
-/// Where the proxy sends `config`'s real calls: its `upstream`, if it has one.
-fn upstream_target(config: &ServiceConfig) -> Option<crate::transport::upstream::Upstream> {
-    config
-        .upstream
-        .as_ref()
-        .and_then(crate::transport::upstream::Upstream::of)
 }
 
 /// Whether real calls can reach `service`: through the proxy (it has an upstream) or reported

@@ -93,7 +93,53 @@ pub async fn serve_telling_peers(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let service = TowerToHyperService::new(router);
     let peers = Peers::Told;
-    serve_shared(listener, service, limits, permits, metrics, stopping, peers).await
+    let lane = HyperOnly;
+    serve_shared(
+        listener,
+        (service, lane),
+        limits,
+        permits,
+        metrics,
+        stopping,
+        peers,
+    )
+    .await
+}
+
+/// What becomes of a connection once the lane that served it first is done with it.
+#[derive(Debug)]
+pub(crate) enum Handover {
+    /// Closed, or to be closed.
+    Closed,
+    /// hyper serves the rest of it, starting with these bytes, already read.
+    Hyper(bytes::Bytes),
+}
+
+/// What serves a connection before hyper does (the proxy's fast lane), if anything.
+pub(crate) trait FirstLane: Clone + Send + Sync + 'static {
+    /// Serves `stream` for as long as it carries its requests, within `limits`, taking no new
+    /// one once `closed` turns true; what becomes of the connection then.
+    fn serve(
+        &self,
+        stream: &mut TcpStream,
+        limits: Limits,
+        closed: &mut watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = Handover> + Send;
+}
+
+/// No lane before hyper: it serves every connection from its first byte.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HyperOnly;
+
+impl FirstLane for HyperOnly {
+    async fn serve(
+        &self,
+        _stream: &mut TcpStream,
+        _limits: Limits,
+        _closed: &mut watch::Receiver<bool>,
+    ) -> Handover {
+        Handover::Hyper(bytes::Bytes::new())
+    }
 }
 
 /// Whether each request is told its client's address (as `ConnectInfo<SocketAddr>`).
@@ -124,7 +170,7 @@ where
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     serve_shared(
         listener,
-        service,
+        (service, HyperOnly),
         limits,
         permits,
         metrics,
@@ -135,10 +181,11 @@ where
 }
 
 /// [`serve_with`], the connection cap (`permits`) shared with other listeners serving the same
-/// socket (the proxy's threads, [`crate::proxy_threads`]).
-pub(crate) async fn serve_shared<S, B>(
+/// socket (the proxy's threads, [`crate::proxy_threads`]), each connection served by `lane`
+/// first, then by hyper with `service`.
+pub(crate) async fn serve_shared<S, B, L>(
     listener: TcpListener,
-    service: S,
+    (service, lane): (S, L),
     limits: Limits,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
@@ -146,6 +193,7 @@ pub(crate) async fn serve_shared<S, B>(
     peers: Peers,
 ) -> io::Result<()>
 where
+    L: FirstLane,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -189,13 +237,14 @@ where
         };
         let _ = stream.set_nodelay(true);
         let (service, metrics, closed) = (service.clone(), Arc::clone(&metrics), closed.clone());
+        let lane = lane.clone();
         connections.spawn(async move {
             metrics.connection_opened(1);
             let service = WithPeer {
                 inner: service,
                 peer,
             };
-            connection(stream, service, limits, closed).await;
+            connection(stream, (service, lane), limits, closed).await;
             metrics.connection_opened(-1);
             drop(permit);
         });
@@ -257,12 +306,13 @@ impl NowAndThen {
 /// finishes first. A client that has stopped reading (the last write is waiting for it) is cut
 /// after `idle_timeout` of that, graceful or not: the answer it was sent, and the upstream
 /// connection a proxied answer streams from, are dropped with the connection.
-async fn connection<S, B>(
+async fn connection<S, B, L>(
     stream: TcpStream,
-    service: S,
+    (service, lane): (S, L),
     limits: Limits,
     mut closed: watch::Receiver<bool>,
 ) where
+    L: FirstLane,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -270,11 +320,19 @@ async fn connection<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut stream = stream;
+    let read = match lane.serve(&mut stream, limits, &mut closed).await {
+        Handover::Closed => return,
+        Handover::Hyper(read) => read,
+    };
     let activity = Arc::new(AtomicU64::new(0));
     let blocked = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let io = TokioIo::new(Activity {
-        inner: stream,
+        inner: Rewound {
+            read,
+            inner: stream,
+        },
         last: Arc::clone(&activity),
         blocked: Arc::clone(&blocked),
         origin: started,
@@ -323,6 +381,62 @@ async fn connection<S, B>(
                 shutting_down = true;
             }
         }
+    }
+}
+
+pin_project! {
+    /// A stream whose first bytes were already read (by the lane that served it first): those
+    /// are read again, then the rest.
+    struct Rewound<S> {
+        read: bytes::Bytes,
+        #[pin]
+        inner: S,
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Rewound<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if this.read.is_empty() {
+            return this.inner.poll_read(cx, buf);
+        }
+        let length = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(length));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Rewound<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
     }
 }
 

@@ -221,8 +221,35 @@ impl PendingVerdict {
         }
     }
 
+    /// When no verdict by then is a timeout.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Judges now, by the head and the body read (`whole`: all of it; else it was too long).
+    pub(crate) fn settle_now(self, whole: bool) {
+        self.settle(whole);
+    }
+
+    /// The body broke off before the verdict (`failure` says how): the provider's failure.
+    pub(crate) fn fail_broken(self, failure: ProbeError) {
+        self.fail(failure, FailureKind::Failure);
+    }
+
+    /// No verdict within the call's timeout: the provider's.
+    pub(crate) fn fail_timed_out(self) {
+        let detail = format!(
+            "no complete answer within {} ms (a real call)",
+            self.timeout.as_millis()
+        );
+        self.fail(
+            ProbeError::new(FailureReason::Timeout, detail),
+            FailureKind::Timeout,
+        );
+    }
+
     /// Takes in a chunk; `false` once the body is longer than the rules read.
-    fn take(&mut self, data: &[u8]) -> bool {
+    pub(crate) fn take(&mut self, data: &[u8]) -> bool {
         if self.prefix.len() + data.len() > MAX_JUDGED_BODY {
             return false;
         }

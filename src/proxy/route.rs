@@ -26,7 +26,7 @@ pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
     /// The request's target at the upstream, in origin form: the upstream's path, the rest of
     /// the request's and its query.
-    pub(crate) target: Uri,
+    pub(crate) target: String,
     /// Where, in the request's path, the path below the service's base URL starts.
     path_start: usize,
 }
@@ -45,24 +45,41 @@ impl Route {
 impl Route {
     /// Where the request goes: the service's upstream (every route's service has one).
     pub(crate) fn upstream(&self) -> Option<&Upstream> {
-        self.service.upstream_target()
+        self.service.upstream()
+    }
+
+    /// The target at the upstream as a URI (origin form), or the refusal of one that is none.
+    pub(crate) fn target_uri(&self) -> Result<Uri, Refusal> {
+        PathAndQuery::try_from(self.target.as_str())
+            .map(Uri::from)
+            .map_err(|_| Refusal::BadRequest("the path leaves the service's upstream".into()))
     }
 }
 
 /// The route of a request with `method` and `uri` among `registry`'s services.
 pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result<Route, Refusal> {
-    if method == Method::CONNECT {
-        return Err(Refusal::BadRequest(
-            "CONNECT is not proxied: breakerd forwards requests to configured services only".into(),
-        ));
-    }
     if uri.scheme().is_some() || uri.authority().is_some() {
         return Err(Refusal::BadRequest(
             "absolute-form request targets are not proxied: send /<service>/<path> to the proxy"
                 .into(),
         ));
     }
-    let path = uri.path();
+    resolve_target(method, uri.path(), uri.query(), registry)
+}
+
+/// The route of a request with `method` on `path` and `query` (its target in origin form)
+/// among `registry`'s services.
+pub(crate) fn resolve_target(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    registry: &Registry,
+) -> Result<Route, Refusal> {
+    if method == Method::CONNECT {
+        return Err(Refusal::BadRequest(
+            "CONNECT is not proxied: breakerd forwards requests to configured services only".into(),
+        ));
+    }
     let Some(rest) = path.strip_prefix('/') else {
         return Err(Refusal::BadRequest("the path must start with /".into()));
     };
@@ -79,25 +96,31 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
             registry.names().join(", ")
         )));
     };
-    let (Some(upstream), Some(_)) = (&service.config.upstream, service.upstream_target()) else {
+    let (Some(upstream), Some(_)) = (&service.config.upstream, service.upstream()) else {
         return Err(Refusal::NotFound(format!(
             "service \"{name}\" has no upstream to proxy to (give a kind http service `upstream`; smtp and tcp services carry no HTTP)"
         )));
     };
     check_segments(rest)?;
     // `/<name>` comes first; what follows starts with its own `/`.
-    to(service, upstream, rest, uri.query(), 1 + name.len())
+    to(service, upstream, rest, query, 1 + name.len())
 }
 
 impl Route {
-    /// The same request sent to `fallback` instead (its upstream, the same path below it and
-    /// query); `None` when the fallback has no upstream (a reload took it away).
-    pub(crate) fn to_fallback(&self, fallback: &Arc<Service>, uri: &Uri) -> Option<Route> {
+    /// The same request (on `path` with `query`) sent to `fallback` instead (its upstream, the
+    /// same path below it and query); `None` when the fallback has no upstream (a reload took
+    /// it away).
+    pub(crate) fn to_fallback(
+        &self,
+        fallback: &Arc<Service>,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<Route> {
         let upstream = fallback.config.upstream.as_ref()?;
-        fallback.upstream_target()?;
-        let below = uri.path().get(self.path_start..)?;
+        fallback.upstream()?;
+        let below = path.get(self.path_start..)?;
         let rest = below.strip_prefix('/').unwrap_or(below);
-        to(fallback, upstream, rest, uri.query(), self.path_start).ok()
+        to(fallback, upstream, rest, query, self.path_start).ok()
     }
 }
 
@@ -110,6 +133,11 @@ fn to(
     query: Option<&str>,
     path_start: usize,
 ) -> Result<Route, Refusal> {
+    if rest.contains('#') {
+        return Err(Refusal::BadRequest(
+            "the path leaves the service's upstream".into(),
+        ));
+    }
     let base = upstream.path().trim_end_matches('/');
     let mut target = String::with_capacity(
         base.len() + 1 + rest.len() + query.map_or(0, |query| query.len() + 1),
@@ -121,11 +149,9 @@ fn to(
         target.push('?');
         target.push_str(query);
     }
-    let target = PathAndQuery::try_from(target)
-        .map_err(|_| Refusal::BadRequest("the path leaves the service's upstream".into()))?;
     Ok(Route {
         service: Arc::clone(service),
-        target: Uri::from(target),
+        target,
         path_start,
     })
 }

@@ -155,6 +155,19 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl Stream {
+    /// Whether nothing has arrived on an idle stream since its last exchange (no data, no
+    /// close): it can carry the next request. Asks the runtime's readiness, without a read.
+    pub(crate) fn is_quiet(&self) -> bool {
+        let tcp = match self {
+            Stream::Plain(stream) => stream,
+            Stream::Tls(stream) => stream.get_ref().0,
+        };
+        let mut context = Context::from_waker(Waker::noop());
+        tcp.poll_read_ready(&mut context).is_pending()
+    }
+}
+
 /// The time each step of opening a connection took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Opening {
@@ -264,6 +277,17 @@ impl Connector {
         url: &url::Url,
         origin: &Origin,
     ) -> Result<(Connection<B>, Opening), TransportError> {
+        let (stream, opening) = self.connect(url, origin).await?;
+        Ok((Connection::over(stream).await?, opening))
+    }
+
+    /// Opens a stream to `origin` of `url` — the name resolved, TCP connected, TLS shaken
+    /// hands — timing each step.
+    pub(crate) async fn connect(
+        &self,
+        url: &url::Url,
+        origin: &Origin,
+    ) -> Result<(Stream, Opening), TransportError> {
         let mut opening = Opening::default();
         let started = Instant::now();
         let addresses = resolve(url, origin.port).await?;
@@ -284,18 +308,34 @@ impl Connector {
         } else {
             Stream::Plain(tcp)
         };
+        Ok((stream, opening))
+    }
+}
+
+impl<B: RequestBody> Connection<B> {
+    /// HTTP/1.1 over `stream`.
+    pub(crate) async fn over(stream: Stream) -> Result<Self, TransportError> {
         let (sender, machine) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(TransportError::Http)?;
-        let connection = Connection {
+        Ok(Connection {
             sender,
             driver: Driver {
                 machine: Box::pin(machine),
                 finished: false,
             },
-        };
-        Ok((connection, opening))
+        })
+    }
+
+    /// The stream back, once the connection is idle with nothing unread (else `None`: it is
+    /// closed with the connection).
+    pub(crate) fn into_stream(mut self) -> Option<Stream> {
+        if !self.is_reusable() {
+            return None;
+        }
+        let parts = Pin::into_inner(self.driver.machine).into_parts();
+        parts.read_buf.is_empty().then(|| parts.io.into_inner())
     }
 }
 

@@ -1,10 +1,11 @@
-//! The proxy's upstream client: hyper's HTTP/1.1 client connections, opened as checks open
-//! theirs ([`super::connection`]: the name resolved off the runtime, Happy Eyeballs, rustls),
-//! driven by the task that waits on them — the exchange while the answer's head comes, then
-//! the answer's body as it streams (no task per connection, no hand-over between tasks) — and
-//! kept idle in pools of its own, one per proxy thread, for `idle_timeout` at most and at most
-//! `idle_per_host` per upstream (swept even when no call comes). No URL is parsed and no header
-//! added per request: the request goes out as the proxy built it. Redirects are passed back,
+//! The proxy's upstream connections: opened as checks open theirs ([`super::connection`]: the
+//! name resolved off the runtime, Happy Eyeballs, rustls) and kept idle in pools of their own,
+//! one per proxy thread, for `idle_timeout` at most and at most `idle_per_host` per upstream
+//! (swept even when no call comes). The proxy's fast lane writes and reads them itself
+//! ([`UpstreamClient::lease`]); any other request goes out through hyper's HTTP/1.1 client
+//! connection on one ([`UpstreamClient::send`]), driven by the task that waits on it — the
+//! exchange while the answer's head comes, then the answer's body as it streams — and the
+//! stream goes back to the pool when the body has been read whole. Redirects are passed back,
 //! never followed.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,15 +21,14 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::connection::{Connection, Connector, Origin, TransportError};
+use crate::outcome::FailureReason;
+
+use super::connection::{Connection, Connector, Origin, Stream, TransportError};
 use super::tls::{Alpn, Sessions, client_config};
 use super::{ClientError, ProxyPool, Trust};
 
 /// A forwarded request, its body streamed from the client, its URI in origin form.
 pub(crate) type UpstreamRequest = http::Request<Body>;
-
-/// One upstream connection of the proxy's.
-type Pooled = Connection<Body>;
 
 /// Why a forwarded request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -39,37 +39,55 @@ pub(crate) enum UpstreamError {
     /// The exchange on the connection failed.
     #[error("{0}")]
     Exchange(#[source] hyper::Error),
+    /// Writing the request or reading the answer failed (the proxy's fast lane).
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// The connection closed before the answer was complete.
+    #[error("connection closed before message completed")]
+    Closed,
+    /// The answer was not HTTP the proxy can pass on.
+    #[error("{0}")]
+    Malformed(&'static str),
 }
 
 impl UpstreamError {
     /// The bounded reason for this failure.
-    pub(crate) fn reason(&self) -> crate::outcome::FailureReason {
+    pub(crate) fn reason(&self) -> FailureReason {
         match self {
             UpstreamError::Open(error) => error.reason(),
             UpstreamError::Exchange(error) => super::reason::hyper_reason(error),
+            UpstreamError::Io(error) => {
+                super::reason::io_reason(error.kind()).unwrap_or(FailureReason::Reset)
+            }
+            UpstreamError::Closed => FailureReason::Reset,
+            UpstreamError::Malformed(_) => FailureReason::Protocol,
         }
     }
 }
 
 /// Where a service's proxied calls go: its upstream's origin (the pool's key), its URL (for
-/// the name and the certificate) and the `Host` header its requests carry. Built once, with
-/// the service.
+/// the name and the certificate) and the `Host` header its requests carry, with the client
+/// they go out with. Built once, with the service.
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
+    client: UpstreamClient,
     origin: Origin,
     url: url::Url,
     host: HeaderValue,
 }
 
 impl Upstream {
-    /// The upstream at `url`, or `None` for a URL that is not `http`/`https` with a host.
-    pub(crate) fn of(url: &url::Url) -> Option<Self> {
+    /// The upstream at `url` through `client`, or `None` without a URL or for one that is not
+    /// `http`/`https` with a host.
+    pub(crate) fn of(client: &UpstreamClient, url: Option<&url::Url>) -> Option<Self> {
+        let url = url?;
         let origin = Origin::of(url)?;
         let host = match url.port() {
             Some(port) => format!("{}:{port}", url.host_str()?),
             None => url.host_str()?.to_string(),
         };
         Some(Self {
+            client: client.clone(),
             origin,
             url: url.clone(),
             host: HeaderValue::from_str(&host).ok()?,
@@ -85,6 +103,19 @@ impl Upstream {
     /// Its host, as failures name it.
     pub(crate) fn host(&self) -> &str {
         &self.origin.host
+    }
+
+    /// A connection to it ([`UpstreamClient::lease`]).
+    pub(crate) async fn lease(&self, fresh: bool) -> Result<Lease, TransportError> {
+        self.client.lease(self, fresh).await
+    }
+
+    /// `request` sent to it through hyper's client ([`UpstreamClient::send`]).
+    pub(crate) async fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        self.client.send(self, request).await
     }
 }
 
@@ -118,9 +149,26 @@ struct Shared {
 /// One thread's idle connections, by upstream, the longest idle first.
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<Origin, VecDeque<(Pooled, Instant)>>,
+    idle: HashMap<Origin, VecDeque<(Stream, Instant)>>,
     /// Whether a sweeper runs for this pool.
     swept: bool,
+}
+
+/// A connection to an upstream, lent to one exchange; [`Lease::give_back`] returns it to the
+/// pool it came from, and dropping it closes it.
+pub(crate) struct Lease {
+    pub(crate) stream: Stream,
+    /// Whether it carried an exchange before (it may have been closed under the next one).
+    pub(crate) reused: bool,
+    home: Home,
+}
+
+impl Lease {
+    /// Back to the pool, for the next exchange: call it only when the last answer has been
+    /// read whole and nothing else is owed on the connection.
+    pub(crate) fn give_back(self) {
+        self.home.take_back(self.stream);
+    }
 }
 
 impl UpstreamClient {
@@ -139,79 +187,100 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `request` (its URI in origin form, its `Host` set) to `upstream`, on an idle
-    /// connection of this thread's pool or a new one; the answer's head once it has arrived,
-    /// its body streaming from the connection, which goes back to the pool when the body has
-    /// been read whole. A request an idle connection closed under before it went out is sent
-    /// again on a new one (it never reached the upstream).
+    /// A connection to `upstream`: an idle one from this thread's pool (`fresh` false), else
+    /// a new one.
+    pub(crate) async fn lease(
+        &self,
+        upstream: &Upstream,
+        fresh: bool,
+    ) -> Result<Lease, TransportError> {
+        let index = crate::proxy_threads::pool_index().min(self.shared.pools.len() - 1);
+        let home = Home {
+            shared: Arc::downgrade(&self.shared),
+            index,
+            origin: upstream.origin.clone(),
+        };
+        if !fresh && let Some(stream) = self.shared.checkout(index, &upstream.origin) {
+            return Ok(Lease {
+                stream,
+                reused: true,
+                home,
+            });
+        }
+        let (stream, _) = self
+            .shared
+            .connector
+            .connect(&upstream.url, &upstream.origin)
+            .await?;
+        Ok(Lease {
+            stream,
+            reused: false,
+            home,
+        })
+    }
+
+    /// Sends `request` (its URI in origin form, its `Host` set) to `upstream` through hyper's
+    /// client, on an idle connection of this thread's pool or a new one; the answer's head once
+    /// it has arrived, its body streaming from the connection, which goes back to the pool
+    /// when the body has been read whole. A request an idle connection closed under before it
+    /// went out is sent again on a new one (it never reached the upstream).
     pub(crate) async fn send(
         &self,
         upstream: &Upstream,
         request: UpstreamRequest,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        let index = crate::proxy_threads::pool_index().min(self.shared.pools.len() - 1);
         let mut request = request;
-        if let Some(mut connection) = self.shared.checkout(index, &upstream.origin) {
+        let mut fresh = false;
+        loop {
+            let lease = self
+                .lease(upstream, fresh)
+                .await
+                .map_err(UpstreamError::Open)?;
+            let Lease {
+                stream,
+                reused,
+                home,
+            } = lease;
+            let mut connection = Connection::<Body>::over(stream)
+                .await
+                .map_err(UpstreamError::Open)?;
             let sent = connection
                 .driver
                 .alongside(connection.sender.try_send_request(request))
                 .await;
             match sent {
-                Ok(answer) => return Ok(self.answer(index, upstream, connection, answer)),
+                Ok(answer) => {
+                    return Ok(answer.map(|body| UpstreamBody {
+                        body,
+                        connection: Some(connection),
+                        home,
+                    }));
+                }
                 Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(UpstreamError::Exchange(error.into_error())),
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        fresh = true;
+                    }
+                    _ => return Err(UpstreamError::Exchange(error.into_error())),
                 },
             }
         }
-        let (mut connection, _) = self
-            .shared
-            .connector
-            .open::<Body>(&upstream.url, &upstream.origin)
-            .await
-            .map_err(UpstreamError::Open)?;
-        let answer = connection
-            .driver
-            .alongside(connection.sender.send_request(request))
-            .await
-            .map_err(UpstreamError::Exchange)?;
-        Ok(self.answer(index, upstream, connection, answer))
-    }
-
-    /// The answer, its body carrying the connection back to pool `index` once read whole.
-    fn answer(
-        &self,
-        index: usize,
-        upstream: &Upstream,
-        connection: Pooled,
-        answer: http::Response<Incoming>,
-    ) -> http::Response<UpstreamBody> {
-        answer.map(|body| UpstreamBody {
-            body,
-            connection: Some(connection),
-            home: Home {
-                shared: Arc::downgrade(&self.shared),
-                index,
-                origin: upstream.origin.clone(),
-            },
-        })
     }
 }
 
 impl Shared {
     /// An idle connection to `origin` that can carry a request now, from pool `index`; those
-    /// closed or idle too long are dropped on the way.
-    fn checkout(&self, index: usize, origin: &Origin) -> Option<Pooled> {
+    /// closed, spoken to, or idle too long are dropped on the way.
+    fn checkout(&self, index: usize, origin: &Origin) -> Option<Stream> {
         let mut pool = self.pools[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let idle = pool.idle.get_mut(origin)?;
         let now = Instant::now();
         let mut found = None;
-        while let Some((mut connection, since)) = idle.pop_back() {
-            if now.saturating_duration_since(since) < self.idle_timeout && connection.is_reusable()
-            {
-                found = Some(connection);
+        while let Some((stream, since)) = idle.pop_back() {
+            if now.saturating_duration_since(since) < self.idle_timeout && stream.is_quiet() {
+                found = Some(stream);
                 break;
             }
         }
@@ -221,10 +290,10 @@ impl Shared {
         found
     }
 
-    /// Keeps `connection` in pool `index` if it can carry another request and there is room
-    /// (the longest idle makes way); starts the pool's sweeper if it has none.
-    fn checkin(self: &Arc<Self>, index: usize, origin: Origin, mut connection: Pooled) {
-        if self.idle_per_host == 0 || !connection.is_reusable() {
+    /// Keeps `stream` in pool `index` if there is room (the longest idle makes way); starts the
+    /// pool's sweeper if it has none.
+    fn checkin(self: &Arc<Self>, index: usize, origin: Origin, stream: Stream) {
+        if self.idle_per_host == 0 {
             return;
         }
         let mut pool = self.pools[index]
@@ -234,7 +303,7 @@ impl Shared {
         if idle.len() >= self.idle_per_host {
             idle.pop_front();
         }
-        idle.push_back((connection, Instant::now()));
+        idle.push_back((stream, Instant::now()));
         if !pool.swept
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -281,11 +350,19 @@ async fn sweep(shared: Weak<Shared>, index: usize) {
     }
 }
 
-/// Where an answer's connection goes back to.
+/// Where a connection goes back to.
 struct Home {
     shared: Weak<Shared>,
     index: usize,
     origin: Origin,
+}
+
+impl Home {
+    fn take_back(self, stream: Stream) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.checkin(self.index, self.origin, stream);
+        }
+    }
 }
 
 /// An answer's body, read from its connection: polling it moves the connection along (the
@@ -293,18 +370,20 @@ struct Home {
 /// body has ended; a body dropped before its end closes it.
 pub(crate) struct UpstreamBody {
     body: Incoming,
-    connection: Option<Pooled>,
+    connection: Option<Connection<Body>>,
     home: Home,
 }
 
 impl UpstreamBody {
-    /// The body has ended: the connection goes home.
+    /// The body has ended: the connection goes home, if it is idle with nothing unread.
     fn ended(&mut self) {
-        if let (Some(connection), Some(shared)) =
-            (self.connection.take(), self.home.shared.upgrade())
-        {
-            let origin = self.home.origin.clone();
-            shared.checkin(self.home.index, origin, connection);
+        if let Some(stream) = self.connection.take().and_then(Connection::into_stream) {
+            let home = Home {
+                shared: std::mem::take(&mut self.home.shared),
+                index: self.home.index,
+                origin: self.home.origin.clone(),
+            };
+            home.take_back(stream);
         }
     }
 }
@@ -349,7 +428,10 @@ mod tests {
 
     #[test]
     fn the_host_header_is_the_host_and_any_port_written() {
-        let upstream = |url: &str| Upstream::of(&url.parse().unwrap()).map(|up| up.host);
+        let client =
+            UpstreamClient::new(&Trust::platform().unwrap(), ProxyPool::default()).unwrap();
+        let upstream =
+            |url: &str| Upstream::of(&client, Some(&url.parse().unwrap())).map(|up| up.host);
         assert_eq!(
             upstream("https://user:pass@api.example.com/v2/").unwrap(),
             "api.example.com"

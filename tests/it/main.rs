@@ -31,6 +31,7 @@ mod provider_traffic;
 mod proxy;
 mod proxy_budget;
 mod proxy_client_faults;
+mod proxy_fast_lane;
 mod proxy_resilience;
 mod quiet;
 mod readme;
