@@ -12,6 +12,7 @@
 //! limit, the upstream connection dropped with it; an upstream that stalls mid-body is cut
 //! after the service's timeout.
 
+mod deadline;
 mod framing;
 mod wire;
 
@@ -36,6 +37,7 @@ use crate::outcome::{FailureReason, ProbeError, Said};
 use crate::provider::{Head, MAX_JUDGED_BODY, Plan};
 use crate::serve::{Handover, Limits};
 use crate::transport::upstream::{Lease, Upstream, UpstreamError};
+use deadline::Deadlines;
 use framing::{Framing, Walked};
 use wire::{Answered, Asked, Reading, Spans};
 
@@ -61,6 +63,7 @@ pub(crate) async fn serve(
         answer: BytesMut::with_capacity(8192),
         asked_spans: Vec::with_capacity(16),
         answer_spans: Vec::with_capacity(16),
+        deadlines: Deadlines::new(),
     };
     loop {
         let asked = match lane.next_request(closed).await {
@@ -95,6 +98,7 @@ struct Lane<'a> {
     answer: BytesMut,
     asked_spans: Vec<Spans>,
     answer_spans: Vec<Spans>,
+    deadlines: Deadlines,
 }
 
 /// What the client sends next.
@@ -112,45 +116,37 @@ impl Lane<'_> {
         let mut first_byte = None;
         loop {
             if !self.inbound.is_empty() {
-                first_byte.get_or_insert_with(Instant::now);
                 match wire::read_request(&self.inbound, std::mem::take(&mut self.asked_spans)) {
                     Reading::Whole(asked) => return Next::Request(asked),
                     Reading::Hyper => return Next::Hyper,
                     Reading::Partial => {}
                 }
+                first_byte.get_or_insert_with(Instant::now);
             }
             let due = match first_byte {
                 Some(first) => first + self.limits.header_read_timeout,
                 None => Instant::now() + self.limits.idle_timeout,
             };
             self.inbound.reserve(4096);
-            tokio::select! {
-                read = self.client.read_buf(&mut self.inbound) => match read {
-                    Ok(0) | Err(_) => return Next::Closed,
-                    Ok(_) => {}
-                },
-                () = tokio::time::sleep_until(due) => {
-                    return if wire::head_is_whole(&self.inbound) {
-                        Next::Hyper
-                    } else {
-                        Next::Closed
-                    };
+            let waiting = async {
+                tokio::select! {
+                    read = self.client.read_buf(&mut self.inbound) => Some(read),
+                    _ = closed.wait_for(|closed| *closed), if first_byte.is_none() => None,
                 }
-                _ = closed.wait_for(|closed| *closed), if first_byte.is_none() => return Next::Closed,
+            };
+            match self.deadlines.within(due, waiting).await {
+                Some(Some(Ok(read))) if read > 0 => {}
+                // Closed by the client, broken, or the server is shutting down.
+                Some(_) => return Next::Closed,
+                None if wire::head_is_whole(&self.inbound) => return Next::Hyper,
+                None => return Next::Closed,
             }
         }
     }
 
     /// Answers `asked` (at the start of the inbound buffer); whether the connection goes on.
     async fn answer(&mut self, asked: &Asked) -> bool {
-        let buffer = &self.inbound[..];
-        let Ok(target) = std::str::from_utf8(&buffer[asked.target.clone()]) else {
-            let refusal = route::Refusal::BadRequest("the request target is not text".into());
-            return self.reply(answer::refused(refusal), asked).await;
-        };
-        let (path, query) = target
-            .split_once('?')
-            .map_or((target, None), |(path, query)| (path, Some(query)));
+        let (path, query) = asked.path_and_query(&self.inbound);
         let registry = Arc::clone(&self.proxy.published.borrow().registry);
         let route = match route::resolve_target(&asked.method, path, query, &registry) {
             Ok(route) => route,
@@ -165,8 +161,7 @@ impl Lane<'_> {
         let Some(_place) = self.proxy.capacity.admit() else {
             return self.reply(self.proxy.capacity.full(), asked).await;
         };
-        let (path, query) = (path.to_owned(), query.map(str::to_owned));
-        self.call(asked, admission, &path, query.as_deref()).await
+        self.call(asked, admission).await
     }
 
     /// Writes one of the proxy's own answers; whether the connection goes on.
@@ -198,13 +193,7 @@ impl Lane<'_> {
 
     /// Sends the admitted call on and streams its answer back, judged by the service's rules;
     /// whether the connection goes on.
-    async fn call(
-        &mut self,
-        asked: &Asked,
-        admission: Admission,
-        path: &str,
-        query: Option<&str>,
-    ) -> bool {
+    async fn call(&mut self, asked: &Asked, admission: Admission) -> bool {
         let Admission {
             route,
             admitted,
@@ -224,9 +213,10 @@ impl Lane<'_> {
             ));
             return self.reply(answer::refused(refusal), asked).await;
         };
-        let below = route.path_in(path);
         let started = Instant::now();
         let buffer = &self.inbound[..];
+        let (path, query) = asked.path_and_query(buffer);
+        let below = route.path_in(path);
         // Kept only where a rule quotes the provider's answer (the defaults quote nothing).
         let secrets = if service.judge.quotes_answer() {
             RequestSecrets::of(&asked.header_map(buffer), query)
@@ -248,28 +238,30 @@ impl Lane<'_> {
         };
         let deadline = started + service.breaker.timeout();
         let spans = std::mem::take(&mut self.answer_spans);
-        let exchanged = tokio::time::timeout_at(
-            deadline,
-            watching_client(
-                self.client,
-                &mut self.later,
-                exchange(upstream, &self.out, &mut self.answer, &asked.method, spans),
-            ),
-        )
-        .await;
+        let exchanged = self
+            .deadlines
+            .within(
+                deadline,
+                watching_client(
+                    self.client,
+                    &mut self.later,
+                    exchange(upstream, &self.out, &mut self.answer, &asked.method, spans),
+                ),
+            )
+            .await;
         let (lease, answered) = match exchanged {
-            Ok(Some(Ok(exchanged))) => exchanged,
-            Ok(Some(Err(error))) => {
+            Some(Some(Ok(exchanged))) => exchanged,
+            Some(Some(Err(error))) => {
                 let response = self
                     .proxy
                     .unreached(&service, permit, &error, upstream, said());
                 return self.reply(response, asked).await;
             }
-            Ok(None) => {
+            Some(None) => {
                 super::client_left(&service, usize::from(operation.index));
                 return false;
             }
-            Err(_) => {
+            None => {
                 let response = timed_out(&service, permit, said());
                 return self.reply(response, asked).await;
             }
@@ -340,6 +332,7 @@ impl Lane<'_> {
             answer: &mut self.answer,
             client_idle: self.limits.idle_timeout,
             upstream_idle: service.breaker.timeout(),
+            deadlines: &mut self.deadlines,
         }
         .pass(
             lease,
@@ -364,6 +357,7 @@ struct Passing<'a> {
     answer: &'a mut BytesMut,
     client_idle: Duration,
     upstream_idle: Duration,
+    deadlines: &'a mut Deadlines,
 }
 
 impl Passing<'_> {
@@ -385,6 +379,7 @@ impl Passing<'_> {
             answer,
             client_idle,
             upstream_idle,
+            deadlines,
         } = self;
         let mut client_here = true;
         let mut ended = framing.is_done();
@@ -455,8 +450,8 @@ impl Passing<'_> {
             let due = pending
                 .as_ref()
                 .map_or(due, |verdict| verdict.deadline().min(due));
-            match tokio::time::timeout_at(due, lease.stream.read_buf(answer)).await {
-                Ok(Ok(0)) if framing == Framing::UntilClose => {
+            match deadlines.within(due, lease.stream.read_buf(answer)).await {
+                Some(Ok(0)) if framing == Framing::UntilClose => {
                     if let Some(verdict) = pending.take() {
                         verdict.settle_now(true);
                     }
@@ -465,7 +460,7 @@ impl Passing<'_> {
                     }
                     return client_here;
                 }
-                Ok(Ok(0)) => {
+                Some(Ok(0)) => {
                     if let Some(verdict) = pending.take() {
                         let failure = ProbeError::new(
                             FailureReason::Reset,
@@ -475,8 +470,8 @@ impl Passing<'_> {
                     }
                     return false;
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
                     if let Some(verdict) = pending.take() {
                         let error = UpstreamError::Io(error);
                         let failure =
@@ -485,7 +480,7 @@ impl Passing<'_> {
                     }
                     return false;
                 }
-                Err(_) => {
+                None => {
                     if let Some(verdict) = pending.take() {
                         verdict.fail_timed_out();
                     }

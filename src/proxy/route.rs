@@ -158,22 +158,40 @@ fn to(
 
 /// Refuses a path that could climb out of the upstream's path once decoded.
 fn check_segments(rest: &str) -> Result<(), Refusal> {
-    let lowered = rest.to_ascii_lowercase();
-    if rest.contains('\\') || lowered.contains("%2f") || lowered.contains("%5c") {
+    let encoded = |code: &[u8]| {
+        rest.as_bytes()
+            .windows(3)
+            .any(|window| window.eq_ignore_ascii_case(code))
+    };
+    if rest.contains('\\') || encoded(b"%2f") || encoded(b"%5c") {
         return Err(Refusal::BadRequest(
             "encoded slashes and backslashes are not proxied".into(),
         ));
     }
-    for segment in lowered.split('/') {
-        let plain = segment.replace("%2e", ".");
-        if plain == ".." || plain == "." {
-            return Err(Refusal::BadRequest(
-                "dot segments (. and ..) are not proxied: they would leave the service's upstream"
-                    .into(),
-            ));
-        }
+    if rest.split('/').any(is_dot_segment) {
+        return Err(Refusal::BadRequest(
+            "dot segments (. and ..) are not proxied: they would leave the service's upstream"
+                .into(),
+        ));
     }
     Ok(())
+}
+
+/// Whether `segment` is `.` or `..` once `%2e` is decoded.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut dots = 0;
+    let mut rest = segment.as_bytes();
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! never followed.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
@@ -71,9 +72,61 @@ impl UpstreamError {
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
     client: UpstreamClient,
-    origin: Origin,
+    key: PoolKey,
     url: url::Url,
     host: HeaderValue,
+}
+
+/// An upstream's origin as the pools file its connections: hashed once, shared, compared whole.
+#[derive(Clone, Debug)]
+struct PoolKey {
+    origin: Arc<Origin>,
+    hash: u64,
+}
+
+impl PoolKey {
+    fn of(origin: Origin) -> Self {
+        use std::hash::BuildHasher as _;
+        let hash = std::hash::RandomState::new().hash_one(&origin);
+        Self {
+            origin: Arc::new(origin),
+            hash,
+        }
+    }
+}
+
+impl PartialEq for PoolKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.origin == other.origin
+    }
+}
+
+impl Eq for PoolKey {}
+
+impl std::hash::Hash for PoolKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hashes a [`PoolKey`] by the hash it carries.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 impl Upstream {
@@ -81,14 +134,14 @@ impl Upstream {
     /// `http`/`https` with a host.
     pub(crate) fn of(client: &UpstreamClient, url: Option<&url::Url>) -> Option<Self> {
         let url = url?;
-        let origin = Origin::of(url)?;
+        let key = PoolKey::of(Origin::of(url)?);
         let host = match url.port() {
             Some(port) => format!("{}:{port}", url.host_str()?),
             None => url.host_str()?.to_string(),
         };
         Some(Self {
             client: client.clone(),
-            origin,
+            key,
             url: url.clone(),
             host: HeaderValue::from_str(&host).ok()?,
         })
@@ -102,7 +155,7 @@ impl Upstream {
 
     /// Its host, as failures name it.
     pub(crate) fn host(&self) -> &str {
-        &self.origin.host
+        &self.key.origin.host
     }
 
     /// A connection to it ([`UpstreamClient::lease`]).
@@ -149,7 +202,7 @@ struct Shared {
 /// One thread's idle connections, by upstream, the longest idle first.
 #[derive(Default)]
 struct Pool {
-    idle: HashMap<Origin, VecDeque<(Stream, Instant)>>,
+    idle: HashMap<PoolKey, VecDeque<(Stream, Instant)>, BuildHasherDefault<Prehashed>>,
     /// Whether a sweeper runs for this pool.
     swept: bool,
 }
@@ -198,20 +251,22 @@ impl UpstreamClient {
         let home = Home {
             shared: Arc::downgrade(&self.shared),
             index,
-            origin: upstream.origin.clone(),
+            key: upstream.key.clone(),
         };
-        if !fresh && let Some(stream) = self.shared.checkout(index, &upstream.origin) {
+        if !fresh && let Some(stream) = self.shared.checkout(index, &upstream.key) {
             return Ok(Lease {
                 stream,
                 reused: true,
                 home,
             });
         }
-        let (stream, _) = self
-            .shared
-            .connector
-            .connect(&upstream.url, &upstream.origin)
-            .await?;
+        // Boxed: opening a connection is rare, and its state large; the call's future stays small.
+        let (stream, _) = Box::pin(
+            self.shared
+                .connector
+                .connect(&upstream.url, &upstream.key.origin),
+        )
+        .await?;
         Ok(Lease {
             stream,
             reused: false,
@@ -271,11 +326,11 @@ impl UpstreamClient {
 impl Shared {
     /// An idle connection to `origin` that can carry a request now, from pool `index`; those
     /// closed, spoken to, or idle too long are dropped on the way.
-    fn checkout(&self, index: usize, origin: &Origin) -> Option<Stream> {
+    fn checkout(&self, index: usize, key: &PoolKey) -> Option<Stream> {
         let mut pool = self.pools[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let idle = pool.idle.get_mut(origin)?;
+        let idle = pool.idle.get_mut(key)?;
         let now = Instant::now();
         let mut found = None;
         while let Some((stream, since)) = idle.pop_back() {
@@ -285,21 +340,21 @@ impl Shared {
             }
         }
         if idle.is_empty() {
-            pool.idle.remove(origin);
+            pool.idle.remove(key);
         }
         found
     }
 
     /// Keeps `stream` in pool `index` if there is room (the longest idle makes way); starts the
     /// pool's sweeper if it has none.
-    fn checkin(self: &Arc<Self>, index: usize, origin: Origin, stream: Stream) {
+    fn checkin(self: &Arc<Self>, index: usize, key: PoolKey, stream: Stream) {
         if self.idle_per_host == 0 {
             return;
         }
         let mut pool = self.pools[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let idle = pool.idle.entry(origin).or_default();
+        let idle = pool.idle.entry(key).or_default();
         if idle.len() >= self.idle_per_host {
             idle.pop_front();
         }
@@ -354,13 +409,13 @@ async fn sweep(shared: Weak<Shared>, index: usize) {
 struct Home {
     shared: Weak<Shared>,
     index: usize,
-    origin: Origin,
+    key: PoolKey,
 }
 
 impl Home {
     fn take_back(self, stream: Stream) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.checkin(self.index, self.origin, stream);
+            shared.checkin(self.index, self.key, stream);
         }
     }
 }
@@ -381,7 +436,7 @@ impl UpstreamBody {
             let home = Home {
                 shared: std::mem::take(&mut self.home.shared),
                 index: self.home.index,
-                origin: self.home.origin.clone(),
+                key: self.home.key.clone(),
             };
             home.take_back(stream);
         }

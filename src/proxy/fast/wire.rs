@@ -148,6 +148,14 @@ pub(crate) fn head_is_whole(buffer: &[u8]) -> bool {
 }
 
 impl Asked {
+    /// The request's path and query, read from `buffer` (text: the parser took only that).
+    pub(crate) fn path_and_query<'b>(&self, buffer: &'b [u8]) -> (&'b str, Option<&'b str>) {
+        let target = std::str::from_utf8(&buffer[self.target.clone()]).unwrap_or("/");
+        target
+            .split_once('?')
+            .map_or((target, None), |(path, query)| (path, Some(query)))
+    }
+
     /// The request's headers as a map (for what reads them by name: the request's secrets).
     pub(crate) fn header_map(&self, buffer: &[u8]) -> HeaderMap {
         header_map(buffer, &self.kept)
