@@ -384,16 +384,19 @@ impl Passing<'_> {
         let mut client_here = true;
         let mut ended = framing.is_done();
         let mut leftover = false;
-        let mut first = true;
         loop {
-            if !answer.is_empty() && !ended {
+            let mut taken = 0;
+            if ended {
+                // Bytes after the end of the body: the connection is not clean.
+                leftover |= !answer.is_empty();
+            } else if !answer.is_empty() {
                 let mut kept = true;
                 let walked = framing.walk(answer, |data| {
                     if let Some(verdict) = pending.as_mut() {
                         kept &= verdict.take(data);
                     }
                 });
-                let taken = match walked {
+                taken = match walked {
                     Ok(Walked::More) => answer.len(),
                     Ok(Walked::Ended(taken)) => {
                         ended = true;
@@ -408,6 +411,11 @@ impl Passing<'_> {
                             );
                             verdict.fail_broken(failure);
                         }
+                        // The head, if it has not gone yet, then the cut: the client can tell
+                        // the body is incomplete.
+                        if client_here && !out.is_empty() {
+                            write_within(client, out, client_idle).await;
+                        }
                         return false;
                     }
                 };
@@ -417,17 +425,16 @@ impl Passing<'_> {
                     // Past what a judge reads the status decides; at the end, the body.
                     verdict.settle_now(kept);
                 }
-                if client_here {
-                    out.put_slice(&answer[..taken]);
-                }
-                answer.clear();
-            } else if ended && !answer.is_empty() {
-                leftover = true;
-                answer.clear();
             }
-            if client_here && (first || !out.is_empty()) {
-                first = false;
-                client_here = write_within(client, out, client_idle).await;
+            if client_here {
+                // The head goes out with the first of the body; the rest as it comes.
+                let body = &answer[..taken];
+                client_here = if out.is_empty() {
+                    write_within(client, body, client_idle).await
+                } else {
+                    out.put_slice(body);
+                    write_within(client, out, client_idle).await
+                };
                 out.clear();
                 if !client_here {
                     debug!(
@@ -436,6 +443,7 @@ impl Passing<'_> {
                     );
                 }
             }
+            answer.clear();
             if ended {
                 if client_here && !upstream_closes && !leftover {
                     lease.give_back();
@@ -454,9 +462,6 @@ impl Passing<'_> {
                 Some(Ok(0)) if framing == Framing::UntilClose => {
                     if let Some(verdict) = pending.take() {
                         verdict.settle_now(true);
-                    }
-                    if client_here {
-                        client_here = write_within(client, out, client_idle).await;
                     }
                     return client_here;
                 }

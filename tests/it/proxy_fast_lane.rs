@@ -35,6 +35,10 @@ const THEN_CLOSED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nclosed"
 const BOTH_LENGTHS: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
 
+/// A chunked answer whose second chunk size is not hex: the framing breaks mid-body.
+const BROKEN_CHUNKS: &[u8] =
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n0\r\n\r\n";
+
 /// An upstream that answers each request from a script, by path: what it was sent comes back
 /// in `/echo`'s body.
 struct Scripted {
@@ -103,6 +107,7 @@ async fn serve(mut stream: TcpStream, most: Arc<AtomicUsize>) {
             "/early-hints" => (EARLY_HINTS.to_vec(), false),
             "/then-closed" => (THEN_CLOSED.to_vec(), true),
             "/both-lengths" => (BOTH_LENGTHS.to_vec(), true),
+            "/broken-chunks" => (BROKEN_CHUNKS.to_vec(), false),
             _ => {
                 let mut answer = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
@@ -354,5 +359,27 @@ async fn an_answer_whose_length_cannot_be_told_counts_against_the_provider() {
     assert_eq!(body["reason"], "protocol", "{body}");
     assert_eq!(breaker(&daemon).await["failureCount"], 1);
     assert_eq!(traffic(&daemon, "failure").await, Some(1.0));
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_framing_that_breaks_mid_body_cuts_the_clients_connection() {
+    let upstream = Scripted::start().await;
+    let daemon = proxying_to(&upstream).await;
+    let mut client = TcpStream::connect(daemon.proxy_address().unwrap())
+        .await
+        .unwrap();
+    client
+        .write_all(b"GET /app/broken-chunks HTTP/1.1\r\nHost: proxy\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = text(&read_to_close(&mut client).await);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        !answer.contains("not a chunk"),
+        "nothing past the break is passed on: {answer}"
+    );
+    // The connection was cut, so the client knows the answer is incomplete (no last chunk).
+    assert!(!answer.ends_with("0\r\n\r\n"), "{answer}");
     daemon.shutdown().await.unwrap();
 }

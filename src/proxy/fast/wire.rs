@@ -11,9 +11,11 @@ use bytes::{BufMut, BytesMut};
 use super::framing::Framing;
 use crate::provider::Headers;
 
-/// The most headers a head may have here (more: hyper takes the request; the answer is
-/// malformed).
+/// The most headers a request head may have here (more: hyper takes it, with its own limit).
 const MOST_HEADERS: usize = 64;
+
+/// The most headers an answer may have (hyper's client's own limit).
+const MOST_ANSWER_HEADERS: usize = 100;
 
 /// The longest request head the fast lane reads (longer: hyper takes it, with its own limit).
 pub(crate) const LONGEST_HEAD: usize = 16 * 1024;
@@ -232,7 +234,7 @@ pub(crate) fn read_answer(
     method: &Method,
     kept: Vec<Spans>,
 ) -> Result<Option<Answered>, BadAnswer> {
-    let mut headers = [httparse::EMPTY_HEADER; MOST_HEADERS];
+    let mut headers = [httparse::EMPTY_HEADER; MOST_ANSWER_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buffer) {
         Ok(httparse::Status::Complete(length)) => length,
