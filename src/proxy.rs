@@ -37,10 +37,10 @@ use crate::api::Published;
 use crate::metrics::{FallbackOutcome, Metrics, PROXY_DESCRIPTORS};
 use crate::outcome::{CallerKind, FailureReason, ProbeError, Said};
 use crate::probe::classify;
-use crate::provider::{Head, Plan};
+use crate::provider::Head;
 use crate::registry::Service;
 use crate::transport::upstream::{Upstream, UpstreamError};
-use body::{Exchange, PendingVerdict, Upload, UploadProgress, Watched};
+use body::{BodyAhead, Exchange, Upload, UploadProgress, Watched};
 use secrets::RequestSecrets;
 
 /// The proxy's state: the services as last published. Each service forwards with the client
@@ -327,36 +327,21 @@ async fn call(
         status: status.as_u16(),
         headers: &parts.headers,
     };
-    let pending = match service.judge.plan(&head) {
-        Plan::Decided(judgement) => {
-            body::settle(permit, &service, judgement, &secrets);
-            None
-        }
-        Plan::NeedsBody if head_only || longer_than(&parts.headers, MAX_JUDGED_BODY) => {
-            let judgement = service.judge.judge(&head, None);
-            body::settle(permit, &service, judgement, &secrets);
-            None
-        }
-        // An empty body is never polled: judge it now.
-        Plan::NeedsBody if upstream_body.is_end_stream() => {
-            let judgement = service.judge.judge(&head, Some(&[]));
-            body::settle(permit, &service, judgement, &secrets);
-            None
-        }
-        Plan::NeedsBody => Some(PendingVerdict::new(
-            permit,
-            Arc::clone(&service),
-            Exchange {
-                operation: operation.name,
-                method,
-                path: path.to_string(),
-                status: status.as_u16(),
-                headers: parts.headers.clone(),
-            },
-            secrets,
-            started,
-        )),
+    let ahead = if head_only || longer_than(&parts.headers, MAX_JUDGED_BODY) {
+        BodyAhead::Unread
+    } else if upstream_body.is_end_stream() {
+        BodyAhead::Empty
+    } else {
+        BodyAhead::Coming
     };
+    let exchange = || Exchange {
+        operation: operation.name.clone(),
+        method: method.clone(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        headers: parts.headers.clone(),
+    };
+    let pending = body::verdict_by_head(permit, &service, &head, ahead, secrets, exchange, started);
     let watched = Watched::new(upstream_body, service.breaker.timeout(), pending);
     headers::strip_hop_by_hop(&mut parts.headers, None);
     let mut response = Response::new(Body::new(watched));

@@ -329,6 +329,49 @@ enum FailureKind {
     Failure,
 }
 
+/// What an answer's head says of its body, for the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyAhead {
+    /// None will be read (a `HEAD`), or it is longer than the rules read: the head decides.
+    Unread,
+    /// It is known to be empty.
+    Empty,
+    /// It is to come.
+    Coming,
+}
+
+/// The verdict of a call whose answer's `head` has come: given now, through `permit`, when the
+/// head decides it or the body will not be read (`body`); else waiting on the start of the
+/// body, with the `exchange` (made only then) the rules read with it.
+pub(crate) fn verdict_by_head(
+    permit: OwnedPermit,
+    service: &Arc<Service>,
+    head: &Head<'_>,
+    body: BodyAhead,
+    secrets: RequestSecrets,
+    exchange: impl FnOnce() -> Exchange,
+    started: Instant,
+) -> Option<PendingVerdict> {
+    let judgement = match (service.judge.plan(head), body) {
+        (crate::provider::Plan::Decided(judgement), _) => judgement,
+        (_, BodyAhead::Unread) => service.judge.judge(head, None),
+        // An empty body is never polled: judge it now.
+        (_, BodyAhead::Empty) => service.judge.judge(head, Some(&[])),
+        (_, BodyAhead::Coming) => {
+            let service = Arc::clone(service);
+            return Some(PendingVerdict::new(
+                permit,
+                service,
+                exchange(),
+                secrets,
+                started,
+            ));
+        }
+    };
+    settle(permit, service, judgement, &secrets);
+    None
+}
+
 /// Reports a real call's `judgement` through `permit`, once the service has done what it asks
 /// (a failure noted first, so whoever hears of the transition it causes reads why).
 pub(crate) fn settle(

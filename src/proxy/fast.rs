@@ -30,11 +30,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::body::{self, Exchange, PendingVerdict};
+use super::body::{self, BodyAhead, Exchange, PendingVerdict};
 use super::secrets::RequestSecrets;
 use super::{Admission, Proxy, admission, answer, route, timed_out};
 use crate::outcome::{FailureReason, ProbeError, Said};
-use crate::provider::{Head, MAX_JUDGED_BODY, Plan};
+use crate::provider::{Head, MAX_JUDGED_BODY};
 use crate::serve::{Handover, Limits};
 use crate::transport::upstream::{Lease, Upstream, UpstreamError};
 use deadline::Deadlines;
@@ -280,40 +280,24 @@ impl Lane<'_> {
                 status,
                 headers: &headers,
             };
-            match service.judge.plan(&head) {
-                Plan::Decided(judgement) => {
-                    body::settle(permit, &service, judgement, &secrets);
-                    None
-                }
-                Plan::NeedsBody
-                    if head_only
-                        || answered
-                            .length
-                            .is_some_and(|length| length > MAX_JUDGED_BODY as u64) =>
-                {
-                    let judgement = service.judge.judge(&head, None);
-                    body::settle(permit, &service, judgement, &secrets);
-                    None
-                }
-                Plan::NeedsBody if answered.framing.is_done() => {
-                    let judgement = service.judge.judge(&head, Some(&[]));
-                    body::settle(permit, &service, judgement, &secrets);
-                    None
-                }
-                Plan::NeedsBody => Some(PendingVerdict::new(
-                    permit,
-                    Arc::clone(&service),
-                    Exchange {
-                        operation: operation.name,
-                        method: asked.method.clone(),
-                        path: below.to_string(),
-                        status,
-                        headers: answered.header_map(&self.answer),
-                    },
-                    secrets,
-                    started,
-                )),
-            }
+            let too_long = answered
+                .length
+                .is_some_and(|length| length > MAX_JUDGED_BODY as u64);
+            let ahead = if head_only || too_long {
+                BodyAhead::Unread
+            } else if answered.framing.is_done() {
+                BodyAhead::Empty
+            } else {
+                BodyAhead::Coming
+            };
+            let exchange = || Exchange {
+                operation: operation.name.clone(),
+                method: asked.method.clone(),
+                path: below.to_string(),
+                status,
+                headers: answered.header_map(&self.answer),
+            };
+            body::verdict_by_head(permit, &service, &head, ahead, secrets, exchange, started)
         };
         let close = asked.close || answered.framing == Framing::UntilClose;
         let mut extra: Vec<(&str, &[u8])> = Vec::new();
