@@ -329,10 +329,8 @@ async fn connection<S, B, L>(
     let blocked = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let io = TokioIo::new(Activity {
-        inner: Rewound {
-            read,
-            inner: stream,
-        },
+        read,
+        inner: stream,
         last: Arc::clone(&activity),
         blocked: Arc::clone(&blocked),
         origin: started,
@@ -385,65 +383,11 @@ async fn connection<S, B, L>(
 }
 
 pin_project! {
-    /// A stream whose first bytes were already read (by the lane that served it first): those
-    /// are read again, then the rest.
-    struct Rewound<S> {
-        read: bytes::Bytes,
-        #[pin]
-        inner: S,
-    }
-}
-
-impl<S: AsyncRead> AsyncRead for Rewound<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        if this.read.is_empty() {
-            return this.inner.poll_read(cx, buf);
-        }
-        let length = this.read.len().min(buf.remaining());
-        buf.put_slice(&this.read.split_to(length));
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite> AsyncWrite for Rewound<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, data)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-}
-
-pin_project! {
     /// A stream that notes when it last moved a byte, for the idle limit, and whether its
-    /// last write is waiting for the peer to read.
+    /// last write is waiting for the peer to read. Bytes already read from it (by the lane
+    /// that served it first) are read again first.
     struct Activity<S> {
+        read: bytes::Bytes,
         #[pin]
         inner: S,
         last: Arc<AtomicU64>,
@@ -466,6 +410,11 @@ impl<S: AsyncRead> AsyncRead for Activity<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if !this.read.is_empty() {
+            let length = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read.split_to(length));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {

@@ -196,6 +196,15 @@ async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     read
 }
 
+/// Sends `requests` on a new connection to the proxy: all it answers, until it closes.
+async fn ask(daemon: &RunningDaemon, requests: &[u8]) -> String {
+    let mut client = TcpStream::connect(daemon.proxy_address().unwrap())
+        .await
+        .unwrap();
+    client.write_all(requests).await.unwrap();
+    text(&read_to_close(&mut client).await)
+}
+
 /// The answer `wire` as the client is sent it: the same status, headers and body.
 fn text(wire: &[u8]) -> String {
     String::from_utf8_lossy(wire).into_owned()
@@ -220,18 +229,13 @@ async fn traffic(daemon: &RunningDaemon, outcome: &str) -> Option<f64> {
 async fn pipelined_requests_get_their_answers_in_order_over_one_upstream_connection() {
     let upstream = Scripted::start().await;
     let daemon = proxying_to(&upstream).await;
-    let mut client = TcpStream::connect(daemon.proxy_address().unwrap())
-        .await
-        .unwrap();
-    client
-        .write_all(
-            b"GET /app/chunked HTTP/1.1\r\nHost: proxy\r\n\r\n\
-              GET /app/early-hints HTTP/1.1\r\nHost: proxy\r\n\r\n\
-              POST /app/echo HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4\r\nConnection: keep-alive, close\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\nbody",
-        )
-        .await
-        .unwrap();
-    let answers = text(&read_to_close(&mut client).await);
+    let answers = ask(
+        &daemon,
+        b"GET /app/chunked HTTP/1.1\r\nHost: proxy\r\n\r\n\
+          GET /app/early-hints HTTP/1.1\r\nHost: proxy\r\n\r\n\
+          POST /app/echo HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4\r\nConnection: keep-alive, close\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\nbody",
+    )
+    .await;
     // The chunked answer passes byte for byte, chunk extension and trailer included.
     let chunked = text(CHUNKED);
     let (chunked_head, chunked_body) = chunked.split_once("\r\n\r\n").unwrap();
@@ -271,14 +275,11 @@ async fn pipelined_requests_get_their_answers_in_order_over_one_upstream_connect
 async fn a_body_that_ends_with_the_upstreams_close_ends_the_clients_connection_too() {
     let upstream = Scripted::start().await;
     let daemon = proxying_to(&upstream).await;
-    let mut client = TcpStream::connect(daemon.proxy_address().unwrap())
-        .await
-        .unwrap();
-    client
-        .write_all(b"GET /app/until-close HTTP/1.1\r\nHost: proxy\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = text(&read_to_close(&mut client).await);
+    let answer = ask(
+        &daemon,
+        b"GET /app/until-close HTTP/1.1\r\nHost: proxy\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("connection: close\r\n"), "{answer}");
     assert!(
@@ -366,14 +367,11 @@ async fn an_answer_whose_length_cannot_be_told_counts_against_the_provider() {
 async fn chunked_framing_that_breaks_mid_body_cuts_the_clients_connection() {
     let upstream = Scripted::start().await;
     let daemon = proxying_to(&upstream).await;
-    let mut client = TcpStream::connect(daemon.proxy_address().unwrap())
-        .await
-        .unwrap();
-    client
-        .write_all(b"GET /app/broken-chunks HTTP/1.1\r\nHost: proxy\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = text(&read_to_close(&mut client).await);
+    let answer = ask(
+        &daemon,
+        b"GET /app/broken-chunks HTTP/1.1\r\nHost: proxy\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(
         !answer.contains("not a chunk"),
