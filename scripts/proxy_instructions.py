@@ -7,7 +7,9 @@ breakerd runs under `valgrind --tool=callgrind` (one async worker thread) in fro
 upstream (examples/load_target.rs); a client sends N keep-alive GETs through the proxy. The
 count of a run with no request is subtracted, so start-up and shutdown cancel out.
 With --baseline BIN, another breakerd binary (built from an earlier commit, e.g. in a git
-worktree) is counted the same way, and the ratio printed.
+worktree) is counted the same way, and the ratio printed. Where nginx is installed (Debian
+package nginx-light), nginx as a keep-alive reverse proxy to the same upstream (one worker, no
+master process) is counted the same way too: the peer's cost per request beside ours.
 
 Needs valgrind. Usage: python3 scripts/proxy_instructions.py [--requests 2000] [--baseline PATH]
 Only loopback addresses are used.
@@ -16,6 +18,7 @@ import argparse
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +68,57 @@ def per_request(binary, requests, work):
     return (instructions(binary, requests, work) - instructions(binary, 0, work)) / requests
 
 
+NGINX_CONF = """worker_processes 1;
+master_process off;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log crit;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+  upstream up {{ server 127.0.0.1:{target}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location /app/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+
+def nginx_instructions(nginx, requests, work):
+    """Instructions callgrind counts in nginx serving `requests` proxied GETs (after one the
+    readiness poll sends, as breakerd's count has its check)."""
+    target_port, port = free_port(), free_port()
+    conf = os.path.join(work, f"nginx-{requests}.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(work=work, target=target_port, port=port))
+    out = os.path.join(work, "nginx-callgrind.out")
+    target = subprocess.Popen([TARGET, f"127.0.0.1:{target_port}"])
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", nginx, "-c", conf,
+         "-p", work],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{target_port}/health")
+        wait_http(f"http://127.0.0.1:{port}/app/health", timeout=120)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(requests):
+            connection.request("GET", "/app/health")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+        target.terminate()
+        target.wait(timeout=30)
+    with open(out) as f:
+        return int(re.search(r"^summary: (\d+)", f.read(), re.MULTILINE).group(1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -78,6 +132,12 @@ def main():
     if args.baseline:
         base = per_request(args.baseline, args.requests, work)
         print(f"baseline:      {base:,.0f} instructions per proxied request ({ours / base:.3f} of it)")
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx:
+        peer = (nginx_instructions(nginx, args.requests, work)
+                - nginx_instructions(nginx, 0, work)) / args.requests
+        print(f"nginx:         {peer:,.0f} instructions per proxied request "
+              f"(breakerd {ours / peer:.3f} of it)")
 
 
 if __name__ == "__main__":

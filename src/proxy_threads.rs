@@ -88,7 +88,11 @@ where
             .name(format!("breakerd-proxy-{index}"))
             .spawn(move || {
                 POOL.with(|pool| pool.set(index));
-                let runtime = match Builder::new_current_thread().enable_all().build() {
+                let runtime = match Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                {
                     Ok(runtime) => runtime,
                     Err(error) => {
                         let _ = done.send(Err(error));

@@ -17,12 +17,14 @@ mod framing;
 mod wire;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
 use axum::response::Response;
 use bytes::{Buf, BufMut, BytesMut};
+use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -65,8 +67,10 @@ pub(crate) async fn serve(
         answer_spans: Vec::with_capacity(16),
         deadlines: Deadlines::new(),
     };
+    // Waited on across the connection's requests (one registration, not one per request).
+    let mut shutdown = std::pin::pin!(closed.wait_for(|closed| *closed));
     loop {
-        let asked = match lane.next_request(closed).await {
+        let asked = match lane.next_request(shutdown.as_mut()).await {
             Next::Request(asked) => asked,
             Next::Closed => return Handover::Closed,
             Next::Hyper => return Handover::Hyper(lane.inbound.split().freeze()),
@@ -77,7 +81,7 @@ pub(crate) async fn serve(
         if !lane.later.is_empty() {
             lane.inbound.unsplit(lane.later.split());
         }
-        if !keep || *closed.borrow() {
+        if !keep || shutdown.as_mut().now_or_never().is_some() {
             return Handover::Closed;
         }
     }
@@ -112,7 +116,7 @@ impl Lane<'_> {
     /// Waits for the next whole request: up to the idle limit for its first byte, the header
     /// limit for the rest (a head not done by then closes the connection; a body not done
     /// goes to hyper, whose upload handling tells a stalled client).
-    async fn next_request(&mut self, closed: &mut watch::Receiver<bool>) -> Next {
+    async fn next_request<S: Future>(&mut self, mut shutdown: Pin<&mut S>) -> Next {
         let mut first_byte = None;
         loop {
             if !self.inbound.is_empty() {
@@ -131,7 +135,7 @@ impl Lane<'_> {
             let waiting = async {
                 tokio::select! {
                     read = self.client.read_buf(&mut self.inbound) => Some(read),
-                    _ = closed.wait_for(|closed| *closed), if first_byte.is_none() => None,
+                    _ = shutdown.as_mut(), if first_byte.is_none() => None,
                 }
             };
             match self.deadlines.within(due, waiting).await {

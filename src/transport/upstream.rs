@@ -330,19 +330,16 @@ impl Shared {
         let mut pool = self.pools[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // An upstream's list stays while it empties and fills again; the sweeper drops it
+        // once it has stayed empty.
         let idle = pool.idle.get_mut(key)?;
         let now = Instant::now();
-        let mut found = None;
         while let Some((stream, since)) = idle.pop_back() {
-            if now.saturating_duration_since(since) < self.idle_timeout && stream.is_quiet() {
-                found = Some(stream);
-                break;
+            if since + self.idle_timeout > now && stream.is_quiet() {
+                return Some(stream);
             }
         }
-        if idle.is_empty() {
-            pool.idle.remove(key);
-        }
-        found
+        None
     }
 
     /// Keeps `stream` in pool `index` if there is room (the longest idle makes way); starts the
