@@ -59,27 +59,31 @@ pub(crate) async fn serve(
         proxy,
         client,
         limits,
-        inbound: BytesMut::with_capacity(4096),
         later: BytesMut::new(),
         out: BytesMut::with_capacity(1024),
         answer: BytesMut::with_capacity(8192),
-        asked_spans: Vec::with_capacity(16),
         answer_spans: Vec::with_capacity(16),
         deadlines: Deadlines::new(),
     };
+    // What the client has sent and the lane has not answered yet.
+    let mut inbound = BytesMut::with_capacity(4096);
+    let mut spans = Vec::with_capacity(16);
     // Waited on across the connection's requests (one registration, not one per request).
     let mut shutdown = std::pin::pin!(closed.wait_for(|closed| *closed));
     loop {
-        let asked = match lane.next_request(shutdown.as_mut()).await {
+        let asked = match lane
+            .next_request(&mut inbound, spans, shutdown.as_mut())
+            .await
+        {
             Next::Request(asked) => asked,
             Next::Closed => return Handover::Closed,
-            Next::Hyper => return Handover::Hyper(lane.inbound.split().freeze()),
+            Next::Hyper => return Handover::Hyper(inbound.freeze()),
         };
-        let keep = lane.answer(&asked).await;
-        lane.inbound.advance(asked.head_len + asked.body_len);
-        lane.asked_spans = asked.kept;
+        let keep = lane.answer(&asked, &inbound).await;
+        inbound.advance(asked.head_len + asked.body_len);
+        spans = asked.kept;
         if !lane.later.is_empty() {
-            lane.inbound.unsplit(lane.later.split());
+            inbound.unsplit(lane.later.split());
         }
         if !keep || shutdown.as_mut().now_or_never().is_some() {
             return Handover::Closed;
@@ -87,20 +91,17 @@ pub(crate) async fn serve(
     }
 }
 
-/// A connection in the fast lane, and the buffers its requests reuse.
+/// A connection in the fast lane, and the buffers its exchanges reuse.
 struct Lane<'a> {
     proxy: &'a Proxy,
     client: &'a mut TcpStream,
     limits: Limits,
-    /// What the client has sent and the lane has not answered yet.
-    inbound: BytesMut,
     /// What the client sent while a request was being answered.
     later: BytesMut,
     /// What goes out next (to the upstream, or to the client).
     out: BytesMut,
     /// What the upstream has sent.
     answer: BytesMut,
-    asked_spans: Vec<Spans>,
     answer_spans: Vec<Spans>,
     deadlines: Deadlines,
 }
@@ -116,11 +117,16 @@ impl Lane<'_> {
     /// Waits for the next whole request: up to the idle limit for its first byte, the header
     /// limit for the rest (a head not done by then closes the connection; a body not done
     /// goes to hyper, whose upload handling tells a stalled client).
-    async fn next_request<S: Future>(&mut self, mut shutdown: Pin<&mut S>) -> Next {
+    async fn next_request<S: Future>(
+        &mut self,
+        inbound: &mut BytesMut,
+        mut spans: Vec<Spans>,
+        mut shutdown: Pin<&mut S>,
+    ) -> Next {
         let mut first_byte = None;
         loop {
-            if !self.inbound.is_empty() {
-                match wire::read_request(&self.inbound, std::mem::take(&mut self.asked_spans)) {
+            if !inbound.is_empty() {
+                match wire::read_request(inbound, std::mem::take(&mut spans)) {
                     Reading::Whole(asked) => return Next::Request(asked),
                     Reading::Hyper => return Next::Hyper,
                     Reading::Partial => {}
@@ -131,10 +137,10 @@ impl Lane<'_> {
                 Some(first) => first + self.limits.header_read_timeout,
                 None => Instant::now() + self.limits.idle_timeout,
             };
-            self.inbound.reserve(4096);
+            inbound.reserve(4096);
             let waiting = async {
                 tokio::select! {
-                    read = self.client.read_buf(&mut self.inbound) => Some(read),
+                    read = self.client.read_buf(inbound) => Some(read),
                     _ = shutdown.as_mut(), if first_byte.is_none() => None,
                 }
             };
@@ -142,15 +148,15 @@ impl Lane<'_> {
                 Some(Some(Ok(read))) if read > 0 => {}
                 // Closed by the client, broken, or the server is shutting down.
                 Some(_) => return Next::Closed,
-                None if wire::head_is_whole(&self.inbound) => return Next::Hyper,
+                None if wire::head_is_whole(inbound) => return Next::Hyper,
                 None => return Next::Closed,
             }
         }
     }
 
-    /// Answers `asked` (at the start of the inbound buffer); whether the connection goes on.
-    async fn answer(&mut self, asked: &Asked) -> bool {
-        let (path, query) = asked.path_and_query(&self.inbound);
+    /// Answers `asked` (read from `request`); whether the connection goes on.
+    async fn answer(&mut self, asked: &Asked, request: &[u8]) -> bool {
+        let (path, query) = asked.path_and_query(request);
         let registry = Arc::clone(&self.proxy.published.borrow().registry);
         let route = match route::resolve_target(&asked.method, path, query, &registry) {
             Ok(route) => route,
@@ -165,7 +171,7 @@ impl Lane<'_> {
         let Some(_place) = self.proxy.capacity.admit() else {
             return self.reply(self.proxy.capacity.full(), asked).await;
         };
-        self.call(asked, admission).await
+        self.call(asked, request, (path, query), admission).await
     }
 
     /// Writes one of the proxy's own answers; whether the connection goes on.
@@ -197,7 +203,13 @@ impl Lane<'_> {
 
     /// Sends the admitted call on and streams its answer back, judged by the service's rules;
     /// whether the connection goes on.
-    async fn call(&mut self, asked: &Asked, admission: Admission) -> bool {
+    async fn call(
+        &mut self,
+        asked: &Asked,
+        request: &[u8],
+        (path, query): (&str, Option<&str>),
+        admission: Admission,
+    ) -> bool {
         let Admission {
             route,
             admitted,
@@ -218,19 +230,17 @@ impl Lane<'_> {
             return self.reply(answer::refused(refusal), asked).await;
         };
         let started = Instant::now();
-        let buffer = &self.inbound[..];
-        let (path, query) = asked.path_and_query(buffer);
         let below = route.path_in(path);
         // Kept only where a rule quotes the provider's answer (the defaults quote nothing).
         let secrets = if service.judge.quotes_answer() {
-            RequestSecrets::of(&asked.header_map(buffer), query)
+            RequestSecrets::of(&asked.header_map(request), query)
         } else {
             RequestSecrets::default()
         };
         self.out.clear();
         wire::write_request(
             &mut self.out,
-            buffer,
+            request,
             asked,
             &route.target,
             upstream.host_header(),

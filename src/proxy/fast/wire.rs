@@ -26,17 +26,39 @@ pub(crate) const LONGEST_BODY: usize = 64 * 1024;
 /// The longest answer head an upstream may send.
 pub(crate) const LONGEST_ANSWER_HEAD: usize = 64 * 1024;
 
-/// Headers no proxy passes on.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
+/// The headers the fast lane reads or drops, by name; any other passes as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Host,
+    Expect,
+    Upgrade,
+    /// Another hop-by-hop header (RFC 9110 7.6.1): no proxy passes it on.
+    HopByHop,
+    Other,
+}
+
+/// What header `name` is to the fast lane (its length first, so most names are told at once).
+fn known(name: &str) -> Known {
+    let is = |known: &str| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        2 if is("te") => Known::HopByHop,
+        4 if is("host") => Known::Host,
+        6 if is("expect") => Known::Expect,
+        7 if is("upgrade") => Known::Upgrade,
+        7 if is("trailer") => Known::HopByHop,
+        10 if is("connection") => Known::Connection,
+        10 if is("keep-alive") => Known::HopByHop,
+        14 if is("content-length") => Known::ContentLength,
+        16 if is("proxy-connection") => Known::HopByHop,
+        17 if is("transfer-encoding") => Known::TransferEncoding,
+        18 if is("proxy-authenticate") => Known::HopByHop,
+        19 if is("proxy-authorization") => Known::HopByHop,
+        _ => Known::Other,
+    }
+}
 
 /// A header's name and value, where they are in the buffer read.
 pub(crate) type Spans = (Range<usize>, Range<usize>);
@@ -99,39 +121,38 @@ pub(crate) fn read_request(buffer: &[u8], kept: Vec<Spans>) -> Reading {
     asked.kept.clear();
     let mut length = None;
     for header in request.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let Some(value) = decimal(header.value).filter(|value| *value <= LONGEST_BODY as u64)
-            else {
-                return Reading::Hyper;
-            };
-            if length.is_some_and(|seen| seen != value) {
-                return Reading::Hyper;
-            }
-            length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("expect")
-            || name.eq_ignore_ascii_case("upgrade")
-        {
-            return Reading::Hyper;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for option in header.value.split(|byte| *byte == b',') {
-                let option = option.trim_ascii();
-                if option.eq_ignore_ascii_case(b"close") {
-                    asked.close = true;
-                } else if !option.is_empty() && !option.eq_ignore_ascii_case(b"keep-alive") {
-                    // It names headers of its own to drop, or an upgrade: hyper's work.
+        match known(header.name) {
+            Known::ContentLength => {
+                let Some(value) =
+                    decimal(header.value).filter(|value| *value <= LONGEST_BODY as u64)
+                else {
+                    return Reading::Hyper;
+                };
+                if length.is_some_and(|seen| seen != value) {
                     return Reading::Hyper;
                 }
+                length = Some(value);
             }
-            continue;
+            Known::TransferEncoding | Known::Expect | Known::Upgrade => return Reading::Hyper,
+            Known::Connection => {
+                for option in header.value.split(|byte| *byte == b',') {
+                    let option = option.trim_ascii();
+                    if option.eq_ignore_ascii_case(b"close") {
+                        asked.close = true;
+                    } else if !option.is_empty() && !option.eq_ignore_ascii_case(b"keep-alive") {
+                        // It names headers of its own to drop, or an upgrade: hyper's work.
+                        return Reading::Hyper;
+                    }
+                }
+                continue;
+            }
+            Known::Host | Known::HopByHop => continue,
+            Known::Other => {}
         }
-        if name.eq_ignore_ascii_case("host") || is_hop_by_hop(name) {
-            continue;
-        }
-        asked
-            .kept
-            .push((span(buffer, name.as_bytes()), span(buffer, header.value)));
+        asked.kept.push((
+            span(buffer, header.name.as_bytes()),
+            span(buffer, header.value),
+        ));
     }
     asked.body_len = length.map_or(0, |length| length as usize);
     if buffer.len() < head_len + asked.body_len {
@@ -261,31 +282,38 @@ pub(crate) fn read_answer(
     let mut named: Vec<&str> = Vec::new();
     for header in response.headers.iter() {
         let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let value = decimal(header.value).ok_or(BadAnswer::Malformed)?;
-            if answered.length.is_some_and(|seen| seen != value) {
-                return Err(BadAnswer::Length);
-            }
-            answered.length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = header.value.rsplit(|byte| *byte == b',').next();
-            chunked = Some(
-                last.is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked")),
-            );
-        } else if name.eq_ignore_ascii_case("connection") {
-            let value = std::str::from_utf8(header.value).map_err(|_| BadAnswer::Malformed)?;
-            for option in value.split(',').map(str::trim) {
-                if option.eq_ignore_ascii_case("close") {
-                    answered.closes = true;
-                } else if option.eq_ignore_ascii_case("keep-alive") && version == 0 {
-                    answered.closes = false;
-                } else if !option.is_empty() {
-                    named.push(option);
+        match known(name) {
+            Known::ContentLength => {
+                let value = decimal(header.value).ok_or(BadAnswer::Malformed)?;
+                if answered.length.is_some_and(|seen| seen != value) {
+                    return Err(BadAnswer::Length);
                 }
+                answered.length = Some(value);
             }
-            continue;
+            Known::TransferEncoding => {
+                let last = header.value.rsplit(|byte| *byte == b',').next();
+                chunked =
+                    Some(last.is_some_and(|coding| {
+                        coding.trim_ascii().eq_ignore_ascii_case(b"chunked")
+                    }));
+            }
+            Known::Connection => {
+                let value = std::str::from_utf8(header.value).map_err(|_| BadAnswer::Malformed)?;
+                for option in value.split(',').map(str::trim) {
+                    if option.eq_ignore_ascii_case("close") {
+                        answered.closes = true;
+                    } else if option.eq_ignore_ascii_case("keep-alive") && version == 0 {
+                        answered.closes = false;
+                    } else if !option.is_empty() {
+                        named.push(option);
+                    }
+                }
+                continue;
+            }
+            Known::HopByHop | Known::Upgrade => continue,
+            Known::Host | Known::Expect | Known::Other => {}
         }
-        if is_hop_by_hop(name) || named.iter().any(|drop| name.eq_ignore_ascii_case(drop)) {
+        if named.iter().any(|drop| name.eq_ignore_ascii_case(drop)) {
             continue;
         }
         answered
@@ -421,10 +449,6 @@ fn header_map(buffer: &[u8], kept: &[Spans]) -> HeaderMap {
         }
     }
     map
-}
-
-fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
 }
 
 /// Where `part` (a slice of `buffer`) sits in it.
