@@ -4,6 +4,7 @@
 //! Dropping a permit unreported gives its trial slot back.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -65,20 +66,32 @@ impl Ticket {
             breaker.after_closed_call(self.admitted, outcome, false);
             return;
         }
-        self.finish_in_full(breaker, outcome, measured, reason);
+        // Field by field, in registers: a ticket handed over whole would be passed by address,
+        // and the permit would then live on the stack on the path above too.
+        Self::finish_in_full(
+            breaker,
+            self.admitted,
+            self.started,
+            self.tag,
+            outcome,
+            measured,
+            reason,
+        );
     }
 
     /// Every step, for any outcome, admitted in any state.
     #[inline(never)]
     fn finish_in_full(
-        &self,
         breaker: &Breaker,
+        admitted: Word,
+        started: Option<Instant>,
+        tag: CallTag,
         outcome: Outcome,
         measured: Option<Duration>,
         reason: Option<&dyn fmt::Display>,
     ) {
         let inner = &*breaker.inner;
-        let duration = measured.or_else(|| self.started.map(|started| started.elapsed()));
+        let duration = measured.or_else(|| started.map(|started| started.elapsed()));
         let slow = matches!(
             (duration, inner.tunables.slow_call_duration()),
             (Some(took), Some(limit)) if took > limit
@@ -97,14 +110,14 @@ impl Ticket {
             outcome,
             duration,
             slow,
-            tag: self.tag,
+            tag,
         });
         if let Some(reason) = reason.filter(|_| outcome.is_failure()) {
             breaker.note_failure(outcome, reason);
         }
-        match self.admitted.state() {
-            State::Closed => breaker.after_closed_call(self.admitted, outcome, slow),
-            State::HalfOpen => breaker.after_trial(self.admitted, outcome),
+        match admitted.state() {
+            State::Closed => breaker.after_closed_call(admitted, outcome, slow),
+            State::HalfOpen => breaker.after_trial(admitted, outcome),
             State::Open | State::ForcedOpen | State::Disabled => {}
         }
     }
@@ -112,9 +125,16 @@ impl Ticket {
     /// An unreported call: counted as cancelled, its trial slot given back.
     #[inline]
     fn cancel(&self, breaker: &Breaker) {
-        if self.reported {
-            return;
+        if !self.reported {
+            self.cancel_unreported(breaker);
         }
+    }
+
+    /// Out of line: a permit's drop stays a check of one flag, small enough to inline
+    /// wherever a permit may be dropped.
+    #[cold]
+    #[inline(never)]
+    fn cancel_unreported(&self, breaker: &Breaker) {
         breaker.inner.counters.add(Counter::Cancelled);
         if self.admitted.state() == State::HalfOpen {
             breaker.release_trial(self.admitted);
@@ -151,27 +171,38 @@ impl Breaker {
     /// [`acquire`](Self::acquire), the call labelled `tag` for the outcome hook.
     #[inline]
     pub fn acquire_tagged(&self, tag: CallTag) -> Result<Permit<'_>, OpenError> {
+        match self.admit() {
+            Ok(word) => Ok(Permit::new(self, word, tag)),
+            Err(word) => Err(self.reject(word, tag)),
+        }
+    }
+
+    /// The gate's decision: `Ok` with the state word the call is admitted in, or `Err` with
+    /// the one that rejects it. Two words come back in registers, so a caller on the closed
+    /// path builds its permit there rather than in a large `Result` on the stack.
+    #[inline]
+    pub(crate) fn admit(&self) -> Result<Word, Word> {
         let word = self.inner.load();
         // Closed (or disabled) admits at once: kept inline, the other states out of line.
         if matches!(word.state(), State::Closed | State::Disabled) {
-            return Ok(Permit::new(self, word, tag));
+            return Ok(word);
         }
-        self.acquire_unless_closed(word, tag)
+        self.admit_unless_closed(word)
     }
 
     /// The gate for a breaker found neither closed nor disabled (it may have moved since).
     #[inline(never)]
-    fn acquire_unless_closed(&self, mut word: Word, tag: CallTag) -> Result<Permit<'_>, OpenError> {
+    fn admit_unless_closed(&self, mut word: Word) -> Result<Word, Word> {
         let inner = &*self.inner;
         loop {
             match word.state() {
-                State::Closed | State::Disabled => return Ok(Permit::new(self, word, tag)),
+                State::Closed | State::Disabled => return Ok(word),
                 State::HalfOpen => {
                     if word.in_flight() >= inner.tunables.half_open_max_calls() {
-                        return Err(self.reject(word, tag));
+                        return Err(word);
                     }
                     match inner.compare_exchange(word, word.with_trial_started()) {
-                        Ok(_) => return Ok(Permit::new(self, word, tag)),
+                        Ok(_) => return Ok(word),
                         Err(actual) => word = actual,
                     }
                 }
@@ -180,7 +211,7 @@ impl Breaker {
                     self.transition(word, State::HalfOpen, TransitionReason::ResetTimeoutElapsed);
                     word = inner.load();
                 }
-                State::Open | State::ForcedOpen => return Err(self.reject(word, tag)),
+                State::Open | State::ForcedOpen => return Err(word),
             }
         }
     }
@@ -199,7 +230,7 @@ impl Breaker {
 
     /// While open this is the hot path: one counter, no clock, no shared reference count.
     #[inline]
-    fn reject(&self, word: Word, tag: CallTag) -> OpenError {
+    pub(crate) fn reject(&self, word: Word, tag: CallTag) -> OpenError {
         let inner = &*self.inner;
         inner.counters.add(Counter::Rejected);
         inner.report(CallRecord {
@@ -219,7 +250,7 @@ impl Breaker {
 
 impl<'a> Permit<'a> {
     #[inline]
-    fn new(breaker: &'a Breaker, admitted: Word, tag: CallTag) -> Self {
+    pub(crate) fn new(breaker: &'a Breaker, admitted: Word, tag: CallTag) -> Self {
         Self {
             breaker,
             ticket: Ticket::new(breaker, admitted, tag),
@@ -267,18 +298,6 @@ macro_rules! reporting {
             ) {
                 self.finish(outcome, Some(duration), reason);
             }
-
-            #[inline(always)]
-            pub(crate) fn finish(
-                mut self,
-                outcome: Outcome,
-                measured: Option<Duration>,
-                reason: Option<&dyn fmt::Display>,
-            ) {
-                let Self { breaker, ticket } = &mut self;
-                let breaker: &Breaker = breaker;
-                ticket.finish(breaker, outcome, measured, reason);
-            }
         }
 
         impl Drop for $permit {
@@ -307,3 +326,35 @@ macro_rules! reporting {
 
 reporting!(Permit<'_>, permit => permit.breaker);
 reporting!(OwnedPermit, permit => &permit.breaker);
+
+impl Permit<'_> {
+    /// Reports the call. The report marks the permit spent before anything can panic, so its
+    /// drop would do nothing: it is skipped. A permit that could still be dropped while the
+    /// report runs would have to wait on the stack for the unwinding code; skipped, it stays
+    /// in registers on the closed path.
+    #[inline(always)]
+    pub(crate) fn finish(
+        self,
+        outcome: Outcome,
+        measured: Option<Duration>,
+        reason: Option<&dyn fmt::Display>,
+    ) {
+        let permit = ManuallyDrop::new(self);
+        let mut ticket = permit.ticket;
+        ticket.finish(permit.breaker, outcome, measured, reason);
+    }
+}
+
+impl OwnedPermit {
+    /// Reports the call; the permit is then dropped, which lets go of its breaker.
+    #[inline(always)]
+    pub(crate) fn finish(
+        mut self,
+        outcome: Outcome,
+        measured: Option<Duration>,
+        reason: Option<&dyn fmt::Display>,
+    ) {
+        let Self { breaker, ticket } = &mut self;
+        ticket.finish(breaker, outcome, measured, reason);
+    }
+}
