@@ -126,7 +126,7 @@ async fn forward(proxy: &Proxy, request: Request<Incoming>) -> Response {
     let registry = Arc::clone(&proxy.published.borrow().registry);
     let uri = request.uri();
     let admission = match route::resolve(request.method(), uri, &registry) {
-        Ok(route) => admit(&registry, route, request.method(), uri.path(), uri.query()).await,
+        Ok(route) => admit(&registry, route, request.method(), uri.path()).await,
         Err(refusal) => return answer::refused(refusal),
     };
     let Admission {
@@ -152,7 +152,7 @@ pub(crate) struct Admission {
     fell_back: Option<HeaderValue>,
 }
 
-/// Lets a call of `method` on `path` with `query` through along `route`, or to the service's
+/// Lets a call of `method` on `path` through along `route`, or to the service's
 /// `fallback` when the service refuses it and the fallback does not; else the refusal of the
 /// service named, as the proxy answers it.
 async fn admit(
@@ -160,7 +160,6 @@ async fn admit(
     route: route::Route,
     method: &Method,
     path: &str,
-    query: Option<&str>,
 ) -> Result<Admission, Response> {
     let below = route.path_in(path);
     let refused = match admission::admit(&route.service, method.as_str(), below).await {
@@ -179,7 +178,7 @@ async fn admit(
         .fallback
         .as_deref()
         .and_then(|name| registry.get(name))
-        .and_then(|fallback| route.to_fallback(fallback, path, query));
+        .and_then(|fallback| route.to_fallback(fallback, path));
     let Some(fallback) = fallback else {
         return Err(refused.answer(primary.name()));
     };
@@ -258,7 +257,7 @@ async fn call(
     } else {
         RequestSecrets::default()
     };
-    let target = match route.target_uri() {
+    let target = match route.target_uri(uri.path(), uri.query()) {
         Ok(target) => target,
         Err(refusal) => {
             permit.record_ignored();

@@ -158,11 +158,11 @@ impl Lane<'_> {
     async fn answer(&mut self, asked: &Asked, request: &[u8]) -> bool {
         let (path, query) = asked.path_and_query(request);
         let registry = Arc::clone(&self.proxy.published.borrow().registry);
-        let route = match route::resolve_target(&asked.method, path, query, &registry) {
+        let route = match route::resolve_target(&asked.method, path, &registry) {
             Ok(route) => route,
             Err(refusal) => return self.reply(answer::refused(refusal), asked).await,
         };
-        let admission = match super::admit(&registry, route, &asked.method, path, query).await {
+        let admission = match super::admit(&registry, route, &asked.method, path).await {
             Ok(admission) => admission,
             Err(refused) => return self.reply(refused, asked).await,
         };
@@ -242,7 +242,7 @@ impl Lane<'_> {
             &mut self.out,
             request,
             asked,
-            &route.target,
+            &route.target(path, query),
             upstream.host_header(),
         );
         let said = || Said {

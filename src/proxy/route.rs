@@ -24,9 +24,6 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) service: Arc<Service>,
-    /// The request's target at the upstream, in origin form: the upstream's path, the rest of
-    /// the request's and its query.
-    pub(crate) target: String,
     /// Where, in the request's path, the path below the service's base URL starts.
     path_start: usize,
 }
@@ -48,9 +45,25 @@ impl Route {
         self.service.upstream()
     }
 
-    /// The target at the upstream as a URI (origin form), or the refusal of one that is none.
-    pub(crate) fn target_uri(&self) -> Result<Uri, Refusal> {
-        PathAndQuery::try_from(self.target.as_str())
+    /// The request's target at the upstream, in origin form, in pieces to be written one after
+    /// the other: the upstream's path, `/`, the rest of the request's `path`, then `?` and its
+    /// `query` if it has one.
+    pub(crate) fn target<'a>(&'a self, path: &'a str, query: Option<&'a str>) -> [&'a str; 5] {
+        let base = self
+            .service
+            .config
+            .upstream
+            .as_ref()
+            .map_or("", |upstream| upstream.path().trim_end_matches('/'));
+        let below = path.get(self.path_start..).unwrap_or("");
+        let rest = below.strip_prefix('/').unwrap_or(below);
+        let mark = if query.is_some() { "?" } else { "" };
+        [base, "/", rest, mark, query.unwrap_or("")]
+    }
+
+    /// The same target as a URI, or the refusal of one that is none.
+    pub(crate) fn target_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Refusal> {
+        PathAndQuery::try_from(self.target(path, query).concat())
             .map(Uri::from)
             .map_err(|_| Refusal::BadRequest("the path leaves the service's upstream".into()))
     }
@@ -64,15 +77,14 @@ pub(crate) fn resolve(method: &Method, uri: &Uri, registry: &Registry) -> Result
                 .into(),
         ));
     }
-    resolve_target(method, uri.path(), uri.query(), registry)
+    resolve_target(method, uri.path(), registry)
 }
 
-/// The route of a request with `method` on `path` and `query` (its target in origin form)
-/// among `registry`'s services.
+/// The route of a request with `method` on `path` (its target's, in origin form) among
+/// `registry`'s services.
 pub(crate) fn resolve_target(
     method: &Method,
     path: &str,
-    query: Option<&str>,
     registry: &Registry,
 ) -> Result<Route, Refusal> {
     if method == Method::CONNECT {
@@ -96,62 +108,37 @@ pub(crate) fn resolve_target(
             registry.names().join(", ")
         )));
     };
-    let (Some(upstream), Some(_)) = (&service.config.upstream, service.upstream()) else {
+    if service.upstream().is_none() {
         return Err(Refusal::NotFound(format!(
             "service \"{name}\" has no upstream to proxy to (give a kind http service `upstream`; smtp and tcp services carry no HTTP)"
         )));
-    };
+    }
     check_segments(rest)?;
     // `/<name>` comes first; what follows starts with its own `/`.
-    to(service, upstream, rest, query, 1 + name.len())
+    to(service, rest, 1 + name.len())
 }
 
 impl Route {
-    /// The same request (on `path` with `query`) sent to `fallback` instead (its upstream, the
-    /// same path below it and query); `None` when the fallback has no upstream (a reload took
-    /// it away).
-    pub(crate) fn to_fallback(
-        &self,
-        fallback: &Arc<Service>,
-        path: &str,
-        query: Option<&str>,
-    ) -> Option<Route> {
-        let upstream = fallback.config.upstream.as_ref()?;
+    /// The same request (on `path`) sent to `fallback` instead (its upstream, the same path
+    /// below it and query); `None` when the fallback has no upstream (a reload took it away).
+    pub(crate) fn to_fallback(&self, fallback: &Arc<Service>, path: &str) -> Option<Route> {
         fallback.upstream()?;
         let below = path.get(self.path_start..)?;
         let rest = below.strip_prefix('/').unwrap_or(below);
-        to(fallback, upstream, rest, query, self.path_start).ok()
+        to(fallback, rest, self.path_start).ok()
     }
 }
 
-/// The route to `service` at `upstream`: its path, then `rest` (already checked) and `query`
-/// (as the request's own URI holds them: valid, and encoded as the client sent them).
-fn to(
-    service: &Arc<Service>,
-    upstream: &crate::config::Url,
-    rest: &str,
-    query: Option<&str>,
-    path_start: usize,
-) -> Result<Route, Refusal> {
+/// The route to `service` (which has an upstream) for a request whose path below the service starts at
+/// `path_start`, its `rest` (after that) already checked.
+fn to(service: &Arc<Service>, rest: &str, path_start: usize) -> Result<Route, Refusal> {
     if rest.contains('#') {
         return Err(Refusal::BadRequest(
             "the path leaves the service's upstream".into(),
         ));
     }
-    let base = upstream.path().trim_end_matches('/');
-    let mut target = String::with_capacity(
-        base.len() + 1 + rest.len() + query.map_or(0, |query| query.len() + 1),
-    );
-    target.push_str(base);
-    target.push('/');
-    target.push_str(rest);
-    if let Some(query) = query {
-        target.push('?');
-        target.push_str(query);
-    }
     Ok(Route {
         service: Arc::clone(service),
-        target,
         path_start,
     })
 }
@@ -217,7 +204,8 @@ mod tests {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         resolve(&method, &uri, &registry()).map(|route| {
             let upstream = route.service.config.upstream.as_ref().unwrap();
-            format!("{}{}", &upstream[..url::Position::BeforePath], route.target)
+            let target = route.target(uri.path(), uri.query()).concat();
+            format!("{}{target}", &upstream[..url::Position::BeforePath])
         })
     }
 

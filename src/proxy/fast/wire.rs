@@ -185,18 +185,20 @@ impl Asked {
     }
 }
 
-/// Writes the head of `asked` (read from `buffer`) for the upstream: `target` there, its
-/// `host`, the headers kept; then the body.
+/// Writes the head of `asked` (read from `buffer`) for the upstream: `target` there (in
+/// pieces), its `host`, the headers kept; then the body.
 pub(crate) fn write_request(
     out: &mut BytesMut,
     buffer: &[u8],
     asked: &Asked,
-    target: &str,
+    target: &[&str],
     host: &HeaderValue,
 ) {
     out.put_slice(asked.method.as_str().as_bytes());
     out.put_u8(b' ');
-    out.put_slice(target.as_bytes());
+    for piece in target {
+        out.put_slice(piece.as_bytes());
+    }
     out.put_slice(b" HTTP/1.1\r\nhost: ");
     out.put_slice(host.as_bytes());
     out.put_slice(b"\r\n");
@@ -420,8 +422,9 @@ pub(crate) fn write_own(
 /// The status line for `status`, with its reason where it has a known one.
 fn write_status(out: &mut BytesMut, status: u16) {
     out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.to_string().as_bytes());
-    out.put_u8(b' ');
+    // httparse reads three digits, and the proxy's own statuses have three.
+    let digit = |place: u16| b'0' + u8::try_from(status / place % 10).unwrap_or(0);
+    out.put_slice(&[digit(100), digit(10), digit(1), b' ']);
     let reason = StatusCode::from_u16(status)
         .ok()
         .and_then(|status| status.canonical_reason());
@@ -500,7 +503,7 @@ mod tests {
             &mut out,
             wire,
             &asked,
-            "/v1/x?a=1",
+            &["/v1", "/", "x", "?", "a=1"],
             &HeaderValue::from_static("up:8080"),
         );
         assert_eq!(
