@@ -25,6 +25,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load_test import BIN, ROOT, TARGET, free_port, wait_http  # noqa: E402
+import proxy_bench  # noqa: E402
 
 
 def instructions(binary, requests, work):
@@ -49,12 +50,7 @@ def instructions(binary, requests, work):
     try:
         wait_http(f"http://127.0.0.1:{target_port}/health")
         wait_http(f"http://127.0.0.1:{api_port}/-/ready", timeout=120)
-        connection = http.client.HTTPConnection("127.0.0.1", proxy_port, timeout=60)
-        for _ in range(requests):
-            connection.request("GET", "/app/health")
-            response = connection.getresponse()
-            response.read()
-            assert response.status == 200, response.status
+        send_gets(proxy_port, requests)
     finally:
         daemon.send_signal(2)
         daemon.wait(timeout=120)
@@ -68,23 +64,19 @@ def per_request(binary, requests, work):
     return (instructions(binary, requests, work) - instructions(binary, 0, work)) / requests
 
 
-NGINX_CONF = """worker_processes 1;
-master_process off;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log crit;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
-  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
-  upstream up {{ server 127.0.0.1:{target}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location /app/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-  }}
-}}
-"""
+# proxy_bench.py's nginx, with one worker and no master process (callgrind follows one).
+NGINX_CONF = (proxy_bench.NGINX_CONF
+              .replace("worker_processes 2;", "worker_processes 1;\nmaster_process off;"))
+
+
+def send_gets(port, requests):
+    """`requests` keep-alive GETs of /app/health through the proxy on `port`, each answered 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(requests):
+        connection.request("GET", "/app/health")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
 
 
 def nginx_instructions(nginx, requests, work):
@@ -104,12 +96,7 @@ def nginx_instructions(nginx, requests, work):
     try:
         wait_http(f"http://127.0.0.1:{target_port}/health")
         wait_http(f"http://127.0.0.1:{port}/app/health", timeout=120)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for _ in range(requests):
-            connection.request("GET", "/app/health")
-            response = connection.getresponse()
-            response.read()
-            assert response.status == 200, response.status
+        send_gets(port, requests)
     finally:
         server.terminate()
         server.wait(timeout=120)
