@@ -249,10 +249,7 @@ async fn a_call_over_the_proxys_capacity_is_503_capacity_and_blames_no_breaker()
         .expect("an answer");
     assert_eq!(refused.status(), 503);
     assert_eq!(
-        refused
-            .headers()
-            .get("x-breakerd-answer")
-            .and_then(|value| value.to_str().ok()),
+        crate::support::proxy_answer(&refused).as_deref(),
         Some("capacity")
     );
     assert!(refused.headers().contains_key("retry-after"));
@@ -314,11 +311,7 @@ async fn burst(proxy: SocketAddr, upstreams: usize, per_upstream: usize) -> Burs
             match client.get(url).send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let marked = response
-                        .headers()
-                        .get("x-breakerd-answer")
-                        .and_then(|value| value.to_str().ok())
-                        .map(str::to_string);
+                    let marked = crate::support::proxy_answer(&response);
                     let body = response.text().await.unwrap_or_default();
                     Ok((status, marked, body))
                 }

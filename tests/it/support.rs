@@ -253,6 +253,15 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
     (status, response.text().await.expect("body"))
 }
 
+/// Which of the proxy's own answers `response` is (its `x-breakerd-answer`), if it is one.
+pub fn proxy_answer(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(breakerd::proxy::ANSWER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
 /// GETs JSON from the daemon.
 pub async fn get_json(address: std::net::SocketAddr, path: &str) -> serde_json::Value {
     let (_, body) = http_get(address, path).await;

@@ -20,9 +20,13 @@ async function failUntilOpen(a, provider) {
   await waitFor(() => breaker.state === 'OPEN', 'breakerd to judge the answers and open');
 }
 
-test('A\'s failures open the breaker and B rejects locally within 200 ms; a reset reaches both', async (t) => {
+/**
+ * A fake Daraja, breakerd in front of it with `settings`, process A (this one) and process B (a
+ * worker), both connected; all stopped when test `t` ends. B's reply to connecting comes back too.
+ */
+async function fleet(t, settings) {
   const provider = await fakeMpesa();
-  const daemon = await startDaemon(provider);
+  const daemon = await startDaemon(provider, settings);
   const b = startWorker();
   t.after(async () => {
     await b.stop();
@@ -31,7 +35,13 @@ test('A\'s failures open the breaker and B rejects locally within 200 ms; a rese
   });
   const a = await connect({ url: daemon.url, reportToken: REPORT_TOKEN, logger: quiet });
   t.after(() => a.close());
-  assert.deepEqual(await b.ask({ cmd: 'connect', url: daemon.url, token: REPORT_TOKEN }), { state: 'CLOSED', id: 0 });
+  const joined = await b.ask({ cmd: 'connect', url: daemon.url, token: REPORT_TOKEN });
+  return { provider, daemon, a, b, joined };
+}
+
+test('A\'s failures open the breaker and B rejects locally within 200 ms; a reset reaches both', async (t) => {
+  const { provider, daemon, a, b, joined } = await fleet(t);
+  assert.deepEqual(joined, { state: 'CLOSED', id: 0 });
 
   await failUntilOpen(a, provider);
   const opened = await waitFor(() => daemon.transitionAt('OPEN'), 'breakerd to record the opening');
@@ -61,21 +71,11 @@ test('A\'s failures open the breaker and B rejects locally within 200 ms; a rese
 });
 
 test('in half-open, two processes together send exactly the trial calls the breaker allows', async (t) => {
-  const provider = await fakeMpesa();
-  const daemon = await startDaemon(provider, {
+  const { provider, daemon, a, b } = await fleet(t, {
     reset_timeout: '"1s"',
     half_open_max_calls: 3,
     success_threshold: 3,
   });
-  const b = startWorker();
-  t.after(async () => {
-    await b.stop();
-    await daemon.stop();
-    await provider.close();
-  });
-  const a = await connect({ url: daemon.url, reportToken: REPORT_TOKEN, logger: quiet });
-  t.after(() => a.close());
-  await b.ask({ cmd: 'connect', url: daemon.url, token: REPORT_TOKEN });
   const breaker = a.breaker('mpesa');
   assert.equal(breaker.settings.halfOpenMaxCalls, 3, 'the thresholds come from alerts.toml');
 
