@@ -87,7 +87,9 @@ struct PoolKey {
 impl PoolKey {
     fn of(origin: Origin) -> Self {
         use std::hash::BuildHasher as _;
-        let hash = std::hash::RandomState::new().hash_one(&origin);
+        // The same for every service with this origin (one pool, one per-host cap): the keys
+        // come from the config, not from the network, so a fixed hasher is safe.
+        let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(&origin);
         Self {
             origin: Arc::new(origin),
             hash,
@@ -477,6 +479,23 @@ impl HttpBody for UpstreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_with_one_origin_share_its_pool_key() {
+        let key = |url: &str| PoolKey::of(Origin::of(&url.parse().unwrap()).unwrap());
+        assert_eq!(
+            key("https://api.example.com/v1"),
+            key("https://api.example.com/v2/")
+        );
+        assert_ne!(
+            key("https://api.example.com/"),
+            key("http://api.example.com/")
+        );
+        assert_ne!(
+            key("https://api.example.com/"),
+            key("https://api.example.com:8443/")
+        );
+    }
 
     #[test]
     fn the_host_header_is_the_host_and_any_port_written() {
